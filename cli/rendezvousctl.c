@@ -1,0 +1,473 @@
+/* rendezvousctl: command-line client for rendezvousd. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "rendezvous.h"
+
+struct ctl {
+	struct event_base *base;
+	struct rv_client *client;
+	struct event *timer;
+	const char *command;
+	const char *method;
+	json_t *params; /* the command's request */
+	bool json;	/* --json output */
+	bool watch;
+	double timeout;
+	int status; /* exit status */
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: rendezvousctl [--connect HOST:PORT] --user NAME [--json] COMMAND [ARGS]\n"
+		"Talk to rendezvousd (proto/PROTOCOL.md).\n"
+		"\n"
+		"Options:\n"
+		"  --connect HOST:PORT  daemon address [default: $RENDEZVOUS_CONNECT or 127.0.0.1:%d]\n"
+		"  --user NAME          who you are [default: $RENDEZVOUS_USER]\n"
+		"  --json               print results and events as JSON, one per line\n"
+		"  --timeout S          give up on a reply after S seconds [default: 10]\n"
+		"  --help, --version\n"
+		"\n"
+		"Commands:\n"
+		"  create INVITEE [--ttl S] [--data JSON]   invite INVITEE (session in RSS_READY)\n"
+		"  invite SESSION                           send the invitation\n"
+		"  accept SESSION                           accept an invitation\n"
+		"  decline SESSION [--reason TEXT]          decline (invitee)\n"
+		"  cancel SESSION [--reason TEXT]           cancel (inviter)\n"
+		"  connect SESSION                          confirm your link is up\n"
+		"  send SESSION DATA                        send context data (JSON, or a string)\n"
+		"  terminate SESSION [--code N] [--data JSON]\n"
+		"  get SESSION                              show a session\n"
+		"  list [--state STATE] [--limit N] [--after SESSION]\n"
+		"  watch [--session ID | --user NAME | --all] [--since EVENT]\n"
+		"                                           stream events, one line each\n"
+		"  ping                                     check the daemon answers\n"
+		"\n"
+		"Exit status: 0 on success, 1 when the daemon returns an error or cannot\n"
+		"be reached, 2 on a usage error.\n",
+		RV_DEFAULT_PORT);
+}
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "rendezvousctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'rendezvousctl --help'.\n");
+	exit(2);
+}
+
+static void
+ctl_stop(struct ctl *ctl, int status)
+{
+	ctl->status = status;
+	event_base_loopbreak(ctl->base);
+}
+
+/* Parse a JSON argument; a value that is not JSON is taken as a string. */
+static json_t *
+json_arg(const char *s)
+{
+	json_t *v = json_loads(s, JSON_DECODE_ANY, NULL);
+
+	return v != NULL ? v : json_string(s);
+}
+
+static void
+print_time(const char *key, json_t *v)
+{
+	char buf[64];
+	time_t t;
+	struct tm tm;
+
+	if (!json_is_integer(v))
+		return;
+	t = (time_t)(json_integer_value(v) / 1000);
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+	printf("%-12s %s.%03lldZ\n", key, buf, (long long)(json_integer_value(v) % 1000));
+}
+
+static void
+print_value(const char *key, json_t *v)
+{
+	char *s;
+
+	if (v == NULL)
+		return;
+	if (json_is_string(v)) {
+		printf("%-12s %s\n", key, json_string_value(v));
+		return;
+	}
+	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	printf("%-12s %s\n", key, s != NULL ? s : "?");
+	free(s);
+}
+
+static void
+print_record(json_t *r)
+{
+	static const char *const keys[] = {"session", "state", "inviter", "invitee",
+					   "remote_user", "flags"};
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		print_value(keys[i], json_object_get(r, keys[i]));
+	print_time("created", json_object_get(r, "created"));
+	print_time("updated", json_object_get(r, "updated"));
+	print_time("expires", json_object_get(r, "expires"));
+	print_value("event", json_object_get(r, "event"));
+	print_value("confirmed", json_object_get(r, "confirmed"));
+	print_value("reason", json_object_get(r, "reason"));
+	print_value("code", json_object_get(r, "code"));
+	print_value("data", json_object_get(r, "data"));
+	print_value("app_data", json_object_get(r, "app_data"));
+}
+
+static void
+print_list(json_t *res)
+{
+	json_t *list = json_object_get(res, "sessions"), *r, *next;
+	size_t i;
+
+	printf("%-32s  %-14s  %-16s  %-16s  %s\n", "SESSION", "STATE", "INVITER", "INVITEE",
+	       "EVENT");
+	json_array_foreach(list, i, r) {
+		printf("%-32s  %-14s  %-16s  %-16s  %lld\n",
+		       json_string_value(json_object_get(r, "session")),
+		       json_string_value(json_object_get(r, "state")),
+		       json_string_value(json_object_get(r, "inviter")),
+		       json_string_value(json_object_get(r, "invitee")),
+		       (long long)json_integer_value(json_object_get(r, "event")));
+	}
+	next = json_object_get(res, "next");
+	if (json_is_string(next))
+		printf("(more: --after %s)\n", json_string_value(next));
+}
+
+static void
+print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	if (s != NULL)
+		puts(s);
+	free(s);
+	fflush(stdout);
+}
+
+static void
+ctl_on_notify(struct rv_client *c, const char *method, json_t *params, void *arg)
+{
+	struct ctl *ctl = arg;
+
+	(void)c;
+	if (!ctl->watch)
+		return;
+	if (ctl->json) {
+		json_t *line = json_pack("{s:s, s:O}", "method", method, "params", params);
+		print_json(line);
+		json_decref(line);
+		return;
+	}
+	if (strcmp(method, "session.state_changed") == 0) {
+		const char *by = json_string_value(json_object_get(params, "by"));
+		const char *reason = json_string_value(json_object_get(params, "reason"));
+		printf("event %lld %s %s -> %s by %s", (long long)json_integer_value(json_object_get(params, "event")),
+		       json_string_value(json_object_get(params, "session")),
+		       json_string_value(json_object_get(params, "prev")),
+		       json_string_value(json_object_get(params, "state")), by ? by : "daemon");
+		if (reason != NULL)
+			printf(" reason=%s", reason);
+		if (json_object_get(params, "code") != NULL)
+			printf(" code=%lld", (long long)json_integer_value(json_object_get(params, "code")));
+		putchar('\n');
+	} else if (strcmp(method, "session.context_data") == 0) {
+		char *d = json_dumps(json_object_get(params, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
+		printf("data %s from %s: %s\n", json_string_value(json_object_get(params, "session")),
+		       json_string_value(json_object_get(params, "from")), d ? d : "?");
+		free(d);
+	} else {
+		char *d = json_dumps(params, JSON_COMPACT | JSON_ENCODE_ANY);
+		printf("%s %s\n", method, d ? d : "");
+		free(d);
+	}
+	fflush(stdout);
+}
+
+static void
+ctl_on_close(struct rv_client *c, const char *reason, void *arg)
+{
+	struct ctl *ctl = arg;
+
+	(void)c;
+	fprintf(stderr, "rendezvousctl: %s\n", reason);
+	ctl_stop(ctl, 1);
+}
+
+static bool
+ctl_error(struct ctl *ctl, json_t *error)
+{
+	json_t *data;
+
+	if (error == NULL)
+		return false;
+	if (ctl->json) {
+		char *s = json_dumps(error, JSON_COMPACT);
+		fprintf(stderr, "%s\n", s ? s : "");
+		free(s);
+	} else {
+		fprintf(stderr, "rendezvousctl: error %lld: %s",
+			(long long)json_integer_value(json_object_get(error, "code")),
+			json_string_value(json_object_get(error, "message")));
+		data = json_object_get(error, "data");
+		if (data != NULL) {
+			char *s = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+			fprintf(stderr, " %s", s ? s : "");
+			free(s);
+		}
+		fputc('\n', stderr);
+	}
+	ctl_stop(ctl, 1);
+	return true;
+}
+
+static void
+ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
+{
+	struct ctl *ctl = arg;
+
+	(void)c;
+	if (ctl_error(ctl, error))
+		return;
+	if (ctl->json) {
+		print_json(result);
+	} else if (strcmp(ctl->command, "list") == 0) {
+		print_list(result);
+	} else if (strcmp(ctl->command, "watch") == 0) {
+		fprintf(stderr, "watching (subscription %lld, last event %lld)\n",
+			(long long)json_integer_value(json_object_get(result, "subscription")),
+			(long long)json_integer_value(json_object_get(result, "last_event")));
+	} else if (json_is_object(result) && json_object_get(result, "session") != NULL) {
+		print_record(result);
+	} else if (json_is_object(result) && json_object_get(result, "delivered") != NULL) {
+		printf("delivered to %lld connection(s)\n",
+		       (long long)json_integer_value(json_object_get(result, "delivered")));
+	} else if (json_is_string(result)) {
+		puts(json_string_value(result));
+	} else {
+		print_json(result);
+	}
+	fflush(stdout);
+	if (ctl->watch) {
+		event_del(ctl->timer); /* a stream has no deadline */
+		return;
+	}
+	ctl_stop(ctl, 0);
+}
+
+static void
+ctl_on_hello(struct rv_client *c, json_t *result, json_t *error, void *arg)
+{
+	struct ctl *ctl = arg;
+
+	(void)result;
+	if (ctl_error(ctl, error))
+		return;
+	if (rv_client_call(c, ctl->method, ctl->params, ctl_on_reply, ctl) != 0) {
+		fprintf(stderr, "rendezvousctl: cannot send the request\n");
+		ctl_stop(ctl, 1);
+	}
+	ctl->params = NULL;
+}
+
+static void
+ctl_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctl *ctl = arg;
+
+	(void)fd;
+	(void)what;
+	fprintf(stderr, "rendezvousctl: no reply within %g s\n", ctl->timeout);
+	ctl_stop(ctl, 1);
+}
+
+static void
+ctl_on_signal(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ctl_stop(arg, 0);
+}
+
+/* Parse the command and its options into ctl->method and ctl->params. */
+static void
+parse_command(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"ttl", required_argument, NULL, 't'},	  {"data", required_argument, NULL, 'd'},
+		{"reason", required_argument, NULL, 'r'}, {"code", required_argument, NULL, 'c'},
+		{"state", required_argument, NULL, 's'},  {"limit", required_argument, NULL, 'l'},
+		{"after", required_argument, NULL, 'a'},  {"session", required_argument, NULL, 'S'},
+		{"user", required_argument, NULL, 'U'},	  {"all", no_argument, NULL, 'A'},
+		{"since", required_argument, NULL, 'n'},  {NULL, 0, NULL, 0},
+	};
+	static const struct {
+		const char *name, *method;
+		int positional; /* SESSION or INVITEE, then DATA for send */
+		const char *allowed;
+	} cmds[] = {
+		{"create", "session.create", 1, "td"},	{"invite", "session.invite", 1, ""},
+		{"accept", "session.accept", 1, ""},	{"decline", "session.decline", 1, "r"},
+		{"cancel", "session.cancel", 1, "r"},	{"connect", "session.connect", 1, ""},
+		{"send", "session.send", 2, ""},	{"terminate", "session.terminate", 1, "cd"},
+		{"get", "session.get", 1, ""},		{"list", "session.list", 0, "sla"},
+		{"watch", "subscribe", 0, "SUAn"},	{"ping", "ping", 0, ""},
+	};
+	const char *cmd = argv[0];
+	size_t i;
+	int c;
+	char *end;
+	json_t *p = json_object();
+
+	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		if (strcmp(cmds[i].name, cmd) == 0)
+			break;
+	}
+	if (i == sizeof cmds / sizeof cmds[0])
+		die_usage("unknown command '%s'", cmd);
+	ctl->command = cmds[i].name;
+	ctl->method = cmds[i].method;
+	ctl->watch = strcmp(cmd, "watch") == 0;
+	optind = 0; /* glibc: restart scanning from argv[1] */
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == '?' || strchr(cmds[i].allowed, c) == NULL)
+			die_usage("option not valid for '%s'", cmd);
+		switch (c) {
+		case 't': {
+			double ttl = strtod(optarg, &end);
+			if (*optarg == '\0' || *end != '\0' || ttl <= 0)
+				die_usage("--ttl takes seconds > 0, not '%s'", optarg);
+			json_object_set_new(p, "ttl", json_real(ttl));
+			break;
+		}
+		case 'd': json_object_set_new(p, "data", json_arg(optarg)); break;
+		case 'r': json_object_set_new(p, "reason", json_string(optarg)); break;
+		case 'c': case 'l': case 'n': {
+			long long v = strtoll(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0')
+				die_usage("expected a whole number, not '%s'", optarg);
+			json_object_set_new(p, c == 'c' ? "code" : c == 'l' ? "limit" : "since",
+					    json_integer(v));
+			break;
+		}
+		case 's': json_object_set_new(p, "state", json_string(optarg)); break;
+		case 'a': json_object_set_new(p, "after", json_string(optarg)); break;
+		case 'S': json_object_set_new(p, "session", json_string(optarg)); break;
+		case 'U': json_object_set_new(p, "user", json_string(optarg)); break;
+		case 'A': json_object_set_new(p, "all", json_true()); break;
+		default: break;
+		}
+	}
+	if (argc - optind != cmds[i].positional)
+		die_usage("'%s' takes %s", cmd,
+			  cmds[i].positional == 0	? "no arguments"
+			  : cmds[i].positional == 1 ? "one argument"
+						    : "SESSION and DATA");
+	if (strcmp(cmd, "create") == 0)
+		json_object_set_new(p, "invitee", json_string(argv[optind]));
+	else if (cmds[i].positional >= 1)
+		json_object_set_new(p, "session", json_string(argv[optind]));
+	if (cmds[i].positional == 2)
+		json_object_set_new(p, "data", json_arg(argv[optind + 1]));
+	ctl->params = p;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"connect", required_argument, NULL, 'c'}, {"user", required_argument, NULL, 'u'},
+		{"json", no_argument, NULL, 'j'},	   {"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},	   {"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl ctl = {.timeout = 10, .status = 1};
+	const char *connect = getenv("RENDEZVOUS_CONNECT"), *user = getenv("RENDEZVOUS_USER");
+	struct rv_client_callbacks cbs = {ctl_on_notify, ctl_on_close, &ctl};
+	struct event *sigint, *sigterm;
+	char *host, *port, *end;
+	struct timeval tv;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': connect = optarg; break;
+		case 'u': user = optarg; break;
+		case 'j': ctl.json = true; break;
+		case 't':
+			ctl.timeout = strtod(optarg, &end);
+			if (*optarg == '\0' || *end != '\0' || ctl.timeout <= 0)
+				die_usage("--timeout takes seconds > 0, not '%s'", optarg);
+			break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("rendezvousctl %s\n", RV_VERSION); return 0;
+		default: fprintf(stderr, "Try 'rendezvousctl --help'.\n"); return 2;
+		}
+	}
+	if (optind >= argc)
+		die_usage("%s", "no command given");
+	if (user == NULL || *user == '\0')
+		die_usage("%s", "--user NAME is required");
+	parse_command(&ctl, argc - optind, argv + optind);
+	if (connect == NULL)
+		connect = "127.0.0.1:" RV_DEFAULT_PORT_STR;
+	if (rv_parse_hostport(connect, &host, &port, RV_DEFAULT_PORT_STR) != 0)
+		die_usage("--connect takes HOST:PORT, not '%s'", connect);
+
+	signal(SIGPIPE, SIG_IGN);
+	ctl.base = event_base_new();
+	ctl.client = rv_client_create(ctl.base, host, port, &cbs);
+	if (ctl.client == NULL) {
+		fprintf(stderr, "rendezvousctl: cannot connect to %s\n", connect);
+		return 1;
+	}
+	free(host);
+	free(port);
+	rv_client_call(ctl.client, "hello",
+		       json_pack("{s:s, s:s}", "user", user, "client", "rendezvousctl/" RV_VERSION),
+		       ctl_on_hello, &ctl);
+	ctl.timer = evtimer_new(ctl.base, ctl_on_timeout, &ctl);
+	tv.tv_sec = (time_t)ctl.timeout;
+	tv.tv_usec = (suseconds_t)((ctl.timeout - (double)tv.tv_sec) * 1e6);
+	evtimer_add(ctl.timer, &tv);
+	sigint = evsignal_new(ctl.base, SIGINT, ctl_on_signal, &ctl);
+	sigterm = evsignal_new(ctl.base, SIGTERM, ctl_on_signal, &ctl);
+	evsignal_add(sigint, NULL);
+	evsignal_add(sigterm, NULL);
+
+	event_base_dispatch(ctl.base);
+
+	json_decref(ctl.params);
+	rv_client_destroy(ctl.client);
+	event_free(ctl.timer);
+	event_free(sigint);
+	event_free(sigterm);
+	event_base_free(ctl.base);
+	return ctl.status;
+}

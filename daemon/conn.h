@@ -1,0 +1,85 @@
+/*
+ * A client connection: bytes in, lines out to rpc, encoded lines back, with
+ * backpressure and a bound on unsent output. Loop thread only.
+ */
+#ifndef RV_CONN_H
+#define RV_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/util.h>
+#include <jansson.h>
+
+#include "rendezvous.h"
+
+struct event_base;
+struct msgbuf;
+struct sub;
+struct user;
+
+enum conn_state {
+	CONN_HANDSHAKE = 0, /* connected, no hello yet */
+	CONN_READY,	    /* hello done: conn->user is set */
+	CONN_CLOSING,	    /* being torn down; no more input, no new output */
+};
+
+struct conn {
+	uint64_t id;
+	enum conn_state state;
+	struct bufferevent *bev;
+	char peer[64]; /* "ADDR:PORT" */
+	struct rv_framer framer;
+	bool paused;  /* reading stopped until output drains */
+	bool flushing; /* CLOSING, but waiting for output to drain */
+	const char *close_reason;
+
+	struct user *user; /* after hello; a reference */
+	bool observer;
+	char *client; /* hello's client string, or NULL */
+
+	struct sub *subs; /* this connection's subscriptions (hub.c) */
+	size_t nsubs;
+	uint32_t next_sub_id;
+	uint64_t mark; /* last event delivered (hub.c dedupe) */
+
+	TAILQ_ENTRY(conn) all;	   /* every connection, or the closing list */
+	TAILQ_ENTRY(conn) by_user; /* user->conns */
+};
+
+int conns_init(struct event_base *base);
+/* Close and free every connection (shutdown), flushing what it can. */
+void conns_finish(void);
+size_t conns_count(void);
+
+/* Take over an accepted socket. NULL on failure (the socket is closed). */
+struct conn *conn_create(evutil_socket_t fd, const struct sockaddr *sa, int socklen);
+
+/* Queue msg (borrowed) as one line. Ignored once closing. */
+void conn_send_json(struct conn *c, const json_t *msg);
+/* Queue a shared encoded line without copying it. */
+void conn_send_msgbuf(struct conn *c, struct msgbuf *mb);
+/* Queue an error with id null (not tied to a request). */
+void conn_send_error(struct conn *c, int code, const char *message, json_t *data /* stolen */);
+
+/* Tie the connection to user (reference stolen) after a successful hello. */
+void conn_authenticate(struct conn *c, struct user *u, bool observer);
+
+/*
+ * The one teardown path. Stops input at once; the connection is freed after
+ * the current callback returns, never inside it. conn_close() drops unsent
+ * output; conn_close_flush() first sends it (bounded by a timeout).
+ */
+void conn_close(struct conn *c, const char *reason);
+void conn_close_flush(struct conn *c, const char *reason);
+
+/* Whether the connection can be sent to (not closing). */
+static inline bool
+conn_live(const struct conn *c)
+{
+	return c->state != CONN_CLOSING;
+}
+
+#endif

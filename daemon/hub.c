@@ -1,0 +1,393 @@
+/* Events: numbering, one encoding, bounded history, fan-out, replay. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <uthash.h>
+#include <utlist.h>
+
+#include "conn.h"
+#include "hub.h"
+#include "log.h"
+#include "msgbuf.h"
+#include "users.h"
+
+/* One event in history: what replay needs to match it, and its encoding. */
+struct hist {
+	uint64_t id;
+	uint8_t sid[SESSION_ID_BYTES];
+	struct user *inviter, *invitee; /* references */
+	bool invitee_visible;
+	struct msgbuf *msg;
+};
+
+/* Subscriptions to one session. */
+struct bucket {
+	uint8_t sid[SESSION_ID_BYTES];
+	struct sub *subs;
+	UT_hash_handle hh;
+};
+
+static struct {
+	uint64_t last;	    /* newest event id */
+	struct hist *ring;  /* history, oldest at 'head' */
+	size_t cap, len, head;
+	struct bucket *buckets; /* uthash by session id */
+	struct sub *all;	/* subscribe {all: true} */
+	uint64_t delivered;	/* events up to this one have been fanned out */
+	struct sub *replay;	/* awaiting hub_flush_replay() */
+	uint64_t replay_since;
+} hub;
+
+int
+hub_init(size_t history)
+{
+	memset(&hub, 0, sizeof hub);
+	if (history > SIZE_MAX / sizeof *hub.ring)
+		return -1;
+	hub.ring = calloc(history, sizeof *hub.ring);
+	if (hub.ring == NULL)
+		return -1;
+	hub.cap = history;
+	return 0;
+}
+
+static void
+hist_clear(struct hist *h)
+{
+	user_unref(h->inviter);
+	user_unref(h->invitee);
+	msgbuf_unref(h->msg);
+	memset(h, 0, sizeof *h);
+}
+
+void
+hub_finish(void)
+{
+	struct bucket *b, *tmp;
+
+	for (size_t i = 0; i < hub.len; i++)
+		hist_clear(&hub.ring[(hub.head + i) % hub.cap]);
+	free(hub.ring);
+	/* Subscriptions go with their connections (conns_finish runs first). */
+	HASH_ITER(hh, hub.buckets, b, tmp) {
+		HASH_DEL(hub.buckets, b);
+		free(b);
+	}
+	memset(&hub, 0, sizeof hub);
+}
+
+uint64_t
+hub_last_event(void)
+{
+	return hub.last;
+}
+
+size_t
+hub_history_len(void)
+{
+	return hub.len;
+}
+
+/* Oldest event id still held, or hub.last + 1 when history is empty. */
+static uint64_t
+hub_first_held(void)
+{
+	return hub.len > 0 ? hub.ring[hub.head].id : hub.last + 1;
+}
+
+/* Whether the connection may see this event at all. */
+static bool
+visible_to(const struct conn *c, const struct user *inviter, const struct user *invitee,
+	   bool invitee_visible)
+{
+	return c->observer || c->user == inviter || (c->user == invitee && invitee_visible);
+}
+
+static bool
+sub_matches(const struct sub *s, const struct hist *h)
+{
+	if (!visible_to(s->conn, h->inviter, h->invitee, h->invitee_visible))
+		return false;
+	switch (s->kind) {
+	case SUB_ALL:
+		return true;
+	case SUB_SESSION:
+		return memcmp(s->sid, h->sid, SESSION_ID_BYTES) == 0;
+	case SUB_USER:
+		return s->user == h->inviter || (s->user == h->invitee && h->invitee_visible);
+	}
+	return false;
+}
+
+static void
+deliver_list(struct sub *list, const struct hist *h)
+{
+	struct sub *s;
+
+	DL_FOREACH(list, s) {
+		struct conn *c = s->conn;
+
+		if (!conn_live(c) || c->mark == h->id ||
+		    !visible_to(c, h->inviter, h->invitee, h->invitee_visible))
+			continue;
+		c->mark = h->id;
+		conn_send_msgbuf(c, h->msg);
+	}
+}
+
+static json_t *
+event_params(const struct hub_event *ev, uint64_t id)
+{
+	char sid[SESSION_ID_HEX + 1];
+	json_t *p;
+
+	session_id_format(ev->sid, sid);
+	p = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s?, s:s, s:s}", "session", sid, "prev",
+		      rv_state_name(ev->prev), "state", rv_state_name(ev->state), "event",
+		      (json_int_t)id, "time", (json_int_t)ev->time, "by", ev->by, "inviter",
+		      ev->inviter->name, "invitee", ev->invitee->name);
+	if (p == NULL)
+		return NULL;
+	if ((ev->reason != NULL && json_object_set_new(p, "reason", json_string(ev->reason)) != 0) ||
+	    (ev->has_code && json_object_set_new(p, "code", json_integer(ev->code)) != 0) ||
+	    (ev->data != NULL && json_object_set(p, "data", ev->data) != 0)) {
+		json_decref(p);
+		return NULL;
+	}
+	return p;
+}
+
+uint64_t
+hub_publish(const struct hub_event *ev)
+{
+	uint64_t id = hub.last + 1;
+	json_t *params = event_params(ev, id), *msg;
+	struct msgbuf *mb;
+	struct hist *h;
+
+	msg = params != NULL ? rv_msg_notification("session.state_changed", params) : NULL;
+	mb = msg != NULL ? msgbuf_from_json(msg) : NULL;
+	json_decref(msg);
+	if (mb == NULL) {
+		log_error("hub: out of memory encoding event %llu", (unsigned long long)id);
+		return 0;
+	}
+	hub.last = id;
+	if (hub.len == hub.cap) {
+		hist_clear(&hub.ring[hub.head]);
+		hub.head = (hub.head + 1) % hub.cap;
+		hub.len--;
+	}
+	h = &hub.ring[(hub.head + hub.len) % hub.cap];
+	hub.len++;
+	h->id = id;
+	memcpy(h->sid, ev->sid, SESSION_ID_BYTES);
+	h->inviter = user_ref(ev->inviter);
+	h->invitee = user_ref(ev->invitee);
+	h->invitee_visible = ev->invitee_visible;
+	h->msg = mb;
+	return id;
+}
+
+/* Send one event to every connection with a matching subscription, once. */
+static void
+hub_fan_out(const struct hist *h)
+{
+	struct bucket *b;
+
+	deliver_list(hub.all, h);
+	HASH_FIND(hh, hub.buckets, h->sid, SESSION_ID_BYTES, b);
+	if (b != NULL)
+		deliver_list(b->subs, h);
+	deliver_list(h->inviter->subs, h);
+	if (h->invitee_visible)
+		deliver_list(h->invitee->subs, h);
+}
+
+void
+hub_flush(void)
+{
+	uint64_t first = hub_first_held();
+
+	if (hub.delivered < first - 1) {
+		log_error("hub: events %llu to %llu left history before fan-out",
+			  (unsigned long long)hub.delivered + 1, (unsigned long long)first - 1);
+		hub.delivered = first - 1;
+	}
+	while (hub.delivered < hub.last) {
+		uint64_t id = ++hub.delivered;
+		hub_fan_out(&hub.ring[(hub.head + (id - first)) % hub.cap]);
+	}
+}
+
+static struct sub **
+sub_target_list(struct sub *s, bool create)
+{
+	struct bucket *b;
+
+	switch (s->kind) {
+	case SUB_ALL:
+		return &hub.all;
+	case SUB_USER:
+		return &s->user->subs;
+	case SUB_SESSION:
+		HASH_FIND(hh, hub.buckets, s->sid, SESSION_ID_BYTES, b);
+		if (b == NULL && create) {
+			b = calloc(1, sizeof *b);
+			if (b == NULL)
+				return NULL;
+			memcpy(b->sid, s->sid, SESSION_ID_BYTES);
+			HASH_ADD(hh, hub.buckets, sid, SESSION_ID_BYTES, b);
+		}
+		return b != NULL ? &b->subs : NULL;
+	}
+	return NULL;
+}
+
+static void
+sub_free(struct sub *s)
+{
+	struct sub **list = sub_target_list(s, false);
+
+	if (list != NULL) {
+		DL_DELETE(*list, s);
+		if (s->kind == SUB_SESSION && *list == NULL) {
+			struct bucket *b;
+			HASH_FIND(hh, hub.buckets, s->sid, SESSION_ID_BYTES, b);
+			HASH_DEL(hub.buckets, b);
+			free(b);
+		}
+	}
+	if (hub.replay == s)
+		hub.replay = NULL;
+	user_unref(s->user);
+	s->conn->nsubs--;
+	free(s);
+}
+
+int
+hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct user *user,
+	      bool has_since, uint64_t since, struct sub **out)
+{
+	struct sub *s, **list;
+
+	hub_flush(); /* so that 'start' splits replayed from live exactly */
+	if (has_since && since > hub.last)
+		return RV_ERR_INVALID_PARAMS;
+	if (has_since && since + 1 < hub_first_held())
+		return RV_ERR_HISTORY_GONE;
+	s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return RV_ERR_INTERNAL;
+	s->id = ++c->next_sub_id;
+	s->kind = kind;
+	s->conn = c;
+	s->start = hub.last;
+	s->from = has_since ? since : hub.last;
+	if (kind == SUB_SESSION)
+		memcpy(s->sid, sid, SESSION_ID_BYTES);
+	if (kind == SUB_USER)
+		s->user = user_ref(user);
+	list = sub_target_list(s, true);
+	if (list == NULL) {
+		user_unref(s->user);
+		free(s);
+		return RV_ERR_INTERNAL;
+	}
+	DL_APPEND(*list, s);
+	LL_PREPEND2(c->subs, s, conn_next);
+	c->nsubs++;
+	if (has_since && since < hub.last) {
+		hub.replay = s;
+		hub.replay_since = since;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Whether another subscription of the same connection already sent h. */
+static bool
+sent_through_other(const struct sub *s, const struct hist *h)
+{
+	for (const struct sub *o = s->conn->subs; o != NULL; o = o->conn_next) {
+		if (o != s && o->from < h->id && sub_matches(o, h))
+			return true;
+	}
+	return false;
+}
+
+void
+hub_flush_replay(struct conn *c)
+{
+	struct sub *s = hub.replay;
+	uint64_t first, id;
+
+	if (s == NULL || s->conn != c)
+		return;
+	hub.replay = NULL;
+	first = hub_first_held();
+	/* Only what history holds now (the subscribe checked it was enough). */
+	id = hub.replay_since + 1 > first ? hub.replay_since + 1 : first;
+	for (; id <= s->start && conn_live(c); id++) {
+		const struct hist *h = &hub.ring[(hub.head + (id - first)) % hub.cap];
+
+		if (sub_matches(s, h) && !sent_through_other(s, h))
+			conn_send_msgbuf(c, h->msg);
+	}
+}
+
+int
+hub_unsubscribe(struct conn *c, uint32_t id)
+{
+	struct sub *s;
+
+	LL_SEARCH_SCALAR2(c->subs, s, id, id, conn_next);
+	if (s == NULL)
+		return -1;
+	LL_DELETE2(c->subs, s, conn_next);
+	sub_free(s);
+	return 0;
+}
+
+void
+hub_conn_gone(struct conn *c)
+{
+	struct sub *s;
+
+	while ((s = c->subs) != NULL) {
+		c->subs = s->conn_next;
+		sub_free(s);
+	}
+}
+
+size_t
+hub_send_context(const char *sid_hex, const char *from, struct user *to, json_t *data)
+{
+	struct msgbuf *mb;
+	struct conn *c;
+	json_t *msg;
+	size_t n = 0;
+
+	TAILQ_FOREACH(c, &to->conns, by_user)
+		n += conn_live(c);
+	if (n == 0)
+		return 0;
+	msg = rv_msg_notification("session.context_data",
+				  json_pack("{s:s, s:s, s:O}", "session", sid_hex, "from", from,
+					    "data", data));
+	mb = msg != NULL ? msgbuf_from_json(msg) : NULL;
+	json_decref(msg);
+	if (mb == NULL) {
+		log_error("hub: out of memory encoding context data");
+		return 0;
+	}
+	n = 0;
+	TAILQ_FOREACH(c, &to->conns, by_user) {
+		if (conn_live(c)) {
+			conn_send_msgbuf(c, mb);
+			n++;
+		}
+	}
+	msgbuf_unref(mb);
+	return n;
+}

@@ -1,0 +1,84 @@
+/*
+ * The hub: numbers events, encodes each once, keeps a bounded history, and
+ * fans events out to subscriptions, each connection getting an event at
+ * most once. Also relays context data to a party's connections.
+ */
+#ifndef RV_HUB_H
+#define RV_HUB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "rendezvous.h"
+#include "util.h"
+
+struct conn;
+struct user;
+
+/* A state change, as sessions.c describes it. Everything is borrowed. */
+struct hub_event {
+	const uint8_t *sid;
+	struct user *inviter, *invitee;
+	bool invitee_visible; /* the invitee has been invited */
+	enum rv_state prev, state;
+	int64_t time;
+	const char *by; /* acting user, NULL for the daemon */
+	const char *reason;
+	bool has_code;
+	json_int_t code;
+	json_t *data;
+};
+
+enum sub_kind { SUB_SESSION, SUB_USER, SUB_ALL };
+
+struct sub {
+	uint32_t id; /* unique within its connection */
+	enum sub_kind kind;
+	struct conn *conn;
+	uint64_t start; /* last event when subscribed: later ones go out live */
+	uint64_t from;	/* events after this went out (replayed or live) */
+	uint8_t sid[SESSION_ID_BYTES]; /* SUB_SESSION */
+	struct user *user;	       /* SUB_USER: a reference */
+	struct sub *conn_next;	       /* conn->subs */
+	struct sub *prev, *next;       /* the target's list */
+};
+
+int hub_init(size_t history);
+void hub_finish(void);
+
+/* The id of the newest event (0 before any). */
+uint64_t hub_last_event(void);
+/* Events held in history, and the oldest id held (0 if none). */
+size_t hub_history_len(void);
+
+/*
+ * Number, encode and record one state change; its id, or 0. Subscribers get
+ * it at the next hub_flush(), so the request that caused it is answered
+ * first.
+ */
+uint64_t hub_publish(const struct hub_event *ev);
+/* Fan out every event published since the last flush. */
+void hub_flush(void);
+
+/*
+ * Subscribe c to a target (sid for SUB_SESSION, user for SUB_USER; the
+ * caller has checked permissions). With has_since, events after since are
+ * replayed by hub_flush_replay(). Returns 0 and the new sub, or an rv_error
+ * code: RV_ERR_HISTORY_GONE, RV_ERR_INVALID_PARAMS (since ahead of the last
+ * event), RV_ERR_INTERNAL.
+ */
+int hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct user *user,
+		  bool has_since, uint64_t since, struct sub **out);
+/* Send the replay a subscribe on c asked for, if any. Call after replying. */
+void hub_flush_replay(struct conn *c);
+/* Remove c's subscription id; 0, or -1 if there is none. */
+int hub_unsubscribe(struct conn *c, uint32_t id);
+/* Drop every subscription of a connection being freed. */
+void hub_conn_gone(struct conn *c);
+
+/* Deliver session.context_data to every live connection of to. Returns N. */
+size_t hub_send_context(const char *sid_hex, const char *from, struct user *to, json_t *data);
+
+#endif

@@ -1,0 +1,84 @@
+/* rendezvousd: start-up, signals, the event loop, and orderly shutdown. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "config.h"
+#include "conn.h"
+#include "hub.h"
+#include "listener.h"
+#include "log.h"
+#include "sessions.h"
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct event_base *base = arg;
+
+	(void)what;
+	log_info("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	event_base_loopexit(base, NULL);
+}
+
+/* Allow as many descriptors as the hard limit does: one per connection. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("cannot raise the open file limit: %s", strerror(errno));
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < config.max_connections + 32)
+		log_warn("open file limit %llu is below max-connections %zu; accepts will pause "
+			 "when descriptors run out",
+			 (unsigned long long)rl.rlim_cur, config.max_connections);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct event_base *base;
+	struct event *sigint, *sigterm;
+
+	options_parse(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+
+	base = event_base_new();
+	if (base == NULL)
+		fatal("cannot create the event loop");
+	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0)
+		fatal("out of memory at start-up");
+	sigint = evsignal_new(base, SIGINT, on_signal, base);
+	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+	if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) != 0 ||
+	    evsignal_add(sigterm, NULL) != 0)
+		fatal("cannot install signal handlers");
+	if (listeners_init(base) != 0)
+		fatal("cannot listen; exiting");
+	log_info("rendezvousd %s ready (%s backend)", RV_VERSION, event_base_get_method(base));
+
+	if (event_base_dispatch(base) < 0)
+		log_error("event loop failed");
+
+	listeners_finish();
+	conns_finish();
+	sessions_finish();
+	hub_finish();
+	event_free(sigint);
+	event_free(sigterm);
+	event_base_free(base);
+	libevent_global_shutdown();
+	options_finish();
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,23 @@
+/*
+ * An encoded message line shared by every connection it is sent to: encoded
+ * once, reference-counted, handed to libevent without a copy.
+ */
+#ifndef RV_MSGBUF_H
+#define RV_MSGBUF_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct msgbuf {
+	unsigned refs;
+	size_t len; /* including the final "\n" */
+	char data[];
+};
+
+/* Encode msg (borrowed) as one line. New buffer with one reference, or NULL. */
+struct msgbuf *msgbuf_from_json(const json_t *msg);
+struct msgbuf *msgbuf_ref(struct msgbuf *mb);
+void msgbuf_unref(struct msgbuf *mb);
+
+#endif

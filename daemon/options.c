@@ -1,0 +1,223 @@
+/* Command-line options: defaults, parsing, --help and --version. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "rendezvous.h"
+#include "util.h"
+
+struct config config;
+
+enum {
+	OPT_LISTEN = 256,
+	OPT_OBSERVER,
+	OPT_INVITE_TTL,
+	OPT_MAX_TTL,
+	OPT_PEER_GRACE,
+	OPT_LINGER,
+	OPT_MAX_LINE,
+	OPT_MAX_PENDING,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_SESSIONS,
+	OPT_MAX_SUBSCRIPTIONS,
+	OPT_HISTORY,
+	OPT_LOG_LEVEL,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"observer", required_argument, NULL, OPT_OBSERVER},
+	{"invite-ttl", required_argument, NULL, OPT_INVITE_TTL},
+	{"max-ttl", required_argument, NULL, OPT_MAX_TTL},
+	{"peer-grace", required_argument, NULL, OPT_PEER_GRACE},
+	{"linger", required_argument, NULL, OPT_LINGER},
+	{"max-line", required_argument, NULL, OPT_MAX_LINE},
+	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+	{"max-sessions-per-user", required_argument, NULL, OPT_MAX_SESSIONS},
+	{"max-subscriptions", required_argument, NULL, OPT_MAX_SUBSCRIPTIONS},
+	{"history", required_argument, NULL, OPT_HISTORY},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"help", no_argument, NULL, OPT_HELP},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{NULL, 0, NULL, 0},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: rendezvousd [OPTION]...\n"
+		"Track invitations between two parties and broadcast every state change,\n"
+		"speaking JSON-RPC 2.0, one message per line, over TCP (proto/PROTOCOL.md).\n"
+		"\n"
+		"Listening:\n"
+		"  --listen HOST:PORT        address to listen on; repeatable; port 0 picks a\n"
+		"                            free port (the bound address is logged)\n"
+		"                            [default: 127.0.0.1:%d]\n"
+		"Identity:\n"
+		"  --observer NAME           give user NAME the observer role (may read and\n"
+		"                            subscribe to everything); repeatable\n"
+		"Durations (seconds, fractions allowed):\n"
+		"  --invite-ttl S            time for an invitation to reach RSS_CONNECTED\n"
+		"                            before it expires [default: 300]\n"
+		"  --max-ttl S               largest ttl session.create may ask for; larger\n"
+		"                            requests are clamped [default: 86400]\n"
+		"  --peer-grace S            how long an engaged party may have no live\n"
+		"                            connection before the session ends [default: 30]\n"
+		"  --linger S                how long ended sessions stay readable [default: 60]\n"
+		"Limits (sizes take a k, m or g suffix):\n"
+		"  --max-line BYTES          longest request line [default: 64k]\n"
+		"  --max-pending BYTES       unsent output after which a client that does not\n"
+		"                            read is cut off [default: 32m]\n"
+		"  --max-connections N       connections at once [default: 10000]\n"
+		"  --max-sessions-per-user N live sessions one user may have created\n"
+		"                            [default: 1000]\n"
+		"  --max-subscriptions N     subscriptions per connection [default: 1024]\n"
+		"  --history N               events kept for subscribe {since} [default: 10000]\n"
+		"Other:\n"
+		"  --log-level LEVEL         error, warn, info or debug [default: info]\n"
+		"  --help                    show this help and exit\n"
+		"  --version                 show the version and exit\n"
+		"\n"
+		"SIGINT or SIGTERM stops accepting, closes every connection and exits 0.\n",
+		RV_DEFAULT_PORT);
+}
+
+static void
+bad_value(const char *opt, const char *value, const char *expect)
+{
+	fprintf(stderr, "rendezvousd: invalid value '%s' for --%s: %s\n", value, opt, expect);
+	fprintf(stderr, "Try 'rendezvousd --help'.\n");
+	exit(2);
+}
+
+static int64_t
+opt_seconds(const char *opt, const char *value, bool zero_ok)
+{
+	int64_t ms;
+
+	if (parse_seconds_ms(value, &ms) != 0 || (!zero_ok && ms == 0))
+		bad_value(opt, value, zero_ok ? "expected seconds >= 0" : "expected seconds > 0");
+	return ms;
+}
+
+static size_t
+opt_size(const char *opt, const char *value, size_t min)
+{
+	size_t v;
+
+	if (parse_size(value, &v) != 0 || v < min) {
+		char expect[64];
+		snprintf(expect, sizeof expect, "expected a number >= %zu", min);
+		bad_value(opt, value, expect);
+	}
+	return v;
+}
+
+static void
+push(char ***list, size_t *n, const char *value)
+{
+	char **l = realloc(*list, (*n + 1) * sizeof **list);
+
+	if (l == NULL || (l[*n] = strdup(value)) == NULL)
+		fatal("out of memory");
+	*list = l;
+	(*n)++;
+}
+
+void
+options_parse(int argc, char **argv)
+{
+	int c;
+
+	memset(&config, 0, sizeof config);
+	config.invite_ttl_ms = 300 * 1000;
+	config.max_ttl_ms = 86400 * 1000;
+	config.peer_grace_ms = 30 * 1000;
+	config.linger_ms = 60 * 1000;
+	config.max_line = 64 * 1024;
+	config.max_pending = 32 * 1024 * 1024;
+	config.max_connections = 10000;
+	config.max_sessions_per_user = 1000;
+	config.max_subscriptions = 1024;
+	config.history = 10000;
+	config.log_level = LOG_LEVEL_INFO;
+
+	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_LISTEN: {
+			char *host, *port;
+			if (rv_parse_hostport(optarg, &host, &port, RV_DEFAULT_PORT_STR) != 0)
+				bad_value("listen", optarg, "expected HOST:PORT");
+			free(host);
+			free(port);
+			push(&config.listen, &config.nlisten, optarg);
+			break;
+		}
+		case OPT_OBSERVER:
+			if (*optarg == '\0')
+				bad_value("observer", optarg, "expected a user name");
+			push(&config.observers, &config.nobservers, optarg);
+			break;
+		case OPT_INVITE_TTL: config.invite_ttl_ms = opt_seconds("invite-ttl", optarg, false); break;
+		case OPT_MAX_TTL: config.max_ttl_ms = opt_seconds("max-ttl", optarg, false); break;
+		case OPT_PEER_GRACE: config.peer_grace_ms = opt_seconds("peer-grace", optarg, true); break;
+		case OPT_LINGER: config.linger_ms = opt_seconds("linger", optarg, true); break;
+		case OPT_MAX_LINE: config.max_line = opt_size("max-line", optarg, 256); break;
+		case OPT_MAX_PENDING: config.max_pending = opt_size("max-pending", optarg, 1024); break;
+		case OPT_MAX_CONNECTIONS:
+			config.max_connections = opt_size("max-connections", optarg, 1);
+			break;
+		case OPT_MAX_SESSIONS:
+			config.max_sessions_per_user = opt_size("max-sessions-per-user", optarg, 1);
+			break;
+		case OPT_MAX_SUBSCRIPTIONS:
+			config.max_subscriptions = opt_size("max-subscriptions", optarg, 1);
+			break;
+		case OPT_HISTORY: config.history = opt_size("history", optarg, 1); break;
+		case OPT_LOG_LEVEL:
+			if (log_level_from_name(optarg, &config.log_level) != 0)
+				bad_value("log-level", optarg, "expected error, warn, info or debug");
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("rendezvousd %s (libevent %s, jansson %s)\n", RV_VERSION,
+			       event_get_version(), jansson_version_str());
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'rendezvousd --help'.\n");
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "rendezvousd: unexpected argument '%s'\nTry 'rendezvousd --help'.\n",
+			argv[optind]);
+		exit(2);
+	}
+	if (config.invite_ttl_ms > config.max_ttl_ms)
+		config.max_ttl_ms = config.invite_ttl_ms;
+	if (config.nlisten == 0)
+		push(&config.listen, &config.nlisten, "127.0.0.1:" RV_DEFAULT_PORT_STR);
+	log_set_level(config.log_level);
+}
+
+void
+options_finish(void)
+{
+	for (size_t i = 0; i < config.nlisten; i++)
+		free(config.listen[i]);
+	for (size_t i = 0; i < config.nobservers; i++)
+		free(config.observers[i]);
+	free(config.listen);
+	free(config.observers);
+}

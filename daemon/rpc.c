@@ -1,0 +1,197 @@
+/* JSON-RPC 2.0: decode, validate, dispatch, batches, error replies. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "hub.h"
+#include "log.h"
+#include "rendezvous.h"
+#include "rpc.h"
+
+static const struct method {
+	const char *name;
+	rpc_handler handler;
+	bool before_hello; /* allowed before hello */
+} methods[] = {
+	{"hello", rpc_hello, true},
+	{"ping", rpc_ping, true},
+	{"session.create", rpc_session_create, false},
+	{"session.invite", rpc_session_invite, false},
+	{"session.accept", rpc_session_accept, false},
+	{"session.decline", rpc_session_decline, false},
+	{"session.cancel", rpc_session_cancel, false},
+	{"session.connect", rpc_session_connect, false},
+	{"session.terminate", rpc_session_terminate, false},
+	{"session.send", rpc_session_send, false},
+	{"session.get", rpc_session_get, false},
+	{"session.list", rpc_session_list, false},
+	{"subscribe", rpc_subscribe, false},
+	{"unsubscribe", rpc_unsubscribe, false},
+};
+
+json_t *
+rpc_fail(struct rpc_error *err, int code, json_t *data, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->code = code;
+	json_decref(err->data);
+	err->data = data;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof err->message, fmt, ap);
+	va_end(ap);
+	return NULL;
+}
+
+int
+rpc_unpack(json_t *params, struct rpc_error *err, const char *fmt, ...)
+{
+	json_error_t jerr;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = json_vunpack_ex(params, &jerr, 0, fmt, ap);
+	va_end(ap);
+	if (rc != 0)
+		rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL, "invalid params: %s", jerr.text);
+	return rc;
+}
+
+static const struct method *
+method_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+		if (strcmp(methods[i].name, name) == 0)
+			return &methods[i];
+	}
+	return NULL;
+}
+
+/* The error reply for err, or NULL when memory runs out. */
+static json_t *
+error_reply(json_t *id, struct rpc_error *err)
+{
+	json_t *reply = rv_msg_error(id, err->code, err->message, err->data);
+
+	err->data = NULL;
+	return reply;
+}
+
+/* Run one message of a request or batch; the reply, or NULL for none. */
+static json_t *
+rpc_dispatch(struct conn *c, json_t *msg)
+{
+	struct rpc_error err = {0};
+	const struct method *m;
+	struct rv_msg rm;
+	json_t *params, *result;
+
+	if (rv_msg_classify(msg, &rm) == RV_MSG_INVALID || rm.kind == RV_MSG_RESPONSE) {
+		rpc_fail(&err, RV_ERR_INVALID_REQUEST, NULL, "invalid request: %s",
+			 rm.kind == RV_MSG_RESPONSE ? "the daemon takes requests, not responses"
+						    : rm.why);
+		return error_reply(rm.id, &err);
+	}
+	m = method_find(rm.method);
+	if (m == NULL) {
+		rpc_fail(&err, RV_ERR_METHOD_NOT_FOUND, json_pack("{s:s}", "method", rm.method),
+			 "method not found: %s", rm.method);
+	} else if (!m->before_hello && c->state != CONN_READY) {
+		rpc_fail(&err, RV_ERR_UNAUTHENTICATED, json_pack("{s:s}", "method", rm.method),
+			 "not authenticated: send hello first");
+	} else if (json_is_array(rm.params)) {
+		rpc_fail(&err, RV_ERR_INVALID_PARAMS, NULL,
+			 "invalid params: pass params by name, as an object");
+	} else {
+		params = rm.params != NULL ? json_incref(rm.params) : json_object();
+		result = params != NULL ? m->handler(c, params, &err) : NULL;
+		json_decref(params);
+		if (result != NULL) {
+			if (rm.kind == RV_MSG_NOTIFICATION) {
+				json_decref(result);
+				return NULL;
+			}
+			return rv_msg_result(rm.id, result);
+		}
+		if (err.code == 0)
+			rpc_fail(&err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
+	}
+	if (rm.kind == RV_MSG_NOTIFICATION) {
+		json_decref(err.data);
+		return NULL;
+	}
+	return error_reply(rm.id, &err);
+}
+
+static void
+rpc_send(struct conn *c, json_t *reply)
+{
+	if (reply == NULL) {
+		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+		return;
+	}
+	conn_send_json(c, reply);
+	json_decref(reply);
+}
+
+static void
+rpc_parse_error(struct conn *c, const json_error_t *jerr)
+{
+	json_t *data = json_pack("{s:i, s:i, s:i, s:s}", "line", jerr->line, "column",
+				 jerr->column, "position", jerr->position, "text", jerr->text);
+
+	if (data == NULL) /* the text quoted bytes that are not UTF-8 */
+		data = json_pack("{s:i, s:i, s:i}", "line", jerr->line, "column", jerr->column,
+				 "position", jerr->position);
+	conn_send_error(c, RV_ERR_PARSE, "parse error: not valid JSON", data);
+}
+
+void
+rpc_handle_line(struct conn *c, const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *msg, *replies, *elem;
+	size_t i;
+
+	if (len == 0)
+		return; /* blank lines are keep-alives */
+	msg = rv_msg_decode(line, len, &jerr);
+	if (msg == NULL) {
+		rpc_parse_error(c, &jerr);
+		return;
+	}
+	if (!json_is_array(msg)) {
+		json_t *reply = rpc_dispatch(c, msg);
+		if (reply != NULL)
+			rpc_send(c, reply);
+		hub_flush_replay(c);
+		hub_flush();
+		json_decref(msg);
+		return;
+	}
+	if (json_array_size(msg) == 0) {
+		conn_send_error(c, RV_ERR_INVALID_REQUEST, "invalid request: empty batch", NULL);
+		json_decref(msg);
+		return;
+	}
+	replies = json_array();
+	json_array_foreach(msg, i, elem) {
+		json_t *reply = rpc_dispatch(c, elem);
+		if (reply != NULL && replies != NULL)
+			json_array_append_new(replies, reply);
+		else
+			json_decref(reply);
+		hub_flush_replay(c);
+		hub_flush();
+		if (!conn_live(c))
+			break;
+	}
+	if (replies != NULL && json_array_size(replies) > 0)
+		conn_send_json(c, replies);
+	else if (replies == NULL)
+		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+	json_decref(replies);
+	json_decref(msg);
+}

@@ -1,0 +1,55 @@
+/*
+ * JSON-RPC 2.0 on a connection: decode a line, validate, dispatch single
+ * requests and batches to the method handlers, and answer.
+ */
+#ifndef RV_RPC_H
+#define RV_RPC_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct conn;
+
+/* An error a handler reports; data is a new reference or NULL. */
+struct rpc_error {
+	int code;
+	char message[256];
+	json_t *data;
+};
+
+/* Fill err (data stolen) and return NULL, for "return rpc_fail(...)". */
+json_t *rpc_fail(struct rpc_error *err, int code, json_t *data, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/*
+ * A method: params is a borrowed object (empty when absent). Returns the
+ * result (new reference) or NULL with err filled.
+ */
+typedef json_t *(*rpc_handler)(struct conn *c, json_t *params, struct rpc_error *err);
+
+/* Handle one line a client sent (without its "\n"). */
+void rpc_handle_line(struct conn *c, const char *line, size_t len);
+
+/* rpc_conn.c */
+json_t *rpc_hello(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_ping(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_unsubscribe(struct conn *c, json_t *params, struct rpc_error *err);
+
+/* rpc_session.c */
+json_t *rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_invite(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_accept(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_decline(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_cancel(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_connect(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_terminate(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_get(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err);
+
+/* For handlers: unpack params with json_unpack_ex(fmt); -32602 on mismatch. */
+int rpc_unpack(json_t *params, struct rpc_error *err, const char *fmt, ...);
+
+#endif

@@ -1,0 +1,143 @@
+/* Connection-level methods: hello, ping, subscribe, unsubscribe. */
+#include <string.h>
+
+#include "config.h"
+#include "conn.h"
+#include "hub.h"
+#include "identity.h"
+#include "log.h"
+#include "rpc.h"
+#include "sessions.h"
+#include "users.h"
+
+static json_t *
+hello_result(const struct conn *c)
+{
+	return json_pack("{s:s, s:b, s:s, s:s, s:I, s:I}", "user", c->user->name, "observer",
+			 c->observer, "server", "rendezvousd", "version", RV_VERSION, "connection",
+			 (json_int_t)c->id, "last_event", (json_int_t)hub_last_event());
+}
+
+json_t *
+rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	const char *user = NULL, *token = NULL, *client = NULL, *why = NULL;
+	struct identity id;
+	struct user *u;
+	int rc;
+
+	if (rpc_unpack(params, err, "{s?s, s?s, s?s !}", "user", &user, "token", &token, "client",
+		       &client) != 0)
+		return NULL;
+	rc = identity_authenticate(user, token, &id, &why);
+	if (rc != 0)
+		return rpc_fail(err, rc, NULL, "%s", why);
+	if (c->state == CONN_READY) {
+		if (strcmp(c->user->name, id.user) == 0)
+			return hello_result(c); /* a retried hello */
+		return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "user", c->user->name),
+				"this connection is already authenticated as another user");
+	}
+	u = user_get(id.user);
+	if (u == NULL)
+		return NULL;
+	if (client != NULL && strlen(client) <= 256)
+		c->client = strdup(client);
+	conn_authenticate(c, u, id.observer);
+	log_info("conn %llu %s: hello user %s%s%s%s", (unsigned long long)c->id, c->peer,
+		 u->name, id.observer ? " (observer)" : "", c->client ? " client " : "",
+		 c->client ? c->client : "");
+	return hello_result(c);
+}
+
+json_t *
+rpc_ping(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	(void)c;
+	(void)params;
+	(void)err;
+	return json_string("pong");
+}
+
+json_t *
+rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	const char *sid_hex = NULL, *user = NULL;
+	json_int_t since = -1;
+	int all = 0, rc;
+	uint8_t sid[SESSION_ID_BYTES];
+	enum sub_kind kind;
+	struct user *target = NULL;
+	struct sub *s;
+
+	if (rpc_unpack(params, err, "{s?s, s?s, s?b, s?I !}", "session", &sid_hex, "user", &user,
+		       "all", &all, "since", &since) != 0)
+		return NULL;
+	if ((sid_hex != NULL) + (user != NULL) + (all != 0) != 1)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: give exactly one of session, user, all: true");
+	if (json_object_get(params, "since") != NULL && since < 0)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: since must be an event id >= 0");
+	if (sid_hex != NULL) {
+		const struct session *ses = session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
+		if (ses == NULL || (!c->observer && session_role(ses, c->user) == RV_ROLE_INVITEE &&
+				    !session_invited(ses)))
+			return rpc_fail(err, RV_ERR_NO_SESSION, json_pack("{s:s}", "session", sid_hex),
+					"no such session");
+		if (!session_visible(ses, c->user, c->observer))
+			return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "session", sid_hex),
+					"forbidden: not a party to this session");
+		kind = SUB_SESSION;
+	} else if (user != NULL) {
+		if (!c->observer && strcmp(user, c->user->name) != 0)
+			return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "user", user),
+					"forbidden: only observers may subscribe to other users");
+		if (!user_name_valid(user))
+			return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+					"invalid params: not a valid user name");
+		kind = SUB_USER;
+	} else {
+		if (!c->observer)
+			return rpc_fail(err, RV_ERR_FORBIDDEN, NULL,
+					"forbidden: only observers may subscribe to all");
+		kind = SUB_ALL;
+	}
+	if (c->nsubs >= config.max_subscriptions)
+		return rpc_fail(err, RV_ERR_LIMIT,
+				json_pack("{s:I}", "max_subscriptions",
+					  (json_int_t)config.max_subscriptions),
+				"limit exceeded: too many subscriptions on this connection");
+	if (kind == SUB_USER && (target = user_get(user)) == NULL)
+		return NULL;
+	rc = hub_subscribe(c, kind, sid, target, since >= 0, (uint64_t)(since >= 0 ? since : 0), &s);
+	user_unref(target);
+	switch (rc) {
+	case 0:
+		return json_pack("{s:i, s:I}", "subscription", (int)s->id, "last_event",
+				 (json_int_t)hub_last_event());
+	case RV_ERR_HISTORY_GONE:
+		return rpc_fail(err, rc,
+				json_pack("{s:I, s:I}", "since", since, "last_event",
+					  (json_int_t)hub_last_event()),
+				"history gone: events after %lld are no longer held", (long long)since);
+	case RV_ERR_INVALID_PARAMS:
+		return rpc_fail(err, rc, json_pack("{s:I}", "last_event", (json_int_t)hub_last_event()),
+				"invalid params: since is ahead of the last event");
+	default:
+		return NULL;
+	}
+}
+
+json_t *
+rpc_unsubscribe(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	json_int_t id;
+
+	if (rpc_unpack(params, err, "{s:I !}", "subscription", &id) != 0)
+		return NULL;
+	if (id <= 0 || id > UINT32_MAX || hub_unsubscribe(c, (uint32_t)id) != 0)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, json_pack("{s:I}", "subscription", id),
+				"invalid params: no such subscription on this connection");
+	return json_true();
+}

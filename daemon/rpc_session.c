@@ -1,0 +1,272 @@
+/* session.* methods: parameters, permissions, and error replies. */
+#include <math.h>
+#include <string.h>
+
+#include "config.h"
+#include "conn.h"
+#include "hub.h"
+#include "log.h"
+#include "rpc.h"
+#include "sessions.h"
+#include "users.h"
+
+#define REASON_MAX 1024
+#define LIST_DEFAULT 100
+#define LIST_MAX 1000
+
+/*
+ * Find the session named sid_hex that c may see. An invitee learns nothing
+ * of a session before it is invited, so that is "no such session" too.
+ */
+static struct session *
+session_lookup(struct conn *c, const char *sid_hex, struct rpc_error *err)
+{
+	uint8_t sid[SESSION_ID_BYTES];
+	struct session *s = session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
+
+	if (s == NULL || (!c->observer && session_role(s, c->user) == RV_ROLE_INVITEE &&
+			  !session_invited(s))) {
+		rpc_fail(err, RV_ERR_NO_SESSION, json_pack("{s:s}", "session", sid_hex),
+			 "no such session: %s", sid_hex);
+		return NULL;
+	}
+	if (!session_visible(s, c->user, c->observer)) {
+		rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "session", sid_hex),
+			 "forbidden: not a party to this session");
+		return NULL;
+	}
+	return s;
+}
+
+static const char *
+role_name(enum rv_role r)
+{
+	switch (r) {
+	case RV_ROLE_INVITER: return "inviter";
+	case RV_ROLE_INVITEE: return "invitee";
+	case RV_ROLE_DAEMON: return "daemon";
+	default: return "none";
+	}
+}
+
+/* Apply an action for the caller and turn the outcome into a reply. */
+static json_t *
+session_do(struct conn *c, const char *sid_hex, enum rv_action a,
+	   const struct session_act_args *args, struct rpc_error *err)
+{
+	struct session *s = session_lookup(c, sid_hex, err);
+	enum rv_role role;
+	enum rv_state before;
+
+	if (s == NULL)
+		return NULL;
+	role = session_role(s, c->user);
+	before = s->m.state;
+	switch (session_act(s, a, role, c->user, args)) {
+	case RV_CHANGED:
+	case RV_RECORDED:
+	case RV_REPEATED:
+		return session_record(s, c->user);
+	case RV_FORBIDDEN:
+		if (role == RV_ROLE_NONE)
+			return rpc_fail(err, RV_ERR_FORBIDDEN,
+					json_pack("{s:s, s:s, s:s}", "session", sid_hex, "action",
+						  rv_action_name(a), "role", "none"),
+					"forbidden: only the parties may %s", rv_action_name(a));
+		return rpc_fail(err, RV_ERR_FORBIDDEN,
+				json_pack("{s:s, s:s, s:s}", "session", sid_hex, "action",
+					  rv_action_name(a), "role", role_name(role)),
+				"forbidden: the %s may not %s", role_name(role), rv_action_name(a));
+	case RV_INVALID:
+		break;
+	}
+	return rpc_fail(err, RV_ERR_INVALID_TRANSITION,
+			json_pack("{s:s, s:s, s:s}", "session", sid_hex, "state",
+				  rv_state_name(before), "action", rv_action_name(a)),
+			"invalid transition: cannot %s in %s", rv_action_name(a),
+			rv_state_name(before));
+}
+
+json_t *
+rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	const char *invitee_name;
+	double ttl = -1;
+	json_t *data = NULL, *ttl_json;
+	int64_t ttl_ms = config.invite_ttl_ms;
+	struct user *invitee;
+	struct session *s;
+	int rc;
+
+	if (rpc_unpack(params, err, "{s:s, s?F, s?o !}", "invitee", &invitee_name, "ttl", &ttl,
+		       "data", &data) != 0)
+		return NULL;
+	if (!user_name_valid(invitee_name))
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: invitee must be 1 to 256 bytes, no control characters");
+	if (strcmp(invitee_name, c->user->name) == 0)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: a user cannot invite itself");
+	ttl_json = json_object_get(params, "ttl");
+	if (ttl_json != NULL) {
+		if (!isfinite(ttl) || ttl <= 0)
+			return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+					"invalid params: ttl must be a number of seconds > 0");
+		ttl_ms = ttl * 1000.0 >= (double)config.max_ttl_ms ? config.max_ttl_ms
+								  : (int64_t)ceil(ttl * 1000.0);
+	}
+	invitee = user_get(invitee_name);
+	if (invitee == NULL)
+		return NULL;
+	rc = session_create(c->user, invitee, ttl_ms, data, &s);
+	user_unref(invitee);
+	if (rc == RV_ERR_LIMIT)
+		return rpc_fail(err, rc,
+				json_pack("{s:I}", "max_sessions_per_user",
+					  (json_int_t)config.max_sessions_per_user),
+				"limit exceeded: too many live sessions for this user");
+	if (rc != 0)
+		return NULL;
+	return session_record(s, c->user);
+}
+
+/* Methods that take {session} alone. */
+static json_t *
+session_simple(struct conn *c, json_t *params, enum rv_action a, struct rpc_error *err)
+{
+	const char *sid;
+
+	if (rpc_unpack(params, err, "{s:s !}", "session", &sid) != 0)
+		return NULL;
+	return session_do(c, sid, a, NULL, err);
+}
+
+/* Methods that take {session, reason?}. */
+static json_t *
+session_with_reason(struct conn *c, json_t *params, enum rv_action a, struct rpc_error *err)
+{
+	struct session_act_args args = {0};
+	const char *sid;
+
+	if (rpc_unpack(params, err, "{s:s, s?s !}", "session", &sid, "reason", &args.reason) != 0)
+		return NULL;
+	if (args.reason != NULL && strlen(args.reason) > REASON_MAX)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: reason is longer than %d bytes", REASON_MAX);
+	return session_do(c, sid, a, &args, err);
+}
+
+json_t *
+rpc_session_invite(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	return session_simple(c, params, RV_ACT_INVITE, err);
+}
+
+json_t *
+rpc_session_accept(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	return session_simple(c, params, RV_ACT_ACCEPT, err);
+}
+
+json_t *
+rpc_session_connect(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	return session_simple(c, params, RV_ACT_CONNECT, err);
+}
+
+json_t *
+rpc_session_decline(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	return session_with_reason(c, params, RV_ACT_DECLINE, err);
+}
+
+json_t *
+rpc_session_cancel(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	return session_with_reason(c, params, RV_ACT_CANCEL, err);
+}
+
+json_t *
+rpc_session_terminate(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	struct session_act_args args = {.has_code = true};
+	const char *sid;
+
+	if (rpc_unpack(params, err, "{s:s, s?I, s?o !}", "session", &sid, "code", &args.code,
+		       "data", &args.data) != 0)
+		return NULL;
+	return session_do(c, sid, RV_ACT_TERMINATE, &args, err);
+}
+
+json_t *
+rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	const char *sid;
+	json_t *data;
+	struct session *s;
+	enum rv_role role;
+	struct user *peer;
+	size_t n;
+
+	if (rpc_unpack(params, err, "{s:s, s:o !}", "session", &sid, "data", &data) != 0)
+		return NULL;
+	s = session_lookup(c, sid, err);
+	if (s == NULL)
+		return NULL;
+	role = session_role(s, c->user);
+	if (role == RV_ROLE_NONE)
+		return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "session", sid),
+				"forbidden: only the parties may send context data");
+	if (s->m.state != RSS_ACCEPTED && s->m.state != RSS_CONNECTED)
+		return rpc_fail(err, RV_ERR_INVALID_TRANSITION,
+				json_pack("{s:s, s:s, s:s}", "session", sid, "state",
+					  rv_state_name(s->m.state), "action", "send"),
+				"invalid transition: cannot send in %s", rv_state_name(s->m.state));
+	peer = role == RV_ROLE_INVITER ? s->invitee : s->inviter;
+	n = hub_send_context(sid, c->user->name, peer, data);
+	if (n == 0)
+		return rpc_fail(err, RV_ERR_PEER_UNAVAILABLE,
+				json_pack("{s:s, s:s}", "session", sid, "peer", peer->name),
+				"peer unavailable: %s has no live connection", peer->name);
+	return json_pack("{s:I}", "delivered", (json_int_t)n);
+}
+
+json_t *
+rpc_session_get(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	const char *sid;
+	struct session *s;
+
+	if (rpc_unpack(params, err, "{s:s !}", "session", &sid) != 0)
+		return NULL;
+	s = session_lookup(c, sid, err);
+	return s != NULL ? session_record(s, c->user) : NULL;
+}
+
+json_t *
+rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	const char *state_name = NULL, *after_hex = NULL;
+	json_int_t limit = LIST_DEFAULT;
+	enum rv_state state = RSS_UNKNOWN;
+	const struct session *after = NULL;
+
+	if (rpc_unpack(params, err, "{s?s, s?I, s?s !}", "state", &state_name, "limit", &limit,
+		       "after", &after_hex) != 0)
+		return NULL;
+	if (state_name != NULL && rv_state_from_name(state_name, &state) != 0)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, json_pack("{s:s}", "state", state_name),
+				"invalid params: unknown state %s", state_name);
+	if (limit < 1 || limit > LIST_MAX)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: limit must be from 1 to %d", LIST_MAX);
+	if (after_hex != NULL) {
+		uint8_t sid[SESSION_ID_BYTES];
+		after = session_id_parse(after_hex, sid) ? session_find(sid) : NULL;
+		if (after == NULL || !session_visible(after, c->user, false))
+			return rpc_fail(err, RV_ERR_NO_SESSION, json_pack("{s:s}", "after", after_hex),
+					"no such session: the 'after' cursor names no session "
+					"of yours; list again from the start");
+	}
+	return sessions_list(c->user, state_name != NULL, state, (size_t)limit, after);
+}

@@ -1,0 +1,375 @@
+/* The session table, transitions with their effects, and deadlines. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <utlist.h>
+
+#include "config.h"
+#include "hub.h"
+#include "log.h"
+#include "sessions.h"
+#include "users.h"
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+static struct session *table; /* uthash by id */
+static struct timerq *deadlines;
+static uint64_t next_seq = 1;
+
+static void session_on_deadline(struct timer_entry *e, int64_t now, void *arg);
+
+int
+sessions_init(struct event_base *base)
+{
+	deadlines = timerq_create(base, session_on_deadline, NULL);
+	return deadlines != NULL ? 0 : -1;
+}
+
+static void
+session_free(struct session *s)
+{
+	HASH_DEL(table, s);
+	timerq_cancel(deadlines, &s->timer);
+	DL_DELETE2(s->inviter->inviting, s, inv_prev, inv_next);
+	DL_DELETE2(s->invitee->invited, s, vee_prev, vee_next);
+	if (!rv_state_is_final(s->m.state))
+		s->inviter->live_created--;
+	user_unref(s->inviter);
+	user_unref(s->invitee);
+	json_decref(s->data);
+	json_decref(s->app_data);
+	free(s->reason);
+	free(s);
+}
+
+void
+sessions_finish(void)
+{
+	struct session *s, *tmp;
+
+	HASH_ITER(hh, table, s, tmp)
+		session_free(s);
+	timerq_destroy(deadlines);
+	deadlines = NULL;
+}
+
+size_t
+sessions_count(void)
+{
+	return HASH_COUNT(table);
+}
+
+struct session *
+session_find(const uint8_t id[SESSION_ID_BYTES])
+{
+	struct session *s;
+
+	HASH_FIND(hh, table, id, SESSION_ID_BYTES, s);
+	return s;
+}
+
+enum rv_role
+session_role(const struct session *s, const struct user *u)
+{
+	if (u == s->inviter)
+		return RV_ROLE_INVITER;
+	if (u == s->invitee)
+		return RV_ROLE_INVITEE;
+	return RV_ROLE_NONE;
+}
+
+bool
+session_invited(const struct session *s)
+{
+	return (s->m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0;
+}
+
+bool
+session_visible(const struct session *s, const struct user *u, bool observer)
+{
+	return observer || u == s->inviter || (u == s->invitee && session_invited(s));
+}
+
+/* The invitee counts as engaged, for peer loss, once it has accepted. */
+static bool
+invitee_engaged(const struct session *s)
+{
+	return (s->m.done[RV_ROLE_INVITEE] & (1u << RV_ACT_ACCEPT)) != 0;
+}
+
+static int64_t
+min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Put the session's next deadline (expiry, peer loss or end of linger) in the queue. */
+static void
+session_reschedule(struct session *s)
+{
+	int64_t d = INT64_MAX;
+
+	if (rv_state_is_final(s->m.state)) {
+		d = s->updated + config.linger_ms;
+	} else {
+		if (s->m.state != RSS_CONNECTED)
+			d = s->expires;
+		if (s->inviter_away != 0)
+			d = min64(d, s->inviter_away + config.peer_grace_ms);
+		if (invitee_engaged(s) && s->invitee_away != 0)
+			d = min64(d, s->invitee_away + config.peer_grace_ms);
+	}
+	if (d == INT64_MAX) {
+		timerq_cancel(deadlines, &s->timer);
+	} else if (timerq_set(deadlines, &s->timer, d) != 0) {
+		char sid[SESSION_ID_HEX + 1];
+		session_id_format(s->id, sid);
+		log_error("session %s: cannot schedule its deadline: out of memory", sid);
+	}
+}
+
+/* Tell the hub; returns the event id or 0. */
+static uint64_t
+session_publish(struct session *s, enum rv_state prev, const struct user *by, json_t *data)
+{
+	struct hub_event ev = {
+		.sid = s->id,
+		.inviter = s->inviter,
+		.invitee = s->invitee,
+		.invitee_visible = session_invited(s),
+		.prev = prev,
+		.state = s->m.state,
+		.time = s->updated,
+		.by = by != NULL ? by->name : NULL,
+		.reason = rv_state_is_final(s->m.state) ? s->reason : NULL,
+		.has_code = rv_state_is_final(s->m.state) && s->has_code,
+		.code = s->code,
+		.data = data,
+	};
+	uint64_t id = hub_publish(&ev);
+
+	if (id != 0)
+		s->event = id;
+	return id;
+}
+
+int
+session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_t *data,
+	       struct session **out)
+{
+	struct session *s;
+
+	if (inviter->live_created >= config.max_sessions_per_user)
+		return RV_ERR_LIMIT;
+	s = calloc(1, sizeof *s);
+	if (s == NULL || random_bytes(s->id, sizeof s->id) != 0) {
+		free(s);
+		log_error("sessions: cannot create a session: %s",
+			  s == NULL ? "out of memory" : "no randomness");
+		return RV_ERR_INTERNAL;
+	}
+	rv_machine_init(&s->m);
+	s->inviter = user_ref(inviter);
+	s->invitee = user_ref(invitee);
+	s->created = s->updated = now_ms();
+	s->expires = s->created + ttl_ms;
+	s->invitee_away = invitee->nconns == 0 ? s->created : 0;
+	s->seq = next_seq++;
+	s->data = data != NULL ? json_incref(data) : NULL;
+	HASH_ADD(hh, table, id, SESSION_ID_BYTES, s);
+	DL_APPEND2(inviter->inviting, s, inv_prev, inv_next);
+	DL_APPEND2(invitee->invited, s, vee_prev, vee_next);
+	inviter->live_created++;
+	session_reschedule(s);
+	session_publish(s, RSS_UNKNOWN, inviter, s->data);
+	*out = s;
+	return 0;
+}
+
+enum rv_outcome
+session_act(struct session *s, enum rv_action a, enum rv_role r, const struct user *by,
+	    const struct session_act_args *args)
+{
+	enum rv_state prev;
+	enum rv_outcome o = rv_machine_apply(&s->m, a, r, &prev);
+	json_t *data = NULL;
+
+	if (o != RV_CHANGED && o != RV_RECORDED)
+		return o;
+	s->updated = now_ms();
+	if (o == RV_RECORDED)
+		return o;
+	if (a == RV_ACT_ACCEPT)
+		s->invitee_away = 0; /* it is here: it just accepted */
+	if (a == RV_ACT_INVITE)
+		data = s->data;
+	if (rv_state_is_final(s->m.state)) {
+		s->inviter->live_created--;
+		if (args != NULL && args->reason != NULL)
+			s->reason = strdup(args->reason);
+		if (args != NULL && args->has_code) {
+			s->has_code = true;
+			s->code = args->code;
+		}
+		if (args != NULL && args->data != NULL)
+			s->app_data = json_incref(args->data);
+		data = s->app_data;
+	}
+	session_reschedule(s);
+	session_publish(s, prev, by, data);
+	return o;
+}
+
+static void
+session_on_deadline(struct timer_entry *e, int64_t now, void *arg)
+{
+	struct session *s = container_of(e, struct session, timer);
+	struct session_act_args args = {0};
+	char sid[SESSION_ID_HEX + 1];
+
+	(void)arg;
+	if (rv_state_is_final(s->m.state)) {
+		session_free(s);
+		return;
+	}
+	session_id_format(s->id, sid);
+	if (s->m.state != RSS_CONNECTED && now >= s->expires) {
+		args.reason = "expired";
+		log_info("session %s: expired in %s", sid, rv_state_name(s->m.state));
+		session_act(s, RV_ACT_EXPIRE, RV_ROLE_DAEMON, NULL, &args);
+	} else if ((s->inviter_away != 0 && now >= s->inviter_away + config.peer_grace_ms) ||
+		   (invitee_engaged(s) && s->invitee_away != 0 &&
+		    now >= s->invitee_away + config.peer_grace_ms)) {
+		args.reason = "peer_lost";
+		log_info("session %s: peer lost in %s", sid, rv_state_name(s->m.state));
+		session_act(s, RV_ACT_PEER_LOST, RV_ROLE_DAEMON, NULL, &args);
+	} else {
+		session_reschedule(s);
+	}
+	hub_flush();
+}
+
+json_t *
+session_record(const struct session *s, const struct user *viewer)
+{
+	enum rv_role role = session_role(s, viewer);
+	char sid[SESSION_ID_HEX + 1];
+	const char *remote = NULL;
+	int flags = RSF_NONE;
+	json_t *r;
+
+	if (role == RV_ROLE_INVITER) {
+		remote = s->invitee->name;
+		flags = RSF_INVITER | RSF_ORIGINAL_INVITER;
+	} else if (role == RV_ROLE_INVITEE) {
+		remote = s->inviter->name;
+		flags = RSF_INVITEE;
+	}
+	session_id_format(s->id, sid);
+	r = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:I}", "session", sid, "state",
+		      rv_state_name(s->m.state), "inviter", s->inviter->name, "invitee",
+		      s->invitee->name, "remote_user", remote, "flags", flags, "created",
+		      (json_int_t)s->created, "updated", (json_int_t)s->updated, "expires",
+		      (json_int_t)s->expires, "event", (json_int_t)s->event);
+	if (r == NULL)
+		return NULL;
+	if (s->m.state == RSS_ACCEPTED || s->m.state == RSS_CONNECTED)
+		json_object_set_new(r, "confirmed",
+				    json_pack("{s:b, s:b}", "inviter",
+					      rv_machine_confirmed(&s->m, RV_ROLE_INVITER), "invitee",
+					      rv_machine_confirmed(&s->m, RV_ROLE_INVITEE)));
+	if (s->reason != NULL)
+		json_object_set_new(r, "reason", json_string(s->reason));
+	if (s->has_code)
+		json_object_set_new(r, "code", json_integer(s->code));
+	if (s->data != NULL)
+		json_object_set(r, "data", s->data);
+	if (s->app_data != NULL)
+		json_object_set(r, "app_data", s->app_data);
+	return r;
+}
+
+json_t *
+sessions_list(const struct user *u, bool has_state, enum rv_state state, size_t limit,
+	      const struct session *after)
+{
+	const struct session *a = u->inviting, *b = u->invited, *last = NULL;
+	uint64_t after_seq = after != NULL ? after->seq : 0;
+	json_t *list = json_array(), *res;
+	size_t n = 0;
+
+	if (list == NULL)
+		return NULL;
+	/* Merge the two lists, each already in creation order. */
+	while (a != NULL || b != NULL) {
+		const struct session *s;
+
+		if (b == NULL || (a != NULL && a->seq < b->seq)) {
+			s = a;
+			a = a->inv_next;
+		} else {
+			s = b;
+			b = b->vee_next;
+			if (!session_invited(s))
+				continue;
+		}
+		if (s->seq <= after_seq || (has_state && s->m.state != state))
+			continue;
+		if (n == limit) {
+			/* One more exists: hand out a cursor. */
+			char sid[SESSION_ID_HEX + 1];
+			session_id_format(last->id, sid);
+			res = json_pack("{s:o, s:s}", "sessions", list, "next", sid);
+			return res;
+		}
+		if (json_array_append_new(list, session_record(s, u)) != 0) {
+			json_decref(list);
+			return NULL;
+		}
+		last = s;
+		n++;
+	}
+	return json_pack("{s:o}", "sessions", list);
+}
+
+void
+sessions_user_online(struct user *u)
+{
+	struct session *s;
+
+	DL_FOREACH2(u->inviting, s, inv_next) {
+		if (s->inviter_away != 0) {
+			s->inviter_away = 0;
+			if (!rv_state_is_final(s->m.state))
+				session_reschedule(s);
+		}
+	}
+	DL_FOREACH2(u->invited, s, vee_next) {
+		if (s->invitee_away != 0) {
+			s->invitee_away = 0;
+			if (!rv_state_is_final(s->m.state))
+				session_reschedule(s);
+		}
+	}
+}
+
+void
+sessions_user_offline(struct user *u)
+{
+	int64_t now = now_ms();
+	struct session *s;
+
+	DL_FOREACH2(u->inviting, s, inv_next) {
+		if (!rv_state_is_final(s->m.state)) {
+			s->inviter_away = now;
+			session_reschedule(s);
+		}
+	}
+	DL_FOREACH2(u->invited, s, vee_next) {
+		if (!rv_state_is_final(s->m.state)) {
+			s->invitee_away = now;
+			session_reschedule(s);
+		}
+	}
+}

@@ -1,0 +1,90 @@
+/*
+ * Sessions: the table, the state machine applied with its side effects
+ * (events, deadlines, per-user bookkeeping), and the daemon's own
+ * transitions on expiry and peer loss. Loop thread only.
+ */
+#ifndef RV_SESSIONS_H
+#define RV_SESSIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uthash.h>
+
+#include "rendezvous.h"
+#include "timerq.h"
+#include "util.h"
+
+struct event_base;
+struct user;
+
+struct session {
+	uint8_t id[SESSION_ID_BYTES];
+	struct rv_machine m;
+	struct user *inviter, *invitee; /* references */
+	int64_t created, updated, expires; /* Unix ms */
+	int64_t inviter_away, invitee_away; /* since when without a connection; 0 if connected */
+	uint64_t event;			    /* id of this session's latest event */
+	uint64_t seq;			    /* creation order, for listing */
+	char *reason;			    /* why it ended, or NULL */
+	bool has_code;
+	json_int_t code;
+	json_t *data;	  /* invitation data from session.create, or NULL */
+	json_t *app_data; /* data given to session.terminate, or NULL */
+	struct session *inv_prev, *inv_next; /* inviter->inviting */
+	struct session *vee_prev, *vee_next; /* invitee->invited */
+	struct timer_entry timer;
+	UT_hash_handle hh;
+};
+
+int sessions_init(struct event_base *base);
+void sessions_finish(void);
+size_t sessions_count(void);
+
+/* Borrowed pointer, or NULL. */
+struct session *session_find(const uint8_t id[SESSION_ID_BYTES]);
+
+/* The role u plays in s (RV_ROLE_NONE if not a party). */
+enum rv_role session_role(const struct session *s, const struct user *u);
+/* Whether the invitation has been sent (the invitee may see the session). */
+bool session_invited(const struct session *s);
+/* Whether u may read s: a party (the invitee once invited) or an observer. */
+bool session_visible(const struct session *s, const struct user *u, bool observer);
+
+/*
+ * Create a session in RSS_READY for inviter (connected) and invitee, with a
+ * ttl in ms and optional invitation data (borrowed). 0 and *out, or
+ * RV_ERR_LIMIT (too many live sessions), RV_ERR_INTERNAL.
+ */
+int session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_t *data,
+		   struct session **out);
+
+/* Optional details of an action. */
+struct session_act_args {
+	const char *reason;
+	bool has_code;
+	json_int_t code;
+	json_t *data; /* borrowed */
+};
+
+/*
+ * Apply action a by role r (by: the acting user, NULL for the daemon). On
+ * RV_CHANGED the event is published and deadlines updated. Returns the
+ * outcome of the state machine.
+ */
+enum rv_outcome session_act(struct session *s, enum rv_action a, enum rv_role r,
+			    const struct user *by, const struct session_act_args *args);
+
+/* The session record as viewer sees it (remote_user, flags). New reference. */
+json_t *session_record(const struct session *s, const struct user *viewer);
+
+/* {sessions: [...], next?}: u's visible sessions in creation order. */
+json_t *sessions_list(const struct user *u, bool has_state, enum rv_state state, size_t limit,
+		      const struct session *after);
+
+/* A user's first connection arrived / last connection went. */
+void sessions_user_online(struct user *u);
+void sessions_user_offline(struct user *u);
+
+#endif

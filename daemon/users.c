@@ -1,0 +1,73 @@
+/* The table of users by name, reference-counted. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "users.h"
+
+static struct user *users;
+
+struct user *
+user_find(const char *name)
+{
+	struct user *u;
+
+	HASH_FIND_STR(users, name, u);
+	return u;
+}
+
+struct user *
+user_get(const char *name)
+{
+	struct user *u = user_find(name);
+
+	if (u != NULL)
+		return user_ref(u);
+	u = calloc(1, sizeof *u);
+	if (u == NULL || (u->name = strdup(name)) == NULL) {
+		free(u);
+		log_error("users: out of memory adding user");
+		return NULL;
+	}
+	u->refs = 1;
+	TAILQ_INIT(&u->conns);
+	HASH_ADD_KEYPTR(hh, users, u->name, strlen(u->name), u);
+	return u;
+}
+
+struct user *
+user_ref(struct user *u)
+{
+	u->refs++;
+	return u;
+}
+
+void
+user_unref(struct user *u)
+{
+	if (u == NULL || --u->refs > 0)
+		return;
+	HASH_DEL(users, u);
+	free(u->name);
+	free(u);
+}
+
+size_t
+users_count(void)
+{
+	return HASH_COUNT(users);
+}
+
+int
+user_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > USER_NAME_MAX)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	}
+	return 1;
+}

@@ -1,0 +1,44 @@
+/*
+ * Users by name: who is connected, which sessions they are in, and who
+ * subscribed to them. A user lives while anything holds a reference.
+ */
+#ifndef RV_USERS_H
+#define RV_USERS_H
+
+#include <stddef.h>
+#include <sys/queue.h>
+
+#include <uthash.h>
+
+struct conn;
+struct session;
+struct sub;
+
+TAILQ_HEAD(conn_list, conn);
+
+struct user {
+	char *name;
+	unsigned refs;
+	size_t nconns;		   /* authenticated connections, closing excluded */
+	struct conn_list conns;	   /* those connections */
+	struct session *inviting;  /* sessions this user created (utlist, by age) */
+	struct session *invited;   /* sessions this user was invited to */
+	size_t live_created;	   /* live sessions in 'inviting', for the limit */
+	struct sub *subs;	   /* subscribe {user: name} targeting this user */
+	UT_hash_handle hh;
+};
+
+/* Longest user name accepted, in bytes. */
+#define USER_NAME_MAX 256
+
+/* Find or create the user; returns it with a new reference, or NULL. */
+struct user *user_get(const char *name);
+/* Find without creating or referencing (borrowed), or NULL. */
+struct user *user_find(const char *name);
+struct user *user_ref(struct user *u);
+void user_unref(struct user *u);
+size_t users_count(void);
+/* Whether name is acceptable as a user name (non-empty, short, printable). */
+int user_name_valid(const char *name);
+
+#endif

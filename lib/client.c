@@ -1,0 +1,280 @@
+/* Asynchronous JSON-RPC client for rendezvousd, on a caller's event_base. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <uthash.h>
+
+#include "rendezvous.h"
+
+#define CLIENT_DEFAULT_MAX_LINE (16u * 1024 * 1024)
+
+struct pending {
+	json_int_t id;
+	rv_reply_cb cb;
+	void *arg;
+	UT_hash_handle hh;
+};
+
+struct rv_client {
+	struct bufferevent *bev;
+	struct rv_client_callbacks cbs;
+	struct rv_framer framer;
+	struct pending *pending; /* uthash by id */
+	json_int_t next_id;
+	bool closed;
+	unsigned depth; /* nesting of our callbacks into the user's */
+	bool dead;	/* destroyed from inside a callback: free on the way out */
+};
+
+static void client_free(struct rv_client *c);
+
+static void
+client_enter(struct rv_client *c)
+{
+	c->depth++;
+}
+
+/* Leave a callback section; false if the client is gone (freed or dying). */
+static bool
+client_leave(struct rv_client *c)
+{
+	if (--c->depth == 0 && c->dead) {
+		client_free(c);
+		return false;
+	}
+	return !c->dead;
+}
+
+static void
+client_fail_pending(struct rv_client *c, const char *reason)
+{
+	struct pending *p, *tmp;
+	json_t *err = json_pack("{s:i, s:s}", "code", RV_ERR_INTERNAL, "message", reason);
+
+	HASH_ITER(hh, c->pending, p, tmp) {
+		HASH_DEL(c->pending, p);
+		if (p->cb != NULL && !c->dead)
+			p->cb(c, NULL, err, p->arg);
+		free(p);
+	}
+	json_decref(err);
+}
+
+/* Mark the client closed and tell the owner, once. */
+static void
+client_lost(struct rv_client *c, const char *reason)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	client_enter(c);
+	client_fail_pending(c, reason);
+	if (!c->dead && c->cbs.on_close != NULL)
+		c->cbs.on_close(c, reason, c->cbs.arg);
+	client_leave(c);
+}
+
+static void
+client_handle(struct rv_client *c, json_t *msg)
+{
+	struct rv_msg m;
+	struct pending *p;
+	json_int_t id;
+
+	switch (rv_msg_classify(msg, &m)) {
+	case RV_MSG_NOTIFICATION:
+		if (c->cbs.on_notify != NULL)
+			c->cbs.on_notify(c, m.method, m.params, c->cbs.arg);
+		break;
+	case RV_MSG_RESPONSE:
+		if (!json_is_integer(m.id)) {
+			/* id null: an error the daemon could not tie to a request. */
+			if (m.error != NULL && c->cbs.on_notify != NULL)
+				c->cbs.on_notify(c, "error", m.error, c->cbs.arg);
+			break;
+		}
+		id = json_integer_value(m.id);
+		HASH_FIND(hh, c->pending, &id, sizeof id, p);
+		if (p == NULL)
+			break;
+		HASH_DEL(c->pending, p);
+		if (p->cb != NULL)
+			p->cb(c, m.result, m.error, p->arg);
+		free(p);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+client_on_read(struct bufferevent *bev, void *arg)
+{
+	struct rv_client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char *line;
+	size_t len;
+
+	client_enter(c);
+	while (!c->dead && !c->closed) {
+		enum rv_frame r = rv_framer_next(&c->framer, in, &line, &len);
+		json_t *msg;
+
+		if (r == RV_FRAME_NONE)
+			break;
+		if (r == RV_FRAME_TOO_LONG) {
+			client_lost(c, "line from server too long");
+			break;
+		}
+		msg = rv_msg_decode(line, len, NULL);
+		rv_framer_consume(&c->framer, in);
+		if (msg == NULL) {
+			client_lost(c, "invalid JSON from server");
+			break;
+		}
+		client_handle(c, msg);
+		json_decref(msg);
+	}
+	client_leave(c);
+}
+
+static void
+client_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct rv_client *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_EOF) {
+		client_lost(c, "connection closed by server");
+	} else if (what & BEV_EVENT_ERROR) {
+		int dns = bufferevent_socket_get_dns_error(bev);
+		char buf[256];
+
+		if (dns != 0)
+			snprintf(buf, sizeof buf, "cannot resolve host: %s", evutil_gai_strerror(dns));
+		else
+			snprintf(buf, sizeof buf, "connection failed: %s",
+				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		client_lost(c, buf);
+	}
+}
+
+struct rv_client *
+rv_client_create(struct event_base *base, const char *host, const char *port,
+		 const struct rv_client_callbacks *cbs)
+{
+	struct rv_client *c;
+	char *end;
+	long portnum;
+
+	errno = 0;
+	portnum = strtol(port, &end, 10);
+	if (*port == '\0' || *end != '\0' || portnum <= 0 || portnum > 65535) {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	if (cbs != NULL)
+		c->cbs = *cbs;
+	c->next_id = 1;
+	rv_framer_init(&c->framer, CLIENT_DEFAULT_MAX_LINE);
+	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		free(c);
+		return NULL;
+	}
+	bufferevent_setcb(c->bev, client_on_read, NULL, client_on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, host, (int)portnum) != 0) {
+		bufferevent_free(c->bev);
+		free(c);
+		errno = ECONNREFUSED;
+		return NULL;
+	}
+	return c;
+}
+
+static void
+client_free(struct rv_client *c)
+{
+	struct pending *p, *tmp;
+
+	HASH_ITER(hh, c->pending, p, tmp) {
+		HASH_DEL(c->pending, p);
+		free(p);
+	}
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+void
+rv_client_destroy(struct rv_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->depth > 0) {
+		c->dead = true;
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	client_free(c);
+}
+
+void
+rv_client_set_max_line(struct rv_client *c, size_t max)
+{
+	c->framer.max = max;
+}
+
+int
+rv_client_call(struct rv_client *c, const char *method, json_t *params, rv_reply_cb cb, void *arg)
+{
+	struct pending *p = NULL;
+	json_t *msg;
+	char *line;
+	size_t len;
+	int rc;
+
+	if (c->closed) {
+		json_decref(params);
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (cb != NULL) {
+		msg = rv_msg_request(method, params, c->next_id);
+		p = calloc(1, sizeof *p);
+	} else {
+		msg = rv_msg_notification(method, params);
+	}
+	line = msg != NULL ? rv_msg_encode(msg, &len) : NULL;
+	json_decref(msg);
+	if (line == NULL || (cb != NULL && p == NULL)) {
+		free(line);
+		free(p);
+		errno = ENOMEM;
+		return -1;
+	}
+	rc = bufferevent_write(c->bev, line, len);
+	free(line);
+	if (rc != 0) {
+		free(p);
+		errno = EIO;
+		return -1;
+	}
+	if (p != NULL) {
+		p->id = c->next_id++;
+		p->cb = cb;
+		p->arg = arg;
+		HASH_ADD(hh, c->pending, id, sizeof p->id, p);
+	}
+	return 0;
+}

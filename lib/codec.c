@@ -1,0 +1,301 @@
+/* JSON-RPC 2.0 message codec and line framing, shared by daemon and clients. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "rendezvous.h"
+
+enum rv_msg_kind
+rv_msg_classify(json_t *msg, struct rv_msg *out)
+{
+	json_t *version, *method, *id, *params;
+
+	memset(out, 0, sizeof *out);
+	out->kind = RV_MSG_INVALID;
+	if (!json_is_object(msg)) {
+		out->why = "a message must be a JSON object";
+		return out->kind;
+	}
+	id = json_object_get(msg, "id");
+	if (id != NULL && !json_is_string(id) && !json_is_integer(id) && !json_is_null(id) &&
+	    !json_is_real(id)) {
+		out->why = "\"id\" must be a string, a number or null";
+		return out->kind;
+	}
+	out->id = id;
+	version = json_object_get(msg, "jsonrpc");
+	if (!json_is_string(version) || strcmp(json_string_value(version), "2.0") != 0) {
+		out->why = "\"jsonrpc\" must be \"2.0\"";
+		return out->kind;
+	}
+	method = json_object_get(msg, "method");
+	if (method == NULL) {
+		out->result = json_object_get(msg, "result");
+		out->error = json_object_get(msg, "error");
+		if (id == NULL || (out->result == NULL) == (out->error == NULL)) {
+			out->why = "\"method\" is missing";
+			return out->kind;
+		}
+		out->kind = RV_MSG_RESPONSE;
+		return out->kind;
+	}
+	if (!json_is_string(method)) {
+		out->why = "\"method\" must be a string";
+		return out->kind;
+	}
+	params = json_object_get(msg, "params");
+	if (params != NULL && !json_is_object(params) && !json_is_array(params)) {
+		out->why = "\"params\" must be an object or an array";
+		return out->kind;
+	}
+	out->method = json_string_value(method);
+	out->params = params;
+	out->kind = id == NULL ? RV_MSG_NOTIFICATION : RV_MSG_REQUEST;
+	return out->kind;
+}
+
+json_t *
+rv_msg_decode(const char *line, size_t len, json_error_t *err)
+{
+	return json_loadb(line, len, JSON_DECODE_ANY, err);
+}
+
+struct encode_buf {
+	char *data;
+	size_t len, cap;
+};
+
+static int
+encode_append(const char *buf, size_t size, void *arg)
+{
+	struct encode_buf *b = arg;
+
+	if (size > SIZE_MAX / 2 - b->len - 2)
+		return -1;
+	if (b->len + size + 2 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+
+		while (cap < b->len + size + 2)
+			cap *= 2;
+		p = realloc(b->data, cap);
+		if (p == NULL)
+			return -1;
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, buf, size);
+	b->len += size;
+	return 0;
+}
+
+char *
+rv_msg_encode(const json_t *msg, size_t *len)
+{
+	struct encode_buf b = {0};
+
+	if (json_dump_callback(msg, encode_append, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+		free(b.data);
+		return NULL;
+	}
+	if (b.data == NULL)
+		return NULL;
+	b.data[b.len++] = '\n';
+	b.data[b.len] = '\0';
+	*len = b.len;
+	return b.data;
+}
+
+static json_t *
+msg_new(void)
+{
+	json_t *m = json_object();
+
+	if (m != NULL && json_object_set_new(m, "jsonrpc", json_string("2.0")) != 0) {
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+json_t *
+rv_msg_request(const char *method, json_t *params, json_int_t id)
+{
+	json_t *m = msg_new();
+
+	if (m == NULL || json_object_set_new(m, "method", json_string(method)) != 0 ||
+	    (params != NULL && json_object_set_new(m, "params", params) != 0) ||
+	    json_object_set_new(m, "id", json_integer(id)) != 0) {
+		if (m == NULL)
+			json_decref(params);
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+json_t *
+rv_msg_notification(const char *method, json_t *params)
+{
+	json_t *m = msg_new();
+
+	if (m == NULL || json_object_set_new(m, "method", json_string(method)) != 0 ||
+	    (params != NULL && json_object_set_new(m, "params", params) != 0)) {
+		if (m == NULL)
+			json_decref(params);
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+json_t *
+rv_msg_result(json_t *id, json_t *result)
+{
+	json_t *m = msg_new();
+
+	if (m == NULL || json_object_set_new(m, "result", result) != 0 ||
+	    json_object_set(m, "id", id != NULL ? id : json_null()) != 0) {
+		if (m == NULL)
+			json_decref(result);
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+json_t *
+rv_msg_error(json_t *id, int code, const char *message, json_t *data)
+{
+	json_t *m = msg_new(), *e = json_object();
+
+	if (message == NULL)
+		message = rv_error_message(code);
+	if (m == NULL || e == NULL || json_object_set_new(e, "code", json_integer(code)) != 0 ||
+	    json_object_set_new(e, "message", json_string(message)) != 0 ||
+	    (data != NULL && json_object_set(e, "data", data) != 0) ||
+	    json_object_set_new(m, "error", e) != 0 ||
+	    json_object_set(m, "id", id != NULL ? id : json_null()) != 0) {
+		if (m == NULL || json_object_get(m, "error") != e)
+			json_decref(e);
+		json_decref(m);
+		json_decref(data);
+		return NULL;
+	}
+	json_decref(data);
+	return m;
+}
+
+void
+rv_framer_init(struct rv_framer *f, size_t max)
+{
+	f->max = max;
+	f->scanned = 0;
+	f->discarding = false;
+}
+
+enum rv_frame
+rv_framer_next(struct rv_framer *f, struct evbuffer *buf, char **line, size_t *len)
+{
+	for (;;) {
+		size_t have = evbuffer_get_length(buf);
+		struct evbuffer_ptr start, nl;
+
+		if (have <= f->scanned)
+			return RV_FRAME_NONE;
+		if (evbuffer_ptr_set(buf, &start, f->scanned, EVBUFFER_PTR_SET) != 0)
+			return RV_FRAME_NONE;
+		nl = evbuffer_search(buf, "\n", 1, &start);
+		if (nl.pos < 0) {
+			f->scanned = have;
+			if (f->discarding) {
+				evbuffer_drain(buf, have);
+				f->scanned = 0;
+				return RV_FRAME_NONE;
+			}
+			if (have > f->max + 1) {
+				/* Too long even if a "\r\n" ended it right here. */
+				evbuffer_drain(buf, have);
+				f->scanned = 0;
+				f->discarding = true;
+				return RV_FRAME_TOO_LONG;
+			}
+			return RV_FRAME_NONE;
+		}
+		if (f->discarding) {
+			evbuffer_drain(buf, (size_t)nl.pos + 1);
+			f->scanned = 0;
+			f->discarding = false;
+			continue;
+		}
+		size_t n = (size_t)nl.pos;
+		unsigned char *p = evbuffer_pullup(buf, (ev_ssize_t)n + 1);
+		if (p == NULL)
+			return RV_FRAME_NONE;
+		f->scanned = n + 1; /* what rv_framer_consume() drains */
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n > f->max) {
+			evbuffer_drain(buf, f->scanned);
+			f->scanned = 0;
+			return RV_FRAME_TOO_LONG;
+		}
+		*line = (char *)p;
+		*len = n;
+		return RV_FRAME_LINE;
+	}
+}
+
+void
+rv_framer_consume(struct rv_framer *f, struct evbuffer *buf)
+{
+	evbuffer_drain(buf, f->scanned);
+	f->scanned = 0;
+}
+
+int
+rv_parse_hostport(const char *s, char **host, char **port, const char *default_port)
+{
+	const char *colon, *h = s;
+	size_t hlen;
+
+	*host = *port = NULL;
+	if (s == NULL || *s == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL) {
+			errno = EINVAL;
+			return -1;
+		}
+		h = s + 1;
+		hlen = (size_t)(end - h);
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (end[1] != '\0' && colon == NULL) {
+			errno = EINVAL;
+			return -1;
+		}
+	} else {
+		colon = strrchr(s, ':');
+		if (colon != NULL && strchr(s, ':') != colon)
+			colon = NULL; /* a bare IPv6 address */
+		hlen = colon != NULL ? (size_t)(colon - s) : strlen(s);
+	}
+	if (colon != NULL && colon[1] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	*host = strndup(h, hlen);
+	*port = strdup(colon != NULL ? colon + 1 : default_port);
+	if (*host == NULL || *port == NULL) {
+		free(*host);
+		free(*port);
+		*host = *port = NULL;
+		return -1;
+	}
+	return 0;
+}
