@@ -1,0 +1,243 @@
+"""Test harness: start the real rendezvousd on a loopback port, talk JSON-RPC.
+
+Every test starts its own daemon (port 0, the bound port read from its log),
+stops it by pid, and checks that it exited 0 with no sanitizer report.
+"""
+import collections
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+DAEMON = os.environ.get("RENDEZVOUSD", "build/daemon/rendezvousd")
+CTL = os.environ.get("RENDEZVOUSCTL", "build/cli/rendezvousctl")
+SOURCE_ROOT = os.environ.get(
+    "RV_SOURCE_ROOT",
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+TIMEOUT = 10.0  # generous: the machine is shared and noisy
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: AddressSanitizer")
+
+
+class Daemon:
+    """One rendezvousd process on 127.0.0.1 with an ephemeral port."""
+
+    def __init__(self, *args):
+        self.log = tempfile.NamedTemporaryFile(prefix="rendezvousd-", suffix=".log", delete=False)
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        self.proc = subprocess.Popen(
+            [DAEMON, "--listen", "127.0.0.1:0", *args],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.port = None
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.read_log())
+            if m:
+                self.port = int(m.group(1))
+                break
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        if self.port is None:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("rendezvousd did not start:\n" + self.read_log())
+
+    def read_log(self):
+        with open(self.log.name, "r", errors="replace") as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stop the daemon; returns (exit status, log)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        log = self.read_log()
+        os.unlink(self.log.name)
+        return self.proc.returncode, log
+
+    def client(self, user=None, **kw):
+        c = Client(self.port, **kw)
+        if user is not None:
+            c.hello(user)
+        return c
+
+
+class RpcError(Exception):
+    def __init__(self, error):
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.code = error.get("code")
+        self.error = error
+
+
+class Client:
+    """A JSON-RPC connection; notifications are queued while waiting for replies."""
+
+    def __init__(self, port, timeout=TIMEOUT):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.next_id = 1
+        self.notes = collections.deque()
+        self.user = None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def read_line(self, timeout=TIMEOUT):
+        """The next line from the daemon (bytes, without the newline)."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no line from daemon")
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("daemon closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def read_msg(self, timeout=TIMEOUT):
+        return json.loads(self.read_line(timeout))
+
+    def request(self, method, params=None, id=None):
+        """Send a request; returns its id."""
+        if id is None:
+            id = self.next_id
+            self.next_id += 1
+        msg = {"jsonrpc": "2.0", "method": method, "id": id}
+        if params is not None:
+            msg["params"] = params
+        self.send_raw((json.dumps(msg) + "\n").encode())
+        return id
+
+    def response(self, id, timeout=TIMEOUT):
+        """Wait for the response to id, queueing notifications met on the way."""
+        while True:
+            msg = self.read_msg(timeout)
+            if "method" in msg and "id" not in msg:
+                self.notes.append(msg)
+                continue
+            if msg.get("id") != id:
+                raise AssertionError(f"unexpected message {msg} while waiting for id {id}")
+            return msg
+
+    def call(self, method, params=None):
+        """Call and return the result, or raise RpcError."""
+        msg = self.response(self.request(method, params))
+        if "error" in msg:
+            raise RpcError(msg["error"])
+        return msg["result"]
+
+    def error(self, method, params=None):
+        """Call expecting an error; returns the error object."""
+        msg = self.response(self.request(method, params))
+        if "error" not in msg:
+            raise AssertionError(f"{method} {params}: expected an error, got {msg}")
+        return msg["error"]
+
+    def hello(self, user):
+        self.user = user
+        return self.call("hello", {"user": user})
+
+    def note(self, timeout=TIMEOUT, method=None):
+        """The next notification (optionally of one method)."""
+        while True:
+            if self.notes:
+                msg = self.notes.popleft()
+            else:
+                msg = self.read_msg(timeout)
+                if "method" not in msg:
+                    raise AssertionError(f"unexpected message {msg} while waiting for a notification")
+            if method is None or msg["method"] == method:
+                return msg
+
+    def event(self, timeout=TIMEOUT):
+        return self.note(timeout, "session.state_changed")["params"]
+
+    def no_message(self, wait=0.3):
+        """Assert nothing arrives within wait seconds."""
+        if self.notes:
+            raise AssertionError(f"unexpected queued notification {self.notes[0]}")
+        try:
+            line = self.read_line(wait)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message {line!r}")
+
+
+class DaemonTest(unittest.TestCase):
+    """A test case with a fresh daemon per test; clients are closed for it."""
+
+    daemon_args = ()
+
+    def setUp(self):
+        self.daemon = Daemon(*self.daemon_args)
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        status, log = self.daemon.stop()
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, log, log[-4000:])
+        self.assertEqual(status, 0, "rendezvousd exited %s:\n%s" % (status, log[-4000:]))
+
+    def client(self, user=None, **kw):
+        c = self.daemon.client(user, **kw)
+        self.clients.append(c)
+        return c
+
+    def restart(self, *args):
+        """Stop the current daemon (checking it) and start another."""
+        status, log = self.daemon.stop()
+        self.assertEqual(status, 0, log[-4000:])
+        self.daemon = Daemon(*args)
+
+    def assertRpcError(self, code, fn, *args):
+        with self.assertRaises(RpcError) as cm:
+            fn(*args)
+        self.assertEqual(cm.exception.code, code, cm.exception.error)
+        return cm.exception.error
+
+
+def lifecycle_to(c_inviter, c_invitee, state, **create):
+    """Create a session and drive it to state; returns the session id."""
+    sid = c_inviter.call("session.create", {"invitee": c_invitee.user, **create})["session"]
+    if state == "RSS_READY":
+        return sid
+    c_inviter.call("session.invite", {"session": sid})
+    if state == "RSS_INVITATION":
+        return sid
+    c_invitee.call("session.accept", {"session": sid})
+    if state == "RSS_ACCEPTED":
+        return sid
+    c_inviter.call("session.connect", {"session": sid})
+    c_invitee.call("session.connect", {"session": sid})
+    assert state == "RSS_CONNECTED"
+    return sid
+
+
+def main():
+    unittest.main(verbosity=2)
