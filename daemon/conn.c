@@ -128,7 +128,8 @@ conn_close_flush(struct conn *c, const char *reason)
 /*
  * A client stopped reading: keep the rest of the line it is partway through
  * (up to the first newline), drop everything after, append one error line,
- * offer it to the socket once without blocking, and close.
+ * and close once that much is sent or the flush timeout passes. Nothing new
+ * is queued for it meanwhile, so its memory is bounded.
  */
 static void
 conn_cut_off(struct conn *c, size_t pending)
@@ -156,8 +157,7 @@ conn_cut_off(struct conn *c, size_t pending)
 		     "unsent output passed %zu bytes\",\"data\":{\"max_pending\":%zu}},\"id\":null}\n",
 		     RV_ERR_LIMIT, config.max_pending, config.max_pending);
 	evbuffer_add(out, line, (size_t)n);
-	evbuffer_write(out, bufferevent_getfd(c->bev));
-	conn_close(c, "slow consumer");
+	conn_close_flush(c, "slow consumer");
 }
 
 static void

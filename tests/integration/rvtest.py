@@ -162,16 +162,18 @@ class Client:
         return self.call("hello", {"user": user})
 
     def note(self, timeout=TIMEOUT, method=None):
-        """The next notification (optionally of one method)."""
+        """The next notification (optionally the next of one method; others stay queued)."""
+        for i, msg in enumerate(self.notes):
+            if method is None or msg["method"] == method:
+                del self.notes[i]
+                return msg
         while True:
-            if self.notes:
-                msg = self.notes.popleft()
-            else:
-                msg = self.read_msg(timeout)
-                if "method" not in msg:
-                    raise AssertionError(f"unexpected message {msg} while waiting for a notification")
+            msg = self.read_msg(timeout)
+            if "method" not in msg:
+                raise AssertionError(f"unexpected message {msg} while waiting for a notification")
             if method is None or msg["method"] == method:
                 return msg
+            self.notes.append(msg)
 
     def event(self, timeout=TIMEOUT):
         return self.note(timeout, "session.state_changed")["params"]
