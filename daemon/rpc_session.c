@@ -27,7 +27,7 @@ session_lookup(struct conn *c, const char *sid_hex, struct rpc_error *err)
 	if (s == NULL || (!c->observer && session_role(s, c->user) == RV_ROLE_INVITEE &&
 			  !session_invited(s))) {
 		rpc_fail(err, RV_ERR_NO_SESSION, json_pack("{s:s}", "session", sid_hex),
-			 "no such session: %s", sid_hex);
+			 "no such session");
 		return NULL;
 	}
 	if (!session_visible(s, c->user, c->observer)) {
