@@ -21,6 +21,7 @@ struct ctl {
 	json_t *params; /* the command's request */
 	bool json;	/* --json output */
 	bool watch;
+	long count; /* watch: stop after this many events (0: never) */
 	double timeout;
 	int status; /* exit status */
 };
@@ -50,8 +51,9 @@ usage(FILE *f)
 		"  terminate SESSION [--code N] [--data JSON]\n"
 		"  get SESSION                              show a session\n"
 		"  list [--state STATE] [--limit N] [--after SESSION]\n"
-		"  watch [--session ID | --user NAME | --all] [--since EVENT]\n"
-		"                                           stream events, one line each\n"
+		"  watch [--session ID | --user NAME | --all] [--since EVENT] [--count N]\n"
+		"                                           stream events, one line each, until\n"
+		"                                           interrupted or N have arrived\n"
 		"  ping                                     check the daemon answers\n"
 		"\n"
 		"Exit status: 0 on success, 1 when the daemon returns an error or cannot\n"
@@ -171,6 +173,8 @@ print_json(json_t *v)
 	fflush(stdout);
 }
 
+static void ctl_print_event(const char *method, json_t *params);
+
 static void
 ctl_on_notify(struct rv_client *c, const char *method, json_t *params, void *arg)
 {
@@ -183,8 +187,16 @@ ctl_on_notify(struct rv_client *c, const char *method, json_t *params, void *arg
 		json_t *line = json_pack("{s:s, s:O}", "method", method, "params", params);
 		print_json(line);
 		json_decref(line);
-		return;
+	} else {
+		ctl_print_event(method, params);
 	}
+	if (ctl->count > 0 && --ctl->count == 0)
+		ctl_stop(ctl, 0);
+}
+
+static void
+ctl_print_event(const char *method, json_t *params)
+{
 	if (strcmp(method, "session.state_changed") == 0) {
 		const char *by = json_string_value(json_object_get(params, "by"));
 		const char *reason = json_string_value(json_object_get(params, "reason"));
@@ -255,14 +267,14 @@ ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
 	(void)c;
 	if (ctl_error(ctl, error))
 		return;
-	if (ctl->json) {
-		print_json(result);
-	} else if (strcmp(ctl->command, "list") == 0) {
-		print_list(result);
-	} else if (strcmp(ctl->command, "watch") == 0) {
+	if (strcmp(ctl->command, "watch") == 0) {
 		fprintf(stderr, "watching (subscription %lld, last event %lld)\n",
 			(long long)json_integer_value(json_object_get(result, "subscription")),
 			(long long)json_integer_value(json_object_get(result, "last_event")));
+	} else if (ctl->json) {
+		print_json(result);
+	} else if (strcmp(ctl->command, "list") == 0) {
+		print_list(result);
 	} else if (json_is_object(result) && json_object_get(result, "session") != NULL) {
 		print_record(result);
 	} else if (json_is_object(result) && json_object_get(result, "delivered") != NULL) {
@@ -325,7 +337,8 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		{"state", required_argument, NULL, 's'},  {"limit", required_argument, NULL, 'l'},
 		{"after", required_argument, NULL, 'a'},  {"session", required_argument, NULL, 'S'},
 		{"user", required_argument, NULL, 'U'},	  {"all", no_argument, NULL, 'A'},
-		{"since", required_argument, NULL, 'n'},  {NULL, 0, NULL, 0},
+		{"since", required_argument, NULL, 'n'},  {"count", required_argument, NULL, 'N'},
+		{NULL, 0, NULL, 0},
 	};
 	static const struct {
 		const char *name, *method;
@@ -337,7 +350,7 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		{"cancel", "session.cancel", 1, "r"},	{"connect", "session.connect", 1, ""},
 		{"send", "session.send", 2, ""},	{"terminate", "session.terminate", 1, "cd"},
 		{"get", "session.get", 1, ""},		{"list", "session.list", 0, "sla"},
-		{"watch", "subscribe", 0, "SUAn"},	{"ping", "ping", 0, ""},
+		{"watch", "subscribe", 0, "SUAnN"},	{"ping", "ping", 0, ""},
 	};
 	const char *cmd = argv[0];
 	size_t i;
@@ -381,6 +394,11 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		case 'S': json_object_set_new(p, "session", json_string(optarg)); break;
 		case 'U': json_object_set_new(p, "user", json_string(optarg)); break;
 		case 'A': json_object_set_new(p, "all", json_true()); break;
+		case 'N':
+			ctl->count = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || ctl->count <= 0)
+				die_usage("--count takes a number > 0, not '%s'", optarg);
+			break;
 		default: break;
 		}
 	}

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""rendezvousctl against a live daemon: every command, human and --json output, errors."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from rvtest import CTL, DaemonTest, main
+
+
+class Cli(DaemonTest):
+    daemon_args = ("--observer", "olga")
+
+    def ctl(self, user, *args, ok=True):
+        cmd = [CTL, "--connect", "127.0.0.1:%d" % self.daemon.port, "--user", user, *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if ok:
+            self.assertEqual(p.returncode, 0, p.stderr)
+        return p
+
+    def js(self, user, *args):
+        return json.loads(self.ctl(user, "--json", *args).stdout)
+
+    def test_lifecycle_json(self):
+        rec = self.js("alice", "create", "bob", "--ttl", "30", "--data", '{"room":1}')
+        sid = rec["session"]
+        self.assertEqual((rec["state"], rec["data"], rec["expires"] - rec["created"]),
+                         ("RSS_READY", {"room": 1}, 30000))
+        self.assertEqual(self.js("alice", "invite", sid)["state"], "RSS_INVITATION")
+        self.assertEqual(self.js("bob", "accept", sid)["state"], "RSS_ACCEPTED")
+        self.assertEqual(self.js("alice", "connect", sid)["confirmed"]["inviter"], True)
+        self.assertEqual(self.js("bob", "connect", sid)["state"], "RSS_CONNECTED")
+        self.assertEqual(self.js("bob", "get", sid)["remote_user"], "alice")
+        lst = self.js("alice", "list", "--state", "RSS_CONNECTED")
+        self.assertEqual([r["session"] for r in lst["sessions"]], [sid])
+        rec = self.js("alice", "terminate", sid, "--code", "4", "--data", "bye")
+        self.assertEqual((rec["state"], rec["code"], rec["app_data"]), ("RSS_TERMINATED", 4, "bye"))
+        self.assertEqual(self.js("alice", "ping"), "pong")
+
+    def test_decline_cancel_and_human_output(self):
+        sid = self.js("alice", "create", "bob")["session"]
+        out = self.ctl("alice", "invite", sid).stdout
+        self.assertRegex(out, r"(?m)^session\s+%s$" % sid)
+        self.assertRegex(out, r"(?m)^state\s+RSS_INVITATION$")
+        out = self.ctl("bob", "decline", sid, "--reason", "busy").stdout
+        self.assertRegex(out, r"(?m)^reason\s+busy$")
+        sid2 = self.js("alice", "create", "bob")["session"]
+        self.assertEqual(self.js("alice", "cancel", sid2, "--reason", "x")["state"], "RSS_CANCELLED")
+        out = self.ctl("alice", "list").stdout
+        self.assertIn(sid, out)
+        self.assertIn("RSS_DECLINED", out)
+
+    def test_errors_exit_nonzero(self):
+        p = self.ctl("alice", "get", "0" * 32, ok=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("error 4004", p.stderr)
+        sid = self.js("alice", "create", "bob")["session"]
+        p = self.ctl("alice", "connect", sid, ok=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("4009", p.stderr)
+        self.assertIn("RSS_READY", p.stderr)
+        p = self.ctl("alice", "--json", "connect", sid, ok=False)
+        self.assertEqual(json.loads(p.stderr)["code"], 4009)
+        # usage errors
+        for args in (["frobnicate"], ["get"], ["get", "a", "b"], ["invite", sid, "--ttl", "3"]):
+            p = self.ctl("alice", *args, ok=False)
+            self.assertEqual(p.returncode, 2, args)
+        # nothing listening
+        p = subprocess.run([CTL, "--connect", "127.0.0.1:1", "--user", "a", "ping"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("connection", p.stderr)
+
+    def test_send(self):
+        sid = self.js("alice", "create", "bob")["session"]
+        self.js("alice", "invite", sid)
+        self.js("bob", "accept", sid)
+        p = self.ctl("alice", "send", sid, '{"x":1}', ok=False)
+        self.assertEqual(p.returncode, 1)  # bob has no live connection: 4010
+        self.assertIn("4010", p.stderr)
+        bob = self.client("bob")
+        self.assertEqual(self.js("alice", "send", sid, '{"x":1}'), {"delivered": 1})
+        self.assertEqual(bob.note(method="session.context_data")["params"]["data"], {"x": 1})
+        self.assertIn("delivered to 1", self.ctl("alice", "send", sid, "plain words").stdout)
+        self.assertEqual(bob.note(method="session.context_data")["params"]["data"], "plain words")
+
+    def test_watch(self):
+        env = dict(os.environ)
+        w = subprocess.Popen([CTL, "--connect", "127.0.0.1:%d" % self.daemon.port, "--user", "olga",
+                              "--json", "watch", "--all"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+        h = subprocess.Popen([CTL, "--connect", "127.0.0.1:%d" % self.daemon.port, "--user", "bob",
+                              "watch", "--user", "bob"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            time.sleep(0.5)  # let both subscribe
+            sid = self.js("alice", "create", "bob")["session"]
+            self.js("alice", "invite", sid)
+            self.js("alice", "cancel", sid)
+            lines = [json.loads(w.stdout.readline()) for _ in range(3)]
+            self.assertEqual([l["params"]["event"] for l in lines], [1, 2, 3])
+            self.assertEqual(lines[1]["method"], "session.state_changed")
+            human = [h.stdout.readline() for _ in range(2)]
+            self.assertRegex(human[0], r"^event 2 %s RSS_READY -> RSS_INVITATION by alice" % sid)
+            self.assertRegex(human[1], r"^event 3 %s RSS_INVITATION -> RSS_CANCELLED by alice" % sid)
+            # --since replays
+            r = self.ctl("olga", "--json", "watch", "--all", "--since", "1", "--count", "2")
+        finally:
+            for p in (w, h):
+                p.send_signal(signal.SIGINT)
+                self.assertEqual(p.wait(timeout=10), 0)
+                p.stdout.close()
+                p.stderr.close()
+        replayed = [json.loads(l)["params"]["event"] for l in r.stdout.splitlines()]
+        self.assertEqual(replayed, [2, 3])
+
+    def test_help_and_version(self):
+        p = subprocess.run([CTL, "--help"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0)
+        for word in ("create", "invite", "accept", "decline", "cancel", "connect", "send",
+                     "terminate", "get", "list", "watch", "--connect", "--user", "--json"):
+            self.assertIn(word, p.stdout)
+        p = subprocess.run([CTL, "--version"], capture_output=True, text=True)
+        self.assertRegex(p.stdout, r"^rendezvousctl \d+\.\d+\.\d+")
+
+
+if __name__ == "__main__":
+    main()
