@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what building and testing rendezvous needs, from Debian 12's packages,
+# if any of it is missing. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+packages=(gcc libc6-dev binutils meson ninja-build pkg-config python3
+          libevent-dev libjansson-dev uthash-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "deps: need root to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
