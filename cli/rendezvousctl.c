@@ -19,7 +19,7 @@ struct ctl {
 	const char *command;
 	const char *method;
 	json_t *params; /* the command's request */
-	bool json;	/* --json output */
+	bool json;      /* --json output */
 	bool watch;
 	long count; /* watch: stop after this many events (0: never) */
 	double timeout;
@@ -34,7 +34,8 @@ usage(FILE *f)
 		"Talk to rendezvousd (proto/PROTOCOL.md).\n"
 		"\n"
 		"Options:\n"
-		"  --connect HOST:PORT  daemon address [default: $RENDEZVOUS_CONNECT or 127.0.0.1:%d]\n"
+		"  --connect HOST:PORT  daemon address [default: $RENDEZVOUS_CONNECT or "
+		"127.0.0.1:%d]\n"
 		"  --user NAME          who you are [default: $RENDEZVOUS_USER]\n"
 		"  --json               print results and events as JSON, one per line\n"
 		"  --timeout S          give up on a reply after S seconds [default: 10]\n"
@@ -126,8 +127,8 @@ print_value(const char *key, json_t *v)
 static void
 print_record(json_t *r)
 {
-	static const char *const keys[] = {"session", "state", "inviter", "invitee",
-					   "remote_user", "flags"};
+	static const char *const keys[] = {"session", "state",       "inviter",
+					   "invitee", "remote_user", "flags"};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		print_value(keys[i], json_object_get(r, keys[i]));
 	print_time("created", json_object_get(r, "created"));
@@ -149,7 +150,7 @@ print_list(json_t *res)
 
 	printf("%-32s  %-14s  %-16s  %-16s  %s\n", "SESSION", "STATE", "INVITER", "INVITEE",
 	       "EVENT");
-	json_array_foreach(list, i, r) {
+	json_array_foreach (list, i, r) {
 		printf("%-32s  %-14s  %-16s  %-16s  %lld\n",
 		       json_string_value(json_object_get(r, "session")),
 		       json_string_value(json_object_get(r, "state")),
@@ -200,18 +201,22 @@ ctl_print_event(const char *method, json_t *params)
 	if (strcmp(method, "session.state_changed") == 0) {
 		const char *by = json_string_value(json_object_get(params, "by"));
 		const char *reason = json_string_value(json_object_get(params, "reason"));
-		printf("event %lld %s %s -> %s by %s", (long long)json_integer_value(json_object_get(params, "event")),
+		printf("event %lld %s %s -> %s by %s",
+		       (long long)json_integer_value(json_object_get(params, "event")),
 		       json_string_value(json_object_get(params, "session")),
 		       json_string_value(json_object_get(params, "prev")),
 		       json_string_value(json_object_get(params, "state")), by ? by : "daemon");
 		if (reason != NULL)
 			printf(" reason=%s", reason);
 		if (json_object_get(params, "code") != NULL)
-			printf(" code=%lld", (long long)json_integer_value(json_object_get(params, "code")));
+			printf(" code=%lld",
+			       (long long)json_integer_value(json_object_get(params, "code")));
 		putchar('\n');
 	} else if (strcmp(method, "session.context_data") == 0) {
-		char *d = json_dumps(json_object_get(params, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
-		printf("data %s from %s: %s\n", json_string_value(json_object_get(params, "session")),
+		char *d =
+			json_dumps(json_object_get(params, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
+		printf("data %s from %s: %s\n",
+		       json_string_value(json_object_get(params, "session")),
 		       json_string_value(json_object_get(params, "from")), d ? d : "?");
 		free(d);
 	} else {
@@ -332,12 +337,18 @@ static void
 parse_command(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"ttl", required_argument, NULL, 't'},	  {"data", required_argument, NULL, 'd'},
-		{"reason", required_argument, NULL, 'r'}, {"code", required_argument, NULL, 'c'},
-		{"state", required_argument, NULL, 's'},  {"limit", required_argument, NULL, 'l'},
-		{"after", required_argument, NULL, 'a'},  {"session", required_argument, NULL, 'S'},
-		{"user", required_argument, NULL, 'U'},	  {"all", no_argument, NULL, 'A'},
-		{"since", required_argument, NULL, 'n'},  {"count", required_argument, NULL, 'N'},
+		{"ttl", required_argument, NULL, 't'},
+		{"data", required_argument, NULL, 'd'},
+		{"reason", required_argument, NULL, 'r'},
+		{"code", required_argument, NULL, 'c'},
+		{"state", required_argument, NULL, 's'},
+		{"limit", required_argument, NULL, 'l'},
+		{"after", required_argument, NULL, 'a'},
+		{"session", required_argument, NULL, 'S'},
+		{"user", required_argument, NULL, 'U'},
+		{"all", no_argument, NULL, 'A'},
+		{"since", required_argument, NULL, 'n'},
+		{"count", required_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0},
 	};
 	static const struct {
@@ -345,12 +356,12 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		int positional; /* SESSION or INVITEE, then DATA for send */
 		const char *allowed;
 	} cmds[] = {
-		{"create", "session.create", 1, "td"},	{"invite", "session.invite", 1, ""},
-		{"accept", "session.accept", 1, ""},	{"decline", "session.decline", 1, "r"},
-		{"cancel", "session.cancel", 1, "r"},	{"connect", "session.connect", 1, ""},
-		{"send", "session.send", 2, ""},	{"terminate", "session.terminate", 1, "cd"},
-		{"get", "session.get", 1, ""},		{"list", "session.list", 0, "sla"},
-		{"watch", "subscribe", 0, "SUAnN"},	{"ping", "ping", 0, ""},
+		{"create", "session.create", 1, "td"}, {"invite", "session.invite", 1, ""},
+		{"accept", "session.accept", 1, ""},   {"decline", "session.decline", 1, "r"},
+		{"cancel", "session.cancel", 1, "r"},  {"connect", "session.connect", 1, ""},
+		{"send", "session.send", 2, ""},       {"terminate", "session.terminate", 1, "cd"},
+		{"get", "session.get", 1, ""},         {"list", "session.list", 0, "sla"},
+		{"watch", "subscribe", 0, "SUAnN"},    {"ping", "ping", 0, ""},
 	};
 	const char *cmd = argv[0];
 	size_t i;
@@ -381,11 +392,16 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		}
 		case 'd': json_object_set_new(p, "data", json_arg(optarg)); break;
 		case 'r': json_object_set_new(p, "reason", json_string(optarg)); break;
-		case 'c': case 'l': case 'n': {
+		case 'c':
+		case 'l':
+		case 'n': {
 			long long v = strtoll(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0')
 				die_usage("expected a whole number, not '%s'", optarg);
-			json_object_set_new(p, c == 'c' ? "code" : c == 'l' ? "limit" : "since",
+			json_object_set_new(p,
+					    c == 'c'   ? "code"
+					    : c == 'l' ? "limit"
+						       : "since",
 					    json_integer(v));
 			break;
 		}
@@ -404,7 +420,7 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 	}
 	if (argc - optind != cmds[i].positional)
 		die_usage("'%s' takes %s", cmd,
-			  cmds[i].positional == 0	? "no arguments"
+			  cmds[i].positional == 0   ? "no arguments"
 			  : cmds[i].positional == 1 ? "one argument"
 						    : "SESSION and DATA");
 	if (strcmp(cmd, "create") == 0)
@@ -420,9 +436,12 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"connect", required_argument, NULL, 'c'}, {"user", required_argument, NULL, 'u'},
-		{"json", no_argument, NULL, 'j'},	   {"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},	   {"version", no_argument, NULL, 'V'},
+		{"connect", required_argument, NULL, 'c'},
+		{"user", required_argument, NULL, 'u'},
+		{"json", no_argument, NULL, 'j'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ctl ctl = {.timeout = 10, .status = 1};

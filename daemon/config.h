@@ -19,12 +19,12 @@ struct config {
 	int64_t peer_grace_ms; /* how long an engaged party may be away */
 	int64_t linger_ms;     /* how long ended sessions stay readable */
 
-	size_t max_line;	  /* longest request line, bytes */
-	size_t max_pending;	  /* unsent output before a client is cut off */
-	size_t max_connections;	  /* connections at once */
+	size_t max_line;              /* longest request line, bytes */
+	size_t max_pending;           /* unsent output before a client is cut off */
+	size_t max_connections;       /* connections at once */
 	size_t max_sessions_per_user; /* live sessions a user may have created */
-	size_t max_subscriptions; /* subscriptions per connection */
-	size_t history;		  /* events kept for subscribe {since} */
+	size_t max_subscriptions;     /* subscriptions per connection */
+	size_t history;               /* events kept for subscribe {since} */
 
 	enum log_level log_level;
 };

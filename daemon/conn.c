@@ -152,10 +152,11 @@ conn_cut_off(struct conn *c, size_t pending)
 	} else {
 		evbuffer_drain(out, evbuffer_get_length(out));
 	}
-	n = snprintf(line, sizeof line,
-		     "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"slow consumer: "
-		     "unsent output passed %zu bytes\",\"data\":{\"max_pending\":%zu}},\"id\":null}\n",
-		     RV_ERR_LIMIT, config.max_pending, config.max_pending);
+	n = snprintf(
+		line, sizeof line,
+		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"slow consumer: "
+		"unsent output passed %zu bytes\",\"data\":{\"max_pending\":%zu}},\"id\":null}\n",
+		RV_ERR_LIMIT, config.max_pending, config.max_pending);
 	evbuffer_add(out, line, (size_t)n);
 	conn_close_flush(c, "slow consumer");
 }
@@ -258,11 +259,11 @@ conn_process(struct conn *c)
 
 	while (conn_live(c) && !c->paused) {
 		switch (rv_framer_next(&c->framer, in, &line, &len)) {
-		case RV_FRAME_NONE:
-			return;
+		case RV_FRAME_NONE: return;
 		case RV_FRAME_TOO_LONG:
-			conn_send_error(c, RV_ERR_TOO_LARGE, "line too long",
-					json_pack("{s:I}", "max_line", (json_int_t)config.max_line));
+			conn_send_error(
+				c, RV_ERR_TOO_LARGE, "line too long",
+				json_pack("{s:I}", "max_line", (json_int_t)config.max_line));
 			break;
 		case RV_FRAME_LINE:
 			rpc_handle_line(c, line, len);
@@ -392,9 +393,9 @@ conns_finish(void)
 	struct conn *c;
 
 	/* Offer each client what it has not been sent yet, without blocking. */
-	TAILQ_FOREACH(c, &live, all)
+	TAILQ_FOREACH (c, &live, all)
 		evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
-	TAILQ_FOREACH(c, &draining, all)
+	TAILQ_FOREACH (c, &draining, all)
 		evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
 	while ((c = TAILQ_FIRST(&draining)) != NULL)
 		conn_close(c, "daemon shutting down");

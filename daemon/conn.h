@@ -22,8 +22,8 @@ struct user;
 
 enum conn_state {
 	CONN_HANDSHAKE = 0, /* connected, no hello yet */
-	CONN_READY,	    /* hello done: conn->user is set */
-	CONN_CLOSING,	    /* being torn down; no more input, no new output */
+	CONN_READY,         /* hello done: conn->user is set */
+	CONN_CLOSING,       /* being torn down; no more input, no new output */
 };
 
 struct conn {
@@ -32,7 +32,7 @@ struct conn {
 	struct bufferevent *bev;
 	char peer[64]; /* "ADDR:PORT" */
 	struct rv_framer framer;
-	bool paused;  /* reading stopped until output drains */
+	bool paused;   /* reading stopped until output drains */
 	bool flushing; /* CLOSING, but waiting for output to drain */
 	const char *close_reason;
 
@@ -45,7 +45,7 @@ struct conn {
 	uint32_t next_sub_id;
 	uint64_t mark; /* last event delivered (hub.c dedupe) */
 
-	TAILQ_ENTRY(conn) all;	   /* every connection, or the closing list */
+	TAILQ_ENTRY(conn) all;     /* every connection, or the closing list */
 	TAILQ_ENTRY(conn) by_user; /* user->conns */
 };
 

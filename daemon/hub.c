@@ -28,13 +28,13 @@ struct bucket {
 };
 
 static struct {
-	uint64_t last;	    /* newest event id */
-	struct hist *ring;  /* history, oldest at 'head' */
+	uint64_t last;     /* newest event id */
+	struct hist *ring; /* history, oldest at 'head' */
 	size_t cap, len, head;
 	struct bucket *buckets; /* uthash by session id */
-	struct sub *all;	/* subscribe {all: true} */
-	uint64_t delivered;	/* events up to this one have been fanned out */
-	struct sub *replay;	/* awaiting hub_flush_replay() */
+	struct sub *all;        /* subscribe {all: true} */
+	uint64_t delivered;     /* events up to this one have been fanned out */
+	struct sub *replay;     /* awaiting hub_flush_replay() */
 	uint64_t replay_since;
 } hub;
 
@@ -69,7 +69,7 @@ hub_finish(void)
 		hist_clear(&hub.ring[(hub.head + i) % hub.cap]);
 	free(hub.ring);
 	/* Subscriptions go with their connections (conns_finish runs first). */
-	HASH_ITER(hh, hub.buckets, b, tmp) {
+	HASH_ITER (hh, hub.buckets, b, tmp) {
 		HASH_DEL(hub.buckets, b);
 		free(b);
 	}
@@ -109,10 +109,8 @@ sub_matches(const struct sub *s, const struct hist *h)
 	if (!visible_to(s->conn, h->inviter, h->invitee, h->invitee_visible))
 		return false;
 	switch (s->kind) {
-	case SUB_ALL:
-		return true;
-	case SUB_SESSION:
-		return memcmp(s->sid, h->sid, SESSION_ID_BYTES) == 0;
+	case SUB_ALL: return true;
+	case SUB_SESSION: return memcmp(s->sid, h->sid, SESSION_ID_BYTES) == 0;
 	case SUB_USER:
 		return s->user == h->inviter || (s->user == h->invitee && h->invitee_visible);
 	}
@@ -124,7 +122,7 @@ deliver_list(struct sub *list, const struct hist *h)
 {
 	struct sub *s;
 
-	DL_FOREACH(list, s) {
+	DL_FOREACH (list, s) {
 		struct conn *c = s->conn;
 
 		if (!conn_live(c) || c->mark == h->id ||
@@ -148,7 +146,8 @@ event_params(const struct hub_event *ev, uint64_t id)
 		      ev->inviter->name, "invitee", ev->invitee->name);
 	if (p == NULL)
 		return NULL;
-	if ((ev->reason != NULL && json_object_set_new(p, "reason", json_string(ev->reason)) != 0) ||
+	if ((ev->reason != NULL &&
+	     json_object_set_new(p, "reason", json_string(ev->reason)) != 0) ||
 	    (ev->has_code && json_object_set_new(p, "code", json_integer(ev->code)) != 0) ||
 	    (ev->data != NULL && json_object_set(p, "data", ev->data) != 0)) {
 		json_decref(p);
@@ -226,10 +225,8 @@ sub_target_list(struct sub *s, bool create)
 	struct bucket *b;
 
 	switch (s->kind) {
-	case SUB_ALL:
-		return &hub.all;
-	case SUB_USER:
-		return &s->user->subs;
+	case SUB_ALL: return &hub.all;
+	case SUB_USER: return &s->user->subs;
 	case SUB_SESSION:
 		HASH_FIND(hh, hub.buckets, s->sid, SESSION_ID_BYTES, b);
 		if (b == NULL && create) {
@@ -368,13 +365,13 @@ hub_send_context(const char *sid_hex, const char *from, struct user *to, json_t 
 	json_t *msg;
 	size_t n = 0;
 
-	TAILQ_FOREACH(c, &to->conns, by_user)
+	TAILQ_FOREACH (c, &to->conns, by_user)
 		n += conn_live(c);
 	if (n == 0)
 		return 0;
-	msg = rv_msg_notification("session.context_data",
-				  json_pack("{s:s, s:s, s:O}", "session", sid_hex, "from", from,
-					    "data", data));
+	msg = rv_msg_notification(
+		"session.context_data",
+		json_pack("{s:s, s:s, s:O}", "session", sid_hex, "from", from, "data", data));
 	mb = msg != NULL ? msgbuf_from_json(msg) : NULL;
 	json_decref(msg);
 	if (mb == NULL) {
@@ -382,7 +379,7 @@ hub_send_context(const char *sid_hex, const char *from, struct user *to, json_t 
 		return 0;
 	}
 	n = 0;
-	TAILQ_FOREACH(c, &to->conns, by_user) {
+	TAILQ_FOREACH (c, &to->conns, by_user) {
 		if (conn_live(c)) {
 			conn_send_msgbuf(c, mb);
 			n++;

@@ -37,11 +37,11 @@ struct sub {
 	uint32_t id; /* unique within its connection */
 	enum sub_kind kind;
 	struct conn *conn;
-	uint64_t start; /* last event when subscribed: later ones go out live */
-	uint64_t from;	/* events after this went out (replayed or live) */
+	uint64_t start;                /* last event when subscribed: later ones go out live */
+	uint64_t from;                 /* events after this went out (replayed or live) */
 	uint8_t sid[SESSION_ID_BYTES]; /* SUB_SESSION */
-	struct user *user;	       /* SUB_USER: a reference */
-	struct sub *conn_next;	       /* conn->subs */
+	struct user *user;             /* SUB_USER: a reference */
+	struct sub *conn_next;         /* conn->subs */
 	struct sub *prev, *next;       /* the target's list */
 };
 

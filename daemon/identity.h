@@ -10,7 +10,7 @@
 
 struct identity {
 	const char *user; /* borrowed from the request */
-	bool observer;	  /* may read and subscribe to everything */
+	bool observer;    /* may read and subscribe to everything */
 };
 
 /*

@@ -34,10 +34,11 @@ static void
 listener_refuse(evutil_socket_t fd)
 {
 	char line[200];
-	int n = snprintf(line, sizeof line,
-			 "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"limit exceeded: "
-			 "too many connections\",\"data\":{\"max_connections\":%zu}},\"id\":null}\n",
-			 RV_ERR_LIMIT, config.max_connections);
+	int n = snprintf(
+		line, sizeof line,
+		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"limit exceeded: "
+		"too many connections\",\"data\":{\"max_connections\":%zu}},\"id\":null}\n",
+		RV_ERR_LIMIT, config.max_connections);
 
 	if (send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("refusing connection: %s", strerror(errno));
@@ -140,10 +141,10 @@ listener_bind(struct event_base *base, const char *spec)
 			break;
 		}
 		l->resume = evtimer_new(base, listener_on_resume, l);
-		l->lev = evconnlistener_new_bind(
-			base, listener_on_accept, l,
-			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
-			ai->ai_addr, (int)ai->ai_addrlen);
+		l->lev = evconnlistener_new_bind(base, listener_on_accept, l,
+						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+							 LEV_OPT_CLOSE_ON_EXEC,
+						 511, ai->ai_addr, (int)ai->ai_addrlen);
 		if (l->lev == NULL || l->resume == NULL) {
 			log_error("--listen %s: cannot bind: %s", spec, strerror(errno));
 			if (l->lev != NULL)

@@ -167,12 +167,18 @@ options_parse(int argc, char **argv)
 				bad_value("observer", optarg, "expected a user name");
 			push(&config.observers, &config.nobservers, optarg);
 			break;
-		case OPT_INVITE_TTL: config.invite_ttl_ms = opt_seconds("invite-ttl", optarg, false); break;
+		case OPT_INVITE_TTL:
+			config.invite_ttl_ms = opt_seconds("invite-ttl", optarg, false);
+			break;
 		case OPT_MAX_TTL: config.max_ttl_ms = opt_seconds("max-ttl", optarg, false); break;
-		case OPT_PEER_GRACE: config.peer_grace_ms = opt_seconds("peer-grace", optarg, true); break;
+		case OPT_PEER_GRACE:
+			config.peer_grace_ms = opt_seconds("peer-grace", optarg, true);
+			break;
 		case OPT_LINGER: config.linger_ms = opt_seconds("linger", optarg, true); break;
 		case OPT_MAX_LINE: config.max_line = opt_size("max-line", optarg, 256); break;
-		case OPT_MAX_PENDING: config.max_pending = opt_size("max-pending", optarg, 1024); break;
+		case OPT_MAX_PENDING:
+			config.max_pending = opt_size("max-pending", optarg, 1024);
+			break;
 		case OPT_MAX_CONNECTIONS:
 			config.max_connections = opt_size("max-connections", optarg, 1);
 			break;
@@ -185,22 +191,20 @@ options_parse(int argc, char **argv)
 		case OPT_HISTORY: config.history = opt_size("history", optarg, 1); break;
 		case OPT_LOG_LEVEL:
 			if (log_level_from_name(optarg, &config.log_level) != 0)
-				bad_value("log-level", optarg, "expected error, warn, info or debug");
+				bad_value("log-level", optarg,
+					  "expected error, warn, info or debug");
 			break;
-		case OPT_HELP:
-			usage(stdout);
-			exit(0);
+		case OPT_HELP: usage(stdout); exit(0);
 		case OPT_VERSION:
 			printf("rendezvousd %s (libevent %s, jansson %s)\n", RV_VERSION,
 			       event_get_version(), jansson_version_str());
 			exit(0);
-		default:
-			fprintf(stderr, "Try 'rendezvousd --help'.\n");
-			exit(2);
+		default: fprintf(stderr, "Try 'rendezvousd --help'.\n"); exit(2);
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "rendezvousd: unexpected argument '%s'\nTry 'rendezvousd --help'.\n",
+		fprintf(stderr,
+			"rendezvousd: unexpected argument '%s'\nTry 'rendezvousd --help'.\n",
 			argv[optind]);
 		exit(2);
 	}

@@ -139,8 +139,8 @@ rpc_send(struct conn *c, json_t *reply)
 static void
 rpc_parse_error(struct conn *c, const json_error_t *jerr)
 {
-	json_t *data = json_pack("{s:i, s:i, s:i, s:s}", "line", jerr->line, "column",
-				 jerr->column, "position", jerr->position, "text", jerr->text);
+	json_t *data = json_pack("{s:i, s:i, s:i, s:s}", "line", jerr->line, "column", jerr->column,
+				 "position", jerr->position, "text", jerr->text);
 
 	if (data == NULL) /* the text quoted bytes that are not UTF-8 */
 		data = json_pack("{s:i, s:i, s:i}", "line", jerr->line, "column", jerr->column,
@@ -177,7 +177,7 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 		return;
 	}
 	replies = json_array();
-	json_array_foreach(msg, i, elem) {
+	json_array_foreach (msg, i, elem) {
 		json_t *reply = rpc_dispatch(c, elem);
 		if (reply != NULL && replies != NULL)
 			json_array_append_new(replies, reply);

@@ -44,8 +44,8 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 	if (client != NULL && strlen(client) <= 256)
 		c->client = strdup(client);
 	conn_authenticate(c, u, id.observer);
-	log_info("conn %llu %s: hello user %s%s%s%s", (unsigned long long)c->id, c->peer,
-		 u->name, id.observer ? " (observer)" : "", c->client ? " client " : "",
+	log_info("conn %llu %s: hello user %s%s%s%s", (unsigned long long)c->id, c->peer, u->name,
+		 id.observer ? " (observer)" : "", c->client ? " client " : "",
 		 c->client ? c->client : "");
 	return hello_result(c);
 }
@@ -80,13 +80,15 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 				"invalid params: since must be an event id >= 0");
 	if (sid_hex != NULL) {
-		const struct session *ses = session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
+		const struct session *ses =
+			session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
 		if (ses == NULL || (!c->observer && session_role(ses, c->user) == RV_ROLE_INVITEE &&
 				    !session_invited(ses)))
-			return rpc_fail(err, RV_ERR_NO_SESSION, json_pack("{s:s}", "session", sid_hex),
-					"no such session");
+			return rpc_fail(err, RV_ERR_NO_SESSION,
+					json_pack("{s:s}", "session", sid_hex), "no such session");
 		if (!session_visible(ses, c->user, c->observer))
-			return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "session", sid_hex),
+			return rpc_fail(err, RV_ERR_FORBIDDEN,
+					json_pack("{s:s}", "session", sid_hex),
 					"forbidden: not a party to this session");
 		kind = SUB_SESSION;
 	} else if (user != NULL) {
@@ -110,7 +112,8 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 				"limit exceeded: too many subscriptions on this connection");
 	if (kind == SUB_USER && (target = user_get(user)) == NULL)
 		return NULL;
-	rc = hub_subscribe(c, kind, sid, target, since >= 0, (uint64_t)(since >= 0 ? since : 0), &s);
+	rc = hub_subscribe(c, kind, sid, target, since >= 0, (uint64_t)(since >= 0 ? since : 0),
+			   &s);
 	user_unref(target);
 	switch (rc) {
 	case 0:
@@ -120,12 +123,13 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 		return rpc_fail(err, rc,
 				json_pack("{s:I, s:I}", "since", since, "last_event",
 					  (json_int_t)hub_last_event()),
-				"history gone: events after %lld are no longer held", (long long)since);
+				"history gone: events after %lld are no longer held",
+				(long long)since);
 	case RV_ERR_INVALID_PARAMS:
-		return rpc_fail(err, rc, json_pack("{s:I}", "last_event", (json_int_t)hub_last_event()),
+		return rpc_fail(err, rc,
+				json_pack("{s:I}", "last_event", (json_int_t)hub_last_event()),
 				"invalid params: since is ahead of the last event");
-	default:
-		return NULL;
+	default: return NULL;
 	}
 }
 

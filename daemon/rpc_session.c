@@ -24,8 +24,8 @@ session_lookup(struct conn *c, const char *sid_hex, struct rpc_error *err)
 	uint8_t sid[SESSION_ID_BYTES];
 	struct session *s = session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
 
-	if (s == NULL || (!c->observer && session_role(s, c->user) == RV_ROLE_INVITEE &&
-			  !session_invited(s))) {
+	if (s == NULL ||
+	    (!c->observer && session_role(s, c->user) == RV_ROLE_INVITEE && !session_invited(s))) {
 		rpc_fail(err, RV_ERR_NO_SESSION, json_pack("{s:s}", "session", sid_hex),
 			 "no such session");
 		return NULL;
@@ -65,8 +65,7 @@ session_do(struct conn *c, const char *sid_hex, enum rv_action a,
 	switch (session_act(s, a, role, c->user, args)) {
 	case RV_CHANGED:
 	case RV_RECORDED:
-	case RV_REPEATED:
-		return session_record(s, c->user);
+	case RV_REPEATED: return session_record(s, c->user);
 	case RV_FORBIDDEN:
 		if (role == RV_ROLE_NONE)
 			return rpc_fail(err, RV_ERR_FORBIDDEN,
@@ -77,8 +76,7 @@ session_do(struct conn *c, const char *sid_hex, enum rv_action a,
 				json_pack("{s:s, s:s, s:s}", "session", sid_hex, "action",
 					  rv_action_name(a), "role", role_name(role)),
 				"forbidden: the %s may not %s", role_name(role), rv_action_name(a));
-	case RV_INVALID:
-		break;
+	case RV_INVALID: break;
 	}
 	return rpc_fail(err, RV_ERR_INVALID_TRANSITION,
 			json_pack("{s:s, s:s, s:s}", "session", sid_hex, "state",
@@ -102,8 +100,9 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 		       "data", &data) != 0)
 		return NULL;
 	if (!user_name_valid(invitee_name))
-		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
-				"invalid params: invitee must be 1 to 256 bytes, no control characters");
+		return rpc_fail(
+			err, RV_ERR_INVALID_PARAMS, NULL,
+			"invalid params: invitee must be 1 to 256 bytes, no control characters");
 	if (strcmp(invitee_name, c->user->name) == 0)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 				"invalid params: a user cannot invite itself");
@@ -113,7 +112,7 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 			return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 					"invalid params: ttl must be a number of seconds > 0");
 		ttl_ms = ttl * 1000.0 >= (double)config.max_ttl_ms ? config.max_ttl_ms
-								  : (int64_t)ceil(ttl * 1000.0);
+								   : (int64_t)ceil(ttl * 1000.0);
 	}
 	invitee = user_get(invitee_name);
 	if (invitee == NULL)
@@ -264,7 +263,8 @@ rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 		uint8_t sid[SESSION_ID_BYTES];
 		after = session_id_parse(after_hex, sid) ? session_find(sid) : NULL;
 		if (after == NULL || !session_visible(after, c->user, false))
-			return rpc_fail(err, RV_ERR_NO_SESSION, json_pack("{s:s}", "after", after_hex),
+			return rpc_fail(err, RV_ERR_NO_SESSION,
+					json_pack("{s:s}", "after", after_hex),
 					"no such session: the 'after' cursor names no session "
 					"of yours; list again from the start");
 	}

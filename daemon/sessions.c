@@ -48,7 +48,7 @@ sessions_finish(void)
 {
 	struct session *s, *tmp;
 
-	HASH_ITER(hh, table, s, tmp)
+	HASH_ITER (hh, table, s, tmp)
 		session_free(s);
 	timerq_destroy(deadlines);
 	deadlines = NULL;
@@ -267,8 +267,8 @@ session_record(const struct session *s, const struct user *viewer)
 		flags = RSF_INVITEE;
 	}
 	session_id_format(s->id, sid);
-	r = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:I}", "session", sid, "state",
-		      rv_state_name(s->m.state), "inviter", s->inviter->name, "invitee",
+	r = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:I}", "session", sid,
+		      "state", rv_state_name(s->m.state), "inviter", s->inviter->name, "invitee",
 		      s->invitee->name, "remote_user", remote, "flags", flags, "created",
 		      (json_int_t)s->created, "updated", (json_int_t)s->updated, "expires",
 		      (json_int_t)s->expires, "event", (json_int_t)s->event);
@@ -277,7 +277,8 @@ session_record(const struct session *s, const struct user *viewer)
 	if (s->m.state == RSS_ACCEPTED || s->m.state == RSS_CONNECTED)
 		json_object_set_new(r, "confirmed",
 				    json_pack("{s:b, s:b}", "inviter",
-					      rv_machine_confirmed(&s->m, RV_ROLE_INVITER), "invitee",
+					      rv_machine_confirmed(&s->m, RV_ROLE_INVITER),
+					      "invitee",
 					      rv_machine_confirmed(&s->m, RV_ROLE_INVITEE)));
 	if (s->reason != NULL)
 		json_object_set_new(r, "reason", json_string(s->reason));
@@ -338,14 +339,14 @@ sessions_user_online(struct user *u)
 {
 	struct session *s;
 
-	DL_FOREACH2(u->inviting, s, inv_next) {
+	DL_FOREACH2 (u->inviting, s, inv_next) {
 		if (s->inviter_away != 0) {
 			s->inviter_away = 0;
 			if (!rv_state_is_final(s->m.state))
 				session_reschedule(s);
 		}
 	}
-	DL_FOREACH2(u->invited, s, vee_next) {
+	DL_FOREACH2 (u->invited, s, vee_next) {
 		if (s->invitee_away != 0) {
 			s->invitee_away = 0;
 			if (!rv_state_is_final(s->m.state))
@@ -360,13 +361,13 @@ sessions_user_offline(struct user *u)
 	int64_t now = now_ms();
 	struct session *s;
 
-	DL_FOREACH2(u->inviting, s, inv_next) {
+	DL_FOREACH2 (u->inviting, s, inv_next) {
 		if (!rv_state_is_final(s->m.state)) {
 			s->inviter_away = now;
 			session_reschedule(s);
 		}
 	}
-	DL_FOREACH2(u->invited, s, vee_next) {
+	DL_FOREACH2 (u->invited, s, vee_next) {
 		if (!rv_state_is_final(s->m.state)) {
 			s->invitee_away = now;
 			session_reschedule(s);

@@ -22,16 +22,16 @@ struct user;
 struct session {
 	uint8_t id[SESSION_ID_BYTES];
 	struct rv_machine m;
-	struct user *inviter, *invitee; /* references */
-	int64_t created, updated, expires; /* Unix ms */
+	struct user *inviter, *invitee;     /* references */
+	int64_t created, updated, expires;  /* Unix ms */
 	int64_t inviter_away, invitee_away; /* since when without a connection; 0 if connected */
-	uint64_t event;			    /* id of this session's latest event */
-	uint64_t seq;			    /* creation order, for listing */
-	char *reason;			    /* why it ended, or NULL */
+	uint64_t event;                     /* id of this session's latest event */
+	uint64_t seq;                       /* creation order, for listing */
+	char *reason;                       /* why it ended, or NULL */
 	bool has_code;
 	json_int_t code;
-	json_t *data;	  /* invitation data from session.create, or NULL */
-	json_t *app_data; /* data given to session.terminate, or NULL */
+	json_t *data;                        /* invitation data from session.create, or NULL */
+	json_t *app_data;                    /* data given to session.terminate, or NULL */
 	struct session *inv_prev, *inv_next; /* inviter->inviting */
 	struct session *vee_prev, *vee_next; /* invitee->invited */
 	struct timer_entry timer;

@@ -15,7 +15,7 @@ struct timerq;
 /* Embed in the object; zero-initialise (not queued). */
 struct timer_entry {
 	int64_t deadline; /* Unix ms */
-	size_t idx;	  /* position in the heap + 1; 0 when not queued */
+	size_t idx;       /* position in the heap + 1; 0 when not queued */
 };
 
 /* Called for each entry whose deadline has come, already removed. */

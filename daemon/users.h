@@ -19,12 +19,12 @@ TAILQ_HEAD(conn_list, conn);
 struct user {
 	char *name;
 	unsigned refs;
-	size_t nconns;		   /* authenticated connections, closing excluded */
-	struct conn_list conns;	   /* those connections */
-	struct session *inviting;  /* sessions this user created (utlist, by age) */
-	struct session *invited;   /* sessions this user was invited to */
-	size_t live_created;	   /* live sessions in 'inviting', for the limit */
-	struct sub *subs;	   /* subscribe {user: name} targeting this user */
+	size_t nconns;            /* authenticated connections, closing excluded */
+	struct conn_list conns;   /* those connections */
+	struct session *inviting; /* sessions this user created (utlist, by age) */
+	struct session *invited;  /* sessions this user was invited to */
+	size_t live_created;      /* live sessions in 'inviting', for the limit */
+	struct sub *subs;         /* subscribe {user: name} targeting this user */
 	UT_hash_handle hh;
 };
 

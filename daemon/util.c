@@ -101,9 +101,21 @@ parse_size(const char *s, size_t *out)
 		return -1;
 	switch (*end) {
 	case '\0': break;
-	case 'k': case 'K': mult = 1024ull; end++; break;
-	case 'm': case 'M': mult = 1024ull * 1024; end++; break;
-	case 'g': case 'G': mult = 1024ull * 1024 * 1024; end++; break;
+	case 'k':
+	case 'K':
+		mult = 1024ull;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1024ull * 1024;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1024ull * 1024 * 1024;
+		end++;
+		break;
 	default: return -1;
 	}
 	if ((*end == 'b' || *end == 'B') && mult != 1)

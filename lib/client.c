@@ -28,7 +28,7 @@ struct rv_client {
 	json_int_t next_id;
 	bool closed;
 	unsigned depth; /* nesting of our callbacks into the user's */
-	bool dead;	/* destroyed from inside a callback: free on the way out */
+	bool dead;      /* destroyed from inside a callback: free on the way out */
 };
 
 static void client_free(struct rv_client *c);
@@ -56,7 +56,7 @@ client_fail_pending(struct rv_client *c, const char *reason)
 	struct pending *p, *tmp;
 	json_t *err = json_pack("{s:i, s:s}", "code", RV_ERR_INTERNAL, "message", reason);
 
-	HASH_ITER(hh, c->pending, p, tmp) {
+	HASH_ITER (hh, c->pending, p, tmp) {
 		HASH_DEL(c->pending, p);
 		if (p->cb != NULL && !c->dead)
 			p->cb(c, NULL, err, p->arg);
@@ -108,8 +108,7 @@ client_handle(struct rv_client *c, json_t *msg)
 			p->cb(c, m.result, m.error, p->arg);
 		free(p);
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -158,7 +157,8 @@ client_on_event(struct bufferevent *bev, short what, void *arg)
 		char buf[256];
 
 		if (dns != 0)
-			snprintf(buf, sizeof buf, "cannot resolve host: %s", evutil_gai_strerror(dns));
+			snprintf(buf, sizeof buf, "cannot resolve host: %s",
+				 evutil_gai_strerror(dns));
 		else
 			snprintf(buf, sizeof buf, "connection failed: %s",
 				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -208,7 +208,7 @@ client_free(struct rv_client *c)
 {
 	struct pending *p, *tmp;
 
-	HASH_ITER(hh, c->pending, p, tmp) {
+	HASH_ITER (hh, c->pending, p, tmp) {
 		HASH_DEL(c->pending, p);
 		free(p);
 	}

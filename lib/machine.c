@@ -8,29 +8,27 @@
 
 /* One row per action: which roles may take it, from which states, to where. */
 static const struct transition {
-	unsigned roles;	 /* bitmask of (1 << enum rv_role) */
-	unsigned from;	 /* bitmask of (1 << enum rv_state) */
+	unsigned roles;        /* bitmask of (1 << enum rv_role) */
+	unsigned from;         /* bitmask of (1 << enum rv_state) */
 	unsigned from_invitee; /* for the invitee, when different from 'from' */
 	enum rv_state to;
 } table[RV_ACTION_COUNT] = {
 	[RV_ACT_INVITE] = {1u << RV_ROLE_INVITER, ST(RSS_READY), 0, RSS_INVITATION},
 	[RV_ACT_ACCEPT] = {1u << RV_ROLE_INVITEE, 0, ST(RSS_INVITATION), RSS_ACCEPTED},
-	[RV_ACT_DECLINE] = {1u << RV_ROLE_INVITEE, 0,
-			    ST(RSS_INVITATION) | ST(RSS_ACCEPTED), RSS_DECLINED},
+	[RV_ACT_DECLINE] = {1u << RV_ROLE_INVITEE, 0, ST(RSS_INVITATION) | ST(RSS_ACCEPTED),
+			    RSS_DECLINED},
 	[RV_ACT_CANCEL] = {1u << RV_ROLE_INVITER,
-			   ST(RSS_READY) | ST(RSS_INVITATION) | ST(RSS_ACCEPTED), 0,
-			   RSS_CANCELLED},
-	[RV_ACT_CONNECT] = {(1u << RV_ROLE_INVITER) | (1u << RV_ROLE_INVITEE),
-			    ST(RSS_ACCEPTED), ST(RSS_ACCEPTED), RSS_CONNECTED},
+			   ST(RSS_READY) | ST(RSS_INVITATION) | ST(RSS_ACCEPTED), 0, RSS_CANCELLED},
+	[RV_ACT_CONNECT] = {(1u << RV_ROLE_INVITER) | (1u << RV_ROLE_INVITEE), ST(RSS_ACCEPTED),
+			    ST(RSS_ACCEPTED), RSS_CONNECTED},
 	[RV_ACT_TERMINATE] = {(1u << RV_ROLE_INVITER) | (1u << RV_ROLE_INVITEE), LIVE,
 			      LIVE & ~ST(RSS_READY), RSS_TERMINATED},
-	[RV_ACT_EXPIRE] = {1u << RV_ROLE_DAEMON, LIVE & ~ST(RSS_CONNECTED), 0,
-			   RSS_TERMINATED},
+	[RV_ACT_EXPIRE] = {1u << RV_ROLE_DAEMON, LIVE & ~ST(RSS_CONNECTED), 0, RSS_TERMINATED},
 	[RV_ACT_PEER_LOST] = {1u << RV_ROLE_DAEMON, LIVE, 0, RSS_TERMINATED},
 };
 
 static const char *const state_names[RV_STATE_COUNT] = {
-	"RSS_UNKNOWN",	 "RSS_READY",	  "RSS_INVITATION", "RSS_ACCEPTED",
+	"RSS_UNKNOWN",   "RSS_READY",     "RSS_INVITATION", "RSS_ACCEPTED",
 	"RSS_CONNECTED", "RSS_CANCELLED", "RSS_DECLINED",   "RSS_TERMINATED",
 };
 

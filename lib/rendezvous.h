@@ -62,18 +62,18 @@ enum rv_action {
 	RV_ACT_CANCEL,
 	RV_ACT_CONNECT,
 	RV_ACT_TERMINATE,
-	RV_ACT_EXPIRE,	  /* daemon: ttl passed before RSS_CONNECTED */
+	RV_ACT_EXPIRE,    /* daemon: ttl passed before RSS_CONNECTED */
 	RV_ACT_PEER_LOST, /* daemon: an engaged party stayed away too long */
 };
 #define RV_ACTION_COUNT 8
 
 /* What rv_machine_apply did. */
 enum rv_outcome {
-	RV_CHANGED = 0,	 /* the state changed */
-	RV_RECORDED,	 /* recorded (a first connect), state unchanged */
-	RV_REPEATED,	 /* this role already did this action: nothing changed */
-	RV_FORBIDDEN,	 /* this role may never take this action */
-	RV_INVALID,	 /* not allowed in the current state: nothing changed */
+	RV_CHANGED = 0, /* the state changed */
+	RV_RECORDED,    /* recorded (a first connect), state unchanged */
+	RV_REPEATED,    /* this role already did this action: nothing changed */
+	RV_FORBIDDEN,   /* this role may never take this action */
+	RV_INVALID,     /* not allowed in the current state: nothing changed */
 };
 
 /*
@@ -94,8 +94,8 @@ void rv_machine_init(struct rv_machine *m);
  * the state before. The machine is unchanged unless the outcome is
  * RV_CHANGED or RV_RECORDED.
  */
-enum rv_outcome rv_machine_apply(struct rv_machine *m, enum rv_action a,
-				 enum rv_role r, enum rv_state *prev);
+enum rv_outcome rv_machine_apply(struct rv_machine *m, enum rv_action a, enum rv_role r,
+				 enum rv_state *prev);
 
 /* Whether role r has confirmed its link (session.connect) in this machine. */
 bool rv_machine_confirmed(const struct rv_machine *m, enum rv_role r);
@@ -136,7 +136,7 @@ const char *rv_error_message(int code);
 
 enum rv_msg_kind {
 	RV_MSG_INVALID = 0,
-	RV_MSG_REQUEST,	     /* method and id */
+	RV_MSG_REQUEST,      /* method and id */
 	RV_MSG_NOTIFICATION, /* method, no id */
 	RV_MSG_RESPONSE,     /* result or error, and id */
 };
@@ -146,7 +146,7 @@ struct rv_msg {
 	enum rv_msg_kind kind;
 	const char *method;
 	json_t *params; /* object, array or NULL */
-	json_t *id;	/* NULL for a notification */
+	json_t *id;     /* NULL for a notification */
 	json_t *result;
 	json_t *error;
 	const char *why; /* RV_MSG_INVALID: what is wrong */
@@ -165,8 +165,7 @@ json_t *rv_msg_decode(const char *line, size_t len, json_error_t *err);
 char *rv_msg_encode(const json_t *msg, size_t *len);
 
 /* Builders; each returns a new reference, or NULL on allocation failure. */
-json_t *rv_msg_request(const char *method, json_t *params /* stolen */,
-		       json_int_t id);
+json_t *rv_msg_request(const char *method, json_t *params /* stolen */, json_int_t id);
 json_t *rv_msg_notification(const char *method, json_t *params /* stolen */);
 json_t *rv_msg_result(json_t *id /* borrowed */, json_t *result /* stolen */);
 json_t *rv_msg_error(json_t *id /* borrowed */, int code, const char *message,
@@ -179,13 +178,13 @@ json_t *rv_msg_error(json_t *id /* borrowed */, int code, const char *message,
  */
 struct evbuffer;
 struct rv_framer {
-	size_t max;	 /* longest line accepted, without its "\n" */
-	size_t scanned;	 /* bytes already searched for "\n" */
+	size_t max;      /* longest line accepted, without its "\n" */
+	size_t scanned;  /* bytes already searched for "\n" */
 	bool discarding; /* inside a line that was too long */
 };
 enum rv_frame {
 	RV_FRAME_NONE = 0, /* no complete line yet */
-	RV_FRAME_LINE,	   /* a line is ready */
+	RV_FRAME_LINE,     /* a line is ready */
 	RV_FRAME_TOO_LONG, /* a line over max started; it is being dropped */
 };
 void rv_framer_init(struct rv_framer *f, size_t max);
@@ -195,8 +194,7 @@ void rv_framer_init(struct rv_framer *f, size_t max);
  * contiguous bytes inside buf, valid until rv_framer_consume() is called,
  * which must be called before the next rv_framer_next().
  */
-enum rv_frame rv_framer_next(struct rv_framer *f, struct evbuffer *buf,
-			     char **line, size_t *len);
+enum rv_frame rv_framer_next(struct rv_framer *f, struct evbuffer *buf, char **line, size_t *len);
 void rv_framer_consume(struct rv_framer *f, struct evbuffer *buf);
 
 /* ---- Asynchronous client ---- */
@@ -206,14 +204,11 @@ struct rv_client;
 
 /* A reply: exactly one of result and error is non-NULL (both borrowed).
  * On a lost connection error is a synthesised -32603 error object. */
-typedef void (*rv_reply_cb)(struct rv_client *c, json_t *result,
-			    json_t *error, void *arg);
+typedef void (*rv_reply_cb)(struct rv_client *c, json_t *result, json_t *error, void *arg);
 /* A notification from the daemon; params is borrowed. */
-typedef void (*rv_notify_cb)(struct rv_client *c, const char *method,
-			     json_t *params, void *arg);
+typedef void (*rv_notify_cb)(struct rv_client *c, const char *method, json_t *params, void *arg);
 /* The connection ended; reason is a human-readable string. */
-typedef void (*rv_close_cb)(struct rv_client *c, const char *reason,
-			    void *arg);
+typedef void (*rv_close_cb)(struct rv_client *c, const char *reason, void *arg);
 
 struct rv_client_callbacks {
 	rv_notify_cb on_notify;
@@ -225,8 +220,7 @@ struct rv_client_callbacks {
  * Connect to host:port on base. Calls may be queued at once; they are sent
  * when the connection is up. Returns NULL (with errno set) on failure.
  */
-struct rv_client *rv_client_create(struct event_base *base, const char *host,
-				   const char *port,
+struct rv_client *rv_client_create(struct event_base *base, const char *host, const char *port,
 				   const struct rv_client_callbacks *cbs);
 
 /* Close the connection and free the client. Pending calls are not called. */
@@ -236,15 +230,14 @@ void rv_client_destroy(struct rv_client *c);
  * Send a request. params is stolen (NULL for none). cb may be NULL to send
  * a notification. Returns 0, or -1 if the client is closed or out of memory.
  */
-int rv_client_call(struct rv_client *c, const char *method, json_t *params,
-		   rv_reply_cb cb, void *arg);
+int rv_client_call(struct rv_client *c, const char *method, json_t *params, rv_reply_cb cb,
+		   void *arg);
 
 /* Longest line the client accepts from the daemon (default 16 MiB). */
 void rv_client_set_max_line(struct rv_client *c, size_t max);
 
 /* Split "HOST:PORT", "[V6]:PORT" or "HOST" into parts (malloc'd). */
-int rv_parse_hostport(const char *s, char **host, char **port,
-		      const char *default_port);
+int rv_parse_hostport(const char *s, char **host, char **port, const char *default_port);
 
 #ifdef __cplusplus
 }

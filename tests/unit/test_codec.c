@@ -41,7 +41,8 @@ test_classify(void)
 		{"{\"method\":\"ping\",\"id\":1}", RV_MSG_INVALID},
 		{"{\"jsonrpc\":2.0,\"method\":\"ping\",\"id\":1}", RV_MSG_INVALID},
 		{"{\"jsonrpc\":\"2.0\",\"method\":1,\"id\":1}", RV_MSG_INVALID},
-		{"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":\"s\",\"id\":1}", RV_MSG_INVALID},
+		{"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":\"s\",\"id\":1}",
+		 RV_MSG_INVALID},
 		{"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":{}}", RV_MSG_INVALID},
 		{"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":true}", RV_MSG_INVALID},
 		{"{\"jsonrpc\":\"2.0\"}", RV_MSG_INVALID},
@@ -54,7 +55,8 @@ test_classify(void)
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		enum rv_msg_kind k = classify(cases[i].text, &m, &j);
-		CHECK_MSG(k == cases[i].kind, "%s: got %d want %d", cases[i].text, k, cases[i].kind);
+		CHECK_MSG(k == cases[i].kind, "%s: got %d want %d", cases[i].text, k,
+			  cases[i].kind);
 		CHECK(k != RV_MSG_INVALID || m.why != NULL);
 		json_decref(j);
 	}
@@ -74,23 +76,26 @@ test_builders(void)
 
 	m = rv_msg_result(id, json_string("pong"));
 	line = rv_msg_encode(m, &len);
-	CHECK(line != NULL && strcmp(line, "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":5}\n") == 0);
+	CHECK(line != NULL &&
+	      strcmp(line, "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":5}\n") == 0);
 	CHECK(len == strlen(line));
 	free(line);
 	json_decref(m);
 
 	m = rv_msg_error(NULL, RV_ERR_PARSE, NULL, json_pack("{s:i}", "position", 3));
 	line = rv_msg_encode(m, &len);
-	CHECK(line != NULL && strcmp(line, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":"
-					   "\"Parse error\",\"data\":{\"position\":3}},\"id\":null}\n") == 0);
+	CHECK(line != NULL &&
+	      strcmp(line, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":"
+			   "\"Parse error\",\"data\":{\"position\":3}},\"id\":null}\n") == 0);
 	free(line);
 	json_decref(m);
 
 	m = rv_msg_request("hello", json_pack("{s:s}", "user", "ann"), 9);
 	line = rv_msg_encode(m, &len);
 	CHECK(line != NULL &&
-	      strcmp(line, "{\"jsonrpc\":\"2.0\",\"method\":\"hello\",\"params\":{\"user\":\"ann\"},"
-			   "\"id\":9}\n") == 0);
+	      strcmp(line,
+		     "{\"jsonrpc\":\"2.0\",\"method\":\"hello\",\"params\":{\"user\":\"ann\"},"
+		     "\"id\":9}\n") == 0);
 	free(line);
 	json_decref(m);
 

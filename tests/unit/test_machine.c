@@ -12,7 +12,8 @@
 static enum rv_outcome
 expected(enum rv_state s, enum rv_action a, enum rv_role r, enum rv_state *to)
 {
-	bool live = s == RSS_READY || s == RSS_INVITATION || s == RSS_ACCEPTED || s == RSS_CONNECTED;
+	bool live =
+		s == RSS_READY || s == RSS_INVITATION || s == RSS_ACCEPTED || s == RSS_CONNECTED;
 
 	switch (a) {
 	case RV_ACT_INVITE:
@@ -35,7 +36,7 @@ expected(enum rv_state s, enum rv_action a, enum rv_role r, enum rv_state *to)
 			return RV_FORBIDDEN;
 		*to = RSS_CANCELLED;
 		return s == RSS_READY || s == RSS_INVITATION || s == RSS_ACCEPTED ? RV_CHANGED
-										   : RV_INVALID;
+										  : RV_INVALID;
 	case RV_ACT_CONNECT:
 		if (r != RV_ROLE_INVITER && r != RV_ROLE_INVITEE)
 			return RV_FORBIDDEN;
@@ -75,9 +76,10 @@ test_table(void)
 				rv_machine_init(&m);
 				m.state = (enum rv_state)s;
 				before = m;
-				want = expected((enum rv_state)s, (enum rv_action)a, (enum rv_role)r,
-						&to);
-				got = rv_machine_apply(&m, (enum rv_action)a, (enum rv_role)r, &prev);
+				want = expected((enum rv_state)s, (enum rv_action)a,
+						(enum rv_role)r, &to);
+				got = rv_machine_apply(&m, (enum rv_action)a, (enum rv_role)r,
+						       &prev);
 				CHECK_MSG(got == want, "%s %s by role %d: got %d want %d",
 					  rv_state_name((enum rv_state)s),
 					  rv_action_name((enum rv_action)a), r, got, want);
