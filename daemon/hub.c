@@ -302,35 +302,120 @@ hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct use
 	return 0;
 }
 
-/* Whether another subscription of the same connection already sent h. */
-static bool
-sent_through_other(const struct sub *s, const struct hist *h)
+/*
+ * What a connection's other subscriptions already delivered, indexed so a
+ * replay costs O(history + subscriptions), not their product: for each
+ * target, the lowest 'from' among the subscriptions to it.
+ */
+struct seen_key {
+	const struct user *user;
+	uint8_t sid[SESSION_ID_BYTES];
+};
+struct seen {
+	struct seen_key key;
+	uint64_t from;
+	UT_hash_handle hh;
+};
+struct seen_index {
+	uint64_t all_from; /* lowest 'from' of an {all} subscription */
+	struct seen *by_key;
+	struct seen *slab; /* one entry per subscription, freed at once */
+};
+
+static int
+seen_build(struct seen_index *ix, const struct sub *except)
 {
-	for (const struct sub *o = s->conn->subs; o != NULL; o = o->conn_next) {
-		if (o != s && o->from < h->id && sub_matches(o, h))
-			return true;
+	const struct conn *c = except->conn;
+	size_t n = 0;
+
+	memset(ix, 0, sizeof *ix);
+	ix->all_from = UINT64_MAX;
+	ix->slab = calloc(c->nsubs ? c->nsubs : 1, sizeof *ix->slab);
+	if (ix->slab == NULL)
+		return -1;
+	for (const struct sub *o = c->subs; o != NULL; o = o->conn_next) {
+		struct seen key = {0}, *e;
+
+		if (o == except)
+			continue;
+		if (o->kind == SUB_ALL) {
+			if (o->from < ix->all_from)
+				ix->all_from = o->from;
+			continue;
+		}
+		if (o->kind == SUB_USER)
+			key.key.user = o->user;
+		else
+			memcpy(key.key.sid, o->sid, SESSION_ID_BYTES);
+		HASH_FIND(hh, ix->by_key, &key.key, sizeof key.key, e);
+		if (e == NULL) {
+			e = &ix->slab[n++];
+			e->key = key.key;
+			e->from = o->from;
+			HASH_ADD(hh, ix->by_key, key, sizeof e->key, e);
+		} else if (o->from < e->from) {
+			e->from = o->from;
+		}
 	}
-	return false;
+	return 0;
+}
+
+static uint64_t
+seen_from(const struct seen_index *ix, const struct user *user, const uint8_t *sid)
+{
+	struct seen_key key;
+	struct seen *e;
+
+	memset(&key, 0, sizeof key);
+	key.user = user;
+	if (sid != NULL)
+		memcpy(key.sid, sid, SESSION_ID_BYTES);
+	HASH_FIND(hh, ix->by_key, &key, sizeof key, e);
+	return e != NULL ? e->from : UINT64_MAX;
+}
+
+/* Whether another subscription of the connection already sent h (h is visible to it). */
+static bool
+seen_already(const struct seen_index *ix, const struct hist *h)
+{
+	return ix->all_from < h->id || seen_from(ix, NULL, h->sid) < h->id ||
+	       seen_from(ix, h->inviter, NULL) < h->id ||
+	       (h->invitee_visible && seen_from(ix, h->invitee, NULL) < h->id);
+}
+
+static void
+seen_free(struct seen_index *ix)
+{
+	HASH_CLEAR(hh, ix->by_key);
+	free(ix->slab);
 }
 
 void
 hub_flush_replay(struct conn *c)
 {
 	struct sub *s = hub.replay;
+	struct seen_index seen;
 	uint64_t first, id;
 
 	if (s == NULL || s->conn != c)
 		return;
 	hub.replay = NULL;
+	if (seen_build(&seen, s) != 0) {
+		log_error("hub: out of memory replaying events to conn %llu",
+			  (unsigned long long)c->id);
+		conn_close(c, "out of memory");
+		return;
+	}
 	first = hub_first_held();
 	/* Only what history holds now (the subscribe checked it was enough). */
 	id = hub.replay_since + 1 > first ? hub.replay_since + 1 : first;
 	for (; id <= s->start && conn_live(c); id++) {
 		const struct hist *h = &hub.ring[(hub.head + (id - first)) % hub.cap];
 
-		if (sub_matches(s, h) && !sent_through_other(s, h))
+		if (sub_matches(s, h) && !seen_already(&seen, h))
 			conn_send_msgbuf(c, h->msg);
 	}
+	seen_free(&seen);
 }
 
 int
