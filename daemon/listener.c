@@ -16,6 +16,7 @@
 #include "listener.h"
 #include "log.h"
 #include "rendezvous.h"
+#include "util.h"
 
 /* How long to stop accepting when out of file descriptors. */
 #define EMFILE_BACKOFF_MS 250
@@ -24,6 +25,7 @@ struct listener {
 	struct evconnlistener *lev;
 	struct event *resume; /* re-enables accepting after a back-off */
 	char name[80];
+	int64_t last_warn; /* when fd exhaustion was last logged */
 };
 
 static struct listener **listeners;
@@ -80,8 +82,15 @@ listener_on_error(struct evconnlistener *lev, void *arg)
 	(void)lev;
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 		struct timeval tv = {0, EMFILE_BACKOFF_MS * 1000};
-		log_warn("%s: accept: %s; pausing accepts for %d ms", l->name, strerror(err),
-			 EMFILE_BACKOFF_MS);
+		int64_t now = now_ms();
+
+		/* Warn once per 10 s of exhaustion, not at every pause. */
+		if (now - l->last_warn >= 10000) {
+			log_warn("%s: accept: %s; pausing accepts for %d ms at a time until "
+				 "descriptors free up",
+				 l->name, strerror(err), EMFILE_BACKOFF_MS);
+			l->last_warn = now;
+		}
 		evconnlistener_disable(l->lev);
 		evtimer_add(l->resume, &tv);
 		return;

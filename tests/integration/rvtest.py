@@ -29,14 +29,14 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 class Daemon:
     """One rendezvousd process on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, preexec_fn=None):
         self.log = tempfile.NamedTemporaryFile(prefix="rendezvousd-", suffix=".log", delete=False)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.proc = subprocess.Popen(
             [DAEMON, "--listen", "127.0.0.1:0", *args],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn)
         self.port = None
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """The daemon as a program: options, listening, signals, clean exit."""
+import os
 import re
 import signal
 import socket
@@ -92,6 +93,50 @@ class Program(unittest.TestCase):
         c.sendall(b'{"jsonrpc":"2.0","method":"ping","id":1}\n')
         self.assertIn(b'"pong"', c.recv(4096))
         c.close()
+        self.check_stop(d, signal.SIGTERM)
+
+    def test_fd_exhaustion_backs_off(self):
+        import resource
+        import time
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+        d = Daemon(preexec_fn=low_limit)
+        socks = []
+        try:
+            for _ in range(80):  # more than the daemon has descriptors for
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+                socks.append(s)
+            time.sleep(0.5)
+
+            def cpu():
+                with open("/proc/%d/stat" % d.proc.pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+            before = cpu()
+            time.sleep(2.0)
+            used = cpu() - before
+            self.assertLess(used, 1.0, "the daemon spins while out of descriptors")
+            self.assertIn("pausing accepts", d.read_log())
+            for s in socks[:60]:
+                s.close()
+            socks = socks[60:]
+            # accepting resumes: a new client gets answers
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    c = d.client("late")
+                    self.assertEqual(c.call("ping"), "pong")
+                    c.close()
+                    break
+                except (OSError, ConnectionError, TimeoutError):
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.2)
+        finally:
+            for s in socks:
+                s.close()
         self.check_stop(d, signal.SIGTERM)
 
     def test_port_in_use(self):
