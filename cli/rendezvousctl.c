@@ -182,6 +182,13 @@ ctl_on_notify(struct rv_client *c, const char *method, json_t *params, void *arg
 	struct ctl *ctl = arg;
 
 	(void)c;
+	if (strcmp(method, "error") == 0) {
+		/* An error tied to no request: a refusal or a cut-off. */
+		char *e = json_dumps(params, JSON_COMPACT);
+		fprintf(stderr, "rendezvousctl: daemon: %s\n", e != NULL ? e : "error");
+		free(e);
+		return;
+	}
 	if (!ctl->watch)
 		return;
 	if (ctl->json) {

@@ -205,7 +205,11 @@ struct rv_client;
 /* A reply: exactly one of result and error is non-NULL (both borrowed).
  * On a lost connection error is a synthesised -32603 error object. */
 typedef void (*rv_reply_cb)(struct rv_client *c, json_t *result, json_t *error, void *arg);
-/* A notification from the daemon; params is borrowed. */
+/*
+ * A notification from the daemon; params is borrowed. An error reply with a
+ * null id (a line too long, a refused connection, a slow-consumer cut-off)
+ * arrives here too, as method "error" with the error object as params.
+ */
 typedef void (*rv_notify_cb)(struct rv_client *c, const char *method, json_t *params, void *arg);
 /* The connection ended; reason is a human-readable string. */
 typedef void (*rv_close_cb)(struct rv_client *c, const char *reason, void *arg);
