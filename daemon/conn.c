@@ -78,11 +78,10 @@ conns_on_reap(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Leave the live list: no more input, nothing new queued. Logs why. */
 static void
-conn_begin_close(struct conn *c, const char *reason, bool flush)
+conn_begin_close(struct conn *c, const char *reason)
 {
-	if (c->state == CONN_CLOSING)
-		return;
 	conn_set_state(c, CONN_CLOSING);
 	c->close_reason = reason;
 	TAILQ_REMOVE(&live, c, all);
@@ -90,15 +89,13 @@ conn_begin_close(struct conn *c, const char *reason, bool flush)
 	log_info("conn %llu %s%s%s closed: %s", (unsigned long long)c->id, c->peer,
 		 c->user ? " user " : "", c->user ? c->user->name : "", reason);
 	bufferevent_disable(c->bev, EV_READ);
-	if (flush && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-		struct timeval tv = {FLUSH_TIMEOUT_SEC, 0};
-		c->flushing = true;
-		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-		bufferevent_set_timeouts(c->bev, NULL, &tv);
-		TAILQ_INSERT_TAIL(&draining, c, all);
-		return;
-	}
-	bufferevent_disable(c->bev, EV_WRITE);
+}
+
+/* Hand the connection to the reaper, which frees it after this callback. */
+static void
+conn_reap(struct conn *c)
+{
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&closing, c, all);
 	event_active(reaper, EV_TIMEOUT, 0);
 }
@@ -107,22 +104,34 @@ void
 conn_close(struct conn *c, const char *reason)
 {
 	if (c->flushing) {
-		/* Already closing, waiting on output: give up on it now. */
+		/* Closing already; stop waiting for the output to drain. */
 		c->flushing = false;
 		TAILQ_REMOVE(&draining, c, all);
-		bufferevent_disable(c->bev, EV_WRITE);
-		TAILQ_INSERT_TAIL(&closing, c, all);
-		event_active(reaper, EV_TIMEOUT, 0);
-		log_debug("conn %llu: flush abandoned: %s", (unsigned long long)c->id, reason);
+		conn_reap(c);
 		return;
 	}
-	conn_begin_close(c, reason, false);
+	if (c->state == CONN_CLOSING)
+		return;
+	conn_begin_close(c, reason);
+	conn_reap(c);
 }
 
 void
 conn_close_flush(struct conn *c, const char *reason)
 {
-	conn_begin_close(c, reason, true);
+	struct timeval tv = {FLUSH_TIMEOUT_SEC, 0};
+
+	if (c->state == CONN_CLOSING)
+		return;
+	conn_begin_close(c, reason);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_reap(c);
+		return;
+	}
+	c->flushing = true;
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	TAILQ_INSERT_TAIL(&draining, c, all);
 }
 
 /*
