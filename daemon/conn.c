@@ -1,4 +1,13 @@
-/* Client connections: framing, backpressure, output bounds, teardown. */
+/*
+ * Client connections: reading and framing, output buffering, backpressure,
+ * output bounds, teardown.
+ *
+ * Output is appended to a flat per-connection buffer and written by
+ * conns_flush(), which main.c runs once per pass of the event loop: every
+ * reply and notification a pass produced leaves in one write() per
+ * connection, and a write event is armed only for a socket that did not take
+ * everything (Redis's "write before sleep").
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -6,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "config.h"
@@ -24,6 +33,14 @@
 /* Stop reading requests while this much output waits; resume below LOW. */
 #define OUT_HIGH (1024 * 1024)
 #define OUT_LOW (64 * 1024)
+/*
+ * An emptied output buffer is kept for the next pass by a subscriber (up to
+ * this size), so that fan-out does not reallocate it every pass; other
+ * connections give theirs back, so idle connections cost little.
+ */
+#define OUT_KEEP (256 * 1024)
+/* How much to read from a socket per readiness event. */
+#define READ_MAX 16384
 /* How long a closing connection may take to take its last output. */
 #define FLUSH_TIMEOUT_SEC 5
 
@@ -31,6 +48,7 @@ static struct event_base *base;
 static struct conn_list live = TAILQ_HEAD_INITIALIZER(live);
 static struct conn_list draining = TAILQ_HEAD_INITIALIZER(draining);
 static struct conn_list closing = TAILQ_HEAD_INITIALIZER(closing);
+static struct conn_list pending = TAILQ_HEAD_INITIALIZER(pending); /* output to flush */
 static struct event *reaper;
 static size_t nlive;
 static uint64_t next_id = 1;
@@ -38,6 +56,7 @@ static uint64_t next_id = 1;
 static const char *const state_names[] = {"handshake", "ready", "closing"};
 
 static void conn_process(struct conn *c);
+static void conn_write(struct conn *c);
 
 static void
 conn_set_state(struct conn *c, enum conn_state state)
@@ -45,6 +64,67 @@ conn_set_state(struct conn *c, enum conn_state state)
 	log_debug("conn %llu %s: %s -> %s", (unsigned long long)c->id, c->peer,
 		  state_names[c->state], state_names[state]);
 	c->state = state;
+}
+
+static size_t
+out_len(const struct conn *c)
+{
+	return c->out_len - c->out_off;
+}
+
+/* Make room for n more bytes of output. 0, or -1 when memory runs out. */
+static int
+out_reserve(struct conn *c, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (n <= c->out_cap - c->out_len)
+		return 0;
+	if (c->out_off > 0 && n <= c->out_cap - out_len(c)) {
+		memmove(c->out, c->out + c->out_off, out_len(c));
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+		return 0;
+	}
+	cap = c->out_cap ? c->out_cap : 1024;
+	while (cap - out_len(c) < n) {
+		if (cap > SIZE_MAX / 2)
+			return -1;
+		cap *= 2;
+	}
+	if (c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, out_len(c));
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
+	p = realloc(c->out, cap);
+	if (p == NULL)
+		return -1;
+	c->out = p;
+	c->out_cap = cap;
+	return 0;
+}
+
+/* Schedule the connection for the end-of-pass flush. */
+static void
+conn_mark_pending(struct conn *c)
+{
+	if (!c->pending) {
+		c->pending = true;
+		TAILQ_INSERT_TAIL(&pending, c, pending_entry);
+	}
+}
+
+static void
+conn_unmark_pending(struct conn *c)
+{
+	if (c->pending) {
+		c->pending = false;
+		TAILQ_REMOVE(&pending, c, pending_entry);
+	}
 }
 
 /* Free a connection that is no longer referenced by any callback stack. */
@@ -59,7 +139,12 @@ conn_free(struct conn *c)
 			sessions_user_offline(u);
 		user_unref(u);
 	}
-	bufferevent_free(c->bev);
+	conn_unmark_pending(c);
+	event_free(c->rev);
+	event_free(c->wev);
+	evbuffer_free(c->in);
+	evutil_closesocket(c->fd);
+	free(c->out);
 	free(c->client);
 	free(c);
 }
@@ -88,14 +173,16 @@ conn_begin_close(struct conn *c, const char *reason)
 	nlive--;
 	log_info("conn %llu %s%s%s closed: %s", (unsigned long long)c->id, c->peer,
 		 c->user ? " user " : "", c->user ? c->user->name : "", reason);
-	bufferevent_disable(c->bev, EV_READ);
+	event_del(c->rev);
 }
 
 /* Hand the connection to the reaper, which frees it after this callback. */
 static void
 conn_reap(struct conn *c)
 {
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	event_del(c->rev);
+	event_del(c->wev);
+	conn_unmark_pending(c);
 	TAILQ_INSERT_TAIL(&closing, c, all);
 	event_active(reaper, EV_TIMEOUT, 0);
 }
@@ -124,14 +211,16 @@ conn_close_flush(struct conn *c, const char *reason)
 	if (c->state == CONN_CLOSING)
 		return;
 	conn_begin_close(c, reason);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	if (out_len(c) == 0) {
 		conn_reap(c);
 		return;
 	}
 	c->flushing = true;
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(c->bev, NULL, &tv);
 	TAILQ_INSERT_TAIL(&draining, c, all);
+	/* The write event now also bounds how long the flush may take. */
+	event_del(c->wev);
+	event_add(c->wev, &tv);
+	conn_mark_pending(c);
 }
 
 /*
@@ -141,96 +230,81 @@ conn_close_flush(struct conn *c, const char *reason)
  * is queued for it meanwhile, so its memory is bounded.
  */
 static void
-conn_cut_off(struct conn *c, size_t pending)
+conn_cut_off(struct conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	struct evbuffer_ptr nl = evbuffer_search(out, "\n", 1, NULL);
-	struct evbuffer *tmp = evbuffer_new();
+	const char *start = c->out + c->out_off;
+	const char *nl = memchr(start, '\n', out_len(c));
 	char line[256];
 	int n;
 
 	log_warn("conn %llu %s%s%s: slow consumer cut off with %zu bytes unsent (max-pending %zu)",
 		 (unsigned long long)c->id, c->peer, c->user ? " user " : "",
-		 c->user ? c->user->name : "", pending, config.max_pending);
-	if (tmp != NULL) {
-		/* Move the kept prefix out, drop the rest, put the prefix back. */
-		evbuffer_remove_buffer(out, tmp, nl.pos >= 0 ? (size_t)nl.pos + 1 : 0);
-		evbuffer_drain(out, evbuffer_get_length(out));
-		evbuffer_add_buffer(out, tmp);
-		evbuffer_free(tmp);
-	} else {
-		evbuffer_drain(out, evbuffer_get_length(out));
-	}
+		 c->user ? c->user->name : "", out_len(c), config.max_pending);
+	c->out_len = nl != NULL ? (size_t)(nl - c->out) + 1 : c->out_off;
 	n = snprintf(
 		line, sizeof line,
 		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"slow consumer: "
 		"unsent output passed %zu bytes\",\"data\":{\"max_pending\":%zu}},\"id\":null}\n",
 		RV_ERR_LIMIT, config.max_pending, config.max_pending);
-	evbuffer_add(out, line, (size_t)n);
+	if (out_reserve(c, (size_t)n) == 0) {
+		memcpy(c->out + c->out_len, line, (size_t)n);
+		c->out_len += (size_t)n;
+	}
 	conn_close_flush(c, "slow consumer");
 }
 
+/* Queue n bytes for the client. */
 static void
-conn_after_output(struct conn *c)
+conn_append(struct conn *c, const void *data, size_t n)
 {
-	size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev));
-
-	if (pending > config.max_pending)
-		conn_cut_off(c, pending);
+	if (!conn_live(c))
+		return;
+	if (out_reserve(c, n) != 0) {
+		log_error("conn %llu: out of memory queueing %zu bytes", (unsigned long long)c->id,
+			  n);
+		conn_close(c, "out of memory");
+		return;
+	}
+	memcpy(c->out + c->out_len, data, n);
+	c->out_len += n;
+	conn_mark_pending(c);
+	if (out_len(c) > config.max_pending)
+		conn_cut_off(c);
 }
 
-static void
-line_release(const void *data, size_t len, void *arg)
+static int
+conn_dump_cb(const char *buf, size_t size, void *arg)
 {
-	(void)len;
-	(void)arg;
-	free((void *)(uintptr_t)data);
+	struct conn *c = arg;
+
+	if (out_reserve(c, size) != 0)
+		return -1;
+	memcpy(c->out + c->out_len, buf, size);
+	c->out_len += size;
+	return 0;
 }
 
 void
 conn_send_json(struct conn *c, const json_t *msg)
 {
-	size_t len;
-	char *line;
+	size_t before = c->out_len;
 
 	if (!conn_live(c))
 		return;
-	line = rv_msg_encode(msg, &len);
-	if (line == NULL) {
+	/* Encode straight into the output buffer: no intermediate copy. */
+	if (json_dump_callback(msg, conn_dump_cb, c, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+		c->out_len = before;
 		log_error("conn %llu: out of memory encoding a reply", (unsigned long long)c->id);
 		conn_close(c, "out of memory");
 		return;
 	}
-	if (evbuffer_add_reference(bufferevent_get_output(c->bev), line, len, line_release, NULL) !=
-	    0) {
-		free(line);
-		conn_close(c, "out of memory");
-		return;
-	}
-	conn_after_output(c);
-}
-
-static void
-msgbuf_release(const void *data, size_t len, void *arg)
-{
-	(void)data;
-	(void)len;
-	msgbuf_unref(arg);
+	conn_append(c, "\n", 1);
 }
 
 void
 conn_send_msgbuf(struct conn *c, struct msgbuf *mb)
 {
-	if (!conn_live(c))
-		return;
-	msgbuf_ref(mb);
-	if (evbuffer_add_reference(bufferevent_get_output(c->bev), mb->data, mb->len,
-				   msgbuf_release, mb) != 0) {
-		msgbuf_unref(mb);
-		conn_close(c, "out of memory");
-		return;
-	}
-	conn_after_output(c);
+	conn_append(c, mb->data, mb->len);
 }
 
 void
@@ -261,13 +335,11 @@ conn_authenticate(struct conn *c, struct user *u, bool observer)
 static void
 conn_process(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	char *line;
 	size_t len;
 
 	while (conn_live(c) && !c->paused) {
-		switch (rv_framer_next(&c->framer, in, &line, &len)) {
+		switch (rv_framer_next(&c->framer, c->in, &line, &len)) {
 		case RV_FRAME_NONE: return;
 		case RV_FRAME_TOO_LONG:
 			conn_send_error(
@@ -276,57 +348,102 @@ conn_process(struct conn *c)
 			break;
 		case RV_FRAME_LINE:
 			rpc_handle_line(c, line, len);
-			rv_framer_consume(&c->framer, in);
+			rv_framer_consume(&c->framer, c->in);
 			break;
 		}
-		if (conn_live(c) && evbuffer_get_length(out) > OUT_HIGH) {
+		if (conn_live(c) && out_len(c) > OUT_HIGH) {
+			/* Backpressure: read no more requests until the client reads. */
 			c->paused = true;
-			bufferevent_disable(c->bev, EV_READ);
+			event_del(c->rev);
 		}
 	}
 }
 
 static void
-conn_on_read(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	conn_process(arg);
-}
-
-static void
-conn_on_write(struct bufferevent *bev, void *arg)
+conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+	int n;
 
-	if (c->flushing) {
-		if (pending == 0)
-			conn_close(c, c->close_reason);
+	(void)what;
+	n = evbuffer_read(c->in, fd, READ_MAX);
+	if (n < 0) {
+		int err = EVUTIL_SOCKET_ERROR();
+		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+			return;
+		conn_close(c, evutil_socket_error_to_string(err));
 		return;
 	}
-	if (c->paused && conn_live(c) && pending <= OUT_LOW) {
+	if (n == 0) {
+		/* Half-close: answer what was read, then close. */
+		conn_process(c);
+		conn_close_flush(c, "client closed the connection");
+		return;
+	}
+	conn_process(c);
+}
+
+/* Send what the socket takes now; arm the write event for the rest. */
+static void
+conn_write(struct conn *c)
+{
+	while (out_len(c) > 0) {
+		ssize_t n = send(c->fd, c->out + c->out_off, out_len(c), MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			c->out_off = c->out_len = 0;
+			conn_close(c, strerror(errno));
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (out_len(c) == 0) {
+		c->out_off = c->out_len = 0;
+		if (c->nsubs == 0 || c->out_cap > OUT_KEEP) {
+			free(c->out);
+			c->out = NULL;
+			c->out_cap = 0;
+		}
+		if (c->flushing) {
+			conn_close(c, c->close_reason);
+			return;
+		}
+		event_del(c->wev);
+	} else if (!c->flushing && !event_pending(c->wev, EV_WRITE, NULL)) {
+		event_add(c->wev, NULL);
+	}
+	if (c->paused && conn_live(c) && out_len(c) <= OUT_LOW) {
 		c->paused = false;
-		bufferevent_enable(bev, EV_READ);
+		event_add(c->rev, NULL);
 		conn_process(c);
 	}
 }
 
 static void
-conn_on_event(struct bufferevent *bev, short what, void *arg)
+conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	(void)bev;
-	if (what & BEV_EVENT_EOF) {
-		/* Half-close: answer what was read, then close. */
-		if (c->flushing)
-			conn_close(c, c->close_reason);
-		else
-			conn_close_flush(c, "client closed the connection");
-	} else if (what & BEV_EVENT_ERROR) {
-		conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	} else if (what & BEV_EVENT_TIMEOUT) {
+	(void)fd;
+	if (what & EV_TIMEOUT) {
 		conn_close(c, "timed out flushing output");
+		return;
+	}
+	conn_write(c);
+}
+
+void
+conns_flush(void)
+{
+	struct conn *c;
+
+	/* conn_write() may queue more (a resumed connection): loop until none is left. */
+	while ((c = TAILQ_FIRST(&pending)) != NULL) {
+		conn_unmark_pending(c);
+		conn_write(c);
 	}
 }
 
@@ -363,19 +480,26 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, int socklen)
 		evutil_closesocket(fd);
 		return NULL;
 	}
+	c->fd = fd;
 	c->id = next_id++;
 	format_peer(sa, c->peer, sizeof c->peer);
 	rv_framer_init(&c->framer, config.max_line);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
+	evutil_make_socket_nonblocking(fd);
+	c->in = evbuffer_new();
+	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+	if (c->in == NULL || c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
+		if (c->in != NULL)
+			evbuffer_free(c->in);
+		if (c->rev != NULL)
+			event_free(c->rev);
+		if (c->wev != NULL)
+			event_free(c->wev);
 		evutil_closesocket(fd);
 		free(c);
 		return NULL;
 	}
-	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&live, c, all);
 	nlive++;
 	log_debug("conn %llu %s: accepted", (unsigned long long)c->id, c->peer);
@@ -402,10 +526,7 @@ conns_finish(void)
 	struct conn *c;
 
 	/* Offer each client what it has not been sent yet, without blocking. */
-	TAILQ_FOREACH (c, &live, all)
-		evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
-	TAILQ_FOREACH (c, &draining, all)
-		evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
+	conns_flush();
 	while ((c = TAILQ_FIRST(&draining)) != NULL)
 		conn_close(c, "daemon shutting down");
 	while ((c = TAILQ_FIRST(&live)) != NULL)

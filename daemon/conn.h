@@ -15,7 +15,9 @@
 
 #include "rendezvous.h"
 
+struct event;
 struct event_base;
+struct evbuffer;
 struct msgbuf;
 struct sub;
 struct user;
@@ -29,9 +31,14 @@ enum conn_state {
 struct conn {
 	uint64_t id;
 	enum conn_state state;
-	struct bufferevent *bev;
-	char peer[64]; /* "ADDR:PORT" */
+	evutil_socket_t fd;
+	struct event *rev, *wev; /* read always; write only while the socket is full */
+	char peer[64];           /* "ADDR:PORT" */
+	struct evbuffer *in;
 	struct rv_framer framer;
+	char *out; /* unsent output: out[out_off .. out_len) */
+	size_t out_off, out_len, out_cap;
+	bool pending;  /* queued for conns_flush() */
 	bool paused;   /* reading stopped until output drains */
 	bool flushing; /* CLOSING, but waiting for output to drain */
 	const char *close_reason;
@@ -45,13 +52,19 @@ struct conn {
 	uint32_t next_sub_id;
 	uint64_t mark; /* last event delivered (hub.c dedupe) */
 
-	TAILQ_ENTRY(conn) all;     /* every connection, or the closing list */
-	TAILQ_ENTRY(conn) by_user; /* user->conns */
+	TAILQ_ENTRY(conn) all;           /* the live, draining or closing list */
+	TAILQ_ENTRY(conn) by_user;       /* user->conns */
+	TAILQ_ENTRY(conn) pending_entry; /* connections with output to flush */
 };
 
 int conns_init(struct event_base *base);
 /* Close and free every connection (shutdown), flushing what it can. */
 void conns_finish(void);
+/*
+ * Write the output every connection gathered during this pass of the event
+ * loop. main.c calls it after each pass, before the loop waits again.
+ */
+void conns_flush(void);
 size_t conns_count(void);
 
 /* Take over an accepted socket. NULL on failure (the socket is closed). */

@@ -67,8 +67,14 @@ main(int argc, char **argv)
 		fatal("cannot listen; exiting");
 	log_info("rendezvousd %s ready (%s backend)", RV_VERSION, event_base_get_method(base));
 
-	if (event_base_dispatch(base) < 0)
-		log_error("event loop failed");
+	/* One pass at a time, so the output of each pass leaves in one write. */
+	while (!event_base_got_exit(base)) {
+		if (event_base_loop(base, EVLOOP_ONCE) < 0) {
+			log_error("event loop failed");
+			break;
+		}
+		conns_flush();
+	}
 
 	listeners_finish();
 	conns_finish();
