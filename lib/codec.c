@@ -62,50 +62,31 @@ rv_msg_decode(const char *line, size_t len, json_error_t *err)
 	return json_loadb(line, len, JSON_DECODE_ANY, err);
 }
 
-struct encode_buf {
-	char *data;
-	size_t len, cap;
-};
-
-static int
-encode_append(const char *buf, size_t size, void *arg)
-{
-	struct encode_buf *b = arg;
-
-	if (size > SIZE_MAX / 2 - b->len - 2)
-		return -1;
-	if (b->len + size + 2 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + size + 2)
-			cap *= 2;
-		p = realloc(b->data, cap);
-		if (p == NULL)
-			return -1;
-		b->data = p;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, buf, size);
-	b->len += size;
-	return 0;
-}
-
 char *
 rv_msg_encode(const json_t *msg, size_t *len)
 {
-	struct encode_buf b = {0};
+	size_t room = 512, need;
+	char *buf = NULL;
 
-	if (json_dump_callback(msg, encode_append, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
-		free(b.data);
-		return NULL;
+	/* Dump into a buffer; a second try with the exact size if it did not fit. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *p = realloc(buf, room + 2);
+		if (p == NULL)
+			break;
+		buf = p;
+		need = json_dumpb(msg, buf, room, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (need == 0)
+			break;
+		if (need <= room) {
+			buf[need] = '\n';
+			buf[need + 1] = '\0';
+			*len = need + 1;
+			return buf;
+		}
+		room = need;
 	}
-	if (b.data == NULL)
-		return NULL;
-	b.data[b.len++] = '\n';
-	b.data[b.len] = '\0';
-	*len = b.len;
-	return b.data;
+	free(buf);
+	return NULL;
 }
 
 static json_t *
