@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Run every scenario against rendezvousd and Redis, interleaved, and print a Markdown table.
+
+Usage: tests/bench/compare.py [--bench PATH] [--daemon PATH] [--runs N] [--quick]
+Each scenario runs N times (default 3) alternating the two servers, so that
+noise on a shared machine hits both alike; the table shows medians, the
+spread (min-max) and the ratio rendezvousd / Redis of the medians.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# (label, scenario, arguments, higher is better, target)
+def matrix(quick):
+    secs = ["--duration", "3" if quick else "5"]
+    rows = [
+        ("lifecycle, 1 pair", "lifecycle", ["--pairs", "1", *secs], True, None),
+        ("lifecycle, 50 pairs", "lifecycle", ["--pairs", "50", *secs], True, ">= 1.0x"),
+        ("fanout, 10 subscribers", "fanout", ["--subs", "10"], True, ">= 0.7x"),
+        ("fanout, 100 subscribers", "fanout", ["--subs", "100"], True, ">= 1.0x"),
+        ("fanout, 1000 subscribers", "fanout", ["--subs", "1000"], True, ">= 1.0x"),
+        ("latency p99, 10k/s, 10 subscribers", "latency", ["--rate", "10000", "--subs", "10", *secs], False, "<= 1.0x"),
+        ("memory per live session", "sessions", ["--sessions", "200000" if quick else "1000000"], False, "<= 512 B"),
+        ("memory per idle connection", "connections", ["--connections", "5000" if quick else "19000"], False, "<= 2048 B"),
+    ]
+    return rows
+
+
+def run(bench, daemon, server, scenario, args):
+    cmd = [bench, "--json", "--server", server, "--daemon", daemon, *args, scenario]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if p.returncode != 0 or not p.stdout.strip():
+        sys.stderr.write(f"failed: {' '.join(cmd)}\n{p.stderr}{p.stdout}\n")
+        return None
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def fmt(v, unit):
+    if unit.startswith("us"):
+        return f"{v:,.0f} us"
+    if unit.startswith("bytes"):
+        return f"{v:,.0f} B"
+    return f"{v:,.0f}/s"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", default=os.path.join(ROOT, "build/tests/bench/rendezvous-bench"))
+    ap.add_argument("--daemon", default=os.path.join(ROOT, "build/daemon/rendezvousd"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="shorter runs, fewer sessions and connections")
+    ap.add_argument("--only", help="run only rows whose label contains this text")
+    a = ap.parse_args()
+
+    lines = []
+    out = lambda s="": (print(s, flush=True), lines.append(s))
+    cpu = "?"
+    try:
+        for l in open("/proc/cpuinfo"):
+            if l.startswith("model name"):
+                cpu = l.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
+    redis_version = next((w[2:] for w in redis_version if w.startswith("v=")), "?")
+    out(f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
+        f"{os.cpu_count()} x {cpu}, Linux {platform.release()}, Redis {redis_version}. "
+        f"Server pinned to CPU 0, client to CPU 1; {a.runs} runs each, alternating servers; medians, spread min-max.")
+    out()
+    out("| scenario | rendezvousd | Redis | ratio | target | met | notes |")
+    out("|---|---|---|---|---|---|---|")
+    for label, scenario, args, higher, target in matrix(a.quick):
+        if a.only and a.only not in label:
+            continue
+        res = {"rendezvousd": [], "redis": []}
+        complete = True
+        for _ in range(a.runs):
+            for server in ("rendezvousd", "redis"):
+                r = run(a.bench, a.daemon, server, scenario, args)
+                if r is None:
+                    complete = False
+                    continue
+                res[server].append(r)
+                complete &= r["complete"]
+        if not res["rendezvousd"] or not res["redis"]:
+            out(f"| {label} | failed | | | {target or ''} | no | |")
+            continue
+        unit = res["rendezvousd"][0]["unit"]
+        med = {k: statistics.median(x["value"] for x in v) for k, v in res.items()}
+        spread = {k: (min(x["value"] for x in v), max(x["value"] for x in v)) for k, v in res.items()}
+        ratio = med["rendezvousd"] / med["redis"] if med["redis"] else float("nan")
+        met = ""
+        if target:
+            num = float(target.split()[1].rstrip("xB"))
+            if target.endswith("B"):
+                met = "yes" if med["rendezvousd"] <= num else "no"
+            elif target.startswith(">="):
+                met = "yes" if ratio >= num else "no"
+            else:
+                met = "yes" if ratio <= num else "no"
+        notes = []
+        if scenario == "lifecycle":
+            e = [x["extra"] for x in res["rendezvousd"]]
+            f = [x["extra"] for x in res["redis"]]
+            notes.append("p50/p99/p999 us: ours %s, Redis %s" % (
+                "/".join("%.0f" % statistics.median(v[i] for v in e) for i in (2, 3, 4)),
+                "/".join("%.0f" % statistics.median(v[i] for v in f) for i in (2, 3, 4))))
+        if scenario == "latency":
+            e = [x["extra"] for x in res["rendezvousd"]]
+            f = [x["extra"] for x in res["redis"]]
+            notes.append("p50 us: ours %.0f, Redis %.0f" % (statistics.median(v[0] for v in e),
+                                                           statistics.median(v[0] for v in f)))
+        if scenario == "fanout":
+            notes.append("every delivery complete and in order" if complete else "INCOMPLETE")
+        out("| %s | %s (%s-%s) | %s (%s-%s) | %.2fx | %s | %s | %s |" % (
+            label, fmt(med["rendezvousd"], unit), fmt(spread["rendezvousd"][0], unit).split()[0].rstrip("/s"),
+            fmt(spread["rendezvousd"][1], unit).split()[0].rstrip("/s"), fmt(med["redis"], unit),
+            fmt(spread["redis"][0], unit).split()[0].rstrip("/s"), fmt(spread["redis"][1], unit).split()[0].rstrip("/s"),
+            ratio, target or "", met, "; ".join(notes)))
+    out()
+    out("ratio = rendezvousd / Redis (medians): above 1 is better for rates, below 1 is better for latency and memory.")
+
+
+if __name__ == "__main__":
+    main()
