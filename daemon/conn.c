@@ -304,6 +304,12 @@ conn_send_msgbuf(struct conn *c, struct msgbuf *mb)
 }
 
 void
+conn_send_bytes(struct conn *c, const char *data, size_t n)
+{
+	conn_append(c, data, n);
+}
+
+void
 conn_send_error(struct conn *c, int code, const char *message, json_t *data)
 {
 	json_t *msg = rv_msg_error(NULL, code, message, data);

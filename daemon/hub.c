@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "hub.h"
+#include "jsonw.h"
 #include "log.h"
 #include "msgbuf.h"
 #include "users.h"
@@ -133,40 +134,59 @@ deliver_list(struct sub *list, const struct hist *h)
 	}
 }
 
-static json_t *
-event_params(const struct hub_event *ev, uint64_t id)
+/* Encode the notification line for one state change, once for every receiver. */
+static struct msgbuf *
+event_encode(const struct hub_event *ev, uint64_t id)
 {
 	char sid[SESSION_ID_HEX + 1];
-	json_t *p;
+	struct msgbuf *mb = NULL;
+	struct jsonw w;
 
 	session_id_format(ev->sid, sid);
-	p = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s?, s:s, s:s}", "session", sid, "prev",
-		      rv_state_name(ev->prev), "state", rv_state_name(ev->state), "event",
-		      (json_int_t)id, "time", (json_int_t)ev->time, "by", ev->by, "inviter",
-		      ev->inviter->name, "invitee", ev->invitee->name);
-	if (p == NULL)
-		return NULL;
-	if ((ev->reason != NULL &&
-	     json_object_set_new(p, "reason", json_string(ev->reason)) != 0) ||
-	    (ev->has_code && json_object_set_new(p, "code", json_integer(ev->code)) != 0) ||
-	    (ev->data != NULL && json_object_set(p, "data", ev->data) != 0)) {
-		json_decref(p);
-		return NULL;
+	jsonw_init(&w);
+	jsonw_lit(&w, "{\"jsonrpc\":\"2.0\",\"method\":\"session.state_changed\",\"params\":"
+		      "{\"session\":\"");
+	jsonw_raw(&w, sid, SESSION_ID_HEX);
+	jsonw_lit(&w, "\",\"prev\":\"");
+	jsonw_str_plain(&w, rv_state_name(ev->prev));
+	jsonw_lit(&w, "\",\"state\":\"");
+	jsonw_str_plain(&w, rv_state_name(ev->state));
+	jsonw_lit(&w, "\",\"event\":");
+	jsonw_int(&w, (long long)id);
+	jsonw_lit(&w, ",\"time\":");
+	jsonw_int(&w, ev->time);
+	jsonw_lit(&w, ",\"by\":");
+	jsonw_str(&w, ev->by);
+	jsonw_lit(&w, ",\"inviter\":");
+	jsonw_str(&w, ev->inviter->name);
+	jsonw_lit(&w, ",\"invitee\":");
+	jsonw_str(&w, ev->invitee->name);
+	if (ev->reason != NULL) {
+		jsonw_lit(&w, ",\"reason\":");
+		jsonw_str(&w, ev->reason);
 	}
-	return p;
+	if (ev->has_code) {
+		jsonw_lit(&w, ",\"code\":");
+		jsonw_int(&w, ev->code);
+	}
+	if (ev->data != NULL) {
+		jsonw_lit(&w, ",\"data\":");
+		jsonw_json(&w, ev->data);
+	}
+	jsonw_lit(&w, "}}\n");
+	if (jsonw_ok(&w))
+		mb = msgbuf_from_bytes(w.buf, w.len);
+	jsonw_free(&w);
+	return mb;
 }
 
 uint64_t
 hub_publish(const struct hub_event *ev)
 {
 	uint64_t id = hub.last + 1;
-	json_t *params = event_params(ev, id), *msg;
-	struct msgbuf *mb;
+	struct msgbuf *mb = event_encode(ev, id);
 	struct hist *h;
 
-	msg = params != NULL ? rv_msg_notification("session.state_changed", params) : NULL;
-	mb = msg != NULL ? msgbuf_from_json(msg) : NULL;
-	json_decref(msg);
 	if (mb == NULL) {
 		log_error("hub: out of memory encoding event %llu", (unsigned long long)id);
 		return 0;

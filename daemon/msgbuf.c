@@ -14,13 +14,21 @@ msgbuf_from_json(const json_t *msg)
 
 	if (line == NULL)
 		return NULL;
-	mb = malloc(sizeof *mb + len);
+	mb = msgbuf_from_bytes(line, len);
+	free(line);
+	return mb;
+}
+
+struct msgbuf *
+msgbuf_from_bytes(const char *line, size_t len)
+{
+	struct msgbuf *mb = malloc(sizeof *mb + len);
+
 	if (mb != NULL) {
 		mb->refs = 1;
 		mb->len = len;
 		memcpy(mb->data, line, len);
 	}
-	free(line);
 	return mb;
 }
 

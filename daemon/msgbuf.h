@@ -1,6 +1,6 @@
 /*
  * An encoded message line shared by every connection it is sent to: encoded
- * once, reference-counted, handed to libevent without a copy.
+ * once, reference-counted, shared by history and every receiver.
  */
 #ifndef RV_MSGBUF_H
 #define RV_MSGBUF_H
@@ -17,6 +17,8 @@ struct msgbuf {
 
 /* Encode msg (borrowed) as one line. New buffer with one reference, or NULL. */
 struct msgbuf *msgbuf_from_json(const json_t *msg);
+/* Copy an already encoded line (with its "\n"). New buffer, or NULL. */
+struct msgbuf *msgbuf_from_bytes(const char *line, size_t len);
 struct msgbuf *msgbuf_ref(struct msgbuf *mb);
 void msgbuf_unref(struct msgbuf *mb);
 

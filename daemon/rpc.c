@@ -59,6 +59,16 @@ rpc_unpack(json_t *params, struct rpc_error *err, const char *fmt, ...)
 	return rc;
 }
 
+json_t *
+rpc_raw(struct rpc_error *err)
+{
+	if (!jsonw_ok(&err->raw)) {
+		jsonw_free(&err->raw);
+		return NULL;
+	}
+	return json_true(); /* a placeholder: rpc_dispatch() sends err->raw */
+}
+
 static const struct method *
 method_find(const char *name)
 {
@@ -79,20 +89,43 @@ error_reply(json_t *id, struct rpc_error *err)
 	return reply;
 }
 
-/* Run one message of a request or batch; the reply, or NULL for none. */
+/* Send a raw result as the reply to id, without building a tree. */
+static void
+rpc_send_raw(struct conn *c, json_t *id, struct jsonw *raw)
+{
+	struct jsonw w;
+
+	jsonw_init(&w);
+	jsonw_lit(&w, "{\"jsonrpc\":\"2.0\",\"result\":");
+	jsonw_raw(&w, raw->buf, raw->len);
+	jsonw_lit(&w, ",\"id\":");
+	jsonw_json(&w, id != NULL ? id : json_null());
+	jsonw_lit(&w, "}\n");
+	if (jsonw_ok(&w))
+		conn_send_bytes(c, w.buf, w.len);
+	else
+		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+	jsonw_free(&w);
+}
+
+/*
+ * Run one message of a request or batch. In a batch the reply is returned
+ * (or NULL for none); otherwise it is sent, and NULL returned.
+ */
 static json_t *
-rpc_dispatch(struct conn *c, json_t *msg)
+rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 {
 	struct rpc_error err = {0};
 	const struct method *m;
 	struct rv_msg rm;
-	json_t *params, *result;
+	json_t *params, *result, *reply;
 
 	if (rv_msg_classify(msg, &rm) == RV_MSG_INVALID || rm.kind == RV_MSG_RESPONSE) {
 		rpc_fail(&err, RV_ERR_INVALID_REQUEST, NULL, "invalid request: %s",
 			 rm.kind == RV_MSG_RESPONSE ? "the daemon takes requests, not responses"
 						    : rm.why);
-		return error_reply(rm.id, &err);
+		reply = error_reply(rm.id, &err);
+		goto out;
 	}
 	m = method_find(rm.method);
 	if (m == NULL) {
@@ -110,11 +143,21 @@ rpc_dispatch(struct conn *c, json_t *msg)
 		json_decref(params);
 		if (result != NULL) {
 			if (rm.kind == RV_MSG_NOTIFICATION) {
-				json_decref(result);
-				return NULL;
+				reply = NULL;
+			} else if (err.raw.buf == NULL) {
+				reply = rv_msg_result(rm.id, json_incref(result));
+			} else if (!in_batch) {
+				rpc_send_raw(c, rm.id, &err.raw);
+				reply = NULL;
+			} else {
+				json_t *r = json_loadb(err.raw.buf, err.raw.len, 0, NULL);
+				reply = r != NULL ? rv_msg_result(rm.id, r) : NULL;
 			}
-			return rv_msg_result(rm.id, result);
+			json_decref(result);
+			jsonw_free(&err.raw);
+			goto out;
 		}
+		jsonw_free(&err.raw);
 		if (err.code == 0)
 			rpc_fail(&err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
 	}
@@ -122,18 +165,14 @@ rpc_dispatch(struct conn *c, json_t *msg)
 		json_decref(err.data);
 		return NULL;
 	}
-	return error_reply(rm.id, &err);
-}
-
-static void
-rpc_send(struct conn *c, json_t *reply)
-{
-	if (reply == NULL) {
-		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
-		return;
+	reply = error_reply(rm.id, &err);
+out:
+	if (reply != NULL && !in_batch) {
+		conn_send_json(c, reply);
+		json_decref(reply);
+		return NULL;
 	}
-	conn_send_json(c, reply);
-	json_decref(reply);
+	return reply;
 }
 
 static void
@@ -163,9 +202,7 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 		return;
 	}
 	if (!json_is_array(msg)) {
-		json_t *reply = rpc_dispatch(c, msg);
-		if (reply != NULL)
-			rpc_send(c, reply);
+		rpc_dispatch(c, msg, false);
 		hub_flush_replay(c);
 		hub_flush();
 		json_decref(msg);
@@ -178,7 +215,7 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 	}
 	replies = json_array();
 	json_array_foreach (msg, i, elem) {
-		json_t *reply = rpc_dispatch(c, elem);
+		json_t *reply = rpc_dispatch(c, elem, true);
 		if (reply != NULL && replies != NULL)
 			json_array_append_new(replies, reply);
 		else

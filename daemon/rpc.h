@@ -9,13 +9,20 @@
 
 #include <jansson.h>
 
+#include "jsonw.h"
+
 struct conn;
 
-/* An error a handler reports; data is a new reference or NULL. */
+/*
+ * What a handler reports besides its result: an error (data is a new
+ * reference or NULL), or a result already written as JSON text into raw
+ * (see rpc_raw()).
+ */
 struct rpc_error {
 	int code;
 	char message[256];
 	json_t *data;
+	struct jsonw raw;
 };
 
 /* Fill err (data stolen) and return NULL, for "return rpc_fail(...)". */
@@ -48,6 +55,12 @@ json_t *rpc_session_terminate(struct conn *c, json_t *params, struct rpc_error *
 json_t *rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err);
 json_t *rpc_session_get(struct conn *c, json_t *params, struct rpc_error *err);
 json_t *rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err);
+
+/*
+ * For handlers whose result is written with jsonw into err->raw: return
+ * rpc_raw(err). The text is sent as the result without a jansson tree.
+ */
+json_t *rpc_raw(struct rpc_error *err);
 
 /* For handlers: unpack params with json_unpack_ex(fmt); -32602 on mismatch. */
 int rpc_unpack(json_t *params, struct rpc_error *err, const char *fmt, ...);

@@ -65,7 +65,7 @@ session_do(struct conn *c, const char *sid_hex, enum rv_action a,
 	switch (session_act(s, a, role, c->user, args)) {
 	case RV_CHANGED:
 	case RV_RECORDED:
-	case RV_REPEATED: return session_record(s, c->user);
+	case RV_REPEATED: session_record_write(&err->raw, s, c->user); return rpc_raw(err);
 	case RV_FORBIDDEN:
 		if (role == RV_ROLE_NONE)
 			return rpc_fail(err, RV_ERR_FORBIDDEN,
@@ -126,7 +126,8 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 				"limit exceeded: too many live sessions for this user");
 	if (rc != 0)
 		return NULL;
-	return session_record(s, c->user);
+	session_record_write(&err->raw, s, c->user);
+	return rpc_raw(err);
 }
 
 /* Methods that take {session} alone. */
@@ -239,7 +240,10 @@ rpc_session_get(struct conn *c, json_t *params, struct rpc_error *err)
 	if (rpc_unpack(params, err, "{s:s !}", "session", &sid) != 0)
 		return NULL;
 	s = session_lookup(c, sid, err);
-	return s != NULL ? session_record(s, c->user) : NULL;
+	if (s == NULL)
+		return NULL;
+	session_record_write(&err->raw, s, c->user);
+	return rpc_raw(err);
 }
 
 json_t *
@@ -268,5 +272,6 @@ rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 					"no such session: the 'after' cursor names no session "
 					"of yours; list again from the start");
 	}
-	return sessions_list(c->user, state_name != NULL, state, (size_t)limit, after);
+	sessions_list_write(&err->raw, c->user, state_name != NULL, state, (size_t)limit, after);
+	return rpc_raw(err);
 }

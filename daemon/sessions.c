@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "hub.h"
+#include "jsonw.h"
 #include "log.h"
 #include "sessions.h"
 #include "users.h"
@@ -250,14 +251,13 @@ session_on_deadline(struct timer_entry *e, int64_t now, void *arg)
 	hub_flush();
 }
 
-json_t *
-session_record(const struct session *s, const struct user *viewer)
+void
+session_record_write(struct jsonw *w, const struct session *s, const struct user *viewer)
 {
 	enum rv_role role = session_role(s, viewer);
 	char sid[SESSION_ID_HEX + 1];
 	const char *remote = NULL;
 	int flags = RSF_NONE;
-	json_t *r;
 
 	if (role == RV_ROLE_INVITER) {
 		remote = s->invitee->name;
@@ -267,41 +267,61 @@ session_record(const struct session *s, const struct user *viewer)
 		flags = RSF_INVITEE;
 	}
 	session_id_format(s->id, sid);
-	r = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:I}", "session", sid,
-		      "state", rv_state_name(s->m.state), "inviter", s->inviter->name, "invitee",
-		      s->invitee->name, "remote_user", remote, "flags", flags, "created",
-		      (json_int_t)s->created, "updated", (json_int_t)s->updated, "expires",
-		      (json_int_t)s->expires, "event", (json_int_t)s->event);
-	if (r == NULL)
-		return NULL;
-	if (s->m.state == RSS_ACCEPTED || s->m.state == RSS_CONNECTED)
-		json_object_set_new(r, "confirmed",
-				    json_pack("{s:b, s:b}", "inviter",
-					      rv_machine_confirmed(&s->m, RV_ROLE_INVITER),
-					      "invitee",
-					      rv_machine_confirmed(&s->m, RV_ROLE_INVITEE)));
-	if (s->reason != NULL)
-		json_object_set_new(r, "reason", json_string(s->reason));
-	if (s->has_code)
-		json_object_set_new(r, "code", json_integer(s->code));
-	if (s->data != NULL)
-		json_object_set(r, "data", s->data);
-	if (s->app_data != NULL)
-		json_object_set(r, "app_data", s->app_data);
-	return r;
+	jsonw_lit(w, "{\"session\":\"");
+	jsonw_raw(w, sid, SESSION_ID_HEX);
+	jsonw_lit(w, "\",\"state\":\"");
+	jsonw_str_plain(w, rv_state_name(s->m.state));
+	jsonw_lit(w, "\",\"inviter\":");
+	jsonw_str(w, s->inviter->name);
+	jsonw_lit(w, ",\"invitee\":");
+	jsonw_str(w, s->invitee->name);
+	jsonw_lit(w, ",\"remote_user\":");
+	jsonw_str(w, remote);
+	jsonw_lit(w, ",\"flags\":");
+	jsonw_int(w, flags);
+	jsonw_lit(w, ",\"created\":");
+	jsonw_int(w, s->created);
+	jsonw_lit(w, ",\"updated\":");
+	jsonw_int(w, s->updated);
+	jsonw_lit(w, ",\"expires\":");
+	jsonw_int(w, s->expires);
+	jsonw_lit(w, ",\"event\":");
+	jsonw_int(w, (long long)s->event);
+	if (s->m.state == RSS_ACCEPTED || s->m.state == RSS_CONNECTED) {
+		jsonw_lit(w, ",\"confirmed\":{\"inviter\":");
+		jsonw_bool(w, rv_machine_confirmed(&s->m, RV_ROLE_INVITER));
+		jsonw_lit(w, ",\"invitee\":");
+		jsonw_bool(w, rv_machine_confirmed(&s->m, RV_ROLE_INVITEE));
+		jsonw_lit(w, "}");
+	}
+	if (s->reason != NULL) {
+		jsonw_lit(w, ",\"reason\":");
+		jsonw_str(w, s->reason);
+	}
+	if (s->has_code) {
+		jsonw_lit(w, ",\"code\":");
+		jsonw_int(w, s->code);
+	}
+	if (s->data != NULL) {
+		jsonw_lit(w, ",\"data\":");
+		jsonw_json(w, s->data);
+	}
+	if (s->app_data != NULL) {
+		jsonw_lit(w, ",\"app_data\":");
+		jsonw_json(w, s->app_data);
+	}
+	jsonw_lit(w, "}");
 }
 
-json_t *
-sessions_list(const struct user *u, bool has_state, enum rv_state state, size_t limit,
-	      const struct session *after)
+void
+sessions_list_write(struct jsonw *w, const struct user *u, bool has_state, enum rv_state state,
+		    size_t limit, const struct session *after)
 {
 	const struct session *a = u->inviting, *b = u->invited, *last = NULL;
 	uint64_t after_seq = after != NULL ? after->seq : 0;
-	json_t *list = json_array(), *res;
 	size_t n = 0;
 
-	if (list == NULL)
-		return NULL;
+	jsonw_lit(w, "{\"sessions\":[");
 	/* Merge the two lists, each already in creation order. */
 	while (a != NULL || b != NULL) {
 		const struct session *s;
@@ -321,17 +341,18 @@ sessions_list(const struct user *u, bool has_state, enum rv_state state, size_t 
 			/* One more exists: hand out a cursor. */
 			char sid[SESSION_ID_HEX + 1];
 			session_id_format(last->id, sid);
-			res = json_pack("{s:o, s:s}", "sessions", list, "next", sid);
-			return res;
+			jsonw_lit(w, "],\"next\":\"");
+			jsonw_raw(w, sid, SESSION_ID_HEX);
+			jsonw_lit(w, "\"}");
+			return;
 		}
-		if (json_array_append_new(list, session_record(s, u)) != 0) {
-			json_decref(list);
-			return NULL;
-		}
+		if (n > 0)
+			jsonw_lit(w, ",");
+		session_record_write(w, s, u);
 		last = s;
 		n++;
 	}
-	return json_pack("{s:o}", "sessions", list);
+	jsonw_lit(w, "]}");
 }
 
 void

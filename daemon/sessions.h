@@ -76,12 +76,14 @@ struct session_act_args {
 enum rv_outcome session_act(struct session *s, enum rv_action a, enum rv_role r,
 			    const struct user *by, const struct session_act_args *args);
 
-/* The session record as viewer sees it (remote_user, flags). New reference. */
-json_t *session_record(const struct session *s, const struct user *viewer);
+struct jsonw;
 
-/* {sessions: [...], next?}: u's visible sessions in creation order. */
-json_t *sessions_list(const struct user *u, bool has_state, enum rv_state state, size_t limit,
-		      const struct session *after);
+/* Write the session record as viewer sees it (remote_user, flags). */
+void session_record_write(struct jsonw *w, const struct session *s, const struct user *viewer);
+
+/* Write {sessions: [...], next?}: u's visible sessions in creation order. */
+void sessions_list_write(struct jsonw *w, const struct user *u, bool has_state, enum rv_state state,
+			 size_t limit, const struct session *after);
 
 /* A user's first connection arrived / last connection went. */
 void sessions_user_online(struct user *u);
