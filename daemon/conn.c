@@ -253,6 +253,15 @@ conn_cut_off(struct conn *c)
 	conn_close_flush(c, "slow consumer");
 }
 
+/* Output was added: flush it at the end of this pass, unless it is too much. */
+static void
+conn_queued(struct conn *c)
+{
+	conn_mark_pending(c);
+	if (out_len(c) > config.max_pending)
+		conn_cut_off(c);
+}
+
 /* Queue n bytes for the client. */
 static void
 conn_append(struct conn *c, const void *data, size_t n)
@@ -267,9 +276,7 @@ conn_append(struct conn *c, const void *data, size_t n)
 	}
 	memcpy(c->out + c->out_len, data, n);
 	c->out_len += n;
-	conn_mark_pending(c);
-	if (out_len(c) > config.max_pending)
-		conn_cut_off(c);
+	conn_queued(c);
 }
 
 void
@@ -287,8 +294,9 @@ conn_send_json(struct conn *c, const json_t *msg)
 		if (need == 0)
 			break;
 		if (need <= room) {
-			c->out_len += need;
-			conn_append(c, "\n", 1);
+			c->out[c->out_len + need] = '\n'; /* room + 1 was reserved */
+			c->out_len += need + 1;
+			conn_queued(c);
 			return;
 		}
 		room = need;
@@ -304,9 +312,23 @@ conn_send_msgbuf(struct conn *c, struct msgbuf *mb)
 }
 
 void
-conn_send_bytes(struct conn *c, const char *data, size_t n)
+conn_send_parts(struct conn *c, const char *a, size_t alen, const char *b, size_t blen,
+		const char *z, size_t zlen)
 {
-	conn_append(c, data, n);
+	char *o;
+
+	if (!conn_live(c))
+		return;
+	if (out_reserve(c, alen + blen + zlen) != 0) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	o = c->out + c->out_len;
+	memcpy(o, a, alen);
+	memcpy(o + alen, b, blen);
+	memcpy(o + alen + blen, z, zlen);
+	c->out_len += alen + blen + zlen;
+	conn_queued(c);
 }
 
 void

@@ -74,8 +74,9 @@ struct conn *conn_create(evutil_socket_t fd, const struct sockaddr *sa, int sock
 void conn_send_json(struct conn *c, const json_t *msg);
 /* Queue a shared encoded line. */
 void conn_send_msgbuf(struct conn *c, struct msgbuf *mb);
-/* Queue bytes that are already one or more whole lines. */
-void conn_send_bytes(struct conn *c, const char *data, size_t n);
+/* Queue one line given in three parts (the last ends with "\n"). */
+void conn_send_parts(struct conn *c, const char *a, size_t alen, const char *b, size_t blen,
+		     const char *z, size_t zlen);
 /* Queue an error with id null (not tied to a request). */
 void conn_send_error(struct conn *c, int code, const char *message, json_t *data /* stolen */);
 

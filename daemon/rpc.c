@@ -93,16 +93,25 @@ error_reply(json_t *id, struct rpc_error *err)
 static void
 rpc_send_raw(struct conn *c, json_t *id, struct jsonw *raw)
 {
+	static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":";
+	char tail[96];
+	size_t idlen = json_dumpb(id != NULL ? id : json_null(), tail + 6, sizeof tail - 8,
+				  JSON_COMPACT | JSON_ENCODE_ANY);
 	struct jsonw w;
 
+	if (idlen > 0 && idlen <= sizeof tail - 8) {
+		/* The common case, a short id: one copy into the connection's buffer. */
+		memcpy(tail, ",\"id\":", 6);
+		memcpy(tail + 6 + idlen, "}\n", 2);
+		conn_send_parts(c, head, sizeof head - 1, raw->buf, raw->len, tail, idlen + 8);
+		return;
+	}
 	jsonw_init(&w);
-	jsonw_lit(&w, "{\"jsonrpc\":\"2.0\",\"result\":");
-	jsonw_raw(&w, raw->buf, raw->len);
 	jsonw_lit(&w, ",\"id\":");
-	jsonw_json(&w, id != NULL ? id : json_null());
+	jsonw_json(&w, id);
 	jsonw_lit(&w, "}\n");
 	if (jsonw_ok(&w))
-		conn_send_bytes(c, w.buf, w.len);
+		conn_send_parts(c, head, sizeof head - 1, raw->buf, raw->len, w.buf, w.len);
 	else
 		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
 	jsonw_free(&w);
