@@ -157,7 +157,9 @@ rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 				reply = rv_msg_result(rm.id, json_incref(result));
 			} else if (!in_batch) {
 				rpc_send_raw(c, rm.id, &err.raw);
-				reply = NULL;
+				json_decref(result);
+				jsonw_free(&err.raw);
+				return NULL;
 			} else {
 				json_t *r = json_loadb(err.raw.buf, err.raw.len, 0, NULL);
 				reply = r != NULL ? rv_msg_result(rm.id, r) : NULL;
@@ -176,12 +178,14 @@ rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 	}
 	reply = error_reply(rm.id, &err);
 out:
-	if (reply != NULL && !in_batch) {
+	if (in_batch)
+		return reply;
+	if (reply != NULL)
 		conn_send_json(c, reply);
-		json_decref(reply);
-		return NULL;
-	}
-	return reply;
+	else if (rm.kind != RV_MSG_NOTIFICATION)
+		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+	json_decref(reply);
+	return NULL;
 }
 
 static void
