@@ -4,7 +4,7 @@ import time
 
 from rvtest import DaemonTest, lifecycle_to, main
 
-TTL, GRACE, LINGER = 1.0, 0.5, 0.8
+TTL, GRACE, LINGER = 1.5, 1.0, 0.8
 
 
 class Timers(DaemonTest):
