@@ -272,30 +272,38 @@ num_after(const char *s, size_t len, const char *key)
 	return p != NULL ? strtoll(p + strlen(key), NULL, 10) : -1;
 }
 
-/* rv: classify one line. */
+/* rv: classify each complete line, without copying or allocating. */
 static void
 rv_read(struct bconn *c, struct evbuffer *in)
 {
-	size_t len;
-	char *line;
+	size_t have = evbuffer_get_length(in), used = 0;
+	const char *buf, *line, *nl;
 
-	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
-		struct msg m = {M_OTHER, -1, line, len};
+	if (have == 0)
+		return;
+	buf = (const char *)evbuffer_pullup(in, -1);
+	while (used < have && (nl = memchr(buf + used, '\n', have - used)) != NULL) {
+		size_t len = (size_t)(nl - (buf + used));
+		struct msg m = {M_OTHER, -1, NULL, len};
+
+		line = buf + used;
+		m.text = line;
 		if (len > 30 && memcmp(line + 27, "session.state_changed", 21) == 0) {
 			m.kind = M_EVENT;
 			m.num = num_after(line, len, "\"event\":");
 		} else if (memmem(line, len, "\"error\":", 8) != NULL) {
 			m.kind = M_ERROR;
 		} else if (memmem(line, len, "\"result\":", 9) != NULL) {
-			m.kind = M_REPLY;
 			const char *id = line + len;
+			m.kind = M_REPLY;
 			while (id > line && id[-1] != ':')
 				id--;
 			m.num = strtoll(id, NULL, 10);
 		}
 		c->on_msg(c, &m);
-		free(line);
+		used += len + 1;
 	}
+	evbuffer_drain(in, used);
 }
 
 /* redis: parse one RESP value at p; returns bytes used or 0 if incomplete. */
