@@ -165,9 +165,9 @@ session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_
 		return RV_ERR_LIMIT;
 	s = calloc(1, sizeof *s);
 	if (s == NULL || random_bytes(s->id, sizeof s->id) != 0) {
-		free(s);
 		log_error("sessions: cannot create a session: %s",
 			  s == NULL ? "out of memory" : "no randomness");
+		free(s);
 		return RV_ERR_INTERNAL;
 	}
 	rv_machine_init(&s->m);
