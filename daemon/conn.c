@@ -79,26 +79,19 @@ out_reserve(struct conn *c, size_t n)
 	size_t cap;
 	char *p;
 
-	if (c->out_off > 0 && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	if (n <= c->out_cap - c->out_len)
-		return 0;
-	if (c->out_off > 0 && n <= c->out_cap - out_len(c)) {
+	if (c->out_off > 0 && n > c->out_cap - c->out_len) {
+		/* Move the unsent rest to the front before growing. */
 		memmove(c->out, c->out + c->out_off, out_len(c));
 		c->out_len -= c->out_off;
 		c->out_off = 0;
-		return 0;
 	}
+	if (n <= c->out_cap - c->out_len)
+		return 0;
 	cap = c->out_cap ? c->out_cap : 1024;
-	while (cap - out_len(c) < n) {
+	while (cap - c->out_len < n) {
 		if (cap > SIZE_MAX / 2)
 			return -1;
 		cap *= 2;
-	}
-	if (c->out_off > 0) {
-		memmove(c->out, c->out + c->out_off, out_len(c));
-		c->out_len -= c->out_off;
-		c->out_off = 0;
 	}
 	p = realloc(c->out, cap);
 	if (p == NULL)

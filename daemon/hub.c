@@ -83,12 +83,6 @@ hub_last_event(void)
 	return hub.last;
 }
 
-size_t
-hub_history_len(void)
-{
-	return hub.len;
-}
-
 /* Oldest event id still held, or hub.last + 1 when history is empty. */
 static uint64_t
 hub_first_held(void)

@@ -50,8 +50,6 @@ void hub_finish(void);
 
 /* The id of the newest event (0 before any). */
 uint64_t hub_last_event(void);
-/* Events held in history, and the oldest id held (0 if none). */
-size_t hub_history_len(void);
 
 /*
  * Number, encode and record one state change; its id, or 0. Subscribers get

@@ -52,12 +52,6 @@ user_unref(struct user *u)
 	free(u);
 }
 
-size_t
-users_count(void)
-{
-	return HASH_COUNT(users);
-}
-
 int
 user_name_valid(const char *name)
 {

@@ -37,7 +37,6 @@ struct user *user_get(const char *name);
 struct user *user_find(const char *name);
 struct user *user_ref(struct user *u);
 void user_unref(struct user *u);
-size_t users_count(void);
 /* Whether name is acceptable as a user name (non-empty, short, printable). */
 int user_name_valid(const char *name);
 
