@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "hub.h"
+#include "idtable.h"
 #include "jsonw.h"
 #include "log.h"
 #include "msgbuf.h"
@@ -25,14 +26,14 @@ struct hist {
 struct bucket {
 	uint8_t sid[SESSION_ID_BYTES];
 	struct sub *subs;
-	UT_hash_handle hh;
+	struct idnode node; /* hub.buckets */
 };
 
 static struct {
 	uint64_t last;     /* newest event id */
 	struct hist *ring; /* history, oldest at 'head' */
 	size_t cap, len, head;
-	struct bucket *buckets; /* uthash by session id */
+	struct idtable buckets; /* struct bucket by session id */
 	struct sub *all;        /* subscribe {all: true} */
 	uint64_t delivered;     /* events up to this one have been fanned out */
 	struct sub *replay;     /* awaiting hub_flush_replay() */
@@ -49,7 +50,28 @@ hub_init(size_t history)
 	if (hub.ring == NULL)
 		return -1;
 	hub.cap = history;
+	if (idtable_init(&hub.buckets, (ptrdiff_t)offsetof(struct bucket, sid) -
+					       (ptrdiff_t)offsetof(struct bucket, node)) != 0) {
+		free(hub.ring);
+		return -1;
+	}
 	return 0;
+}
+
+static struct bucket *
+bucket_find(const uint8_t sid[SESSION_ID_BYTES])
+{
+	struct idnode *n = idtable_find(&hub.buckets, sid);
+
+	return n != NULL ? container_of(n, struct bucket, node) : NULL;
+}
+
+static void
+bucket_free(struct idnode *n, void *arg)
+{
+	(void)arg;
+	idtable_remove(&hub.buckets, n);
+	free(container_of(n, struct bucket, node));
 }
 
 static void
@@ -64,16 +86,12 @@ hist_clear(struct hist *h)
 void
 hub_finish(void)
 {
-	struct bucket *b, *tmp;
-
 	for (size_t i = 0; i < hub.len; i++)
 		hist_clear(&hub.ring[(hub.head + i) % hub.cap]);
 	free(hub.ring);
 	/* Subscriptions go with their connections (conns_finish runs first). */
-	HASH_ITER (hh, hub.buckets, b, tmp) {
-		HASH_DEL(hub.buckets, b);
-		free(b);
-	}
+	idtable_foreach(&hub.buckets, bucket_free, NULL);
+	idtable_finish(&hub.buckets);
 	memset(&hub, 0, sizeof hub);
 }
 
@@ -206,10 +224,9 @@ hub_publish(const struct hub_event *ev)
 static void
 hub_fan_out(const struct hist *h)
 {
-	struct bucket *b;
+	struct bucket *b = bucket_find(h->sid);
 
 	deliver_list(hub.all, h);
-	HASH_FIND(hh, hub.buckets, h->sid, SESSION_ID_BYTES, b);
 	if (b != NULL)
 		deliver_list(b->subs, h);
 	deliver_list(h->inviter->subs, h);
@@ -242,13 +259,13 @@ sub_target_list(struct sub *s, bool create)
 	case SUB_ALL: return &hub.all;
 	case SUB_USER: return &s->user->subs;
 	case SUB_SESSION:
-		HASH_FIND(hh, hub.buckets, s->sid, SESSION_ID_BYTES, b);
+		b = bucket_find(s->sid);
 		if (b == NULL && create) {
 			b = calloc(1, sizeof *b);
 			if (b == NULL)
 				return NULL;
 			memcpy(b->sid, s->sid, SESSION_ID_BYTES);
-			HASH_ADD(hh, hub.buckets, sid, SESSION_ID_BYTES, b);
+			idtable_insert(&hub.buckets, &b->node);
 		}
 		return b != NULL ? &b->subs : NULL;
 	}
@@ -263,9 +280,8 @@ sub_free(struct sub *s)
 	if (list != NULL) {
 		DL_DELETE(*list, s);
 		if (s->kind == SUB_SESSION && *list == NULL) {
-			struct bucket *b;
-			HASH_FIND(hh, hub.buckets, s->sid, SESSION_ID_BYTES, b);
-			HASH_DEL(hub.buckets, b);
+			struct bucket *b = bucket_find(s->sid);
+			idtable_remove(&hub.buckets, &b->node);
 			free(b);
 		}
 	}

@@ -12,9 +12,7 @@
 #include "sessions.h"
 #include "users.h"
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
-static struct session *table; /* uthash by id */
+static struct idtable table; /* by id */
 static struct timerq *deadlines;
 static uint64_t next_seq = 1;
 
@@ -23,6 +21,9 @@ static void session_on_deadline(struct timer_entry *e, int64_t now, void *arg);
 int
 sessions_init(struct event_base *base)
 {
+	if (idtable_init(&table, (ptrdiff_t)offsetof(struct session, id) -
+					 (ptrdiff_t)offsetof(struct session, node)) != 0)
+		return -1;
 	deadlines = timerq_create(base, session_on_deadline, NULL);
 	return deadlines != NULL ? 0 : -1;
 }
@@ -30,7 +31,7 @@ sessions_init(struct event_base *base)
 static void
 session_free(struct session *s)
 {
-	HASH_DEL(table, s);
+	idtable_remove(&table, &s->node);
 	timerq_cancel(deadlines, &s->timer);
 	DL_DELETE2(s->inviter->inviting, s, inv_prev, inv_next);
 	DL_DELETE2(s->invitee->invited, s, vee_prev, vee_next);
@@ -44,13 +45,18 @@ session_free(struct session *s)
 	free(s);
 }
 
+static void
+session_free_node(struct idnode *n, void *arg)
+{
+	(void)arg;
+	session_free(container_of(n, struct session, node));
+}
+
 void
 sessions_finish(void)
 {
-	struct session *s, *tmp;
-
-	HASH_ITER (hh, table, s, tmp)
-		session_free(s);
+	idtable_foreach(&table, session_free_node, NULL);
+	idtable_finish(&table);
 	timerq_destroy(deadlines);
 	deadlines = NULL;
 }
@@ -58,16 +64,15 @@ sessions_finish(void)
 size_t
 sessions_count(void)
 {
-	return HASH_COUNT(table);
+	return idtable_count(&table);
 }
 
 struct session *
 session_find(const uint8_t id[SESSION_ID_BYTES])
 {
-	struct session *s;
+	struct idnode *n = idtable_find(&table, id);
 
-	HASH_FIND(hh, table, id, SESSION_ID_BYTES, s);
-	return s;
+	return n != NULL ? container_of(n, struct session, node) : NULL;
 }
 
 enum rv_role
@@ -178,7 +183,7 @@ session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_
 	s->invitee_away = invitee->nconns == 0 ? s->created : 0;
 	s->seq = next_seq++;
 	s->data = data != NULL ? json_incref(data) : NULL;
-	HASH_ADD(hh, table, id, SESSION_ID_BYTES, s);
+	idtable_insert(&table, &s->node);
 	DL_APPEND2(inviter->inviting, s, inv_prev, inv_next);
 	DL_APPEND2(invitee->invited, s, vee_prev, vee_next);
 	inviter->live_created++;

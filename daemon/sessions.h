@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <uthash.h>
 
+#include "idtable.h"
 #include "rendezvous.h"
 #include "timerq.h"
 #include "util.h"
@@ -35,7 +35,7 @@ struct session {
 	struct session *inv_prev, *inv_next; /* inviter->inviting */
 	struct session *vee_prev, *vee_next; /* invitee->invited */
 	struct timer_entry timer;
-	UT_hash_handle hh;
+	struct idnode node; /* the session table */
 };
 
 int sessions_init(struct event_base *base);

@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The object of type that embeds *ptr as member. */
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
 #define SESSION_ID_BYTES 16
 #define SESSION_ID_HEX (SESSION_ID_BYTES * 2)
 
