@@ -41,6 +41,13 @@
 #define OUT_KEEP (256 * 1024)
 /* How much to read from a socket per readiness event. */
 #define READ_MAX 16384
+
+/*
+ * Where reads land when a connection has no partial line: complete lines are
+ * handled in place, and only what is left of a line is copied to conn->in, so
+ * neither a request nor an idle connection costs an input allocation.
+ */
+static char read_buf[READ_MAX];
 /* How long a closing connection may take to take its last output. */
 #define FLUSH_TIMEOUT_SEC 5
 
@@ -135,7 +142,7 @@ conn_free(struct conn *c)
 	conn_unmark_pending(c);
 	event_free(c->rev);
 	event_free(c->wev);
-	evbuffer_free(c->in);
+	free(c->in);
 	evutil_closesocket(c->fd);
 	free(c->out);
 	free(c->client);
@@ -348,66 +355,152 @@ conn_authenticate(struct conn *c, struct user *u, bool observer)
 	conn_set_state(c, CONN_READY);
 }
 
-/* Run complete lines through rpc until none is left or output backs up. */
 static void
-conn_process(struct conn *c)
+conn_send_too_long(struct conn *c)
 {
-	char *line;
-	size_t len;
+	conn_send_error(c, RV_ERR_TOO_LARGE, "line too long",
+			json_pack("{s:I}", "max_line", (json_int_t)config.max_line));
+}
 
-	while (conn_live(c) && !c->paused) {
-		switch (rv_framer_next(&c->framer, c->in, &line, &len)) {
-		case RV_FRAME_NONE: return;
-		case RV_FRAME_TOO_LONG:
-			conn_send_error(
-				c, RV_ERR_TOO_LARGE, "line too long",
-				json_pack("{s:I}", "max_line", (json_int_t)config.max_line));
-			break;
-		case RV_FRAME_LINE:
-			rpc_handle_line(c, line, len);
-			rv_framer_consume(&c->framer, c->in);
-			break;
+/*
+ * Hand the complete lines in buf[0 .. len) to rpc until none is left, the
+ * connection closes or its output backs up. Returns the bytes used; a line
+ * over max-line is answered with an error and skipped up to its newline.
+ */
+static size_t
+conn_consume(struct conn *c, char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len && conn_live(c) && !c->paused) {
+		char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
+		size_t n;
+
+		if (nl == NULL) {
+			if (c->discarding)
+				return len;
+			if (len - pos > config.max_line + 1) {
+				/* Too long even if a "\r\n" ended it right here. */
+				c->discarding = true;
+				conn_send_too_long(c);
+				return len;
+			}
+			return pos;
 		}
+		n = (size_t)(nl - line);
+		pos += n + 1;
+		if (c->discarding) {
+			c->discarding = false;
+			continue;
+		}
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		if (n > config.max_line)
+			conn_send_too_long(c);
+		else
+			rpc_handle_line(c, line, n);
 		if (conn_live(c) && out_len(c) > OUT_HIGH) {
 			/* Backpressure: read no more requests until the client reads. */
 			c->paused = true;
 			event_del(c->rev);
 		}
 	}
+	return pos;
+}
+
+/* Make room for n bytes of input after what conn->in holds. */
+static int
+in_reserve(struct conn *c, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (c->in_cap - c->in_len >= n)
+		return 0;
+	if (n > SIZE_MAX / 2 - c->in_len)
+		return -1;
+	cap = c->in_len + n;
+	if (cap < c->in_cap * 2)
+		cap = c->in_cap * 2; /* a long line grows in O(length), not O(length^2) */
+	p = realloc(c->in, cap);
+	if (p == NULL)
+		return -1;
+	c->in = p;
+	c->in_cap = cap;
+	return 0;
+}
+
+/* Keep buf[used .. have) in conn->in for later (buf is read_buf or conn->in). */
+static int
+in_keep(struct conn *c, char *buf, size_t used, size_t have)
+{
+	size_t rest = have - used;
+
+	if (rest == 0) {
+		free(c->in);
+		c->in = NULL;
+		c->in_len = c->in_cap = 0;
+		return 0;
+	}
+	if (buf == c->in) {
+		memmove(c->in, c->in + used, rest);
+		c->in_len = rest;
+		return 0;
+	}
+	c->in_len = 0;
+	if (in_reserve(c, rest) != 0)
+		return -1;
+	memcpy(c->in, buf + used, rest);
+	c->in_len = rest;
+	return 0;
+}
+
+/* Handle the lines waiting in conn->in (after a pause ends). */
+static void
+conn_process(struct conn *c)
+{
+	size_t used;
+
+	if (c->in_len == 0)
+		return;
+	used = conn_consume(c, c->in, c->in_len);
+	if (in_keep(c, c->in, used, c->in_len) != 0)
+		conn_close(c, "out of memory");
 }
 
 static void
 conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct evbuffer_iovec v;
+	char *buf = read_buf;
+	size_t have, used;
 	ssize_t n;
 
 	(void)what;
-	/* One read() into reserved space: no FIONREAD round trip as evbuffer_read() makes. */
-	if (evbuffer_reserve_space(c->in, READ_MAX, &v, 1) < 1) {
-		conn_close(c, "out of memory");
-		return;
+	/* One read() per readiness event: no FIONREAD round trip as evbuffer_read() makes. */
+	if (c->in_len > 0) {
+		if (in_reserve(c, READ_MAX) != 0) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		buf = c->in;
 	}
-	n = read(fd, v.iov_base, v.iov_len);
+	n = read(fd, buf + c->in_len, READ_MAX);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
 		conn_close(c, strerror(errno));
 		return;
 	}
-	v.iov_len = (size_t)n;
-	if (n > 0 && evbuffer_commit_space(c->in, &v, 1) != 0) {
-		conn_close(c, "out of memory");
-		return;
-	}
 	if (n == 0) {
-		/* Half-close: answer what was read, then close. */
-		conn_process(c);
+		/* Half-close: what was read has been answered; flush it, then close. */
 		conn_close_flush(c, "client closed the connection");
 		return;
 	}
-	conn_process(c);
+	have = c->in_len + (size_t)n;
+	used = conn_consume(c, buf, have);
+	if (in_keep(c, buf, used, have) != 0)
+		conn_close(c, "out of memory");
 }
 
 /* Send what the socket takes now; arm the write event for the rest. */
@@ -510,15 +603,11 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, int socklen)
 	c->fd = fd;
 	c->id = next_id++;
 	format_peer(sa, c->peer, sizeof c->peer);
-	rv_framer_init(&c->framer, config.max_line);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	evutil_make_socket_nonblocking(fd);
-	c->in = evbuffer_new();
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
-	if (c->in == NULL || c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
-		if (c->in != NULL)
-			evbuffer_free(c->in);
+	if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
 		if (c->rev != NULL)
 			event_free(c->rev);
 		if (c->wev != NULL)

@@ -34,9 +34,10 @@ struct conn {
 	evutil_socket_t fd;
 	struct event *rev, *wev; /* read always; write only while the socket is full */
 	char peer[64];           /* "ADDR:PORT" */
-	struct evbuffer *in;
-	struct rv_framer framer;
-	char *out; /* unsent output: out[out_off .. out_len) */
+	char *in; /* input not handled yet: a partial line (or more, while paused); NULL if none */
+	size_t in_len, in_cap;
+	bool discarding; /* inside a line longer than max-line */
+	char *out;       /* unsent output: out[out_off .. out_len) */
 	size_t out_off, out_len, out_cap;
 	bool pending;  /* queued for conns_flush() */
 	bool paused;   /* reading stopped until output drains */

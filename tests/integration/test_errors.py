@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Every error code of the protocol, with its message and data."""
 import json
+import time
 
 from rvtest import DaemonTest, lifecycle_to, main
 
@@ -121,6 +122,29 @@ class Errors(DaemonTest):
         self.assertEqual((r["error"]["code"], r["id"]), (4013, None))
         self.assertEqual(r["error"]["data"]["max_line"], 65536)
         self.assertEqual(c.call("ping"), "pong")
+
+    def test_framing_across_reads(self):
+        c = self.client("alice")
+        # One request sent a byte at a time, then several in one write, one with "\r\n".
+        for b in b'{"jsonrpc":"2.0","method":"ping","id":1}\n':
+            c.send_raw(bytes([b]))
+            time.sleep(0.001)
+        self.assertEqual(c.read_msg(), {"jsonrpc": "2.0", "result": "pong", "id": 1})
+        c.send_raw(b'{"jsonrpc":"2.0","method":"ping","id":2}\r\n'
+                   b'{"jsonrpc":"2.0","method":"ping","id":3}\n{"jsonrpc":"2.0",')
+        self.assertEqual([c.read_msg()["id"] for _ in range(2)], [2, 3])
+        c.send_raw(b'"method":"ping","id":4}\n')
+        self.assertEqual(c.read_msg()["id"], 4)
+        # A line too long, arriving in pieces with no newline yet: answered once,
+        # skipped to its newline, and the request after it in the same write is served.
+        for _ in range(10):
+            c.send_raw(b"x" * 8000)
+            time.sleep(0.005)
+        c.send_raw(b"y" * 8000 + b'\n{"jsonrpc":"2.0","method":"ping","id":5}\n')
+        r = c.read_msg()
+        self.assertEqual((r["error"]["code"], r["id"]), (4013, None))
+        self.assertEqual(c.read_msg()["id"], 5)
+        c.no_message()
 
     def test_history_gone(self):
         alice, bob, olga = self.client("alice"), self.client("bob"), self.client("olga")
