@@ -17,11 +17,9 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int
-random_bytes(void *buf, size_t n)
+static int
+getrandom_all(uint8_t *p, size_t n)
 {
-	uint8_t *p = buf;
-
 	while (n > 0) {
 		ssize_t r = getrandom(p, n, 0);
 		if (r < 0) {
@@ -32,6 +30,30 @@ random_bytes(void *buf, size_t n)
 		p += r;
 		n -= (size_t)r;
 	}
+	return 0;
+}
+
+/*
+ * Small requests (a session id each) are served from a pool filled 4 KiB at
+ * a time: one getrandom() per 256 sessions instead of one per session. Each
+ * byte is handed out once and wiped from the pool.
+ */
+int
+random_bytes(void *buf, size_t n)
+{
+	static uint8_t pool[4096];
+	static size_t left;
+
+	if (n > sizeof pool / 16)
+		return getrandom_all(buf, n);
+	if (left < n) {
+		if (getrandom_all(pool, sizeof pool) != 0)
+			return -1;
+		left = sizeof pool;
+	}
+	left -= n;
+	memcpy(buf, pool + left, n);
+	memset(pool + left, 0, n);
 	return 0;
 }
 

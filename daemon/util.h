@@ -15,7 +15,7 @@
 /* Wall-clock time in Unix milliseconds (what goes on the wire). */
 int64_t now_ms(void);
 
-/* Fill buf with n bytes from the kernel's CSPRNG; 0 or -1. */
+/* Fill buf with n bytes from the kernel's CSPRNG (small requests through a pool); 0 or -1. */
 int random_bytes(void *buf, size_t n);
 
 /* Lower-case hex of a session id into out (SESSION_ID_HEX + 1 bytes). */
