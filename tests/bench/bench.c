@@ -53,9 +53,11 @@ typedef void (*msg_cb)(struct bconn *c, const struct msg *m);
 
 struct bconn {
 	struct bench *b;
-	struct bufferevent *bev; /* output only: input is read by conn_on_read() */
+	struct bufferevent *bev; /* what send() did not take; input is read by conn_on_read() */
 	struct event *rev;
-	char *part; /* an incomplete message left from the last read */
+	struct evbuffer *out;   /* requests queued in this pass, sent by flush_all() */
+	struct bconn *next_out; /* on the list of connections with output */
+	char *part;             /* an incomplete message left from the last read */
 	size_t part_len;
 	msg_cb on_msg;
 	msg_cb saved;      /* on_msg while a hello is in flight */
@@ -392,6 +394,8 @@ redis_read(struct bconn *c, const char *buf, size_t have)
  * client, not the server, would set the batch sizes being measured. Only an
  * incomplete message is copied, into the connection's own buffer.
  */
+static void flush_all(void);
+
 static void
 conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -410,6 +414,7 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 		die("a server connection was lost (cut off as a slow consumer?)", NULL);
 	have = c->part_len + (size_t)n;
 	used = c->b->backend == B_RV ? rv_read(c, buf, have) : redis_read(c, buf, have);
+	flush_all();
 	c->part_len = have - used;
 	if (c->part_len > 0) {
 		if (c->part_len == sizeof buf)
@@ -449,7 +454,8 @@ conn_new(struct bench *b, msg_cb cb, int index)
 	bufferevent_enable(c->bev, EV_WRITE);
 	bufferevent_disable(c->bev, EV_READ);
 	c->rev = event_new(b->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
-	if (c->bev == NULL || c->rev == NULL || event_add(c->rev, NULL) != 0)
+	c->out = evbuffer_new();
+	if (c->bev == NULL || c->rev == NULL || c->out == NULL || event_add(c->rev, NULL) != 0)
 		die("out of memory", NULL);
 	return c;
 }
@@ -457,7 +463,9 @@ conn_new(struct bench *b, msg_cb cb, int index)
 static void
 conn_free(struct bconn *c)
 {
+	flush_all();
 	event_free(c->rev);
+	evbuffer_free(c->out);
 	free(c->part);
 	bufferevent_free(c->bev);
 	free(c);
@@ -465,14 +473,60 @@ conn_free(struct bconn *c)
 
 static void sendf(struct bconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Output: requests are gathered per connection and sent with one send() each
+ * when the callback that made them returns (flush_all()), as a pipelining
+ * client would. A bufferevent per connection takes only what the socket
+ * refused: writing every request through it costs two epoll_ctl() calls and
+ * a loop pass each, and the client, not the server, becomes the limit.
+ */
+static struct bconn *with_output;
+
 static void
 sendf(struct bconn *c, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (evbuffer_get_length(c->out) == 0) {
+		c->next_out = with_output;
+		with_output = c;
+	}
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	evbuffer_add_vprintf(c->out, fmt, ap);
 	va_end(ap);
+}
+
+static void
+flush_all(void)
+{
+	struct bconn *c;
+
+	while ((c = with_output) != NULL) {
+		struct evbuffer *pending = bufferevent_get_output(c->bev);
+		size_t len = evbuffer_get_length(c->out);
+		ssize_t n = 0;
+
+		with_output = c->next_out;
+		if (evbuffer_get_length(pending) == 0) {
+			n = send(bufferevent_getfd(c->bev), evbuffer_pullup(c->out, -1), len,
+				 MSG_NOSIGNAL);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				die("send failed: ", strerror(errno));
+			if (n < 0)
+				n = 0;
+			evbuffer_drain(c->out, (size_t)n);
+		}
+		if (evbuffer_get_length(c->out) > 0)
+			evbuffer_add_buffer(pending, c->out);
+	}
+}
+
+/* Send what the setup queued, then run the loop. */
+static void
+dispatch(struct bench *b)
+{
+	flush_all();
+	event_base_dispatch(b->base);
 }
 
 static void
@@ -542,7 +596,7 @@ setup_conns(struct bench *b, struct bconn **cs, int n, const char *user_prefix)
 		struct bconn *c = conn_new(b, load_script_cb, 0);
 		sendf(c, "*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$%zu\r\n%s\r\n", strlen(redis_script),
 		      redis_script);
-		event_base_dispatch(b->base);
+		dispatch(b);
 		conn_free(c);
 	}
 	if (b->backend == B_REDIS || n == 0)
@@ -560,7 +614,7 @@ setup_conns(struct bench *b, struct bconn **cs, int n, const char *user_prefix)
 				 cs[i]->index);
 		rv_call(cs[i], "hello", params);
 	}
-	event_base_dispatch(b->base);
+	dispatch(b);
 	if (b->inflight != 0)
 		die("hello went unanswered", NULL);
 }
@@ -613,7 +667,7 @@ subscribers_start(struct bench *b)
 		else
 			sendf(b->subs[i], "*2\r\n$9\r\nSUBSCRIBE\r\n$9\r\nrv:events\r\n");
 	}
-	event_base_dispatch(b->base);
+	dispatch(b);
 }
 
 static bool
@@ -762,7 +816,7 @@ run_lifecycle(struct bench *b, struct result *r)
 	b->inflight = b->pairs;
 	for (int i = 0; i < b->pairs; i++)
 		lifecycle_step(inviters[i]);
-	event_base_dispatch(b->base);
+	dispatch(b);
 	event_free(tick);
 	qsort(b->lat.v, b->lat.n, sizeof *b->lat.v, cmp_double);
 	r->scenario = "lifecycle";
@@ -839,7 +893,7 @@ run_fanout(struct bench *b, struct result *r)
 	b->t0 = t = now_s();
 	for (int i = 0; i < b->depth && b->sent_seq < b->events; i++)
 		driver_send(d);
-	event_base_dispatch(b->base);
+	dispatch(b);
 	t = now_s() - t;
 	r->scenario = "fanout";
 	snprintf(r->params, sizeof r->params, "subs=%d depth=%d", b->subscribers, b->depth);
@@ -877,6 +931,7 @@ latency_tick(evutil_socket_t fd, short what, void *arg)
 	long long target = (long long)((t - b->t0) * b->rate);
 	while (b->sent_seq < target)
 		driver_send(d);
+	flush_all();
 }
 
 static void
@@ -899,7 +954,7 @@ run_latency(struct bench *b, struct result *r)
 	b->t_end = b->t_measure + b->duration;
 	b->tick = event_new(b->base, -1, EV_PERSIST, latency_tick, d);
 	event_add(b->tick, &tv);
-	event_base_dispatch(b->base);
+	dispatch(b);
 	event_free(b->tick);
 	qsort(b->lat.v, b->lat.n, sizeof *b->lat.v, cmp_double);
 	r->scenario = "latency";
@@ -931,7 +986,7 @@ run_sessions(struct bench *b, struct result *r)
 	b->rate = 0;
 	for (int i = 0; i < b->depth && b->sent_seq < b->events; i++)
 		driver_send(d);
-	event_base_dispatch(b->base);
+	dispatch(b);
 	after = server_rss(b);
 	r->scenario = "sessions";
 	snprintf(r->params, sizeof r->params, "sessions=%ld", b->sessions);
@@ -968,7 +1023,7 @@ run_connections(struct bench *b, struct result *r)
 			sendf(cs[i], "*1\r\n$4\r\nPING\r\n");
 	}
 	b->inflight = b->conns;
-	event_base_dispatch(b->base);
+	dispatch(b);
 	usleep(200000);
 	after = server_rss(b);
 	r->scenario = "connections";
