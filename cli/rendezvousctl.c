@@ -1,4 +1,6 @@
 /* rendezvousctl: command-line client for rendezvousd. */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,13 +32,18 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rendezvousctl [--connect HOST:PORT] --user NAME [--json] COMMAND [ARGS]\n"
+		"Usage: rendezvousctl [--connect HOST:PORT] (--user NAME | --token-file FILE)\n"
+		"                     [--json] COMMAND [ARGS]\n"
 		"Talk to rendezvousd (proto/PROTOCOL.md).\n"
 		"\n"
 		"Options:\n"
 		"  --connect HOST:PORT  daemon address [default: $RENDEZVOUS_CONNECT or "
 		"127.0.0.1:%d]\n"
 		"  --user NAME          who you are [default: $RENDEZVOUS_USER]\n"
+		"  --token-file FILE    a JSON Web Token proving who you are, for a daemon\n"
+		"                       run with --auth jwt [default: $RENDEZVOUS_TOKEN_FILE]\n"
+		"  --token TOKEN        the token itself (visible to other local users in\n"
+		"                       ps; prefer the file) [default: $RENDEZVOUS_TOKEN]\n"
 		"  --json               print results and events as JSON, one per line\n"
 		"  --timeout S          give up on a reply after S seconds [default: 10]\n"
 		"  --help, --version\n"
@@ -51,7 +58,9 @@ usage(FILE *f)
 		"  send SESSION DATA                        send context data (JSON, or a string)\n"
 		"  terminate SESSION [--code N] [--data JSON]\n"
 		"  get SESSION                              show a session\n"
-		"  list [--state STATE] [--limit N] [--after SESSION]\n"
+		"  list [--state STATE] [--limit N] [--after SESSION] [--all]\n"
+		"                                           your sessions (--all: every\n"
+		"                                           session, admin role only)\n"
 		"  watch [--session ID | --user NAME | --all] [--since EVENT] [--count N]\n"
 		"                                           stream events, one line each, until\n"
 		"                                           interrupted or N have arrived\n"
@@ -339,6 +348,28 @@ ctl_on_signal(evutil_socket_t fd, short what, void *arg)
 	ctl_stop(arg, 0);
 }
 
+/* The token in path, without surrounding white space (exits 1 if unreadable). */
+static char *
+read_token(const char *path)
+{
+	char buf[16384];
+	FILE *f = fopen(path, "r");
+	size_t n, start = 0;
+
+	if (f == NULL) {
+		fprintf(stderr, "rendezvousctl: cannot read %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n > 0 && isspace((unsigned char)buf[n - 1]))
+		buf[--n] = '\0';
+	while (isspace((unsigned char)buf[start]))
+		start++;
+	return strdup(buf + start);
+}
+
 /* Parse the command and its options into ctl->method and ctl->params. */
 static void
 parse_command(struct ctl *ctl, int argc, char **argv)
@@ -367,7 +398,7 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		{"accept", "session.accept", 1, ""},   {"decline", "session.decline", 1, "r"},
 		{"cancel", "session.cancel", 1, "r"},  {"connect", "session.connect", 1, ""},
 		{"send", "session.send", 2, ""},       {"terminate", "session.terminate", 1, "cd"},
-		{"get", "session.get", 1, ""},         {"list", "session.list", 0, "sla"},
+		{"get", "session.get", 1, ""},         {"list", "session.list", 0, "slaA"},
 		{"watch", "subscribe", 0, "SUAnN"},    {"ping", "ping", 0, ""},
 	};
 	const char *cmd = argv[0];
@@ -445,6 +476,8 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"connect", required_argument, NULL, 'c'},
 		{"user", required_argument, NULL, 'u'},
+		{"token", required_argument, NULL, 'k'},
+		{"token-file", required_argument, NULL, 'K'},
 		{"json", no_argument, NULL, 'j'},
 		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
@@ -453,6 +486,10 @@ main(int argc, char **argv)
 	};
 	struct ctl ctl = {.timeout = 10, .status = 1};
 	const char *connect = getenv("RENDEZVOUS_CONNECT"), *user = getenv("RENDEZVOUS_USER");
+	const char *token = getenv("RENDEZVOUS_TOKEN"),
+		   *token_file = getenv("RENDEZVOUS_TOKEN_FILE");
+	char *token_buf = NULL;
+	json_t *hello;
 	struct rv_client_callbacks cbs = {ctl_on_notify, ctl_on_close, &ctl};
 	struct event *sigint, *sigterm;
 	char *host, *port, *end;
@@ -463,6 +500,8 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'c': connect = optarg; break;
 		case 'u': user = optarg; break;
+		case 'k': token = optarg; break;
+		case 'K': token_file = optarg; break;
 		case 'j': ctl.json = true; break;
 		case 't':
 			ctl.timeout = strtod(optarg, &end);
@@ -476,8 +515,12 @@ main(int argc, char **argv)
 	}
 	if (optind >= argc)
 		die_usage("%s", "no command given");
-	if (user == NULL || *user == '\0')
-		die_usage("%s", "--user NAME is required");
+	if (token_file != NULL && *token_file != '\0') {
+		token_buf = read_token(token_file);
+		token = token_buf;
+	}
+	if ((user == NULL || *user == '\0') && (token == NULL || *token == '\0'))
+		die_usage("%s", "--user NAME (or a token) is required");
 	parse_command(&ctl, argc - optind, argv + optind);
 	if (connect == NULL)
 		connect = "127.0.0.1:" RV_DEFAULT_PORT_STR;
@@ -493,9 +536,16 @@ main(int argc, char **argv)
 	}
 	free(host);
 	free(port);
-	rv_client_call(ctl.client, "hello",
-		       json_pack("{s:s, s:s}", "user", user, "client", "rendezvousctl/" RV_VERSION),
-		       ctl_on_hello, &ctl);
+	hello = json_pack("{s:s}", "client", "rendezvousctl/" RV_VERSION);
+	if (hello != NULL && user != NULL && *user != '\0')
+		json_object_set_new(hello, "user", json_string(user));
+	if (hello != NULL && token != NULL && *token != '\0')
+		json_object_set_new(hello, "token", json_string(token));
+	rv_client_call(ctl.client, "hello", hello, ctl_on_hello, &ctl);
+	if (token_buf != NULL) {
+		explicit_bzero(token_buf, strlen(token_buf));
+		free(token_buf);
+	}
 	ctl.timer = evtimer_new(ctl.base, ctl_on_timeout, &ctl);
 	tv.tv_sec = (time_t)ctl.timeout;
 	tv.tv_usec = (suseconds_t)((ctl.timeout - (double)tv.tv_sec) * 1e6);

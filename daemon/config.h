@@ -8,11 +8,25 @@
 
 #include "log.h"
 
+enum auth_mode {
+	AUTH_NONE = 0, /* the claimed user name is trusted */
+	AUTH_JWT,      /* hello carries a JSON Web Token */
+};
+
 struct config {
 	char **listen; /* "HOST:PORT" strings */
 	size_t nlisten;
-	char **observers; /* user names granted the observer role */
+	bool insecure; /* allow --auth none on a non-loopback address */
+
+	enum auth_mode auth;
+	char **jwt_keys; /* "[KID=]ALG:FILE" */
+	size_t njwt_keys;
+	char *jwt_audience, *jwt_issuer; /* required values, or NULL */
+	int64_t jwt_leeway_ms;           /* clock skew allowed on exp and nbf */
+	char **observers;                /* user names granted the observer role */
 	size_t nobservers;
+	char **admins; /* user names granted the admin role */
+	size_t nadmins;
 
 	int64_t invite_ttl_ms; /* default ttl of an invitation */
 	int64_t max_ttl_ms;    /* the most session.create's ttl may ask for */
@@ -22,6 +36,10 @@ struct config {
 	size_t max_line;              /* longest request line, bytes */
 	size_t max_pending;           /* unsent output before a client is cut off */
 	size_t max_connections;       /* connections at once */
+	size_t max_conns_per_address; /* from one IP address; 0: no limit */
+	size_t max_auth_failures;     /* failed hellos per address per minute */
+	int64_t hello_timeout_ms;     /* time a connection has to say hello */
+	size_t max_hello_line;        /* longest line before hello */
 	size_t max_sessions_per_user; /* live sessions a user may have created */
 	size_t max_subscriptions;     /* subscriptions per connection */
 	size_t history;               /* events kept for subscribe {since} */

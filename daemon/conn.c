@@ -21,9 +21,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "addrs.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
+#include "identity.h"
 #include "log.h"
 #include "msgbuf.h"
 #include "rpc.h"
@@ -57,6 +59,7 @@ static struct conn_list draining = TAILQ_HEAD_INITIALIZER(draining);
 static struct conn_list closing = TAILQ_HEAD_INITIALIZER(closing);
 static struct conn_list pending = TAILQ_HEAD_INITIALIZER(pending); /* output to flush */
 static struct event *reaper;
+static struct timerq *deadlines; /* hello timeouts and credential expiries */
 static size_t nlive;
 static uint64_t next_id = 1;
 
@@ -140,6 +143,8 @@ conn_free(struct conn *c)
 		user_unref(u);
 	}
 	conn_unmark_pending(c);
+	timerq_cancel(deadlines, &c->deadline);
+	addr_disconnect(c->addr);
 	event_free(c->rev);
 	event_free(c->wev);
 	free(c->in);
@@ -345,21 +350,42 @@ conn_send_error(struct conn *c, int code, const char *message, json_t *data)
 }
 
 void
-conn_authenticate(struct conn *c, struct user *u, bool observer)
+conn_authenticate(struct conn *c, struct user *u, const struct identity *id)
 {
 	c->user = u;
-	c->observer = observer;
+	c->observer = id->observer;
+	c->admin = id->admin;
+	if (id->expires_ms > 0) {
+		if (timerq_set(deadlines, &c->deadline, id->expires_ms) != 0)
+			conn_close_after_reply(c, "out of memory");
+	} else {
+		timerq_cancel(deadlines, &c->deadline);
+	}
 	TAILQ_INSERT_TAIL(&u->conns, c, by_user);
 	if (u->nconns++ == 0)
 		sessions_user_online(u);
 	conn_set_state(c, CONN_READY);
 }
 
+void
+conn_close_after_reply(struct conn *c, const char *reason)
+{
+	if (c->close_after == NULL)
+		c->close_after = reason;
+}
+
+/* The longest line accepted now: before hello, only a small one. */
+static size_t
+conn_max_line(const struct conn *c)
+{
+	return c->state == CONN_READY ? config.max_line : config.max_hello_line;
+}
+
 static void
 conn_send_too_long(struct conn *c)
 {
 	conn_send_error(c, RV_ERR_TOO_LARGE, "line too long",
-			json_pack("{s:I}", "max_line", (json_int_t)config.max_line));
+			json_pack("{s:I}", "max_line", (json_int_t)conn_max_line(c)));
 }
 
 /*
@@ -379,7 +405,7 @@ conn_consume(struct conn *c, char *buf, size_t len)
 		if (nl == NULL) {
 			if (c->discarding)
 				return len;
-			if (len - pos > config.max_line + 1) {
+			if (len - pos > conn_max_line(c) + 1) {
 				/* Too long even if a "\r\n" ended it right here. */
 				c->discarding = true;
 				conn_send_too_long(c);
@@ -395,10 +421,12 @@ conn_consume(struct conn *c, char *buf, size_t len)
 		}
 		if (n > 0 && line[n - 1] == '\r')
 			n--;
-		if (n > config.max_line)
+		if (n > conn_max_line(c))
 			conn_send_too_long(c);
 		else
 			rpc_handle_line(c, line, n);
+		if (c->close_after != NULL && conn_live(c))
+			conn_close_flush(c, c->close_after);
 		if (conn_live(c) && out_len(c) > OUT_HIGH) {
 			/* Backpressure: read no more requests until the client reads. */
 			c->paused = true;
@@ -589,29 +617,33 @@ format_peer(const struct sockaddr *sa, char *buf, size_t len)
 }
 
 struct conn *
-conn_create(evutil_socket_t fd, const struct sockaddr *sa, int socklen)
+conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 {
 	struct conn *c;
 	int one = 1;
 
-	(void)socklen;
 	c = calloc(1, sizeof *c);
 	if (c == NULL) {
+		addr_disconnect(addr);
 		evutil_closesocket(fd);
 		return NULL;
 	}
 	c->fd = fd;
+	c->addr = addr;
 	c->id = next_id++;
 	format_peer(sa, c->peer, sizeof c->peer);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	evutil_make_socket_nonblocking(fd);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
-	if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
+	if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0 ||
+	    timerq_set(deadlines, &c->deadline, now_ms() + config.hello_timeout_ms) != 0) {
+		timerq_cancel(deadlines, &c->deadline);
 		if (c->rev != NULL)
 			event_free(c->rev);
 		if (c->wev != NULL)
 			event_free(c->wev);
+		addr_disconnect(addr);
 		evutil_closesocket(fd);
 		free(c);
 		return NULL;
@@ -628,12 +660,35 @@ conns_count(void)
 	return nlive;
 }
 
+/* A connection's deadline: no hello in time, or its credential expired. */
+static void
+conn_on_deadline(struct timer_entry *e, int64_t now, void *arg)
+{
+	struct conn *c = container_of(e, struct conn, deadline);
+
+	(void)now;
+	(void)arg;
+	if (!conn_live(c))
+		return;
+	if (c->state == CONN_HANDSHAKE) {
+		conn_send_error(c, RV_ERR_UNAUTHENTICATED, "not authenticated: no hello in time",
+				json_pack("{s:f}", "hello_timeout",
+					  (double)config.hello_timeout_ms / 1000.0));
+		conn_close_flush(c, "no hello in time");
+	} else {
+		conn_send_error(c, RV_ERR_UNAUTHENTICATED, "not authenticated: credential expired",
+				NULL);
+		conn_close_flush(c, "credential expired");
+	}
+}
+
 int
 conns_init(struct event_base *b)
 {
 	base = b;
 	reaper = event_new(base, -1, 0, conns_on_reap, NULL);
-	return reaper != NULL ? 0 : -1;
+	deadlines = timerq_create(base, conn_on_deadline, NULL);
+	return reaper != NULL && deadlines != NULL ? 0 : -1;
 }
 
 void
@@ -651,4 +706,6 @@ conns_finish(void)
 	if (reaper != NULL)
 		event_free(reaper);
 	reaper = NULL;
+	timerq_destroy(deadlines);
+	deadlines = NULL;
 }

@@ -14,8 +14,11 @@
 #include <jansson.h>
 
 #include "rendezvous.h"
+#include "timerq.h"
 
+struct addr;
 struct event;
+struct identity;
 struct event_base;
 struct evbuffer;
 struct msgbuf;
@@ -44,9 +47,14 @@ struct conn {
 	bool flushing; /* CLOSING, but waiting for output to drain */
 	const char *close_reason;
 
+	struct addr *addr;           /* the remote address's accounting */
+	struct timer_entry deadline; /* hello's, then the credential's expiry */
+	const char *close_after;     /* close once the current request is answered */
+
 	struct user *user; /* after hello; a reference */
-	bool observer;
-	char *client; /* hello's client string, or NULL */
+	bool observer;     /* reads everything, changes nothing */
+	bool admin;        /* also lists and terminates every session */
+	char *client;      /* hello's client string, or NULL */
 
 	struct sub *subs; /* this connection's subscriptions (hub.c) */
 	size_t nsubs;
@@ -68,8 +76,11 @@ void conns_finish(void);
 void conns_flush(void);
 size_t conns_count(void);
 
-/* Take over an accepted socket. NULL on failure (the socket is closed). */
-struct conn *conn_create(evutil_socket_t fd, const struct sockaddr *sa, int socklen);
+/*
+ * Take over an accepted socket and the reference to its address (from
+ * addr_connect()). NULL on failure: the socket is closed, addr released.
+ */
+struct conn *conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr);
 
 /* Queue msg (borrowed) as one line. Ignored once closing. */
 void conn_send_json(struct conn *c, const json_t *msg);
@@ -82,7 +93,9 @@ void conn_send_parts(struct conn *c, const char *a, size_t alen, const char *b, 
 void conn_send_error(struct conn *c, int code, const char *message, json_t *data /* stolen */);
 
 /* Tie the connection to user (reference stolen) after a successful hello. */
-void conn_authenticate(struct conn *c, struct user *u, bool observer);
+void conn_authenticate(struct conn *c, struct user *u, const struct identity *id);
+/* Close (flushing) once the request being handled has been answered. */
+void conn_close_after_reply(struct conn *c, const char *reason);
 
 /*
  * The one teardown path. Stops input at once; the connection is freed after

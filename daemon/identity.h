@@ -1,23 +1,32 @@
 /*
- * Identity: who a connection is, decided in one place. The backend today is
- * "none" (the claimed user name is trusted); token-checking backends plug in
- * behind the same call.
+ * Identity: who a connection is, decided in one place. Backends: "none" (the
+ * claimed user name is trusted) and "jwt" (hello carries a JSON Web Token,
+ * token.c). Roles come from the token and from --observer / --admin.
  */
 #ifndef RV_IDENTITY_H
 #define RV_IDENTITY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct identity {
-	const char *user; /* borrowed from the request */
-	bool observer;    /* may read and subscribe to everything */
+	char *user;         /* owned */
+	bool observer;      /* may read and subscribe to everything, change nothing */
+	bool admin;         /* observer's rights, and lists and terminates any session */
+	int64_t expires_ms; /* when the credential ends (Unix ms); 0: never */
 };
 
+/* Set up the configured backend (loads keys). -1 after logging why. */
+int identity_init(void);
+void identity_finish(void);
+
 /*
- * Decide who presents user (may be NULL) and token (may be NULL). Returns 0
- * and fills id, or an rv_error code with *why set to a static message.
+ * Decide who presents user and token (either may be NULL). Returns 0 and
+ * fills id (clear it with identity_clear()), or an rv_error code with *why a
+ * static message for the client. *detail, for the log only, says more.
  */
 int identity_authenticate(const char *user, const char *token, struct identity *id,
-			  const char **why);
+			  const char **why, const char **detail);
+void identity_clear(struct identity *id);
 
 #endif

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "addrs.h"
 #include "config.h"
 #include "conn.h"
 #include "listener.h"
@@ -31,16 +32,15 @@ struct listener {
 static struct listener **listeners;
 static size_t nlisteners;
 
-/* Refuse a connection over the limit with one error line, then close it. */
+/* Refuse a connection over a limit with one error line, then close it. */
 static void
-listener_refuse(evutil_socket_t fd)
+listener_refuse(evutil_socket_t fd, const char *what, const char *limit, size_t value)
 {
-	char line[200];
-	int n = snprintf(
-		line, sizeof line,
-		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"limit exceeded: "
-		"too many connections\",\"data\":{\"max_connections\":%zu}},\"id\":null}\n",
-		RV_ERR_LIMIT, config.max_connections);
+	char line[256];
+	int n = snprintf(line, sizeof line,
+			 "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"limit "
+			 "exceeded: %s\",\"data\":{\"%s\":%zu}},\"id\":null}\n",
+			 RV_ERR_LIMIT, what, limit, value);
 
 	if (send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("refusing connection: %s", strerror(errno));
@@ -51,15 +51,31 @@ static void
 listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int len,
 		   void *arg)
 {
+	struct addr *a;
+
 	(void)lev;
 	(void)arg;
+	(void)len;
 	if (conns_count() >= config.max_connections) {
 		log_warn("connection refused: %zu connections (max-connections)", conns_count());
-		listener_refuse(fd);
+		listener_refuse(fd, "too many connections", "max_connections",
+				config.max_connections);
 		return;
 	}
-	if (conn_create(fd, sa, len) == NULL)
+	a = addr_connect(sa);
+	if (a == NULL && errno == EAGAIN) {
+		log_warn("connection refused: %zu connections from that address "
+			 "(max-connections-per-address)",
+			 config.max_conns_per_address);
+		listener_refuse(fd, "too many connections from this address",
+				"max_connections_per_address", config.max_conns_per_address);
+		return;
+	}
+	if (a == NULL || conn_create(fd, sa, a) == NULL) {
 		log_error("cannot set up a new connection: out of memory");
+		if (a == NULL)
+			evutil_closesocket(fd);
+	}
 }
 
 static void
@@ -114,6 +130,40 @@ format_addr(const struct sockaddr *sa, char *buf, size_t len)
 	}
 }
 
+static bool
+is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >>
+			24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a =
+			&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+/* With --auth none anyone who reaches the daemon is whoever they claim: loopback only. */
+static int
+listener_check_exposure(const char *spec, const struct sockaddr *sa)
+{
+	if (config.auth != AUTH_NONE || is_loopback(sa))
+		return 0;
+	if (!config.insecure) {
+		log_error("--listen %s: refusing a non-loopback address with --auth none: anyone "
+			  "who can connect could act as any user. Use --auth jwt, or add "
+			  "--insecure to accept that",
+			  spec);
+		return -1;
+	}
+	log_warn("INSECURE: --listen %s with --auth none (--insecure): anyone who can connect "
+		 "can act as any user",
+		 spec);
+	return 0;
+}
+
 /* Bind one address (every address it resolves to). */
 static int
 listener_bind(struct event_base *base, const char *spec)
@@ -141,6 +191,10 @@ listener_bind(struct event_base *base, const char *spec)
 		struct sockaddr_storage ss;
 		socklen_t sslen = sizeof ss;
 
+		if (listener_check_exposure(spec, ai->ai_addr) != 0) {
+			freeaddrinfo(res);
+			return -1;
+		}
 		grown = realloc(listeners, (nlisteners + 1) * sizeof *listeners);
 		l = calloc(1, sizeof *l);
 		if (grown != NULL)

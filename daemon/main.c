@@ -8,9 +8,11 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "addrs.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
+#include "identity.h"
 #include "listener.h"
 #include "log.h"
 #include "sessions.h"
@@ -56,7 +58,10 @@ main(int argc, char **argv)
 	base = event_base_new();
 	if (base == NULL)
 		fatal("cannot create the event loop");
-	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0)
+	if (identity_init() != 0)
+		fatal("cannot set up authentication; exiting");
+	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0 ||
+	    addrs_init(base) != 0)
 		fatal("out of memory at start-up");
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
@@ -78,8 +83,10 @@ main(int argc, char **argv)
 
 	listeners_finish();
 	conns_finish();
+	addrs_finish();
 	sessions_finish();
 	hub_finish();
+	identity_finish();
 	event_free(sigint);
 	event_free(sigterm);
 	event_base_free(base);

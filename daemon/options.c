@@ -16,6 +16,17 @@ struct config config;
 enum {
 	OPT_LISTEN = 256,
 	OPT_OBSERVER,
+	OPT_ADMIN,
+	OPT_AUTH,
+	OPT_JWT_KEY,
+	OPT_JWT_AUDIENCE,
+	OPT_JWT_ISSUER,
+	OPT_JWT_LEEWAY,
+	OPT_INSECURE,
+	OPT_MAX_CONNS_PER_ADDRESS,
+	OPT_MAX_AUTH_FAILURES,
+	OPT_HELLO_TIMEOUT,
+	OPT_MAX_HELLO_LINE,
 	OPT_INVITE_TTL,
 	OPT_MAX_TTL,
 	OPT_PEER_GRACE,
@@ -34,6 +45,17 @@ enum {
 static const struct option long_options[] = {
 	{"listen", required_argument, NULL, OPT_LISTEN},
 	{"observer", required_argument, NULL, OPT_OBSERVER},
+	{"admin", required_argument, NULL, OPT_ADMIN},
+	{"auth", required_argument, NULL, OPT_AUTH},
+	{"jwt-key", required_argument, NULL, OPT_JWT_KEY},
+	{"jwt-audience", required_argument, NULL, OPT_JWT_AUDIENCE},
+	{"jwt-issuer", required_argument, NULL, OPT_JWT_ISSUER},
+	{"jwt-leeway", required_argument, NULL, OPT_JWT_LEEWAY},
+	{"insecure", no_argument, NULL, OPT_INSECURE},
+	{"max-connections-per-address", required_argument, NULL, OPT_MAX_CONNS_PER_ADDRESS},
+	{"max-auth-failures", required_argument, NULL, OPT_MAX_AUTH_FAILURES},
+	{"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
+	{"max-hello-line", required_argument, NULL, OPT_MAX_HELLO_LINE},
 	{"invite-ttl", required_argument, NULL, OPT_INVITE_TTL},
 	{"max-ttl", required_argument, NULL, OPT_MAX_TTL},
 	{"peer-grace", required_argument, NULL, OPT_PEER_GRACE},
@@ -62,9 +84,24 @@ usage(FILE *f)
 		"  --listen HOST:PORT        address to listen on; repeatable; port 0 picks a\n"
 		"                            free port (the bound address is logged)\n"
 		"                            [default: 127.0.0.1:%d]\n"
-		"Identity:\n"
+		"  --insecure                allow --auth none on an address other than\n"
+		"                            loopback (anyone can claim any user)\n"
+		"Identity (proto/PROTOCOL.md, Authentication):\n"
+		"  --auth none|jwt           none: hello's user is trusted; jwt: hello must carry\n"
+		"                            a JSON Web Token whose sub is the user [default: "
+		"none]\n"
+		"  --jwt-key [KID=]ALG:FILE  a key that verifies tokens; repeatable (rotation,\n"
+		"                            chosen by the token's kid). ALG is HS256 (FILE holds\n"
+		"                            the shared secret, at least 32 bytes), RS256 or\n"
+		"                            ES256 (FILE holds a PEM public key)\n"
+		"  --jwt-audience AUD        tokens must name AUD in aud (without it, tokens\n"
+		"                            with an aud are refused)\n"
+		"  --jwt-issuer ISS          tokens must have iss ISS\n"
+		"  --jwt-leeway S            clock skew allowed on exp and nbf [default: 0]\n"
 		"  --observer NAME           give user NAME the observer role (may read and\n"
-		"                            subscribe to everything); repeatable\n"
+		"                            subscribe to everything, change nothing); repeatable\n"
+		"  --admin NAME              give user NAME the admin role (also lists every\n"
+		"                            session and terminates any); repeatable\n"
 		"Durations (seconds, fractions allowed):\n"
 		"  --invite-ttl S            time for an invitation to reach RSS_CONNECTED\n"
 		"                            before it expires [default: 300]\n"
@@ -78,6 +115,14 @@ usage(FILE *f)
 		"  --max-pending BYTES       unsent output after which a client that does not\n"
 		"                            read is cut off [default: 32m]\n"
 		"  --max-connections N       connections at once [default: 10000]\n"
+		"  --max-connections-per-address N\n"
+		"                            connections from one IP address; 0: no limit\n"
+		"                            [default: 0]\n"
+		"  --max-auth-failures N     failed hellos one IP address may make per minute\n"
+		"                            before its hellos are refused [default: 20]\n"
+		"  --hello-timeout S         time a new connection has to complete hello\n"
+		"                            [default: 10]\n"
+		"  --max-hello-line BYTES    longest line before hello [default: 4k]\n"
 		"  --max-sessions-per-user N live sessions one user may have created\n"
 		"                            [default: 1000]\n"
 		"  --max-subscriptions N     subscriptions per connection [default: 1024]\n"
@@ -122,6 +167,16 @@ opt_size(const char *opt, const char *value, size_t min)
 	return v;
 }
 
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		fatal("out of memory");
+	return d;
+}
+
 static void
 push(char ***list, size_t *n, const char *value)
 {
@@ -146,6 +201,9 @@ options_parse(int argc, char **argv)
 	config.max_line = 64 * 1024;
 	config.max_pending = 32 * 1024 * 1024;
 	config.max_connections = 10000;
+	config.max_auth_failures = 20;
+	config.hello_timeout_ms = 10 * 1000;
+	config.max_hello_line = 4096;
 	config.max_sessions_per_user = 1000;
 	config.max_subscriptions = 1024;
 	config.history = 10000;
@@ -166,6 +224,45 @@ options_parse(int argc, char **argv)
 			if (*optarg == '\0')
 				bad_value("observer", optarg, "expected a user name");
 			push(&config.observers, &config.nobservers, optarg);
+			break;
+		case OPT_ADMIN:
+			if (*optarg == '\0')
+				bad_value("admin", optarg, "expected a user name");
+			push(&config.admins, &config.nadmins, optarg);
+			break;
+		case OPT_AUTH:
+			if (strcmp(optarg, "none") == 0)
+				config.auth = AUTH_NONE;
+			else if (strcmp(optarg, "jwt") == 0)
+				config.auth = AUTH_JWT;
+			else
+				bad_value("auth", optarg, "expected none or jwt");
+			break;
+		case OPT_JWT_KEY: push(&config.jwt_keys, &config.njwt_keys, optarg); break;
+		case OPT_JWT_AUDIENCE:
+			free(config.jwt_audience);
+			config.jwt_audience = xstrdup(optarg);
+			break;
+		case OPT_JWT_ISSUER:
+			free(config.jwt_issuer);
+			config.jwt_issuer = xstrdup(optarg);
+			break;
+		case OPT_JWT_LEEWAY:
+			config.jwt_leeway_ms = opt_seconds("jwt-leeway", optarg, true);
+			break;
+		case OPT_INSECURE: config.insecure = true; break;
+		case OPT_MAX_CONNS_PER_ADDRESS:
+			config.max_conns_per_address =
+				opt_size("max-connections-per-address", optarg, 0);
+			break;
+		case OPT_MAX_AUTH_FAILURES:
+			config.max_auth_failures = opt_size("max-auth-failures", optarg, 1);
+			break;
+		case OPT_HELLO_TIMEOUT:
+			config.hello_timeout_ms = opt_seconds("hello-timeout", optarg, false);
+			break;
+		case OPT_MAX_HELLO_LINE:
+			config.max_hello_line = opt_size("max-hello-line", optarg, 256);
 			break;
 		case OPT_INVITE_TTL:
 			config.invite_ttl_ms = opt_seconds("invite-ttl", optarg, false);
@@ -208,6 +305,12 @@ options_parse(int argc, char **argv)
 			argv[optind]);
 		exit(2);
 	}
+	if (config.auth == AUTH_NONE && config.njwt_keys > 0) {
+		fprintf(stderr, "rendezvousd: --jwt-key needs --auth jwt\n");
+		exit(2);
+	}
+	if (config.max_hello_line > config.max_line)
+		config.max_hello_line = config.max_line;
 	if (config.invite_ttl_ms > config.max_ttl_ms)
 		config.max_ttl_ms = config.invite_ttl_ms;
 	if (config.nlisten == 0)
@@ -215,13 +318,22 @@ options_parse(int argc, char **argv)
 	log_set_level(config.log_level);
 }
 
+static void
+free_list(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
 void
 options_finish(void)
 {
-	for (size_t i = 0; i < config.nlisten; i++)
-		free(config.listen[i]);
-	for (size_t i = 0; i < config.nobservers; i++)
-		free(config.observers[i]);
-	free(config.listen);
-	free(config.observers);
+	free_list(config.listen, config.nlisten);
+	free_list(config.observers, config.nobservers);
+	free_list(config.admins, config.nadmins);
+	free_list(config.jwt_keys, config.njwt_keys);
+	free(config.jwt_audience);
+	free(config.jwt_issuer);
+	memset(&config, 0, sizeof config);
 }

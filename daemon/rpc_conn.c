@@ -1,6 +1,7 @@
 /* Connection-level methods: hello, ping, subscribe, unsubscribe. */
 #include <string.h>
 
+#include "addrs.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
@@ -13,15 +14,29 @@
 static json_t *
 hello_result(const struct conn *c)
 {
-	return json_pack("{s:s, s:b, s:s, s:s, s:I, s:I}", "user", c->user->name, "observer",
-			 c->observer, "server", "rendezvousd", "version", RV_VERSION, "connection",
-			 (json_int_t)c->id, "last_event", (json_int_t)hub_last_event());
+	return json_pack("{s:s, s:b, s:b, s:s, s:s, s:I, s:I}", "user", c->user->name, "observer",
+			 c->observer, "admin", c->admin, "server", "rendezvousd", "version",
+			 RV_VERSION, "connection", (json_int_t)c->id, "last_event",
+			 (json_int_t)hub_last_event());
+}
+
+/* A failed hello: counted against the address; the client learns only 4001. */
+static json_t *
+hello_failed(struct conn *c, int rc, const char *why, const char *detail, struct rpc_error *err)
+{
+	if (rc == RV_ERR_UNAUTHENTICATED) {
+		log_warn("conn %llu %s: authentication failed: %s", (unsigned long long)c->id,
+			 c->peer, detail != NULL ? detail : why);
+		if (c->state == CONN_HANDSHAKE)
+			addr_auth_failed(c->addr);
+	}
+	return rpc_fail(err, rc, NULL, "%s", why);
 }
 
 json_t *
 rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 {
-	const char *user = NULL, *token = NULL, *client = NULL, *why = NULL;
+	const char *user = NULL, *token = NULL, *client = NULL, *why = NULL, *detail = NULL;
 	struct identity id;
 	struct user *u;
 	int rc;
@@ -29,24 +44,42 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 	if (rpc_unpack(params, err, "{s?s, s?s, s?s !}", "user", &user, "token", &token, "client",
 		       &client) != 0)
 		return NULL;
-	rc = identity_authenticate(user, token, &id, &why);
+	if (c->state == CONN_HANDSHAKE && addr_auth_blocked(c->addr)) {
+		log_warn("conn %llu %s: hello refused: too many failed hellos from this address",
+			 (unsigned long long)c->id, c->peer);
+		conn_close_after_reply(c, "too many failed hellos");
+		return rpc_fail(err, RV_ERR_LIMIT,
+				json_pack("{s:I}", "max_auth_failures",
+					  (json_int_t)config.max_auth_failures),
+				"limit exceeded: too many failed hellos from this address");
+	}
+	rc = identity_authenticate(user, token, &id, &why, &detail);
 	if (rc != 0)
-		return rpc_fail(err, rc, NULL, "%s", why);
+		return hello_failed(c, rc, why, detail, err);
 	if (c->state == CONN_READY) {
-		if (strcmp(c->user->name, id.user) == 0)
-			return hello_result(c); /* a retried hello */
-		return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "user", c->user->name),
-				"this connection is already authenticated as another user");
+		json_t *r = strcmp(c->user->name, id.user) == 0
+				    ? hello_result(c) /* a retried hello */
+				    : rpc_fail(err, RV_ERR_FORBIDDEN,
+					       json_pack("{s:s}", "user", c->user->name),
+					       "this connection is already authenticated as "
+					       "another user");
+		identity_clear(&id);
+		return r;
 	}
 	u = user_get(id.user);
-	if (u == NULL)
+	if (u == NULL) {
+		identity_clear(&id);
 		return NULL;
+	}
 	if (client != NULL && strlen(client) <= 256)
 		c->client = strdup(client);
-	conn_authenticate(c, u, id.observer);
+	conn_authenticate(c, u, &id);
 	log_info("conn %llu %s: hello user %s%s%s%s", (unsigned long long)c->id, c->peer, u->name,
-		 id.observer ? " (observer)" : "", c->client ? " client " : "",
-		 c->client ? c->client : "");
+		 id.admin      ? " (admin)"
+		 : id.observer ? " (observer)"
+			       : "",
+		 c->client ? " client " : "", c->client ? c->client : "");
+	identity_clear(&id);
 	return hello_result(c);
 }
 

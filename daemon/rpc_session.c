@@ -49,10 +49,29 @@ role_name(enum rv_role r)
 	}
 }
 
+/*
+ * The role the caller acts in: the authorization matrix of PROTOCOL.md 4.
+ * Parties act as themselves (the state machine decides what each may do);
+ * an admin that is not a party terminates as the daemon, with reason
+ * "admin"; everyone else, observers included, is not a party (4003).
+ */
+static enum rv_role
+acting_role(const struct conn *c, const struct session *s, enum rv_action a,
+	    struct session_act_args *args)
+{
+	enum rv_role role = session_role(s, c->user);
+
+	if (role == RV_ROLE_NONE && c->admin && a == RV_ACT_TERMINATE && args != NULL) {
+		args->reason = "admin";
+		return RV_ROLE_DAEMON;
+	}
+	return role;
+}
+
 /* Apply an action for the caller and turn the outcome into a reply. */
 static json_t *
-session_do(struct conn *c, const char *sid_hex, enum rv_action a,
-	   const struct session_act_args *args, struct rpc_error *err)
+session_do(struct conn *c, const char *sid_hex, enum rv_action a, struct session_act_args *args,
+	   struct rpc_error *err)
 {
 	struct session *s = session_lookup(c, sid_hex, err);
 	enum rv_role role;
@@ -60,7 +79,7 @@ session_do(struct conn *c, const char *sid_hex, enum rv_action a,
 
 	if (s == NULL)
 		return NULL;
-	role = session_role(s, c->user);
+	role = acting_role(c, s, a, args);
 	before = s->m.state;
 	switch (session_act(s, a, role, c->user, args)) {
 	case RV_CHANGED:
@@ -253,10 +272,14 @@ rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 	json_int_t limit = LIST_DEFAULT;
 	enum rv_state state = RSS_UNKNOWN;
 	const struct session *after = NULL;
+	int all = 0;
 
-	if (rpc_unpack(params, err, "{s?s, s?I, s?s !}", "state", &state_name, "limit", &limit,
-		       "after", &after_hex) != 0)
+	if (rpc_unpack(params, err, "{s?s, s?I, s?s, s?b !}", "state", &state_name, "limit", &limit,
+		       "after", &after_hex, "all", &all) != 0)
 		return NULL;
+	if (all && !c->admin)
+		return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "role", "admin"),
+				"forbidden: listing every session needs the admin role");
 	if (state_name != NULL && rv_state_from_name(state_name, &state) != 0)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, json_pack("{s:s}", "state", state_name),
 				"invalid params: unknown state %s", state_name);
@@ -266,12 +289,13 @@ rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 	if (after_hex != NULL) {
 		uint8_t sid[SESSION_ID_BYTES];
 		after = session_id_parse(after_hex, sid) ? session_find(sid) : NULL;
-		if (after == NULL || !session_visible(after, c->user, false))
+		if (after == NULL || !session_visible(after, c->user, all))
 			return rpc_fail(err, RV_ERR_NO_SESSION,
 					json_pack("{s:s}", "after", after_hex),
 					"no such session: the 'after' cursor names no session "
 					"of yours; list again from the start");
 	}
-	sessions_list_write(&err->raw, c->user, state_name != NULL, state, (size_t)limit, after);
+	sessions_list_write(&err->raw, c->user, all, state_name != NULL, state, (size_t)limit,
+			    after);
 	return rpc_raw(err);
 }

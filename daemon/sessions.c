@@ -12,7 +12,8 @@
 #include "sessions.h"
 #include "users.h"
 
-static struct idtable table; /* by id */
+static struct idtable table;         /* by id */
+static struct session *all_sessions; /* in creation order (utlist) */
 static struct timerq *deadlines;
 static uint64_t next_seq = 1;
 
@@ -35,6 +36,7 @@ session_free(struct session *s)
 	timerq_cancel(deadlines, &s->timer);
 	DL_DELETE2(s->inviter->inviting, s, inv_prev, inv_next);
 	DL_DELETE2(s->invitee->invited, s, vee_prev, vee_next);
+	DL_DELETE2(all_sessions, s, all_prev, all_next);
 	if (!rv_state_is_final(s->m.state))
 		s->inviter->live_created--;
 	user_unref(s->inviter);
@@ -186,6 +188,7 @@ session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_
 	idtable_insert(&table, &s->node);
 	DL_APPEND2(inviter->inviting, s, inv_prev, inv_next);
 	DL_APPEND2(invitee->invited, s, vee_prev, vee_next);
+	DL_APPEND2(all_sessions, s, all_prev, all_next);
 	inviter->live_created++;
 	session_reschedule(s);
 	session_publish(s, RSS_UNKNOWN, inviter, s->data);
@@ -319,19 +322,27 @@ session_record_write(struct jsonw *w, const struct session *s, const struct user
 }
 
 void
-sessions_list_write(struct jsonw *w, const struct user *u, bool has_state, enum rv_state state,
-		    size_t limit, const struct session *after)
+sessions_list_write(struct jsonw *w, const struct user *u, bool all, bool has_state,
+		    enum rv_state state, size_t limit, const struct session *after)
 {
 	const struct session *a = u->inviting, *b = u->invited, *last = NULL;
 	uint64_t after_seq = after != NULL ? after->seq : 0;
 	size_t n = 0;
 
+	if (all) {
+		/* Every session: one list, resumed right after the cursor. */
+		a = after != NULL ? after->all_next : all_sessions;
+		b = NULL;
+	}
 	jsonw_lit(w, "{\"sessions\":[");
 	/* Merge the two lists, each already in creation order. */
 	while (a != NULL || b != NULL) {
 		const struct session *s;
 
-		if (b == NULL || (a != NULL && a->seq < b->seq)) {
+		if (all) {
+			s = a;
+			a = a->all_next;
+		} else if (b == NULL || (a != NULL && a->seq < b->seq)) {
 			s = a;
 			a = a->inv_next;
 		} else {

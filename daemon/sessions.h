@@ -34,6 +34,7 @@ struct session {
 	json_t *app_data;                    /* data given to session.terminate, or NULL */
 	struct session *inv_prev, *inv_next; /* inviter->inviting */
 	struct session *vee_prev, *vee_next; /* invitee->invited */
+	struct session *all_prev, *all_next; /* every session, in creation order */
 	struct timer_entry timer;
 	struct idnode node; /* the session table */
 };
@@ -81,9 +82,12 @@ struct jsonw;
 /* Write the session record as viewer sees it (remote_user, flags). */
 void session_record_write(struct jsonw *w, const struct session *s, const struct user *viewer);
 
-/* Write {sessions: [...], next?}: u's visible sessions in creation order. */
-void sessions_list_write(struct jsonw *w, const struct user *u, bool has_state, enum rv_state state,
-			 size_t limit, const struct session *after);
+/*
+ * Write {sessions: [...], next?}: u's visible sessions (every session if
+ * all) in creation order, as u sees them.
+ */
+void sessions_list_write(struct jsonw *w, const struct user *u, bool all, bool has_state,
+			 enum rv_state state, size_t limit, const struct session *after);
 
 /* A user's first connection arrived / last connection went. */
 void sessions_user_online(struct user *u);

@@ -21,8 +21,10 @@ static const struct transition {
 			   ST(RSS_READY) | ST(RSS_INVITATION) | ST(RSS_ACCEPTED), 0, RSS_CANCELLED},
 	[RV_ACT_CONNECT] = {(1u << RV_ROLE_INVITER) | (1u << RV_ROLE_INVITEE), ST(RSS_ACCEPTED),
 			    ST(RSS_ACCEPTED), RSS_CONNECTED},
-	[RV_ACT_TERMINATE] = {(1u << RV_ROLE_INVITER) | (1u << RV_ROLE_INVITEE), LIVE,
-			      LIVE & ~ST(RSS_READY), RSS_TERMINATED},
+	/* The daemon terminates for an admin (session.terminate by the admin role). */
+	[RV_ACT_TERMINATE] = {(1u << RV_ROLE_INVITER) | (1u << RV_ROLE_INVITEE) |
+				      (1u << RV_ROLE_DAEMON),
+			      LIVE, LIVE & ~ST(RSS_READY), RSS_TERMINATED},
 	[RV_ACT_EXPIRE] = {1u << RV_ROLE_DAEMON, LIVE & ~ST(RSS_CONNECTED), 0, RSS_TERMINATED},
 	[RV_ACT_PEER_LOST] = {1u << RV_ROLE_DAEMON, LIVE, 0, RSS_TERMINATED},
 };

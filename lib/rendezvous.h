@@ -51,7 +51,7 @@ enum rv_role {
 	RV_ROLE_NONE = 0, /* not a party */
 	RV_ROLE_INVITER = 1,
 	RV_ROLE_INVITEE = 2,
-	RV_ROLE_DAEMON = 3, /* the daemon itself: expiry, peer loss */
+	RV_ROLE_DAEMON = 3, /* the daemon itself: expiry, peer loss, an admin's terminate */
 };
 #define RV_ROLE_COUNT 4
 

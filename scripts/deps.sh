@@ -3,8 +3,8 @@
 # if any of it is missing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-packages=(gcc libc6-dev binutils meson ninja-build pkg-config python3
-          libevent-dev libjansson-dev uthash-dev)
+packages=(gcc libc6-dev binutils meson ninja-build pkg-config python3 openssl
+          libevent-dev libjansson-dev uthash-dev libjwt-dev libssl-dev)
 
 missing=()
 for p in "${packages[@]}"; do

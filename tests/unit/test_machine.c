@@ -43,7 +43,7 @@ expected(enum rv_state s, enum rv_action a, enum rv_role r, enum rv_state *to)
 		*to = RSS_ACCEPTED; /* a first confirmation changes nothing */
 		return s == RSS_ACCEPTED ? RV_RECORDED : RV_INVALID;
 	case RV_ACT_TERMINATE:
-		if (r != RV_ROLE_INVITER && r != RV_ROLE_INVITEE)
+		if (r == RV_ROLE_NONE)
 			return RV_FORBIDDEN;
 		*to = RSS_TERMINATED;
 		if (r == RV_ROLE_INVITEE && s == RSS_READY)

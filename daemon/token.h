@@ -1,0 +1,32 @@
+/*
+ * JSON Web Tokens (RFC 7519) for --auth jwt: the verification keys, and the
+ * check of one token (header, signature, claims). libjwt verifies the
+ * signature; this module decides which key may, refuses "none" and any
+ * algorithm other than the key's, and checks HMACs in constant time first.
+ */
+#ifndef RV_TOKEN_H
+#define RV_TOKEN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What a valid token says. */
+struct token_claims {
+	char *sub; /* the user; owned */
+	int64_t exp_ms;
+	bool observer, admin; /* from the "roles" claim */
+};
+
+/* Load every --jwt-key. Logs what is wrong and returns -1 (start-up only). */
+int tokens_load(void);
+void tokens_finish(void);
+
+/*
+ * Verify token at now_ms. 0 and fills claims (clear it with
+ * token_claims_clear()), or -1 with *why set to a static reason for the
+ * log. The reason is never sent to the client.
+ */
+int token_verify(const char *token, int64_t now_ms, struct token_claims *claims, const char **why);
+void token_claims_clear(struct token_claims *claims);
+
+#endif
