@@ -40,6 +40,9 @@ struct config {
 	size_t max_auth_failures;     /* failed hellos per address per minute */
 	int64_t hello_timeout_ms;     /* time a connection has to say hello */
 	size_t max_hello_line;        /* longest line before hello */
+	size_t max_data;              /* encoded size of context and app data */
+	size_t max_request_rate;      /* requests per second per connection; 0: no limit */
+	size_t max_request_burst;     /* requests at once above that rate */
 	size_t max_sessions_per_user; /* live sessions a user may have created */
 	size_t max_subscriptions;     /* subscriptions per connection */
 	size_t history;               /* events kept for subscribe {since} */

@@ -30,6 +30,7 @@
 #include "msgbuf.h"
 #include "rpc.h"
 #include "sessions.h"
+#include "stats.h"
 #include "users.h"
 
 /* Stop reading requests while this much output waits; resume below LOW. */
@@ -242,6 +243,7 @@ conn_cut_off(struct conn *c)
 	char line[256];
 	int n;
 
+	stats.slow_consumers++;
 	log_warn("conn %llu %s%s%s: slow consumer cut off with %zu bytes unsent (max-pending %zu)",
 		 (unsigned long long)c->id, c->peer, c->user ? " user " : "",
 		 c->user ? c->user->name : "", out_len(c), config.max_pending);
@@ -384,6 +386,7 @@ conn_max_line(const struct conn *c)
 static void
 conn_send_too_long(struct conn *c)
 {
+	stats.lines_too_long++;
 	conn_send_error(c, RV_ERR_TOO_LARGE, "line too long",
 			json_pack("{s:I}", "max_line", (json_int_t)conn_max_line(c)));
 }
@@ -531,6 +534,32 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "out of memory");
 }
 
+void
+conn_received(struct conn *c, const char *data, size_t len)
+{
+	while (len > 0 && conn_live(c)) {
+		size_t n = len < READ_MAX ? len : READ_MAX, have, used;
+		char *buf = read_buf;
+
+		if (c->in_len > 0) {
+			if (in_reserve(c, n) != 0) {
+				conn_close(c, "out of memory");
+				return;
+			}
+			buf = c->in;
+		}
+		memcpy(buf + c->in_len, data, n);
+		have = c->in_len + n;
+		used = conn_consume(c, buf, have);
+		if (in_keep(c, buf, used, have) != 0) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		data += n;
+		len -= n;
+	}
+}
+
 /* Send what the socket takes now; arm the write event for the rest. */
 static void
 conn_write(struct conn *c)
@@ -630,6 +659,7 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 	}
 	c->fd = fd;
 	c->addr = addr;
+	c->rate_tokens = (double)config.max_request_burst;
 	c->id = next_id++;
 	format_peer(sa, c->peer, sizeof c->peer);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -671,6 +701,7 @@ conn_on_deadline(struct timer_entry *e, int64_t now, void *arg)
 	if (!conn_live(c))
 		return;
 	if (c->state == CONN_HANDSHAKE) {
+		stats.hello_timeouts++;
 		conn_send_error(c, RV_ERR_UNAUTHENTICATED, "not authenticated: no hello in time",
 				json_pack("{s:f}", "hello_timeout",
 					  (double)config.hello_timeout_ms / 1000.0));

@@ -50,6 +50,8 @@ struct conn {
 	struct addr *addr;           /* the remote address's accounting */
 	struct timer_entry deadline; /* hello's, then the credential's expiry */
 	const char *close_after;     /* close once the current request is answered */
+	double rate_tokens;          /* requests allowed now (--max-request-rate) */
+	int64_t rate_at;             /* when rate_tokens was brought up to date (ms) */
 
 	struct user *user; /* after hello; a reference */
 	bool observer;     /* reads everything, changes nothing */
@@ -81,6 +83,12 @@ size_t conns_count(void);
  * addr_connect()). NULL on failure: the socket is closed, addr released.
  */
 struct conn *conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr);
+
+/*
+ * Handle bytes received other than by the connection's own read() (a TLS
+ * layer, the fuzzer), exactly as if read: framed, handled, kept if partial.
+ */
+void conn_received(struct conn *c, const char *data, size_t len);
 
 /* Queue msg (borrowed) as one line. Ignored once closing. */
 void conn_send_json(struct conn *c, const json_t *msg);

@@ -17,6 +17,7 @@
 #include "listener.h"
 #include "log.h"
 #include "rendezvous.h"
+#include "stats.h"
 #include "util.h"
 
 /* How long to stop accepting when out of file descriptors. */
@@ -57,6 +58,7 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 	(void)arg;
 	(void)len;
 	if (conns_count() >= config.max_connections) {
+		stats.refused_connections++;
 		log_warn("connection refused: %zu connections (max-connections)", conns_count());
 		listener_refuse(fd, "too many connections", "max_connections",
 				config.max_connections);
@@ -64,6 +66,7 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 	}
 	a = addr_connect(sa);
 	if (a == NULL && errno == EAGAIN) {
+		stats.refused_per_address++;
 		log_warn("connection refused: %zu connections from that address "
 			 "(max-connections-per-address)",
 			 config.max_conns_per_address);

@@ -16,6 +16,7 @@
 #include "listener.h"
 #include "log.h"
 #include "sessions.h"
+#include "stats.h"
 
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
@@ -81,6 +82,7 @@ main(int argc, char **argv)
 		conns_flush();
 	}
 
+	stats_log();
 	listeners_finish();
 	conns_finish();
 	addrs_finish();

@@ -27,6 +27,9 @@ enum {
 	OPT_MAX_AUTH_FAILURES,
 	OPT_HELLO_TIMEOUT,
 	OPT_MAX_HELLO_LINE,
+	OPT_MAX_DATA,
+	OPT_MAX_REQUEST_RATE,
+	OPT_MAX_REQUEST_BURST,
 	OPT_INVITE_TTL,
 	OPT_MAX_TTL,
 	OPT_PEER_GRACE,
@@ -56,6 +59,9 @@ static const struct option long_options[] = {
 	{"max-auth-failures", required_argument, NULL, OPT_MAX_AUTH_FAILURES},
 	{"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
 	{"max-hello-line", required_argument, NULL, OPT_MAX_HELLO_LINE},
+	{"max-data", required_argument, NULL, OPT_MAX_DATA},
+	{"max-request-rate", required_argument, NULL, OPT_MAX_REQUEST_RATE},
+	{"max-request-burst", required_argument, NULL, OPT_MAX_REQUEST_BURST},
 	{"invite-ttl", required_argument, NULL, OPT_INVITE_TTL},
 	{"max-ttl", required_argument, NULL, OPT_MAX_TTL},
 	{"peer-grace", required_argument, NULL, OPT_PEER_GRACE},
@@ -123,6 +129,12 @@ usage(FILE *f)
 		"  --hello-timeout S         time a new connection has to complete hello\n"
 		"                            [default: 10]\n"
 		"  --max-hello-line BYTES    longest line before hello [default: 4k]\n"
+		"  --max-data BYTES          largest context or app data (as compact JSON) in\n"
+		"                            session.create, .send and .terminate [default: 16k]\n"
+		"  --max-request-rate N      requests per second one connection may make;\n"
+		"                            0: no limit [default: 0]\n"
+		"  --max-request-burst N     requests at once above that rate\n"
+		"                            [default: the rate]\n"
 		"  --max-sessions-per-user N live sessions one user may have created\n"
 		"                            [default: 1000]\n"
 		"  --max-subscriptions N     subscriptions per connection [default: 1024]\n"
@@ -204,6 +216,7 @@ options_parse(int argc, char **argv)
 	config.max_auth_failures = 20;
 	config.hello_timeout_ms = 10 * 1000;
 	config.max_hello_line = 4096;
+	config.max_data = 16 * 1024;
 	config.max_sessions_per_user = 1000;
 	config.max_subscriptions = 1024;
 	config.history = 10000;
@@ -261,6 +274,13 @@ options_parse(int argc, char **argv)
 		case OPT_HELLO_TIMEOUT:
 			config.hello_timeout_ms = opt_seconds("hello-timeout", optarg, false);
 			break;
+		case OPT_MAX_DATA: config.max_data = opt_size("max-data", optarg, 16); break;
+		case OPT_MAX_REQUEST_RATE:
+			config.max_request_rate = opt_size("max-request-rate", optarg, 0);
+			break;
+		case OPT_MAX_REQUEST_BURST:
+			config.max_request_burst = opt_size("max-request-burst", optarg, 1);
+			break;
 		case OPT_MAX_HELLO_LINE:
 			config.max_hello_line = opt_size("max-hello-line", optarg, 256);
 			break;
@@ -309,6 +329,8 @@ options_parse(int argc, char **argv)
 		fprintf(stderr, "rendezvousd: --jwt-key needs --auth jwt\n");
 		exit(2);
 	}
+	if (config.max_request_burst == 0)
+		config.max_request_burst = config.max_request_rate;
 	if (config.max_hello_line > config.max_line)
 		config.max_hello_line = config.max_line;
 	if (config.invite_ttl_ms > config.max_ttl_ms)

@@ -3,11 +3,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "conn.h"
 #include "hub.h"
 #include "log.h"
 #include "rendezvous.h"
 #include "rpc.h"
+#include "stats.h"
+#include "util.h"
 
 static const struct method {
 	const char *name;
@@ -42,6 +45,42 @@ rpc_fail(struct rpc_error *err, int code, json_t *data, const char *fmt, ...)
 	vsnprintf(err->message, sizeof err->message, fmt, ap);
 	va_end(ap);
 	return NULL;
+}
+
+int
+rpc_check_data(const json_t *data, struct rpc_error *err)
+{
+	/* json_dumpb() with no buffer returns the size the encoding needs. */
+	if (data == NULL || json_dumpb(data, NULL, 0, JSON_COMPACT) <= config.max_data)
+		return 0;
+	stats.limit_data++;
+	rpc_fail(err, RV_ERR_LIMIT, json_pack("{s:I}", "max_data", (json_int_t)config.max_data),
+		 "limit exceeded: data larger than %zu bytes", config.max_data);
+	return -1;
+}
+
+/* Take one request from the connection's token bucket (--max-request-rate). */
+static bool
+rpc_rate_ok(struct conn *c)
+{
+	int64_t now;
+
+	if (config.max_request_rate == 0)
+		return true;
+	now = now_ms();
+	if (now > c->rate_at) {
+		c->rate_tokens +=
+			(double)(now - c->rate_at) * (double)config.max_request_rate / 1000.0;
+		if (c->rate_tokens > (double)config.max_request_burst)
+			c->rate_tokens = (double)config.max_request_burst;
+		c->rate_at = now;
+	}
+	if (c->rate_tokens < 1.0) {
+		stats.limit_request_rate++;
+		return false;
+	}
+	c->rate_tokens -= 1.0;
+	return true;
 }
 
 int
@@ -137,7 +176,14 @@ rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 		goto out;
 	}
 	m = method_find(rm.method);
-	if (m == NULL) {
+	if (!rpc_rate_ok(c)) {
+		rpc_fail(&err, RV_ERR_LIMIT,
+			 json_pack("{s:I, s:I}", "max_request_rate",
+				   (json_int_t)config.max_request_rate, "max_request_burst",
+				   (json_int_t)config.max_request_burst),
+			 "limit exceeded: more than %zu requests per second",
+			 config.max_request_rate);
+	} else if (m == NULL) {
 		rpc_fail(&err, RV_ERR_METHOD_NOT_FOUND, json_pack("{s:s}", "method", rm.method),
 			 "method not found: %s", rm.method);
 	} else if (!m->before_hello && c->state != CONN_READY) {

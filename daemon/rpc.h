@@ -65,4 +65,7 @@ json_t *rpc_raw(struct rpc_error *err);
 /* For handlers: unpack params with json_unpack_ex(fmt); -32602 on mismatch. */
 int rpc_unpack(json_t *params, struct rpc_error *err, const char *fmt, ...);
 
+/* 0 if data (may be NULL) is within --max-data; else fills err (4029) and returns -1. */
+int rpc_check_data(const json_t *data, struct rpc_error *err);
+
 #endif

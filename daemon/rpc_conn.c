@@ -9,6 +9,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "sessions.h"
+#include "stats.h"
 #include "users.h"
 
 static json_t *
@@ -25,6 +26,7 @@ static json_t *
 hello_failed(struct conn *c, int rc, const char *why, const char *detail, struct rpc_error *err)
 {
 	if (rc == RV_ERR_UNAUTHENTICATED) {
+		stats.auth_failures++;
 		log_warn("conn %llu %s: authentication failed: %s", (unsigned long long)c->id,
 			 c->peer, detail != NULL ? detail : why);
 		if (c->state == CONN_HANDSHAKE)
@@ -45,6 +47,7 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 		       &client) != 0)
 		return NULL;
 	if (c->state == CONN_HANDSHAKE && addr_auth_blocked(c->addr)) {
+		stats.auth_blocked++;
 		log_warn("conn %llu %s: hello refused: too many failed hellos from this address",
 			 (unsigned long long)c->id, c->peer);
 		conn_close_after_reply(c, "too many failed hellos");
@@ -138,11 +141,13 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 					"forbidden: only observers may subscribe to all");
 		kind = SUB_ALL;
 	}
-	if (c->nsubs >= config.max_subscriptions)
+	if (c->nsubs >= config.max_subscriptions) {
+		stats.limit_subscriptions++;
 		return rpc_fail(err, RV_ERR_LIMIT,
 				json_pack("{s:I}", "max_subscriptions",
 					  (json_int_t)config.max_subscriptions),
 				"limit exceeded: too many subscriptions on this connection");
+	}
 	if (kind == SUB_USER && (target = user_get(user)) == NULL)
 		return NULL;
 	rc = hub_subscribe(c, kind, sid, target, since >= 0, (uint64_t)(since >= 0 ? since : 0),

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "sessions.h"
+#include "stats.h"
 #include "users.h"
 
 #define REASON_MAX 1024
@@ -116,7 +117,8 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 	int rc;
 
 	if (rpc_unpack(params, err, "{s:s, s?F, s?o !}", "invitee", &invitee_name, "ttl", &ttl,
-		       "data", &data) != 0)
+		       "data", &data) != 0 ||
+	    rpc_check_data(data, err) != 0)
 		return NULL;
 	if (!user_name_valid(invitee_name))
 		return rpc_fail(
@@ -138,11 +140,13 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 		return NULL;
 	rc = session_create(c->user, invitee, ttl_ms, data, &s);
 	user_unref(invitee);
-	if (rc == RV_ERR_LIMIT)
+	if (rc == RV_ERR_LIMIT) {
+		stats.limit_sessions_per_user++;
 		return rpc_fail(err, rc,
 				json_pack("{s:I}", "max_sessions_per_user",
 					  (json_int_t)config.max_sessions_per_user),
 				"limit exceeded: too many live sessions for this user");
+	}
 	if (rc != 0)
 		return NULL;
 	session_record_write(&err->raw, s, c->user);
@@ -212,7 +216,8 @@ rpc_session_terminate(struct conn *c, json_t *params, struct rpc_error *err)
 	const char *sid;
 
 	if (rpc_unpack(params, err, "{s:s, s?I, s?o !}", "session", &sid, "code", &args.code,
-		       "data", &args.data) != 0)
+		       "data", &args.data) != 0 ||
+	    rpc_check_data(args.data, err) != 0)
 		return NULL;
 	return session_do(c, sid, RV_ACT_TERMINATE, &args, err);
 }
@@ -227,7 +232,8 @@ rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
 	struct user *peer;
 	size_t n;
 
-	if (rpc_unpack(params, err, "{s:s, s:o !}", "session", &sid, "data", &data) != 0)
+	if (rpc_unpack(params, err, "{s:s, s:o !}", "session", &sid, "data", &data) != 0 ||
+	    rpc_check_data(data, err) != 0)
 		return NULL;
 	s = session_lookup(c, sid, err);
 	if (s == NULL)

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Connection limit: an error line, then close; freed slots are reusable."""
+"""Limits: connections (an error line, then close), data size, request rate; all counted."""
 import json
 import socket
+import time
 
-from rvtest import DaemonTest, main
+from rvtest import Daemon, DaemonTest, lifecycle_to, main
 
 
 class Limits(DaemonTest):
@@ -38,6 +39,42 @@ class Limits(DaemonTest):
                 self.assertLess(time.monotonic(), deadline)
                 time.sleep(0.05)
         self.assertIn("connection refused: 3 connections", self.daemon.read_log())
+
+
+class DataAndRate(DaemonTest):
+    daemon_args = ("--max-data", "100", "--max-request-rate", "5", "--max-request-burst", "5")
+
+    def test_max_data(self):
+        alice, bob = self.client("alice"), self.client("bob")
+        big = {"blob": "x" * 100}
+        err = self.assertRpcError(4029, alice.call, "session.create", {"invitee": "bob", "data": big})
+        self.assertEqual(err["data"], {"max_data": 100})
+        time.sleep(1.2)  # refill the request bucket
+        sid = lifecycle_to(alice, bob, "RSS_ACCEPTED", data={"blob": "x" * 80})
+        self.assertRpcError(4029, alice.call, "session.send", {"session": sid, "data": big})
+        time.sleep(1.2)
+        self.assertEqual(alice.call("session.send", {"session": sid, "data": "small"})["delivered"], 1)
+        self.assertRpcError(4029, alice.call, "session.terminate", {"session": sid, "data": big})
+
+    def test_request_rate(self):
+        c = self.client()
+        time.sleep(1.2)  # hello took one token
+        # A burst of 12 pipelined pings: the bucket holds 5.
+        for i in range(12):
+            c.request("ping", id=100 + i)
+        replies = [c.read_msg() for _ in range(12)]
+        ok = [r for r in replies if "result" in r]
+        limited = [r for r in replies if "error" in r]
+        self.assertEqual(len(ok), 5)
+        self.assertEqual({r["error"]["code"] for r in limited}, {4029})
+        self.assertEqual(limited[0]["error"]["data"], {"max_request_rate": 5, "max_request_burst": 5})
+        self.assertEqual([r["id"] for r in replies], list(range(100, 112)))  # answered in order
+        time.sleep(1.2)
+        self.assertEqual(c.call("ping"), "pong")  # refilled
+        status, log = self.daemon.stop()
+        self.assertEqual(status, 0)
+        self.assertIn("limits: 7 requests refused (max-request-rate)", log)
+        self.daemon = Daemon()  # for tearDown
 
 
 if __name__ == "__main__":
