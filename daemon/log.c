@@ -34,6 +34,9 @@ log_level_from_name(const char *name, enum log_level *level)
 	return -1;
 }
 
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
 static void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
