@@ -44,6 +44,10 @@ usage(FILE *f)
 		"                       run with --auth jwt [default: $RENDEZVOUS_TOKEN_FILE]\n"
 		"  --token TOKEN        the token itself (visible to other local users in\n"
 		"                       ps; prefer the file) [default: $RENDEZVOUS_TOKEN]\n"
+		"  --tls                speak TLS, verifying the daemon against the system's CAs\n"
+		"  --tls-ca FILE        speak TLS, verifying the daemon against the CAs in FILE\n"
+		"                       [default: $RENDEZVOUS_TLS_CA]\n"
+		"  --tls-cert FILE      client certificate for mutual TLS (--tls-key: its key)\n"
 		"  --json               print results and events as JSON, one per line\n"
 		"  --timeout S          give up on a reply after S seconds [default: 10]\n"
 		"  --help, --version\n"
@@ -478,6 +482,10 @@ main(int argc, char **argv)
 		{"user", required_argument, NULL, 'u'},
 		{"token", required_argument, NULL, 'k'},
 		{"token-file", required_argument, NULL, 'K'},
+		{"tls", no_argument, NULL, 'T'},
+		{"tls-ca", required_argument, NULL, 'C'},
+		{"tls-cert", required_argument, NULL, 'E'},
+		{"tls-key", required_argument, NULL, 'Y'},
 		{"json", no_argument, NULL, 'j'},
 		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
@@ -489,6 +497,8 @@ main(int argc, char **argv)
 	const char *token = getenv("RENDEZVOUS_TOKEN"),
 		   *token_file = getenv("RENDEZVOUS_TOKEN_FILE");
 	char *token_buf = NULL;
+	struct rv_tls_options tls = {.ca_file = getenv("RENDEZVOUS_TLS_CA")};
+	bool use_tls = tls.ca_file != NULL && *tls.ca_file != '\0';
 	json_t *hello;
 	struct rv_client_callbacks cbs = {ctl_on_notify, ctl_on_close, &ctl};
 	struct event *sigint, *sigterm;
@@ -502,6 +512,16 @@ main(int argc, char **argv)
 		case 'u': user = optarg; break;
 		case 'k': token = optarg; break;
 		case 'K': token_file = optarg; break;
+		case 'T': use_tls = true; break;
+		case 'C':
+			tls.ca_file = optarg;
+			use_tls = true;
+			break;
+		case 'E':
+			tls.cert_file = optarg;
+			use_tls = true;
+			break;
+		case 'Y': tls.key_file = optarg; break;
 		case 'j': ctl.json = true; break;
 		case 't':
 			ctl.timeout = strtod(optarg, &end);
@@ -529,7 +549,10 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	ctl.base = event_base_new();
-	ctl.client = rv_client_create(ctl.base, host, port, &cbs);
+	if (tls.ca_file != NULL && *tls.ca_file == '\0')
+		tls.ca_file = NULL;
+	ctl.client = use_tls ? rv_client_create_tls(ctl.base, host, port, &tls, &cbs)
+			     : rv_client_create(ctl.base, host, port, &cbs);
 	if (ctl.client == NULL) {
 		fprintf(stderr, "rendezvousctl: cannot connect to %s\n", connect);
 		return 1;

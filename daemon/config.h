@@ -16,7 +16,11 @@ enum auth_mode {
 struct config {
 	char **listen; /* "HOST:PORT" strings */
 	size_t nlisten;
-	bool insecure; /* allow --auth none on a non-loopback address */
+	char **listen_tls; /* "HOST:PORT" strings, for TLS */
+	size_t nlisten_tls;
+	char *tls_cert, *tls_key; /* PEM files for TLS listeners */
+	char *tls_client_ca;      /* CAs for client certificates (mutual TLS), or NULL */
+	bool insecure;            /* allow --auth none on a non-loopback address */
 
 	enum auth_mode auth;
 	char **jwt_keys; /* "[KID=]ALG:FILE" */

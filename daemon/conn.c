@@ -19,7 +19,10 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
 #include "addrs.h"
 #include "config.h"
@@ -31,6 +34,7 @@
 #include "rpc.h"
 #include "sessions.h"
 #include "stats.h"
+#include "tls.h"
 #include "users.h"
 
 /* Stop reading requests while this much output waits; resume below LOW. */
@@ -81,6 +85,30 @@ static size_t
 out_len(const struct conn *c)
 {
 	return c->out_len - c->out_off;
+}
+
+/* Output not yet taken by the kernel: ours, and (TLS) what the bufferevent holds. */
+static size_t
+conn_unsent(const struct conn *c)
+{
+	return out_len(c) +
+	       (c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0);
+}
+
+/* Start or stop reading requests. */
+static void
+conn_reading(struct conn *c, bool on)
+{
+	if (c->bev != NULL) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+	} else if (on) {
+		event_add(c->rev, NULL);
+	} else {
+		event_del(c->rev);
+	}
 }
 
 /* Make room for n more bytes of output. 0, or -1 when memory runs out. */
@@ -146,10 +174,14 @@ conn_free(struct conn *c)
 	conn_unmark_pending(c);
 	timerq_cancel(deadlines, &c->deadline);
 	addr_disconnect(c->addr);
-	event_free(c->rev);
-	event_free(c->wev);
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev); /* closes the socket */
+	} else {
+		event_free(c->rev);
+		event_free(c->wev);
+		evutil_closesocket(c->fd);
+	}
 	free(c->in);
-	evutil_closesocket(c->fd);
 	free(c->out);
 	free(c->client);
 	free(c);
@@ -179,15 +211,19 @@ conn_begin_close(struct conn *c, const char *reason)
 	nlive--;
 	log_info("conn %llu %s%s%s closed: %s", (unsigned long long)c->id, c->peer,
 		 c->user ? " user " : "", c->user ? c->user->name : "", reason);
-	event_del(c->rev);
+	conn_reading(c, false);
 }
 
 /* Hand the connection to the reaper, which frees it after this callback. */
 static void
 conn_reap(struct conn *c)
 {
-	event_del(c->rev);
-	event_del(c->wev);
+	if (c->bev != NULL) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	} else {
+		event_del(c->rev);
+		event_del(c->wev);
+	}
 	conn_unmark_pending(c);
 	TAILQ_INSERT_TAIL(&closing, c, all);
 	event_active(reaper, EV_TIMEOUT, 0);
@@ -217,15 +253,19 @@ conn_close_flush(struct conn *c, const char *reason)
 	if (c->state == CONN_CLOSING)
 		return;
 	conn_begin_close(c, reason);
-	if (out_len(c) == 0) {
+	if (conn_unsent(c) == 0) {
 		conn_reap(c);
 		return;
 	}
 	c->flushing = true;
 	TAILQ_INSERT_TAIL(&draining, c, all);
 	/* The write event now also bounds how long the flush may take. */
-	event_del(c->wev);
-	event_add(c->wev, &tv);
+	if (c->bev != NULL) {
+		bufferevent_set_timeouts(c->bev, NULL, &tv);
+	} else {
+		event_del(c->wev);
+		event_add(c->wev, &tv);
+	}
 	conn_mark_pending(c);
 }
 
@@ -265,7 +305,8 @@ static void
 conn_queued(struct conn *c)
 {
 	conn_mark_pending(c);
-	if (out_len(c) > config.max_pending)
+	if (out_len(c) > config.max_pending ||
+	    (c->bev != NULL && conn_unsent(c) > config.max_pending))
 		conn_cut_off(c);
 }
 
@@ -430,10 +471,10 @@ conn_consume(struct conn *c, char *buf, size_t len)
 			rpc_handle_line(c, line, n);
 		if (c->close_after != NULL && conn_live(c))
 			conn_close_flush(c, c->close_after);
-		if (conn_live(c) && out_len(c) > OUT_HIGH) {
+		if (conn_live(c) && conn_unsent(c) > OUT_HIGH) {
 			/* Backpressure: read no more requests until the client reads. */
 			c->paused = true;
-			event_del(c->rev);
+			conn_reading(c, false);
 		}
 	}
 	return pos;
@@ -560,10 +601,103 @@ conn_received(struct conn *c, const char *data, size_t len)
 	}
 }
 
+/* Give back an emptied output buffer unless a subscriber will refill it soon. */
+static void
+conn_out_emptied(struct conn *c)
+{
+	c->out_off = c->out_len = 0;
+	if (c->nsubs == 0 || c->out_cap > OUT_KEEP) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+}
+
+/* TLS output drained (or moved on): finish a flush, or resume reading. */
+static void
+conn_tls_drained(struct conn *c)
+{
+	size_t left = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	if (c->flushing && left == 0 && out_len(c) == 0) {
+		conn_close(c, c->close_reason);
+		return;
+	}
+	if (c->paused && conn_live(c) && left <= OUT_LOW) {
+		c->paused = false;
+		conn_reading(c, true);
+		conn_process(c);
+	}
+}
+
+/* TLS: hand the pass's output to the bufferevent, which encrypts and sends it. */
+static void
+conn_write_tls(struct conn *c)
+{
+	if (out_len(c) > 0) {
+		if (bufferevent_write(c->bev, c->out + c->out_off, out_len(c)) != 0) {
+			c->out_off = c->out_len = 0;
+			conn_close(c, "out of memory");
+			return;
+		}
+		conn_out_emptied(c);
+	}
+	conn_tls_drained(c);
+}
+
+static void
+conn_tls_on_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v;
+
+	while (conn_live(c) && evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+		size_t n = v.iov_len;
+		conn_received(c, v.iov_base, n);
+		evbuffer_drain(in, n);
+	}
+}
+
+static void
+conn_tls_on_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_tls_drained(arg);
+}
+
+static void
+conn_tls_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	unsigned long e;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		log_debug("conn %llu %s: TLS handshake done", (unsigned long long)c->id, c->peer);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		conn_close(c, "timed out flushing output");
+		return;
+	}
+	e = bufferevent_get_openssl_error(bev);
+	if (e != 0) {
+		static char reason[200];
+		ERR_error_string_n(e, reason, sizeof reason);
+		conn_close(c, reason);
+		return;
+	}
+	conn_close(c, what & BEV_EVENT_EOF ? "client closed the connection" : "connection error");
+}
+
 /* Send what the socket takes now; arm the write event for the rest. */
 static void
 conn_write(struct conn *c)
 {
+	if (c->bev != NULL) {
+		conn_write_tls(c);
+		return;
+	}
 	while (out_len(c) > 0) {
 		ssize_t n = send(c->fd, c->out + c->out_off, out_len(c), MSG_NOSIGNAL);
 		if (n < 0) {
@@ -578,12 +712,7 @@ conn_write(struct conn *c)
 		c->out_off += (size_t)n;
 	}
 	if (out_len(c) == 0) {
-		c->out_off = c->out_len = 0;
-		if (c->nsubs == 0 || c->out_cap > OUT_KEEP) {
-			free(c->out);
-			c->out = NULL;
-			c->out_cap = 0;
-		}
+		conn_out_emptied(c);
 		if (c->flushing) {
 			conn_close(c, c->close_reason);
 			return;
@@ -594,7 +723,7 @@ conn_write(struct conn *c)
 	}
 	if (c->paused && conn_live(c) && out_len(c) <= OUT_LOW) {
 		c->paused = false;
-		event_add(c->rev, NULL);
+		conn_reading(c, true);
 		conn_process(c);
 	}
 }
@@ -645,29 +774,53 @@ format_peer(const struct sockaddr *sa, char *buf, size_t len)
 	}
 }
 
+/* A connection's state, before its transport is set up. */
+static struct conn *
+conn_new(const struct sockaddr *sa, struct addr *addr)
+{
+	struct conn *c = calloc(1, sizeof *c);
+
+	if (c == NULL)
+		return NULL;
+	c->fd = -1;
+	c->addr = addr;
+	c->rate_tokens = (double)config.max_request_burst;
+	c->id = next_id++;
+	format_peer(sa, c->peer, sizeof c->peer);
+	if (timerq_set(deadlines, &c->deadline, now_ms() + config.hello_timeout_ms) != 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static struct conn *
+conn_add(struct conn *c)
+{
+	TAILQ_INSERT_TAIL(&live, c, all);
+	nlive++;
+	log_debug("conn %llu %s: accepted%s", (unsigned long long)c->id, c->peer,
+		  c->bev != NULL ? " (TLS)" : "");
+	return c;
+}
+
 struct conn *
 conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 {
-	struct conn *c;
+	struct conn *c = conn_new(sa, addr);
 	int one = 1;
 
-	c = calloc(1, sizeof *c);
 	if (c == NULL) {
 		addr_disconnect(addr);
 		evutil_closesocket(fd);
 		return NULL;
 	}
 	c->fd = fd;
-	c->addr = addr;
-	c->rate_tokens = (double)config.max_request_burst;
-	c->id = next_id++;
-	format_peer(sa, c->peer, sizeof c->peer);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	evutil_make_socket_nonblocking(fd);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
-	if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0 ||
-	    timerq_set(deadlines, &c->deadline, now_ms() + config.hello_timeout_ms) != 0) {
+	if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
 		timerq_cancel(deadlines, &c->deadline);
 		if (c->rev != NULL)
 			event_free(c->rev);
@@ -678,10 +831,35 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 		free(c);
 		return NULL;
 	}
-	TAILQ_INSERT_TAIL(&live, c, all);
-	nlive++;
-	log_debug("conn %llu %s: accepted", (unsigned long long)c->id, c->peer);
-	return c;
+	return conn_add(c);
+}
+
+struct conn *
+conn_create_tls(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
+{
+	struct conn *c = conn_new(sa, addr);
+	int one = 1;
+
+	if (c == NULL) {
+		addr_disconnect(addr);
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	evutil_make_socket_nonblocking(fd);
+	c->bev = tls_accept(base, fd); /* owns fd, even on failure */
+	if (c->bev == NULL || bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) {
+		log_warn("conn %s: cannot set up TLS: %s", c->peer, tls_error());
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		timerq_cancel(deadlines, &c->deadline);
+		addr_disconnect(addr);
+		free(c);
+		return NULL;
+	}
+	c->fd = fd;
+	bufferevent_setcb(c->bev, conn_tls_on_read, conn_tls_on_write, conn_tls_on_event, c);
+	return conn_add(c);
 }
 
 size_t

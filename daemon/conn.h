@@ -17,6 +17,7 @@
 #include "timerq.h"
 
 struct addr;
+struct bufferevent;
 struct event;
 struct identity;
 struct event_base;
@@ -36,6 +37,7 @@ struct conn {
 	enum conn_state state;
 	evutil_socket_t fd;
 	struct event *rev, *wev; /* read always; write only while the socket is full */
+	struct bufferevent *bev; /* TLS connections: an OpenSSL bufferevent, no rev/wev */
 	char peer[64];           /* "ADDR:PORT" */
 	char *in; /* input not handled yet: a partial line (or more, while paused); NULL if none */
 	size_t in_len, in_cap;
@@ -83,6 +85,8 @@ size_t conns_count(void);
  * addr_connect()). NULL on failure: the socket is closed, addr released.
  */
 struct conn *conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr);
+/* The same, for a socket accepted by a TLS listener: the handshake starts now. */
+struct conn *conn_create_tls(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr);
 
 /*
  * Handle bytes received other than by the connection's own read() (a TLS

@@ -28,6 +28,7 @@ struct listener {
 	struct event *resume; /* re-enables accepting after a back-off */
 	char name[80];
 	int64_t last_warn; /* when fd exhaustion was last logged */
+	bool tls;
 };
 
 static struct listener **listeners;
@@ -52,10 +53,10 @@ static void
 listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int len,
 		   void *arg)
 {
+	struct listener *l = arg;
 	struct addr *a;
 
 	(void)lev;
-	(void)arg;
 	(void)len;
 	if (conns_count() >= config.max_connections) {
 		stats.refused_connections++;
@@ -74,11 +75,13 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 				"max_connections_per_address", config.max_conns_per_address);
 		return;
 	}
-	if (a == NULL || conn_create(fd, sa, a) == NULL) {
+	if (a == NULL) {
 		log_error("cannot set up a new connection: out of memory");
-		if (a == NULL)
-			evutil_closesocket(fd);
+		evutil_closesocket(fd);
+		return;
 	}
+	if ((l->tls ? conn_create_tls(fd, sa, a) : conn_create(fd, sa, a)) == NULL)
+		log_error("cannot set up a new connection: out of memory");
 }
 
 static void
@@ -169,7 +172,7 @@ listener_check_exposure(const char *spec, const struct sockaddr *sa)
 
 /* Bind one address (every address it resolves to). */
 static int
-listener_bind(struct event_base *base, const char *spec)
+listener_bind(struct event_base *base, const char *spec, bool tls)
 {
 	struct addrinfo hints = {0}, *res, *ai;
 	char *host, *port;
@@ -206,6 +209,7 @@ listener_bind(struct event_base *base, const char *spec)
 			free(l);
 			break;
 		}
+		l->tls = tls;
 		l->resume = evtimer_new(base, listener_on_resume, l);
 		l->lev = evconnlistener_new_bind(base, listener_on_accept, l,
 						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
@@ -225,7 +229,7 @@ listener_bind(struct event_base *base, const char *spec)
 			format_addr((struct sockaddr *)&ss, l->name, sizeof l->name);
 		listeners[nlisteners++] = l;
 		bound++;
-		log_info("listening on %s", l->name);
+		log_info("listening on %s%s", l->name, tls ? " (TLS)" : "");
 	}
 	freeaddrinfo(res);
 	return bound > 0 ? 0 : -1;
@@ -235,7 +239,11 @@ int
 listeners_init(struct event_base *base)
 {
 	for (size_t i = 0; i < config.nlisten; i++) {
-		if (listener_bind(base, config.listen[i]) != 0)
+		if (listener_bind(base, config.listen[i], false) != 0)
+			return -1;
+	}
+	for (size_t i = 0; i < config.nlisten_tls; i++) {
+		if (listener_bind(base, config.listen_tls[i], true) != 0)
 			return -1;
 	}
 	return 0;

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "sessions.h"
 #include "stats.h"
+#include "tls.h"
 
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
@@ -61,6 +62,8 @@ main(int argc, char **argv)
 		fatal("cannot create the event loop");
 	if (identity_init() != 0)
 		fatal("cannot set up authentication; exiting");
+	if (tls_init() != 0)
+		fatal("cannot set up TLS; exiting");
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0 ||
 	    addrs_init(base) != 0)
 		fatal("out of memory at start-up");
@@ -89,6 +92,7 @@ main(int argc, char **argv)
 	sessions_finish();
 	hub_finish();
 	identity_finish();
+	tls_finish();
 	event_free(sigint);
 	event_free(sigterm);
 	event_base_free(base);

@@ -23,6 +23,10 @@ enum {
 	OPT_JWT_ISSUER,
 	OPT_JWT_LEEWAY,
 	OPT_INSECURE,
+	OPT_LISTEN_TLS,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CLIENT_CA,
 	OPT_MAX_CONNS_PER_ADDRESS,
 	OPT_MAX_AUTH_FAILURES,
 	OPT_HELLO_TIMEOUT,
@@ -55,6 +59,10 @@ static const struct option long_options[] = {
 	{"jwt-issuer", required_argument, NULL, OPT_JWT_ISSUER},
 	{"jwt-leeway", required_argument, NULL, OPT_JWT_LEEWAY},
 	{"insecure", no_argument, NULL, OPT_INSECURE},
+	{"listen-tls", required_argument, NULL, OPT_LISTEN_TLS},
+	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	{"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
 	{"max-connections-per-address", required_argument, NULL, OPT_MAX_CONNS_PER_ADDRESS},
 	{"max-auth-failures", required_argument, NULL, OPT_MAX_AUTH_FAILURES},
 	{"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
@@ -90,6 +98,12 @@ usage(FILE *f)
 		"  --listen HOST:PORT        address to listen on; repeatable; port 0 picks a\n"
 		"                            free port (the bound address is logged)\n"
 		"                            [default: 127.0.0.1:%d]\n"
+		"  --listen-tls HOST:PORT    address to listen on with TLS (1.2 or later);\n"
+		"                            repeatable; needs --tls-cert and --tls-key\n"
+		"  --tls-cert FILE           PEM certificate chain for TLS listeners\n"
+		"  --tls-key FILE            PEM private key for TLS listeners\n"
+		"  --tls-client-ca FILE      require client certificates signed by these CAs\n"
+		"                            (mutual TLS)\n"
 		"  --insecure                allow --auth none on an address other than\n"
 		"                            loopback (anyone can claim any user)\n"
 		"Identity (proto/PROTOCOL.md, Authentication):\n"
@@ -107,45 +121,47 @@ usage(FILE *f)
 		"  --observer NAME           give user NAME the observer role (may read and\n"
 		"                            subscribe to everything, change nothing); repeatable\n"
 		"  --admin NAME              give user NAME the admin role (also lists every\n"
-		"                            session and terminates any); repeatable\n"
-		"Durations (seconds, fractions allowed):\n"
-		"  --invite-ttl S            time for an invitation to reach RSS_CONNECTED\n"
-		"                            before it expires [default: 300]\n"
-		"  --max-ttl S               largest ttl session.create may ask for; larger\n"
-		"                            requests are clamped [default: 86400]\n"
-		"  --peer-grace S            how long an engaged party may have no live\n"
-		"                            connection before the session ends [default: 30]\n"
-		"  --linger S                how long ended sessions stay readable [default: 60]\n"
-		"Limits (sizes take a k, m or g suffix):\n"
-		"  --max-line BYTES          longest request line [default: 64k]\n"
-		"  --max-pending BYTES       unsent output after which a client that does not\n"
-		"                            read is cut off [default: 32m]\n"
-		"  --max-connections N       connections at once [default: 10000]\n"
-		"  --max-connections-per-address N\n"
-		"                            connections from one IP address; 0: no limit\n"
-		"                            [default: 0]\n"
-		"  --max-auth-failures N     failed hellos one IP address may make per minute\n"
-		"                            before its hellos are refused [default: 20]\n"
-		"  --hello-timeout S         time a new connection has to complete hello\n"
-		"                            [default: 10]\n"
-		"  --max-hello-line BYTES    longest line before hello [default: 4k]\n"
-		"  --max-data BYTES          largest context or app data (as compact JSON) in\n"
-		"                            session.create, .send and .terminate [default: 16k]\n"
-		"  --max-request-rate N      requests per second one connection may make;\n"
-		"                            0: no limit [default: 0]\n"
-		"  --max-request-burst N     requests at once above that rate\n"
-		"                            [default: the rate]\n"
-		"  --max-sessions-per-user N live sessions one user may have created\n"
-		"                            [default: 1000]\n"
-		"  --max-subscriptions N     subscriptions per connection [default: 1024]\n"
-		"  --history N               events kept for subscribe {since} [default: 10000]\n"
-		"Other:\n"
-		"  --log-level LEVEL         error, warn, info or debug [default: info]\n"
-		"  --help                    show this help and exit\n"
-		"  --version                 show the version and exit\n"
-		"\n"
-		"SIGINT or SIGTERM stops accepting, closes every connection and exits 0.\n",
+		"                            session and terminates any); repeatable\n",
 		RV_DEFAULT_PORT);
+	fputs("Durations (seconds, fractions allowed):\n"
+	      "  --invite-ttl S            time for an invitation to reach RSS_CONNECTED\n"
+	      "                            before it expires [default: 300]\n"
+	      "  --max-ttl S               largest ttl session.create may ask for; larger\n"
+	      "                            requests are clamped [default: 86400]\n"
+	      "  --peer-grace S            how long an engaged party may have no live\n"
+	      "                            connection before the session ends [default: 30]\n"
+	      "  --linger S                how long ended sessions stay readable [default: 60]\n",
+	      f);
+	fputs("Limits (sizes take a k, m or g suffix):\n"
+	      "  --max-line BYTES          longest request line [default: 64k]\n"
+	      "  --max-pending BYTES       unsent output after which a client that does not\n"
+	      "                            read is cut off [default: 32m]\n"
+	      "  --max-connections N       connections at once [default: 10000]\n"
+	      "  --max-connections-per-address N\n"
+	      "                            connections from one IP address; 0: no limit\n"
+	      "                            [default: 0]\n"
+	      "  --max-auth-failures N     failed hellos one IP address may make per minute\n"
+	      "                            before its hellos are refused [default: 20]\n"
+	      "  --hello-timeout S         time a new connection has to complete hello\n"
+	      "                            [default: 10]\n"
+	      "  --max-hello-line BYTES    longest line before hello [default: 4k]\n"
+	      "  --max-data BYTES          largest context or app data (as compact JSON) in\n"
+	      "                            session.create, .send and .terminate [default: 16k]\n"
+	      "  --max-request-rate N      requests per second one connection may make;\n"
+	      "                            0: no limit [default: 0]\n"
+	      "  --max-request-burst N     requests at once above that rate\n"
+	      "                            [default: the rate]\n"
+	      "  --max-sessions-per-user N live sessions one user may have created\n"
+	      "                            [default: 1000]\n"
+	      "  --max-subscriptions N     subscriptions per connection [default: 1024]\n"
+	      "  --history N               events kept for subscribe {since} [default: 10000]\n"
+	      "Other:\n"
+	      "  --log-level LEVEL         error, warn, info or debug [default: info]\n"
+	      "  --help                    show this help and exit\n"
+	      "  --version                 show the version and exit\n"
+	      "\n"
+	      "SIGINT or SIGTERM stops accepting, closes every connection and exits 0.\n",
+	      f);
 }
 
 static void
@@ -264,6 +280,27 @@ options_parse(int argc, char **argv)
 			config.jwt_leeway_ms = opt_seconds("jwt-leeway", optarg, true);
 			break;
 		case OPT_INSECURE: config.insecure = true; break;
+		case OPT_LISTEN_TLS: {
+			char *host, *port;
+			if (rv_parse_hostport(optarg, &host, &port, RV_DEFAULT_PORT_STR) != 0)
+				bad_value("listen-tls", optarg, "expected HOST:PORT");
+			free(host);
+			free(port);
+			push(&config.listen_tls, &config.nlisten_tls, optarg);
+			break;
+		}
+		case OPT_TLS_CERT:
+			free(config.tls_cert);
+			config.tls_cert = xstrdup(optarg);
+			break;
+		case OPT_TLS_KEY:
+			free(config.tls_key);
+			config.tls_key = xstrdup(optarg);
+			break;
+		case OPT_TLS_CLIENT_CA:
+			free(config.tls_client_ca);
+			config.tls_client_ca = xstrdup(optarg);
+			break;
 		case OPT_MAX_CONNS_PER_ADDRESS:
 			config.max_conns_per_address =
 				opt_size("max-connections-per-address", optarg, 0);
@@ -335,7 +372,7 @@ options_parse(int argc, char **argv)
 		config.max_hello_line = config.max_line;
 	if (config.invite_ttl_ms > config.max_ttl_ms)
 		config.max_ttl_ms = config.invite_ttl_ms;
-	if (config.nlisten == 0)
+	if (config.nlisten == 0 && config.nlisten_tls == 0)
 		push(&config.listen, &config.nlisten, "127.0.0.1:" RV_DEFAULT_PORT_STR);
 	log_set_level(config.log_level);
 }
@@ -355,6 +392,10 @@ options_finish(void)
 	free_list(config.observers, config.nobservers);
 	free_list(config.admins, config.nadmins);
 	free_list(config.jwt_keys, config.njwt_keys);
+	free_list(config.listen_tls, config.nlisten_tls);
+	free(config.tls_cert);
+	free(config.tls_key);
+	free(config.tls_client_ca);
 	free(config.jwt_audience);
 	free(config.jwt_issuer);
 	memset(&config, 0, sizeof config);

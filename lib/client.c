@@ -4,9 +4,16 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <arpa/inet.h>
+#include <stdio.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <uthash.h>
 
 #include "rendezvous.h"
@@ -21,7 +28,8 @@ struct pending {
 };
 
 struct rv_client {
-	struct bufferevent *bev;
+	struct bufferevent *bev; /* the socket, or a TLS filter over it */
+	SSL_CTX *ssl_ctx;        /* TLS only */
 	struct rv_client_callbacks cbs;
 	struct rv_framer framer;
 	struct pending *pending; /* uthash by id */
@@ -153,10 +161,16 @@ client_on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		client_lost(c, "connection closed by server");
 	} else if (what & BEV_EVENT_ERROR) {
-		int dns = bufferevent_socket_get_dns_error(bev);
+		struct bufferevent *sock = bufferevent_get_underlying(bev);
+		int dns = bufferevent_socket_get_dns_error(sock != NULL ? sock : bev);
+		unsigned long tls = c->ssl_ctx != NULL ? bufferevent_get_openssl_error(bev) : 0;
 		char buf[256];
 
-		if (dns != 0)
+		if (tls != 0) {
+			char why[200];
+			ERR_error_string_n(tls, why, sizeof why);
+			snprintf(buf, sizeof buf, "TLS failed: %s", why);
+		} else if (dns != 0)
 			snprintf(buf, sizeof buf, "cannot resolve host: %s",
 				 evutil_gai_strerror(dns));
 		else
@@ -166,11 +180,54 @@ client_on_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-struct rv_client *
-rv_client_create(struct event_base *base, const char *host, const char *port,
-		 const struct rv_client_callbacks *cbs)
+/* A client context: TLS 1.2+, the daemon verified against ca_file (or the system's CAs). */
+static SSL_CTX *
+client_ssl_ctx(const struct rv_tls_options *tls)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+		goto fail;
+	if (tls->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL) != 1
+				 : SSL_CTX_set_default_verify_paths(ctx) != 1)
+		goto fail;
+	if (tls->cert_file != NULL &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, tls->cert_file) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx,
+					 tls->key_file != NULL ? tls->key_file : tls->cert_file,
+					 SSL_FILETYPE_PEM) != 1))
+		goto fail;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* An SSL that checks the certificate names name (DNS name or IP address) and sends SNI. */
+static SSL *
+client_ssl(SSL_CTX *ctx, const char *name)
+{
+	SSL *ssl = SSL_new(ctx);
+	unsigned char ip[16];
+	bool is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
+
+	if (ssl == NULL)
+		return NULL;
+	if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1
+		  : SSL_set1_host(ssl, name) != 1 || SSL_set_tlsext_host_name(ssl, name) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+static struct rv_client *
+client_create(struct event_base *base, const char *host, const char *port,
+	      const struct rv_tls_options *tls, const struct rv_client_callbacks *cbs)
 {
 	struct rv_client *c;
+	struct bufferevent *sock;
 	char *end;
 	long portnum;
 
@@ -187,20 +244,59 @@ rv_client_create(struct event_base *base, const char *host, const char *port,
 		c->cbs = *cbs;
 	c->next_id = 1;
 	rv_framer_init(&c->framer, CLIENT_DEFAULT_MAX_LINE);
-	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
+	sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (sock == NULL) {
 		free(c);
 		return NULL;
 	}
+	c->bev = sock;
+	if (tls != NULL) {
+		/* TLS as a filter over the socket, so the socket may still be connecting. */
+		SSL *ssl = NULL;
+		c->ssl_ctx = client_ssl_ctx(tls);
+		if (c->ssl_ctx != NULL)
+			ssl = client_ssl(c->ssl_ctx,
+					 tls->server_name != NULL ? tls->server_name : host);
+		c->bev = ssl != NULL ? bufferevent_openssl_filter_new(base, sock, ssl,
+								      BUFFEREVENT_SSL_CONNECTING,
+								      BEV_OPT_CLOSE_ON_FREE)
+				     : NULL;
+		if (c->bev == NULL) {
+			if (ssl != NULL)
+				SSL_free(ssl);
+			bufferevent_free(sock);
+			SSL_CTX_free(c->ssl_ctx);
+			free(c);
+			errno = EPROTO;
+			return NULL;
+		}
+	}
 	bufferevent_setcb(c->bev, client_on_read, NULL, client_on_event, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, host, (int)portnum) != 0) {
+	if (bufferevent_socket_connect_hostname(sock, NULL, AF_UNSPEC, host, (int)portnum) != 0) {
 		bufferevent_free(c->bev);
+		SSL_CTX_free(c->ssl_ctx);
 		free(c);
 		errno = ECONNREFUSED;
 		return NULL;
 	}
 	return c;
+}
+
+struct rv_client *
+rv_client_create(struct event_base *base, const char *host, const char *port,
+		 const struct rv_client_callbacks *cbs)
+{
+	return client_create(base, host, port, NULL, cbs);
+}
+
+struct rv_client *
+rv_client_create_tls(struct event_base *base, const char *host, const char *port,
+		     const struct rv_tls_options *tls, const struct rv_client_callbacks *cbs)
+{
+	static const struct rv_tls_options none;
+
+	return client_create(base, host, port, tls != NULL ? tls : &none, cbs);
 }
 
 static void
@@ -212,7 +308,8 @@ client_free(struct rv_client *c)
 		HASH_DEL(c->pending, p);
 		free(p);
 	}
-	bufferevent_free(c->bev);
+	bufferevent_free(c->bev); /* and the socket under a TLS filter */
+	SSL_CTX_free(c->ssl_ctx);
 	free(c);
 }
 

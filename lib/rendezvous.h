@@ -227,6 +227,23 @@ struct rv_client_callbacks {
 struct rv_client *rv_client_create(struct event_base *base, const char *host, const char *port,
 				   const struct rv_client_callbacks *cbs);
 
+/* TLS for rv_client_create_tls(). Every field may be NULL. */
+struct rv_tls_options {
+	const char *ca_file;     /* PEM CAs that verify the daemon; NULL: the system's */
+	const char *cert_file;   /* a client certificate (PEM), for mutual TLS */
+	const char *key_file;    /* its private key (PEM) */
+	const char *server_name; /* the name the daemon's certificate must carry; NULL: host */
+};
+
+/*
+ * The same over TLS 1.2 or later: the daemon's certificate must chain to a
+ * trusted CA and name the host (a DNS name or an IP address), or the
+ * connection fails (on_close says why). NULL with errno set on failure.
+ */
+struct rv_client *rv_client_create_tls(struct event_base *base, const char *host, const char *port,
+				       const struct rv_tls_options *tls,
+				       const struct rv_client_callbacks *cbs);
+
 /* Close the connection and free the client. Pending calls are not called. */
 void rv_client_destroy(struct rv_client *c);
 

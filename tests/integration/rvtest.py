@@ -40,13 +40,15 @@ class Daemon:
         self.port = None
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
-            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.read_log())
-            if m:
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)\n", self.read_log())
+            if m and ("--listen-tls" not in args or "(TLS)" in self.read_log()):
                 self.port = int(m.group(1))
                 break
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(TLS\)", self.read_log())
+        self.tls_port = int(m.group(1)) if m else None
         if self.port is None:
             self.proc.kill()
             self.proc.wait()
@@ -86,9 +88,12 @@ class RpcError(Exception):
 class Client:
     """A JSON-RPC connection; notifications are queued while waiting for replies."""
 
-    def __init__(self, port, timeout=TIMEOUT):
+    def __init__(self, port, timeout=TIMEOUT, tls=None, server_hostname="localhost"):
+        """tls: an ssl.SSLContext to speak TLS with (the handshake happens here)."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname)
         self.buf = b""
         self.next_id = 1
         self.notes = collections.deque()

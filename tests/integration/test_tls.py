@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""TLS listeners: sessions over TLS, versions, mutual TLS, and the CLI verifying the daemon."""
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+import warnings
+
+from rvtest import CTL, Client, DaemonTest, lifecycle_to, main
+
+D = None  # certificates, made fresh for the run
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_cert(name, ca, subject, san=None):
+    """A P-256 key and a certificate for it, signed by ca (a name) or self-signed."""
+    key, pem = os.path.join(D.name, name + ".key"), os.path.join(D.name, name + ".pem")
+    if ca is None:
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", pem, "-days", "2", "-subj", "/CN=" + subject)
+        return key, pem
+    csr, ext = os.path.join(D.name, name + ".csr"), os.path.join(D.name, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\n" % san if san else "basicConstraints=CA:FALSE\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=" + subject)
+    openssl("x509", "-req", "-in", csr, "-CA", os.path.join(D.name, ca + ".pem"),
+            "-CAkey", os.path.join(D.name, ca + ".key"), "-CAcreateserial", "-out", pem,
+            "-days", "2", "-extfile", ext)
+    return key, pem
+
+
+def wait_for(cond, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def path(name):
+    return os.path.join(D.name, name)
+
+
+def setUpModule():
+    global D
+    D = tempfile.TemporaryDirectory(prefix="rv-tls-")
+    make_cert("ca", None, "rendezvous test CA")
+    make_cert("other-ca", None, "someone else's CA")
+    make_cert("server", "ca", "localhost", "DNS:localhost,IP:127.0.0.1")
+    make_cert("wrong-name", "ca", "elsewhere", "DNS:elsewhere.example")
+    make_cert("client", "ca", "alice")
+    make_cert("stranger", "other-ca", "mallory")
+
+
+def tearDownModule():
+    D.cleanup()
+
+
+def client_ctx(cert=None, ca="ca.pem"):
+    ctx = ssl.create_default_context(cafile=path(ca))
+    if cert:
+        ctx.load_cert_chain(path(cert + ".pem"), path(cert + ".key"))
+    return ctx
+
+
+def tls_args(cert="server", *extra):
+    return ("--listen-tls", "127.0.0.1:0", "--tls-cert", path(cert + ".pem"),
+            "--tls-key", path(cert + ".key"), *extra)
+
+
+class Tls(DaemonTest):
+    def setUp(self):
+        self.daemon_args = tls_args("server", "--observer", "olga")
+        super().setUp()
+
+    def tls_client(self, user=None, ctx=None):
+        c = Client(self.daemon.tls_port, tls=ctx or client_ctx())
+        self.clients.append(c)
+        if user:
+            c.hello(user)
+        return c
+
+    def ctl(self, *args, port=None):
+        return subprocess.run([CTL, "--connect", "127.0.0.1:%d" % (port or self.daemon.tls_port),
+                               *args], capture_output=True, text=True, timeout=30)
+
+    def test_sessions_over_tls_and_plain_together(self):
+        self.assertIsNotNone(self.daemon.tls_port)
+        alice, bob = self.tls_client("alice"), self.tls_client("bob")
+        olga = self.client("olga")  # plain TCP sees what TLS clients do
+        olga.call("subscribe", {"all": True})
+        self.assertGreaterEqual(alice.sock.version(), "TLSv1.2")
+        sid = lifecycle_to(alice, bob, "RSS_CONNECTED")
+        self.assertEqual([olga.event()["state"] for _ in range(4)],
+                         ["RSS_READY", "RSS_INVITATION", "RSS_ACCEPTED", "RSS_CONNECTED"])
+        big = "x" * 15000  # several TLS records
+        self.assertEqual(alice.call("session.send", {"session": sid, "data": big})["delivered"], 1)
+        self.assertEqual(bob.note(method="session.context_data")["params"]["data"], big)
+        # Many events at once, in order, over TLS.
+        watcher = self.tls_client("olga")
+        watcher.call("subscribe", {"all": True})
+        for _ in range(150):
+            alice.request("session.create", {"invitee": "bob"})
+        ids = [watcher.event()["event"] for _ in range(150)]
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(len(set(ids)), 150)
+
+    def test_old_versions_and_plain_text_refused(self):
+        ctx = client_ctx()
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        try:
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        except ssl.SSLError:
+            pass
+        with self.assertRaises((ssl.SSLError, ConnectionError)):
+            Client(self.daemon.tls_port, tls=ctx).call("ping")
+        self.assertTrue(wait_for(lambda: "unsupported protocol" in self.daemon.read_log()),
+                        self.daemon.read_log())  # the daemon said no
+        # Plain JSON to the TLS port: the handshake fails, the connection closes.
+        s = socket.create_connection(("127.0.0.1", self.daemon.tls_port), timeout=10)
+        s.sendall(b'{"jsonrpc":"2.0","method":"ping","id":1}\n')
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+        s.close()
+        self.assertNotIn(b"pong", data)
+        self.assertEqual(self.tls_client("alice").call("ping"), "pong")  # still serving
+
+    def test_cli_verifies_the_daemon(self):
+        p = self.ctl("--tls-ca", path("ca.pem"), "--user", "alice", "--json", "create", "bob")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.ctl("--tls-ca", path("other-ca.pem"), "--user", "alice", "ping")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("certificate verify failed", p.stderr)
+        p = self.ctl("--tls-ca", path("ca.pem"), "--user", "alice", "ping", port=self.daemon.port)
+        self.assertEqual(p.returncode, 1)  # TLS to a plain port
+        p = subprocess.run([CTL, "--connect", "localhost:%d" % self.daemon.tls_port, "--tls-ca",
+                            path("ca.pem"), "--user", "alice", "ping"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "pong"), p.stderr)
+
+
+class WrongName(DaemonTest):
+    def setUp(self):
+        self.daemon_args = tls_args("wrong-name")
+        super().setUp()
+
+    def test_host_name_checked(self):
+        p = subprocess.run([CTL, "--connect", "127.0.0.1:%d" % self.daemon.tls_port, "--tls-ca",
+                            path("ca.pem"), "--user", "alice", "ping"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("certificate verify failed", p.stderr)
+
+
+class MutualTls(DaemonTest):
+    def setUp(self):
+        self.daemon_args = tls_args("server", "--tls-client-ca", path("ca.pem"))
+        super().setUp()
+
+    def attempt(self, cert):
+        c = Client(self.daemon.tls_port, tls=client_ctx(cert))
+        self.clients.append(c)
+        return c.call("ping")
+
+    def test_client_certificates(self):
+        self.assertEqual(self.attempt("client"), "pong")
+        for cert in (None, "stranger"):
+            with self.subTest(cert=cert), self.assertRaises((ssl.SSLError, ConnectionError)):
+                self.attempt(cert)
+        p = subprocess.run([CTL, "--connect", "127.0.0.1:%d" % self.daemon.tls_port,
+                            "--tls-ca", path("ca.pem"), "--tls-cert", path("client.pem"),
+                            "--tls-key", path("client.key"), "--user", "alice", "ping"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "pong"), p.stderr)
+        p = subprocess.run([CTL, "--connect", "127.0.0.1:%d" % self.daemon.tls_port,
+                            "--tls-ca", path("ca.pem"), "--user", "alice", "ping"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(wait_for(lambda: "certificate" in self.daemon.read_log()),
+                        self.daemon.read_log())
+
+
+class BadSetup(unittest.TestCase):
+    def test_needs_cert_and_key(self):
+        from rvtest import DAEMON
+        r = subprocess.run([DAEMON, "--listen-tls", "127.0.0.1:0"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--tls-cert and --tls-key", r.stderr)
+        r = subprocess.run([DAEMON, "--listen-tls", "127.0.0.1:0", "--tls-cert", path("server.pem"),
+                            "--tls-key", path("client.key")], capture_output=True, text=True,
+                           timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--tls-key", r.stderr)
+
+
+if __name__ == "__main__":
+    main()
