@@ -5,6 +5,7 @@
 #include <uthash.h>
 #include <utlist.h>
 
+#include "authz.h"
 #include "conn.h"
 #include "hub.h"
 #include "idtable.h"
@@ -108,18 +109,10 @@ hub_first_held(void)
 	return hub.len > 0 ? hub.ring[hub.head].id : hub.last + 1;
 }
 
-/* Whether the connection may see this event at all. */
-static bool
-visible_to(const struct conn *c, const struct user *inviter, const struct user *invitee,
-	   bool invitee_visible)
-{
-	return c->observer || c->user == inviter || (c->user == invitee && invitee_visible);
-}
-
 static bool
 sub_matches(const struct sub *s, const struct hist *h)
 {
-	if (!visible_to(s->conn, h->inviter, h->invitee, h->invitee_visible))
+	if (!authz_event(s->conn, h->inviter, h->invitee, h->invitee_visible))
 		return false;
 	switch (s->kind) {
 	case SUB_ALL: return true;
@@ -139,7 +132,7 @@ deliver_list(struct sub *list, const struct hist *h)
 		struct conn *c = s->conn;
 
 		if (!conn_live(c) || c->mark == h->id ||
-		    !visible_to(c, h->inviter, h->invitee, h->invitee_visible))
+		    !authz_event(c, h->inviter, h->invitee, h->invitee_visible))
 			continue;
 		c->mark = h->id;
 		conn_send_msgbuf(c, h->msg);

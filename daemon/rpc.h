@@ -65,6 +65,12 @@ json_t *rpc_raw(struct rpc_error *err);
 /* For handlers: unpack params with json_unpack_ex(fmt); -32602 on mismatch. */
 int rpc_unpack(json_t *params, struct rpc_error *err, const char *fmt, ...);
 
+/*
+ * The session named sid_hex, if c may read it (authz.c); else NULL with err
+ * filled: 4004 (also for an invitee before the invitation) or 4003.
+ */
+struct session *rpc_session_find(struct conn *c, const char *sid_hex, struct rpc_error *err);
+
 /* 0 if data (may be NULL) is within --max-data; else fills err (4029) and returns -1. */
 int rpc_check_data(const json_t *data, struct rpc_error *err);
 

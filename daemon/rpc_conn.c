@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "addrs.h"
+#include "authz.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
@@ -116,19 +117,13 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 				"invalid params: since must be an event id >= 0");
 	if (sid_hex != NULL) {
-		const struct session *ses =
-			session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
-		if (ses == NULL || (!c->observer && session_role(ses, c->user) == RV_ROLE_INVITEE &&
-				    !session_invited(ses)))
-			return rpc_fail(err, RV_ERR_NO_SESSION,
-					json_pack("{s:s}", "session", sid_hex), "no such session");
-		if (!session_visible(ses, c->user, c->observer))
-			return rpc_fail(err, RV_ERR_FORBIDDEN,
-					json_pack("{s:s}", "session", sid_hex),
-					"forbidden: not a party to this session");
+		const struct session *ses = rpc_session_find(c, sid_hex, err);
+		if (ses == NULL)
+			return NULL;
+		memcpy(sid, ses->id, SESSION_ID_BYTES);
 		kind = SUB_SESSION;
 	} else if (user != NULL) {
-		if (!c->observer && strcmp(user, c->user->name) != 0)
+		if (!authz_subscribe_user(c, user))
 			return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "user", user),
 					"forbidden: only observers may subscribe to other users");
 		if (!user_name_valid(user))
@@ -136,7 +131,7 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 					"invalid params: not a valid user name");
 		kind = SUB_USER;
 	} else {
-		if (!c->observer)
+		if (!authz_subscribe_all(c))
 			return rpc_fail(err, RV_ERR_FORBIDDEN, NULL,
 					"forbidden: only observers may subscribe to all");
 		kind = SUB_ALL;

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "authz.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
@@ -15,28 +16,19 @@
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
 
-/*
- * Find the session named sid_hex that c may see. An invitee learns nothing
- * of a session before it is invited, so that is "no such session" too.
- */
-static struct session *
-session_lookup(struct conn *c, const char *sid_hex, struct rpc_error *err)
+struct session *
+rpc_session_find(struct conn *c, const char *sid_hex, struct rpc_error *err)
 {
 	uint8_t sid[SESSION_ID_BYTES];
 	struct session *s = session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
+	int rc = s != NULL ? authz_session(c, s) : RV_ERR_NO_SESSION;
 
-	if (s == NULL ||
-	    (!c->observer && session_role(s, c->user) == RV_ROLE_INVITEE && !session_invited(s))) {
-		rpc_fail(err, RV_ERR_NO_SESSION, json_pack("{s:s}", "session", sid_hex),
-			 "no such session");
-		return NULL;
-	}
-	if (!session_visible(s, c->user, c->observer)) {
-		rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "session", sid_hex),
+	if (rc == RV_ERR_NO_SESSION)
+		rpc_fail(err, rc, json_pack("{s:s}", "session", sid_hex), "no such session");
+	else if (rc != 0)
+		rpc_fail(err, rc, json_pack("{s:s}", "session", sid_hex),
 			 "forbidden: not a party to this session");
-		return NULL;
-	}
-	return s;
+	return rc == 0 ? s : NULL;
 }
 
 static const char *
@@ -50,37 +42,21 @@ role_name(enum rv_role r)
 	}
 }
 
-/*
- * The role the caller acts in: the authorization matrix of PROTOCOL.md 4.
- * Parties act as themselves (the state machine decides what each may do);
- * an admin that is not a party terminates as the daemon, with reason
- * "admin"; everyone else, observers included, is not a party (4003).
- */
-static enum rv_role
-acting_role(const struct conn *c, const struct session *s, enum rv_action a,
-	    struct session_act_args *args)
-{
-	enum rv_role role = session_role(s, c->user);
-
-	if (role == RV_ROLE_NONE && c->admin && a == RV_ACT_TERMINATE && args != NULL) {
-		args->reason = "admin";
-		return RV_ROLE_DAEMON;
-	}
-	return role;
-}
-
 /* Apply an action for the caller and turn the outcome into a reply. */
 static json_t *
 session_do(struct conn *c, const char *sid_hex, enum rv_action a, struct session_act_args *args,
 	   struct rpc_error *err)
 {
-	struct session *s = session_lookup(c, sid_hex, err);
+	struct session *s = rpc_session_find(c, sid_hex, err);
+	const char *reason = NULL;
 	enum rv_role role;
 	enum rv_state before;
 
 	if (s == NULL)
 		return NULL;
-	role = acting_role(c, s, a, args);
+	role = authz_role(c, s, a, &reason);
+	if (reason != NULL && args != NULL)
+		args->reason = reason;
 	before = s->m.state;
 	switch (session_act(s, a, role, c->user, args)) {
 	case RV_CHANGED:
@@ -235,7 +211,7 @@ rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
 	if (rpc_unpack(params, err, "{s:s, s:o !}", "session", &sid, "data", &data) != 0 ||
 	    rpc_check_data(data, err) != 0)
 		return NULL;
-	s = session_lookup(c, sid, err);
+	s = rpc_session_find(c, sid, err);
 	if (s == NULL)
 		return NULL;
 	role = session_role(s, c->user);
@@ -264,7 +240,7 @@ rpc_session_get(struct conn *c, json_t *params, struct rpc_error *err)
 
 	if (rpc_unpack(params, err, "{s:s !}", "session", &sid) != 0)
 		return NULL;
-	s = session_lookup(c, sid, err);
+	s = rpc_session_find(c, sid, err);
 	if (s == NULL)
 		return NULL;
 	session_record_write(&err->raw, s, c->user);
@@ -283,7 +259,7 @@ rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 	if (rpc_unpack(params, err, "{s?s, s?I, s?s, s?b !}", "state", &state_name, "limit", &limit,
 		       "after", &after_hex, "all", &all) != 0)
 		return NULL;
-	if (all && !c->admin)
+	if (all && !authz_list_all(c))
 		return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "role", "admin"),
 				"forbidden: listing every session needs the admin role");
 	if (state_name != NULL && rv_state_from_name(state_name, &state) != 0)
@@ -295,7 +271,7 @@ rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 	if (after_hex != NULL) {
 		uint8_t sid[SESSION_ID_BYTES];
 		after = session_id_parse(after_hex, sid) ? session_find(sid) : NULL;
-		if (after == NULL || !session_visible(after, c->user, all))
+		if (after == NULL || (!all && authz_session(c, after) != 0))
 			return rpc_fail(err, RV_ERR_NO_SESSION,
 					json_pack("{s:s}", "after", after_hex),
 					"no such session: the 'after' cursor names no session "

@@ -93,12 +93,6 @@ session_invited(const struct session *s)
 	return (s->m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0;
 }
 
-bool
-session_visible(const struct session *s, const struct user *u, bool observer)
-{
-	return observer || u == s->inviter || (u == s->invitee && session_invited(s));
-}
-
 /* The invitee counts as engaged, for peer loss, once it has accepted. */
 static bool
 invitee_engaged(const struct session *s)

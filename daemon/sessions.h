@@ -50,8 +50,6 @@ struct session *session_find(const uint8_t id[SESSION_ID_BYTES]);
 enum rv_role session_role(const struct session *s, const struct user *u);
 /* Whether the invitation has been sent (the invitee may see the session). */
 bool session_invited(const struct session *s);
-/* Whether u may read s: a party (the invitee once invited) or an observer. */
-bool session_visible(const struct session *s, const struct user *u, bool observer);
 
 /*
  * Create a session in RSS_READY for inviter (connected) and invitee, with a
