@@ -25,7 +25,8 @@ struct ctl {
 	bool watch;
 	long count; /* watch: stop after this many events (0: never) */
 	double timeout;
-	int status; /* exit status */
+	int status;   /* exit status */
+	bool stopped; /* a result or an error has been reported */
 };
 
 static void
@@ -94,6 +95,7 @@ static void
 ctl_stop(struct ctl *ctl, int status)
 {
 	ctl->status = status;
+	ctl->stopped = true;
 	event_base_loopbreak(ctl->base);
 }
 
@@ -253,6 +255,8 @@ ctl_on_close(struct rv_client *c, const char *reason, void *arg)
 	struct ctl *ctl = arg;
 
 	(void)c;
+	if (ctl->stopped)
+		return; /* already reported (a failed call says the same) */
 	fprintf(stderr, "rendezvousctl: %s\n", reason);
 	ctl_stop(ctl, 1);
 }
