@@ -111,33 +111,41 @@ conn_reading(struct conn *c, bool on)
 	}
 }
 
+/*
+ * Make *buf (holding len bytes, capacity *cap) hold n more, at least doubling
+ * so that a long stream grows in O(length). 0, or -1 when memory runs out.
+ */
+static int
+buf_reserve(char **buf, size_t *cap, size_t len, size_t n)
+{
+	size_t want = *cap ? *cap : 1024;
+	char *p;
+
+	if (n <= *cap - len)
+		return 0;
+	if (n > SIZE_MAX / 2 - len)
+		return -1;
+	while (want < len + n)
+		want *= 2;
+	p = realloc(*buf, want);
+	if (p == NULL)
+		return -1;
+	*buf = p;
+	*cap = want;
+	return 0;
+}
+
 /* Make room for n more bytes of output. 0, or -1 when memory runs out. */
 static int
 out_reserve(struct conn *c, size_t n)
 {
-	size_t cap;
-	char *p;
-
 	if (c->out_off > 0 && n > c->out_cap - c->out_len) {
 		/* Move the unsent rest to the front before growing. */
 		memmove(c->out, c->out + c->out_off, out_len(c));
 		c->out_len -= c->out_off;
 		c->out_off = 0;
 	}
-	if (n <= c->out_cap - c->out_len)
-		return 0;
-	cap = c->out_cap ? c->out_cap : 1024;
-	while (cap - c->out_len < n) {
-		if (cap > SIZE_MAX / 2)
-			return -1;
-		cap *= 2;
-	}
-	p = realloc(c->out, cap);
-	if (p == NULL)
-		return -1;
-	c->out = p;
-	c->out_cap = cap;
-	return 0;
+	return buf_reserve(&c->out, &c->out_cap, c->out_len, n);
 }
 
 /* Schedule the connection for the end-of-pass flush. */
@@ -484,22 +492,7 @@ conn_consume(struct conn *c, char *buf, size_t len)
 static int
 in_reserve(struct conn *c, size_t n)
 {
-	size_t cap;
-	char *p;
-
-	if (c->in_cap - c->in_len >= n)
-		return 0;
-	if (n > SIZE_MAX / 2 - c->in_len)
-		return -1;
-	cap = c->in_len + n;
-	if (cap < c->in_cap * 2)
-		cap = c->in_cap * 2; /* a long line grows in O(length), not O(length^2) */
-	p = realloc(c->in, cap);
-	if (p == NULL)
-		return -1;
-	c->in = p;
-	c->in_cap = cap;
-	return 0;
+	return buf_reserve(&c->in, &c->in_cap, c->in_len, n);
 }
 
 /* Keep buf[used .. have) in conn->in for later (buf is read_buf or conn->in). */
@@ -774,23 +767,30 @@ format_peer(const struct sockaddr *sa, char *buf, size_t len)
 	}
 }
 
-/* A connection's state, before its transport is set up. */
+/*
+ * A connection's state for an accepted socket, before its transport is set
+ * up. On failure the socket is closed and addr released.
+ */
 static struct conn *
-conn_new(const struct sockaddr *sa, struct addr *addr)
+conn_new(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 {
 	struct conn *c = calloc(1, sizeof *c);
+	int one = 1;
 
-	if (c == NULL)
+	if (c == NULL ||
+	    timerq_set(deadlines, &c->deadline, now_ms() + config.hello_timeout_ms) != 0) {
+		free(c);
+		addr_disconnect(addr);
+		evutil_closesocket(fd);
 		return NULL;
-	c->fd = -1;
+	}
+	c->fd = fd;
 	c->addr = addr;
 	c->rate_tokens = (double)config.max_request_burst;
 	c->id = next_id++;
 	format_peer(sa, c->peer, sizeof c->peer);
-	if (timerq_set(deadlines, &c->deadline, now_ms() + config.hello_timeout_ms) != 0) {
-		free(c);
-		return NULL;
-	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	evutil_make_socket_nonblocking(fd);
 	return c;
 }
 
@@ -807,17 +807,10 @@ conn_add(struct conn *c)
 struct conn *
 conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 {
-	struct conn *c = conn_new(sa, addr);
-	int one = 1;
+	struct conn *c = conn_new(fd, sa, addr);
 
-	if (c == NULL) {
-		addr_disconnect(addr);
-		evutil_closesocket(fd);
+	if (c == NULL)
 		return NULL;
-	}
-	c->fd = fd;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	evutil_make_socket_nonblocking(fd);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
 	if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
@@ -837,16 +830,10 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 struct conn *
 conn_create_tls(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 {
-	struct conn *c = conn_new(sa, addr);
-	int one = 1;
+	struct conn *c = conn_new(fd, sa, addr);
 
-	if (c == NULL) {
-		addr_disconnect(addr);
-		evutil_closesocket(fd);
+	if (c == NULL)
 		return NULL;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	evutil_make_socket_nonblocking(fd);
 	c->bev = tls_accept(base, fd); /* owns fd, even on failure */
 	if (c->bev == NULL || bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) {
 		log_warn("conn %s: cannot set up TLS: %s", c->peer, tls_error());
@@ -857,7 +844,6 @@ conn_create_tls(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr
 		free(c);
 		return NULL;
 	}
-	c->fd = fd;
 	bufferevent_setcb(c->bev, conn_tls_on_read, conn_tls_on_write, conn_tls_on_event, c);
 	return conn_add(c);
 }

@@ -205,6 +205,14 @@ xstrdup(const char *s)
 	return d;
 }
 
+/* Replace a string option's value (the last occurrence wins). */
+static void
+set_string(char **dst, const char *value)
+{
+	free(*dst);
+	*dst = xstrdup(value);
+}
+
 static void
 push(char ***list, size_t *n, const char *value)
 {
@@ -268,14 +276,8 @@ options_parse(int argc, char **argv)
 				bad_value("auth", optarg, "expected none or jwt");
 			break;
 		case OPT_JWT_KEY: push(&config.jwt_keys, &config.njwt_keys, optarg); break;
-		case OPT_JWT_AUDIENCE:
-			free(config.jwt_audience);
-			config.jwt_audience = xstrdup(optarg);
-			break;
-		case OPT_JWT_ISSUER:
-			free(config.jwt_issuer);
-			config.jwt_issuer = xstrdup(optarg);
-			break;
+		case OPT_JWT_AUDIENCE: set_string(&config.jwt_audience, optarg); break;
+		case OPT_JWT_ISSUER: set_string(&config.jwt_issuer, optarg); break;
 		case OPT_JWT_LEEWAY:
 			config.jwt_leeway_ms = opt_seconds("jwt-leeway", optarg, true);
 			break;
@@ -289,18 +291,9 @@ options_parse(int argc, char **argv)
 			push(&config.listen_tls, &config.nlisten_tls, optarg);
 			break;
 		}
-		case OPT_TLS_CERT:
-			free(config.tls_cert);
-			config.tls_cert = xstrdup(optarg);
-			break;
-		case OPT_TLS_KEY:
-			free(config.tls_key);
-			config.tls_key = xstrdup(optarg);
-			break;
-		case OPT_TLS_CLIENT_CA:
-			free(config.tls_client_ca);
-			config.tls_client_ca = xstrdup(optarg);
-			break;
+		case OPT_TLS_CERT: set_string(&config.tls_cert, optarg); break;
+		case OPT_TLS_KEY: set_string(&config.tls_key, optarg); break;
+		case OPT_TLS_CLIENT_CA: set_string(&config.tls_client_ca, optarg); break;
 		case OPT_MAX_CONNS_PER_ADDRESS:
 			config.max_conns_per_address =
 				opt_size("max-connections-per-address", optarg, 0);
