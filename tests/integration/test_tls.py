@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """TLS listeners: sessions over TLS, versions, mutual TLS, and the CLI verifying the daemon."""
+import json
 import os
 import socket
 import ssl
@@ -154,6 +155,42 @@ class Tls(DaemonTest):
                             path("ca.pem"), "--user", "alice", "ping"],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual((p.returncode, p.stdout.strip()), (0, "pong"), p.stderr)
+
+
+class TlsSlowConsumer(DaemonTest):
+    """Backpressure and the --max-pending cut-off count what TLS still holds."""
+
+    def setUp(self):
+        self.daemon_args = tls_args("server", "--observer", "olga", "--max-pending", "256k",
+                                    "--max-sessions-per-user", "100000")
+        super().setUp()
+
+    def test_subscriber_cut_off(self):
+        alice = self.client("alice")
+        slow = Client(self.daemon.tls_port, tls=client_ctx())
+        self.clients.append(slow)
+        slow.hello("olga")
+        slow.call("subscribe", {"all": True})
+        blob = {"pad": "y" * 16000}
+        for _ in range(1000):  # 16 MB of events for a reader that reads nothing
+            alice.call("session.create", {"invitee": "bob", "data": blob})
+        self.assertTrue(wait_for(lambda: "slow consumer cut off" in self.daemon.read_log()))
+        slow.sock.settimeout(10)
+        data = b""
+        try:
+            while True:
+                chunk = slow.sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        except (ssl.SSLError, ConnectionError, socket.timeout):
+            pass
+        msgs = [json.loads(line) for line in data.split(b"\n")[:-1]]
+        self.assertEqual(msgs[-1]["error"]["code"], 4029)
+        events = [m["params"]["event"] for m in msgs if m.get("method") == "session.state_changed"]
+        self.assertEqual(events, list(range(1, len(events) + 1)))  # a prefix, in order
+        self.assertLess(len(events), 1000)
+        self.assertEqual(alice.call("ping"), "pong")
 
 
 class WrongName(DaemonTest):
