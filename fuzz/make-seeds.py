@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Write fuzz_rpc seed inputs to DIR: every JSON test-suite file as a request
-line, and every golden transcript's client lines, in the target's chunked
-input format ([control byte][chunk], see fuzz_rpc.c).
+"""Write seed inputs for a fuzz target to DIR.
 
-Usage: fuzz/make-seeds.py DIR
+rpc (default): every JSON test-suite file as a request line, and every
+golden transcript's client lines, in fuzz_rpc's chunked input format
+([control byte][chunk], see fuzz_rpc.c).
+token: tokens and header/claims pairs in fuzz_token's modes (see
+fuzz_token.c), signed with its key.
+
+Usage: fuzz/make-seeds.py DIR [rpc|token]
 """
+import json
 import os
 import re
 import sys
@@ -23,9 +28,44 @@ def encode(lines):
     return bytes(out)
 
 
+FUZZ_SECRET = b"rendezvous-fuzz-secret-0123456789abcdef"  # as in fuzz_token.c
+NOW = 1795488000
+
+
+def token_seeds(out):
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=")
+
+    claims = [
+        {"sub": "alice", "exp": NOW + 60, "aud": "rendezvous"},
+        {"sub": "root", "exp": NOW + 60, "aud": ["x", "rendezvous"], "roles": ["admin", "observer"]},
+        {"sub": "bob", "exp": NOW - 1, "nbf": NOW + 5, "aud": "rendezvous", "iss": "i"},
+        {"sub": "", "exp": 1e300, "aud": 7, "roles": "admin"},
+    ]
+    headers = [{"alg": "HS256", "typ": "JWT"}, {"alg": "none"}, {"alg": "RS256", "kid": "k"},
+               {"alg": "HS256", "crit": ["exp"]}, {"alg": "HS256", "kid": 5}]
+    n = 0
+    for h in headers:
+        for c in claims:
+            hj, cj = json.dumps(h).encode(), json.dumps(c).encode()
+            signing = b64(hj) + b"." + b64(cj)
+            token = signing + b"." + b64(hmac.new(FUZZ_SECRET, signing, hashlib.sha256).digest())
+            for mode, body in ((0, token), (1, hj + b"\0" + cj), (2, hj + b"\0" + cj + b"\0sig")):
+                with open(os.path.join(out, "token-%d" % n), "wb") as f:
+                    f.write(bytes([mode]) + body)
+                n += 1
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    if len(sys.argv) > 2 and sys.argv[2] == "token":
+        token_seeds(out)
+        return
     hello = [(0, b'{"jsonrpc":"2.0","method":"hello","params":{"user":"alice"},"id":1}\n')]
     suite = os.path.join(ROOT, "tests", "corpus", "json-test-suite", "test_parsing")
     for name in sorted(os.listdir(suite)):

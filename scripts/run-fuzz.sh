@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Fuzz framing + JSON-RPC dispatch (fuzz/fuzz_rpc.c) with libFuzzer under
-# ASan+UBSan, seeded with the JSON test suite and the golden transcripts.
-#   scripts/run-fuzz.sh [SECONDS] [libFuzzer options...]   default 60 s, one process
-#   scripts/run-fuzz.sh 14400 -jobs=2 -workers=2           four hours on two cores
-# The corpus grows in build-fuzz/corpus/ (kept between runs); crashes are
-# written to build-fuzz/artifacts/ and make this script exit non-zero.
+# Fuzz with libFuzzer under ASan+UBSan (clang from Debian).
+#   scripts/run-fuzz.sh [--target rpc|token] [SECONDS] [libFuzzer options...]
+# Targets: rpc (default) feeds framing + JSON-RPC dispatch (fuzz/fuzz_rpc.c),
+# seeded with the JSON test suite and the golden transcripts; token feeds JWT
+# verification (fuzz/fuzz_token.c). Default 60 s, one process; to run long
+# on two cores: scripts/run-fuzz.sh 14400 -jobs=2 -workers=2
+# The corpus grows in build-fuzz/corpus-TARGET/ (kept between runs); a crash
+# is written to build-fuzz/artifacts/ and makes this script exit non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+target=rpc
+if [ "${1:-}" = "--target" ]; then
+    target="$2"
+    shift 2
+fi
+case "$target" in rpc|token) ;; *) echo "run-fuzz: unknown target '$target'" >&2; exit 2 ;; esac
 seconds="${1:-60}"
 shift || true
 
@@ -26,12 +34,15 @@ fi
 dir=build-fuzz
 [ -f "$dir/build.ninja" ] || CC=clang meson setup "$dir" -Dfuzz=true \
     -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
-ninja -C "$dir" fuzz/fuzz_rpc
+ninja -C "$dir" "fuzz/fuzz_$target"
 
-mkdir -p "$dir/corpus" "$dir/seeds" "$dir/artifacts"
-python3 fuzz/make-seeds.py "$dir/seeds"
+corpus="$dir/corpus-$target" seeds="$dir/seeds-$target"
+mkdir -p "$corpus" "$seeds" "$dir/artifacts"
+python3 fuzz/make-seeds.py "$seeds" "$target"
+dict=()
+[ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-exec "$dir/fuzz/fuzz_rpc" -max_total_time="$seconds" -dict=fuzz/rpc.dict -max_len=8192 \
+exec "$dir/fuzz/fuzz_$target" -max_total_time="$seconds" "${dict[@]}" -max_len=8192 \
     -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$dir/artifacts/" "$@" \
-    "$dir/corpus" "$dir/seeds"
+    "$corpus" "$seeds"
