@@ -143,7 +143,7 @@ usage(FILE *f)
 	      "  --max-auth-failures N     failed hellos one IP address may make per minute\n"
 	      "                            before its hellos are refused [default: 20]\n"
 	      "  --hello-timeout S         time a new connection has to complete hello\n"
-	      "                            [default: 10]\n"
+	      "                            [default: 5]\n"
 	      "  --max-hello-line BYTES    longest line before hello [default: 4k]\n"
 	      "  --max-data BYTES          largest context or app data (as compact JSON) in\n"
 	      "                            session.create, .send and .terminate [default: 16k]\n"
@@ -238,7 +238,7 @@ options_parse(int argc, char **argv)
 	config.max_pending = 32 * 1024 * 1024;
 	config.max_connections = 10000;
 	config.max_auth_failures = 20;
-	config.hello_timeout_ms = 10 * 1000;
+	config.hello_timeout_ms = 5 * 1000;
 	config.max_hello_line = 4096;
 	config.max_data = 16 * 1024;
 	config.max_sessions_per_user = 1000;

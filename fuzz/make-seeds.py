@@ -67,9 +67,16 @@ def main():
         token_seeds(out)
         return
     hello = [(0, b'{"jsonrpc":"2.0","method":"hello","params":{"user":"alice"},"id":1}\n')]
-    suite = os.path.join(ROOT, "tests", "corpus", "json-test-suite", "test_parsing")
-    for name in sorted(os.listdir(suite)):
-        with open(os.path.join(suite, name), "rb") as f:
+    # The vendored copy, and the shared one beside the checkout where there is one.
+    suites = [os.path.join(ROOT, "tests", "corpus", "json-test-suite", "test_parsing"),
+              os.path.join(ROOT, "..", "shared", "corpora", "json-test-suite", "test_parsing")]
+    files = {}
+    for suite in suites:
+        if os.path.isdir(suite):
+            for name in os.listdir(suite):
+                files.setdefault(name, os.path.join(suite, name))
+    for name, path in sorted(files.items()):
+        with open(path, "rb") as f:
             body = f.read().replace(b"\n", b" ")
         with open(os.path.join(out, "suite-" + name), "wb") as f:
             f.write(encode(hello + [(0, body + b"\n")]))
