@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 #include <jwt.h>
@@ -96,6 +97,7 @@ key_load(const char *spec, struct key *k)
 	const char *colon = strchr(spec, ':'), *eq = strchr(spec, '=');
 	const char *alg = spec, *why = NULL;
 	char name[16];
+	struct stat st;
 
 	memset(k, 0, sizeof *k);
 	if (eq != NULL && colon != NULL && eq < colon) {
@@ -136,6 +138,9 @@ key_load(const char *spec, struct key *k)
 			k->len--;
 		if (k->len < HS256_MIN_SECRET)
 			why = "an HS256 secret must be at least 32 bytes";
+		else if (stat(colon + 1, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+			log_warn("--jwt-key %s: the secret is readable by other users (chmod 600)",
+				 spec);
 	} else {
 		why = check_public_key(k);
 	}

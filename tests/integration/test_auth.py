@@ -173,6 +173,14 @@ class Keyfiles(unittest.TestCase):
                      "--jwt-key", "a=RS256:" + KEYS.rsa_pub, expect="given twice")
         self.refuses("--auth", "jwt", "--jwt-key", "HS256:/nonexistent", expect="cannot read")
 
+    def test_secret_readable_by_others_warns(self):
+        for mode, warned in ((0o644, True), (0o600, False)):
+            os.chmod(KEYS.secret_file, mode)
+            d = Daemon("--auth", "jwt", "--jwt-key", "HS256:" + KEYS.secret_file)
+            status, log = d.stop()
+            self.assertEqual(status, 0)
+            self.assertEqual("readable by other users" in log, warned, log)
+
     def test_auth_none_refuses_a_public_address(self):
         # Refused before anything is bound: nothing listens beyond loopback.
         r = subprocess.run([DAEMON, "--listen", "0.0.0.0:0"], capture_output=True, text=True,
