@@ -406,16 +406,20 @@ conn_authenticate(struct conn *c, struct user *u, const struct identity *id)
 	c->user = u;
 	c->observer = id->observer;
 	c->admin = id->admin;
-	if (id->expires_ms > 0) {
-		if (timerq_set(deadlines, &c->deadline, id->expires_ms) != 0)
-			conn_close_after_reply(c, "out of memory");
-	} else {
-		timerq_cancel(deadlines, &c->deadline);
-	}
+	conn_set_expiry(c, id->expires_ms);
 	TAILQ_INSERT_TAIL(&u->conns, c, by_user);
 	if (u->nconns++ == 0)
 		sessions_user_online(u);
 	conn_set_state(c, CONN_READY);
+}
+
+void
+conn_set_expiry(struct conn *c, int64_t expires_ms)
+{
+	if (expires_ms == 0)
+		timerq_cancel(deadlines, &c->deadline);
+	else if (timerq_set(deadlines, &c->deadline, expires_ms) != 0)
+		conn_close_after_reply(c, "out of memory");
 }
 
 void

@@ -106,6 +106,8 @@ void conn_send_error(struct conn *c, int code, const char *message, json_t *data
 
 /* Tie the connection to user (reference stolen) after a successful hello. */
 void conn_authenticate(struct conn *c, struct user *u, const struct identity *id);
+/* Close the connection when its credential expires (Unix ms); 0: never. */
+void conn_set_expiry(struct conn *c, int64_t expires_ms);
 /* Close (flushing) once the request being handled has been answered. */
 void conn_close_after_reply(struct conn *c, const char *reason);
 

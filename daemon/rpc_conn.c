@@ -61,12 +61,16 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 	if (rc != 0)
 		return hello_failed(c, rc, why, detail, err);
 	if (c->state == CONN_READY) {
-		json_t *r = strcmp(c->user->name, id.user) == 0
-				    ? hello_result(c) /* a retried hello */
-				    : rpc_fail(err, RV_ERR_FORBIDDEN,
-					       json_pack("{s:s}", "user", c->user->name),
-					       "this connection is already authenticated as "
-					       "another user");
+		json_t *r;
+		if (strcmp(c->user->name, id.user) == 0) {
+			/* A retried hello; a fresh token extends the connection's life. */
+			conn_set_expiry(c, id.expires_ms);
+			r = hello_result(c);
+		} else {
+			r = rpc_fail(err, RV_ERR_FORBIDDEN,
+				     json_pack("{s:s}", "user", c->user->name),
+				     "this connection is already authenticated as another user");
+		}
 		identity_clear(&id);
 		return r;
 	}

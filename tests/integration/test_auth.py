@@ -110,6 +110,14 @@ class Tokens(DaemonTest):
         _, r = self.hello(KEYS.token(sub="root", aud=AUD, roles=["admin", "unknown-role"]))
         self.assertEqual((r["observer"], r["admin"]), (True, True))
 
+    def test_fresh_token_extends_the_connection(self):
+        c, _ = self.hello(KEYS.token(aud=AUD, ttl=2))
+        r = c.call("hello", {"token": KEYS.token(aud=AUD, ttl=300)})
+        self.assertEqual(r["user"], "alice")
+        time.sleep(3)
+        self.assertEqual(c.call("ping"), "pong")  # still open past the first token's exp
+        self.assertRpcError(4003, c.call, "hello", {"token": KEYS.token(sub="bob", aud=AUD)})
+
     def test_token_expiry_closes_the_connection(self):
         c, _ = self.hello(KEYS.token(aud=AUD, ttl=2))
         msg = c.read_msg(timeout=15)
