@@ -218,6 +218,24 @@ class FailureLimit(DaemonTest):
         self.assertIn("too many failed hellos", self.daemon.read_log())
 
 
+class FailureRefill(DaemonTest):
+    """The failure budget refills over a minute: 60 per minute is one a second."""
+
+    def setUp(self):
+        self.daemon_args = jwt_args("--max-auth-failures", "60")
+        super().setUp()
+
+    def test_refills(self):
+        c = self.client()
+        bad = KEYS.token(aud="wrong")
+        for _ in range(60):
+            self.assertRpcError(4001, c.call, "hello", {"token": bad})
+        self.assertRpcError(4029, self.client().call, "hello", {"token": KEYS.token(aud=AUD)})
+        time.sleep(1.5)  # about one failure forgiven
+        r = self.client().call("hello", {"token": KEYS.token(aud=AUD)})
+        self.assertEqual(r["user"], "alice")
+
+
 class Handshake(DaemonTest):
     daemon_args = ("--hello-timeout", "1", "--max-connections-per-address", "3")
 
