@@ -84,9 +84,11 @@ tls_accept(struct event_base *base, evutil_socket_t fd)
 	}
 	bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
+	/*
+	 * On failure (out of memory) libevent 2.1 frees ssl on some paths and not
+	 * on others, and never closes fd: leak ssl rather than free it twice.
+	 */
+	if (bev == NULL)
 		evutil_closesocket(fd);
-	}
 	return bev;
 }

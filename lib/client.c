@@ -262,10 +262,14 @@ client_create(struct event_base *base, const char *host, const char *port,
 								      BEV_OPT_CLOSE_ON_FREE)
 				     : NULL;
 		if (c->bev == NULL) {
-			if (ssl != NULL)
-				SSL_free(ssl);
-			bufferevent_free(sock);
-			SSL_CTX_free(c->ssl_ctx);
+			/*
+			 * Without an ssl, sock is still ours. A failed filter (out
+			 * of memory) may already have freed ssl and sock, on some of
+			 * libevent's paths: leak them rather than free them twice.
+			 */
+			if (ssl == NULL)
+				bufferevent_free(sock);
+			SSL_CTX_free(c->ssl_ctx); /* an SSL holds its own reference */
 			free(c);
 			errno = EPROTO;
 			return NULL;
