@@ -133,6 +133,7 @@ rv_error_message(int code)
 	case RV_ERR_TOO_LARGE: return "Too large";
 	case RV_ERR_LIMIT: return "Limit exceeded";
 	case RV_ERR_HISTORY_GONE: return "History gone";
+	case RV_ERR_UNAVAILABLE: return "Unavailable";
 	default: return "Unknown error";
 	}
 }

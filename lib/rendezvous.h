@@ -127,6 +127,7 @@ enum rv_error {
 	RV_ERR_TOO_LARGE = 4013,
 	RV_ERR_LIMIT = 4029,
 	RV_ERR_HISTORY_GONE = 4100,
+	RV_ERR_UNAVAILABLE = 5003, /* the store cannot save changes now: nothing was applied */
 };
 
 /* The standard message for an error code, or "unknown error". */

@@ -160,6 +160,7 @@ test_names(void)
 	CHECK(RSF_INVITER == 1 && RSF_INVITEE == 2 && RSF_ORIGINAL_INVITER == 4);
 	CHECK(rv_state_is_final(RSS_DECLINED) && !rv_state_is_final(RSS_CONNECTED));
 	CHECK(strcmp(rv_error_message(RV_ERR_HISTORY_GONE), "History gone") == 0);
+	CHECK(strcmp(rv_error_message(RV_ERR_UNAVAILABLE), "Unavailable") == 0);
 	CHECK(rv_action_name((enum rv_action)99) == NULL);
 }
 
