@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "store.h"
 
 enum auth_mode {
 	AUTH_NONE = 0, /* the claimed user name is trusted */
@@ -50,6 +51,12 @@ struct config {
 	size_t max_sessions_per_user; /* live sessions a user may have created */
 	size_t max_subscriptions;     /* subscriptions per connection */
 	size_t history;               /* events kept for subscribe {since} */
+	int64_t history_age_ms;       /* and for at most this long */
+
+	char *store;     /* "memory" or "sqlite:PATH"; NULL: sqlite:rendezvous.db */
+	char *state_dir; /* where a relative store path points */
+	enum store_durability durability;
+	bool check_store; /* --check-store: verify the store and exit */
 
 	enum log_level log_level;
 };

@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 
 #include "addrs.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
@@ -34,6 +35,7 @@
 #include "rpc.h"
 #include "sessions.h"
 #include "stats.h"
+#include "store.h"
 #include "tls.h"
 #include "users.h"
 
@@ -62,7 +64,8 @@ static struct event_base *base;
 static struct conn_list live = TAILQ_HEAD_INITIALIZER(live);
 static struct conn_list draining = TAILQ_HEAD_INITIALIZER(draining);
 static struct conn_list closing = TAILQ_HEAD_INITIALIZER(closing);
-static struct conn_list pending = TAILQ_HEAD_INITIALIZER(pending); /* output to flush */
+static struct conn_list pending = TAILQ_HEAD_INITIALIZER(pending);     /* output to flush */
+static struct conn_list txn_conns = TAILQ_HEAD_INITIALIZER(txn_conns); /* output held */
 static struct event *reaper;
 static struct timerq *deadlines; /* hello timeouts and credential expiries */
 static size_t nlive;
@@ -180,6 +183,9 @@ conn_free(struct conn *c)
 		user_unref(u);
 	}
 	conn_unmark_pending(c);
+	if (c->txn_touched)
+		TAILQ_REMOVE(&txn_conns, c, txn_entry);
+	json_decref(c->unacked);
 	timerq_cancel(deadlines, &c->deadline);
 	addr_disconnect(c->addr);
 	if (c->bev != NULL) {
@@ -330,9 +336,60 @@ conn_append(struct conn *c, const void *data, size_t n)
 		conn_close(c, "out of memory");
 		return;
 	}
+	if (!c->txn_touched && store_in_txn()) {
+		/* Output from here on is held until the transaction commits. */
+		c->txn_touched = true;
+		c->txn_mark = out_len(c);
+		TAILQ_INSERT_TAIL(&txn_conns, c, txn_entry);
+	}
 	memcpy(c->out + c->out_len, data, n);
 	c->out_len += n;
 	conn_queued(c);
+}
+
+void
+conn_note_reply(struct conn *c, json_t *id)
+{
+	if (!c->txn_touched || !conn_live(c))
+		return;
+	if (c->unacked == NULL)
+		c->unacked = json_array();
+	if (c->unacked == NULL ||
+	    json_array_append(c->unacked, id != NULL ? id : json_null()) != 0) {
+		log_error("conn %llu: out of memory noting a reply", (unsigned long long)c->id);
+		store_fail(); /* it could not be taken back: fail the transaction now */
+	}
+}
+
+void
+conns_txn_end(bool committed)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&txn_conns)) != NULL) {
+		TAILQ_REMOVE(&txn_conns, c, txn_entry);
+		c->txn_touched = false;
+		if (!committed) {
+			json_t *id;
+			size_t i;
+
+			if (out_len(c) >= c->txn_mark)
+				c->out_len = c->out_off + c->txn_mark;
+			c->mark = 0; /* event ids not committed will be used again */
+			json_array_foreach (c->unacked, i, id) {
+				json_t *msg = rv_msg_error(id, RV_ERR_UNAVAILABLE,
+							   "unavailable: the store could not save "
+							   "the change; nothing was "
+							   "applied",
+							   NULL);
+				if (msg != NULL)
+					conn_send_json(c, msg);
+				json_decref(msg);
+			}
+		}
+		json_decref(c->unacked);
+		c->unacked = NULL;
+	}
 }
 
 void
@@ -440,6 +497,7 @@ static void
 conn_send_too_long(struct conn *c)
 {
 	stats.lines_too_long++;
+	commit_pass(); /* an error that does not go back with the pass */
 	conn_send_error(c, RV_ERR_TOO_LARGE, "line too long",
 			json_pack("{s:I}", "max_line", (json_int_t)conn_max_line(c)));
 }
@@ -691,6 +749,11 @@ conn_tls_on_event(struct bufferevent *bev, short what, void *arg)
 static void
 conn_write(struct conn *c)
 {
+	if (store_in_txn()) {
+		/* Nothing leaves before it is committed: the end of the pass writes it. */
+		conn_mark_pending(c);
+		return;
+	}
 	if (c->bev != NULL) {
 		conn_write_tls(c);
 		return;
@@ -738,16 +801,23 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 	conn_write(c);
 }
 
-void
+bool
 conns_flush(void)
 {
+	struct conn_list now = TAILQ_HEAD_INITIALIZER(now);
 	struct conn *c;
 
-	/* conn_write() may queue more (a resumed connection): loop until none is left. */
-	while ((c = TAILQ_FIRST(&pending)) != NULL) {
-		conn_unmark_pending(c);
+	/*
+	 * Write the connections pending now; a resumed one may queue more
+	 * (and write to the store), which the caller commits first.
+	 */
+	TAILQ_CONCAT(&now, &pending, pending_entry);
+	while ((c = TAILQ_FIRST(&now)) != NULL) {
+		TAILQ_REMOVE(&now, c, pending_entry);
+		c->pending = false;
 		conn_write(c);
 	}
+	return !TAILQ_EMPTY(&pending);
 }
 
 static void
@@ -868,6 +938,7 @@ conn_on_deadline(struct timer_entry *e, int64_t now, void *arg)
 	(void)arg;
 	if (!conn_live(c))
 		return;
+	commit_pass(); /* what it is told must not be taken back with the pass */
 	if (c->state == CONN_HANDSHAKE) {
 		stats.hello_timeouts++;
 		conn_send_error(c, RV_ERR_UNAUTHENTICATED, "not authenticated: no hello in time",

@@ -65,9 +65,15 @@ struct conn {
 	uint32_t next_sub_id;
 	uint64_t mark; /* last event delivered (hub.c dedupe) */
 
+	/* Output since the store's transaction opened is held until it commits. */
+	bool txn_touched; /* on the list of connections given output in it */
+	size_t txn_mark;  /* unsent bytes before that output */
+	json_t *unacked;  /* ids of write requests answered in it, or NULL */
+
 	TAILQ_ENTRY(conn) all;           /* the live, draining or closing list */
 	TAILQ_ENTRY(conn) by_user;       /* user->conns */
 	TAILQ_ENTRY(conn) pending_entry; /* connections with output to flush */
+	TAILQ_ENTRY(conn) txn_entry;     /* connections given output in the transaction */
 };
 
 int conns_init(struct event_base *base);
@@ -75,9 +81,24 @@ int conns_init(struct event_base *base);
 void conns_finish(void);
 /*
  * Write the output every connection gathered during this pass of the event
- * loop. main.c calls it after each pass, before the loop waits again.
+ * loop. main.c calls it after each pass (after commit_pass()), before the
+ * loop waits again. Output is never written while the store has a
+ * transaction open. Returns whether more output is waiting (a connection
+ * that resumed reading handled requests): commit and call it again.
  */
-void conns_flush(void);
+bool conns_flush(void);
+
+/*
+ * The id (borrowed) of a write request answered in the store's open
+ * transaction: if the commit fails, the answer becomes a 5003 error.
+ */
+void conn_note_reply(struct conn *c, json_t *id);
+/*
+ * The store's transaction ended. Committed: the held output may go.
+ * Rolled back: drop the output given since it opened, and answer each
+ * noted request with 5003.
+ */
+void conns_txn_end(bool committed);
 size_t conns_count(void);
 
 /*

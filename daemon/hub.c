@@ -6,17 +6,20 @@
 #include <utlist.h>
 
 #include "authz.h"
+#include "config.h"
 #include "conn.h"
 #include "hub.h"
 #include "idtable.h"
 #include "jsonw.h"
 #include "log.h"
 #include "msgbuf.h"
+#include "store.h"
 #include "users.h"
 
 /* One event in history: what replay needs to match it, and its encoding. */
 struct hist {
 	uint64_t id;
+	int64_t time; /* Unix ms */
 	uint8_t sid[SESSION_ID_BYTES];
 	struct user *inviter, *invitee; /* references */
 	bool invitee_visible;
@@ -84,11 +87,19 @@ hist_clear(struct hist *h)
 	memset(h, 0, sizeof *h);
 }
 
-void
-hub_finish(void)
+/* Forget every event held. */
+static void
+hub_clear_history(void)
 {
 	for (size_t i = 0; i < hub.len; i++)
 		hist_clear(&hub.ring[(hub.head + i) % hub.cap]);
+	hub.len = hub.head = 0;
+}
+
+void
+hub_finish(void)
+{
+	hub_clear_history();
 	free(hub.ring);
 	/* Subscriptions go with their connections (conns_finish runs first). */
 	idtable_foreach(&hub.buckets, bucket_free, NULL);
@@ -102,8 +113,7 @@ hub_last_event(void)
 	return hub.last;
 }
 
-/* Oldest event id still held, or hub.last + 1 when history is empty. */
-static uint64_t
+uint64_t
 hub_first_held(void)
 {
 	return hub.len > 0 ? hub.ring[hub.head].id : hub.last + 1;
@@ -185,32 +195,123 @@ event_encode(const struct hub_event *ev, uint64_t id)
 	return mb;
 }
 
+/* Drop the oldest event held. */
+static void
+hub_drop_oldest(void)
+{
+	hist_clear(&hub.ring[hub.head]);
+	hub.head = (hub.head + 1) % hub.cap;
+	hub.len--;
+}
+
+/* Drop events older than --history-age. */
+static void
+hub_trim_age(int64_t now)
+{
+	while (hub.len > 0 && hub.ring[hub.head].time < now - config.history_age_ms &&
+	       hub.ring[hub.head].id <= hub.delivered)
+		hub_drop_oldest();
+}
+
+/* Append an event to history, dropping the oldest when full. */
+static struct hist *
+hub_append(uint64_t id, int64_t time, const uint8_t *sid, struct user *inviter,
+	   struct user *invitee, bool invitee_visible, struct msgbuf *mb)
+{
+	struct hist *h;
+
+	if (hub.len == hub.cap)
+		hub_drop_oldest();
+	h = &hub.ring[(hub.head + hub.len) % hub.cap];
+	hub.len++;
+	h->id = id;
+	h->time = time;
+	memcpy(h->sid, sid, SESSION_ID_BYTES);
+	h->inviter = user_ref(inviter);
+	h->invitee = user_ref(invitee);
+	h->invitee_visible = invitee_visible;
+	h->msg = mb;
+	return h;
+}
+
 uint64_t
 hub_publish(const struct hub_event *ev)
 {
 	uint64_t id = hub.last + 1;
 	struct msgbuf *mb = event_encode(ev, id);
-	struct hist *h;
 
 	if (mb == NULL) {
 		log_error("hub: out of memory encoding event %llu", (unsigned long long)id);
+		store_fail(); /* the session changed without its event: undo it */
 		return 0;
 	}
 	hub.last = id;
-	if (hub.len == hub.cap) {
-		hist_clear(&hub.ring[hub.head]);
-		hub.head = (hub.head + 1) % hub.cap;
-		hub.len--;
+	hub_trim_age(ev->time);
+	hub_append(id, ev->time, ev->sid, ev->inviter, ev->invitee, ev->invitee_visible, mb);
+	if (store_durable()) {
+		struct store_event sev = {
+			.id = id,
+			.time = ev->time,
+			.inviter = ev->inviter->name,
+			.invitee = ev->invitee->name,
+			.invitee_visible = ev->invitee_visible,
+			.line = mb->data,
+			.len = mb->len,
+		};
+		memcpy(sev.sid, ev->sid, SESSION_ID_BYTES);
+		store_add_event(&sev);
 	}
-	h = &hub.ring[(hub.head + hub.len) % hub.cap];
-	hub.len++;
-	h->id = id;
-	memcpy(h->sid, ev->sid, SESSION_ID_BYTES);
-	h->inviter = user_ref(ev->inviter);
-	h->invitee = user_ref(ev->invitee);
-	h->invitee_visible = ev->invitee_visible;
-	h->msg = mb;
 	return id;
+}
+
+/* One stored event back into history; -1 if it does not follow the previous one. */
+static int
+hub_recover_one(const struct store_event *ev, void *arg)
+{
+	struct user *inviter, *invitee;
+	struct msgbuf *mb;
+	uint64_t *prev = arg;
+
+	if ((*prev != 0 && ev->id != *prev + 1) || ev->id > hub.last) {
+		log_error("store: event %llu is out of sequence (after %llu, last %llu)",
+			  (unsigned long long)ev->id, (unsigned long long)*prev,
+			  (unsigned long long)hub.last);
+		return -1;
+	}
+	*prev = ev->id;
+	mb = msgbuf_from_bytes(ev->line, ev->len);
+	inviter = user_get(ev->inviter);
+	invitee = user_get(ev->invitee);
+	if (mb != NULL && inviter != NULL && invitee != NULL)
+		hub_append(ev->id, ev->time, ev->sid, inviter, invitee, ev->invitee_visible, mb);
+	user_unref(inviter);
+	user_unref(invitee);
+	if (mb == NULL || inviter == NULL || invitee == NULL) {
+		msgbuf_unref(mb);
+		log_error("hub: out of memory loading event history");
+		return -1;
+	}
+	return 0;
+}
+
+int
+hub_recover(void)
+{
+	uint64_t last, prev = 0;
+
+	hub_clear_history();
+	if (store_last_event(&last) != 0)
+		return -1;
+	hub.last = hub.delivered = last;
+	if (store_load_events(last > hub.cap ? last - hub.cap : 0, hub_recover_one, &prev) != 0)
+		return -1;
+	if (hub.len > 0 && prev != last) {
+		log_error("store: the newest event held is %llu, the last event id %llu",
+			  (unsigned long long)prev, (unsigned long long)last);
+		return -1;
+	}
+	hub_trim_age(now_ms());
+	return 0;
 }
 
 /* Send one event to every connection with a matching subscription, once. */
@@ -292,6 +393,7 @@ hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct use
 	struct sub *s, **list;
 
 	hub_flush(); /* so that 'start' splits replayed from live exactly */
+	hub_trim_age(now_ms());
 	if (has_since && since > hub.last)
 		return RV_ERR_INVALID_PARAMS;
 	if (has_since && since + 1 < hub_first_held())

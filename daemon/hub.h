@@ -50,9 +50,19 @@ void hub_finish(void);
 
 /* The id of the newest event (0 before any). */
 uint64_t hub_last_event(void);
+/* The oldest event id held, or hub_last_event() + 1 when none is. */
+uint64_t hub_first_held(void);
 
 /*
- * Number, encode and record one state change; its id, or 0. Subscribers get
+ * Load the event history and the last event id from the store, replacing
+ * what is held (at start-up, and after a failed commit). 0, or -1 after
+ * logging.
+ */
+int hub_recover(void);
+
+/*
+ * Number, encode and record one state change (in history and the store);
+ * its id, or 0. Subscribers get
  * it at the next hub_flush(), so the request that caused it is answered
  * first.
  */

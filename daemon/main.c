@@ -9,6 +9,7 @@
 #include <event2/thread.h>
 
 #include "addrs.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "sessions.h"
 #include "stats.h"
+#include "store.h"
 #include "tls.h"
 
 static void
@@ -47,6 +49,35 @@ raise_fd_limit(void)
 			 (unsigned long long)rl.rlim_cur, config.max_connections);
 }
 
+/* --check-store: verify the store offline; the exit status says whether it is sound. */
+static int
+check_store(void)
+{
+	int rc;
+
+	if (store_open(true) != 0)
+		return 1;
+	rc = store_check(stdout);
+	store_close();
+	return rc == 0 ? 0 : 1;
+}
+
+/* Load what the store holds: sessions with their deadlines, the event history. */
+static void
+recover(void)
+{
+	int64_t t0 = now_ms();
+
+	if (store_open(false) != 0)
+		fatal("cannot open the store; exiting");
+	if (hub_recover() != 0 || sessions_recover() != 0)
+		fatal("cannot recover from the store %s; exiting", store_describe());
+	if (store_durable())
+		log_info("store %s: %zu sessions recovered, last event %llu, in %lld ms",
+			 store_describe(), sessions_count(), (unsigned long long)hub_last_event(),
+			 (long long)(now_ms() - t0));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -54,7 +85,13 @@ main(int argc, char **argv)
 	struct event *sigint, *sigterm;
 
 	options_parse(argc, argv);
+	if (config.check_store) {
+		int rc = check_store();
+		options_finish();
+		return rc;
+	}
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN); /* a file size limit is a write error, not death */
 	raise_fd_limit();
 
 	base = event_base_new();
@@ -67,6 +104,7 @@ main(int argc, char **argv)
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0 ||
 	    addrs_init(base) != 0)
 		fatal("out of memory at start-up");
+	recover();
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) != 0 ||
@@ -74,23 +112,31 @@ main(int argc, char **argv)
 		fatal("cannot install signal handlers");
 	if (listeners_init(base) != 0)
 		fatal("cannot listen; exiting");
-	log_info("rendezvousd %s ready (%s backend)", RV_VERSION, event_base_get_method(base));
+	log_info("rendezvousd %s ready (%s backend, store %s)", RV_VERSION,
+		 event_base_get_method(base), store_describe());
 
-	/* One pass at a time, so the output of each pass leaves in one write. */
+	/*
+	 * One pass at a time: what a pass changed is committed at once (group
+	 * commit), then its output leaves, one write per connection.
+	 */
 	while (!event_base_got_exit(base)) {
 		if (event_base_loop(base, EVLOOP_ONCE) < 0) {
 			log_error("event loop failed");
 			break;
 		}
-		conns_flush();
+		do
+			commit_pass();
+		while (conns_flush());
 	}
 
+	commit_pass();
 	stats_log();
 	listeners_finish();
 	conns_finish();
 	addrs_finish();
 	sessions_finish();
 	hub_finish();
+	store_close();
 	identity_finish();
 	tls_finish();
 	event_free(sigint);

@@ -44,6 +44,11 @@ enum {
 	OPT_MAX_SESSIONS,
 	OPT_MAX_SUBSCRIPTIONS,
 	OPT_HISTORY,
+	OPT_HISTORY_AGE,
+	OPT_STORE,
+	OPT_STATE_DIR,
+	OPT_DURABILITY,
+	OPT_CHECK_STORE,
 	OPT_LOG_LEVEL,
 	OPT_HELP,
 	OPT_VERSION,
@@ -80,6 +85,11 @@ static const struct option long_options[] = {
 	{"max-sessions-per-user", required_argument, NULL, OPT_MAX_SESSIONS},
 	{"max-subscriptions", required_argument, NULL, OPT_MAX_SUBSCRIPTIONS},
 	{"history", required_argument, NULL, OPT_HISTORY},
+	{"history-age", required_argument, NULL, OPT_HISTORY_AGE},
+	{"store", required_argument, NULL, OPT_STORE},
+	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	{"durability", required_argument, NULL, OPT_DURABILITY},
+	{"check-store", no_argument, NULL, OPT_CHECK_STORE},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -123,6 +133,21 @@ usage(FILE *f)
 		"  --admin NAME              give user NAME the admin role (also lists every\n"
 		"                            session and terminates any); repeatable\n",
 		RV_DEFAULT_PORT);
+	fputs("Storage (README.md, Durability):\n"
+	      "  --store sqlite:PATH|memory\n"
+	      "                            where sessions and the event history are kept:\n"
+	      "                            an SQLite file (PATH relative to --state-dir), or\n"
+	      "                            memory (lost at exit) [default: sqlite:rendezvous.db]\n"
+	      "  --state-dir DIR           directory for the store, created if missing\n"
+	      "                            [default: $STATE_DIRECTORY, else /var/lib/rendezvous]\n"
+	      "  --durability normal|strict\n"
+	      "                            normal: a reply leaves once its change is written to\n"
+	      "                            the store (survives any crash of the process);\n"
+	      "                            strict: once it is also fsync()ed (survives power\n"
+	      "                            loss) [default: normal]\n"
+	      "  --check-store             verify the store, print a summary and exit: 0 if it\n"
+	      "                            is sound, 1 if not\n",
+	      f);
 	fputs("Durations (seconds, fractions allowed):\n"
 	      "  --invite-ttl S            time for an invitation to reach RSS_CONNECTED\n"
 	      "                            before it expires [default: 300]\n"
@@ -155,6 +180,7 @@ usage(FILE *f)
 	      "                            [default: 1000]\n"
 	      "  --max-subscriptions N     subscriptions per connection [default: 1024]\n"
 	      "  --history N               events kept for subscribe {since} [default: 10000]\n"
+	      "  --history-age S           and for at most this long [default: 86400]\n"
 	      "Other:\n"
 	      "  --log-level LEVEL         error, warn, info or debug [default: info]\n"
 	      "  --help                    show this help and exit\n"
@@ -244,6 +270,7 @@ options_parse(int argc, char **argv)
 	config.max_sessions_per_user = 1000;
 	config.max_subscriptions = 1024;
 	config.history = 10000;
+	config.history_age_ms = 86400 * 1000;
 	config.log_level = LOG_LEVEL_INFO;
 
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -336,6 +363,29 @@ options_parse(int argc, char **argv)
 			config.max_subscriptions = opt_size("max-subscriptions", optarg, 1);
 			break;
 		case OPT_HISTORY: config.history = opt_size("history", optarg, 1); break;
+		case OPT_HISTORY_AGE:
+			config.history_age_ms = opt_seconds("history-age", optarg, false);
+			break;
+		case OPT_STORE:
+			if (strcmp(optarg, "memory") != 0 &&
+			    (strncmp(optarg, "sqlite:", 7) != 0 || optarg[7] == '\0'))
+				bad_value("store", optarg, "expected sqlite:PATH or memory");
+			set_string(&config.store, optarg);
+			break;
+		case OPT_STATE_DIR:
+			if (*optarg == '\0')
+				bad_value("state-dir", optarg, "expected a directory");
+			set_string(&config.state_dir, optarg);
+			break;
+		case OPT_DURABILITY:
+			if (strcmp(optarg, "normal") == 0)
+				config.durability = STORE_NORMAL;
+			else if (strcmp(optarg, "strict") == 0)
+				config.durability = STORE_STRICT;
+			else
+				bad_value("durability", optarg, "expected normal or strict");
+			break;
+		case OPT_CHECK_STORE: config.check_store = true; break;
 		case OPT_LOG_LEVEL:
 			if (log_level_from_name(optarg, &config.log_level) != 0)
 				bad_value("log-level", optarg,
@@ -367,6 +417,14 @@ options_parse(int argc, char **argv)
 		config.max_ttl_ms = config.invite_ttl_ms;
 	if (config.nlisten == 0 && config.nlisten_tls == 0)
 		push(&config.listen, &config.nlisten, "127.0.0.1:" RV_DEFAULT_PORT_STR);
+	if (config.state_dir == NULL) {
+		/* systemd's StateDirectory= (the first, if it names several). */
+		const char *env = getenv("STATE_DIRECTORY");
+		size_t n = env != NULL ? strcspn(env, ":") : 0;
+		config.state_dir = n > 0 ? strndup(env, n) : strdup("/var/lib/rendezvous");
+		if (config.state_dir == NULL)
+			fatal("out of memory");
+	}
 	log_set_level(config.log_level);
 }
 
@@ -391,5 +449,7 @@ options_finish(void)
 	free(config.tls_client_ca);
 	free(config.jwt_audience);
 	free(config.jwt_issuer);
+	free(config.store);
+	free(config.state_dir);
 	memset(&config, 0, sizeof config);
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
@@ -10,27 +11,29 @@
 #include "rendezvous.h"
 #include "rpc.h"
 #include "stats.h"
+#include "store.h"
 #include "util.h"
 
 static const struct method {
 	const char *name;
 	rpc_handler handler;
 	bool before_hello; /* allowed before hello */
+	bool writes;       /* changes sessions: answered once the change is committed */
 } methods[] = {
-	{"hello", rpc_hello, true},
-	{"ping", rpc_ping, true},
-	{"session.create", rpc_session_create, false},
-	{"session.invite", rpc_session_invite, false},
-	{"session.accept", rpc_session_accept, false},
-	{"session.decline", rpc_session_decline, false},
-	{"session.cancel", rpc_session_cancel, false},
-	{"session.connect", rpc_session_connect, false},
-	{"session.terminate", rpc_session_terminate, false},
-	{"session.send", rpc_session_send, false},
-	{"session.get", rpc_session_get, false},
-	{"session.list", rpc_session_list, false},
-	{"subscribe", rpc_subscribe, false},
-	{"unsubscribe", rpc_unsubscribe, false},
+	{"hello", rpc_hello, true, false},
+	{"ping", rpc_ping, true, false},
+	{"session.create", rpc_session_create, false, true},
+	{"session.invite", rpc_session_invite, false, true},
+	{"session.accept", rpc_session_accept, false, true},
+	{"session.decline", rpc_session_decline, false, true},
+	{"session.cancel", rpc_session_cancel, false, true},
+	{"session.connect", rpc_session_connect, false, true},
+	{"session.terminate", rpc_session_terminate, false, true},
+	{"session.send", rpc_session_send, false, false},
+	{"session.get", rpc_session_get, false, false},
+	{"session.list", rpc_session_list, false, false},
+	{"subscribe", rpc_subscribe, false, false},
+	{"unsubscribe", rpc_unsubscribe, false, false},
 };
 
 json_t *
@@ -192,6 +195,11 @@ rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 	} else if (json_is_array(rm.params)) {
 		rpc_fail(&err, RV_ERR_INVALID_PARAMS, NULL,
 			 "invalid params: pass params by name, as an object");
+	} else if (m->writes && store_durable() && !commit_writable()) {
+		int64_t wait = commit_retry_at() - now_ms();
+		rpc_fail(&err, RV_ERR_UNAVAILABLE,
+			 json_pack("{s:I}", "retry_after_ms", (json_int_t)(wait > 0 ? wait : 0)),
+			 "unavailable: the store cannot save changes now; nothing was applied");
 	} else {
 		params = rm.params != NULL ? json_incref(rm.params) : json_object();
 		result = params != NULL ? m->handler(c, params, &err) : NULL;
@@ -246,6 +254,25 @@ rpc_parse_error(struct conn *c, const json_error_t *jerr)
 	conn_send_error(c, RV_ERR_PARSE, "parse error: not valid JSON", data);
 }
 
+/* Whether msg is one request (not a batch) for a method that writes. */
+static bool
+rpc_writes(json_t *msg)
+{
+	const char *name = json_string_value(json_object_get(msg, "method"));
+	const struct method *m = name != NULL ? method_find(name) : NULL;
+
+	return m != NULL && m->writes;
+}
+
+/* The error a write in a batch gets when its commit failed. */
+static json_t *
+rpc_unapplied(json_t *msg)
+{
+	return rv_msg_error(json_object_get(msg, "id"), RV_ERR_UNAVAILABLE,
+			    "unavailable: the store could not save the change; nothing was applied",
+			    NULL);
+}
+
 void
 rpc_handle_line(struct conn *c, const char *line, size_t len)
 {
@@ -256,14 +283,25 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 	if (len == 0)
 		return; /* blank lines are keep-alives */
 	msg = rv_msg_decode(line, len, &jerr);
+	if (msg == NULL || !rpc_writes(msg)) {
+		/*
+		 * Only writes join the pass's transaction: anything else is
+		 * answered from committed state, and its answer is never
+		 * taken back.
+		 */
+		commit_pass();
+	}
 	if (msg == NULL) {
 		rpc_parse_error(c, &jerr);
 		return;
 	}
 	if (!json_is_array(msg)) {
+		json_t *id = json_object_get(msg, "id");
 		rpc_dispatch(c, msg, false);
 		hub_flush_replay(c);
 		hub_flush();
+		if (id != NULL && store_in_txn() && rpc_writes(msg))
+			conn_note_reply(c, id);
 		json_decref(msg);
 		return;
 	}
@@ -275,12 +313,21 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 	replies = json_array();
 	json_array_foreach (msg, i, elem) {
 		json_t *reply = rpc_dispatch(c, elem, true);
+		hub_flush_replay(c);
+		hub_flush();
+		if (store_in_txn()) {
+			/* A batch's reply is sent whole: commit each write on its own. */
+			uint64_t failures = commit_failures();
+			commit_pass();
+			if (commit_failures() != failures && reply != NULL) {
+				json_decref(reply);
+				reply = rpc_unapplied(elem);
+			}
+		}
 		if (reply != NULL && replies != NULL)
 			json_array_append_new(replies, reply);
 		else
 			json_decref(reply);
-		hub_flush_replay(c);
-		hub_flush();
 		if (!conn_live(c))
 			break;
 	}

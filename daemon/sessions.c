@@ -5,15 +5,18 @@
 
 #include <utlist.h>
 
+#include "commit.h"
 #include "config.h"
 #include "hub.h"
 #include "jsonw.h"
 #include "log.h"
 #include "sessions.h"
+#include "store.h"
 #include "users.h"
 
 static struct idtable table;         /* by id */
 static struct session *all_sessions; /* in creation order (utlist) */
+static struct session *touched;      /* written in the store's open transaction */
 static struct timerq *deadlines;
 static uint64_t next_seq = 1;
 
@@ -57,6 +60,7 @@ session_free_node(struct idnode *n, void *arg)
 void
 sessions_finish(void)
 {
+	touched = NULL; /* main.c committed or rolled back first */
 	idtable_foreach(&table, session_free_node, NULL);
 	idtable_finish(&table);
 	timerq_destroy(deadlines);
@@ -156,6 +160,56 @@ session_publish(struct session *s, enum rv_state prev, const struct user *by, js
 	return id;
 }
 
+/* Note s as written in the store's open transaction. */
+static void
+session_touch(struct session *s)
+{
+	if (!s->txn_touched) {
+		s->txn_touched = true;
+		s->txn_next = touched;
+		touched = s;
+	}
+}
+
+/* Write s to the store (insert: it is new); the next commit makes it durable. */
+static void
+session_store(struct session *s, bool insert)
+{
+	struct store_session r = {
+		.seq = s->seq,
+		.inviter = s->inviter->name,
+		.invitee = s->invitee->name,
+		.m = s->m,
+		.created = s->created,
+		.updated = s->updated,
+		.expires = s->expires,
+		.event = s->event,
+		.reason = s->reason,
+		.has_code = s->has_code,
+		.code = s->code,
+	};
+	char *data = NULL, *app = NULL;
+
+	if (!store_durable())
+		return;
+	session_touch(s);
+	memcpy(r.id, s->id, SESSION_ID_BYTES);
+	if (insert && s->data != NULL)
+		data = json_dumps(s->data, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (s->app_data != NULL)
+		app = json_dumps(s->app_data, JSON_COMPACT | JSON_ENCODE_ANY);
+	if ((insert && s->data != NULL && data == NULL) || (s->app_data != NULL && app == NULL)) {
+		log_error("sessions: out of memory encoding a session for the store");
+		store_fail();
+	} else {
+		r.data = data;
+		r.app_data = app;
+		store_put_session(&r, insert);
+	}
+	free(data);
+	free(app);
+}
+
 int
 session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_t *data,
 	       struct session **out)
@@ -186,6 +240,7 @@ session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_
 	inviter->live_created++;
 	session_reschedule(s);
 	session_publish(s, RSS_UNKNOWN, inviter, s->data);
+	session_store(s, true);
 	*out = s;
 	return 0;
 }
@@ -201,8 +256,10 @@ session_act(struct session *s, enum rv_action a, enum rv_role r, const struct us
 	if (o != RV_CHANGED && o != RV_RECORDED)
 		return o;
 	s->updated = now_ms();
-	if (o == RV_RECORDED)
+	if (o == RV_RECORDED) {
+		session_store(s, false);
 		return o;
+	}
 	if (a == RV_ACT_ACCEPT)
 		s->invitee_away = 0; /* it is here: it just accepted */
 	if (a == RV_ACT_INVITE)
@@ -221,6 +278,7 @@ session_act(struct session *s, enum rv_action a, enum rv_role r, const struct us
 	}
 	session_reschedule(s);
 	session_publish(s, prev, by, data);
+	session_store(s, false);
 	return o;
 }
 
@@ -232,8 +290,21 @@ session_on_deadline(struct timer_entry *e, int64_t now, void *arg)
 	char sid[SESSION_ID_HEX + 1];
 
 	(void)arg;
+	if (store_durable() && !commit_writable()) {
+		/* The store cannot save it now: try again when writes resume. */
+		if (timerq_set(deadlines, &s->timer, commit_retry_at()) != 0)
+			log_error("sessions: cannot postpone a deadline: out of memory");
+		return;
+	}
 	if (rv_state_is_final(s->m.state)) {
-		session_free(s);
+		if (!store_durable()) {
+			session_free(s);
+		} else if (!s->deleted) {
+			/* Freed when the deletion commits (sessions_committed). */
+			s->deleted = true;
+			session_touch(s);
+			store_delete_session(s->seq);
+		}
 		return;
 	}
 	session_id_format(s->id, sid);
@@ -404,4 +475,133 @@ sessions_user_offline(struct user *u)
 			session_reschedule(s);
 		}
 	}
+}
+
+void
+sessions_committed(void)
+{
+	struct session *s;
+
+	while ((s = touched) != NULL) {
+		touched = s->txn_next;
+		s->txn_next = NULL;
+		s->txn_touched = false;
+		if (s->deleted)
+			session_free(s);
+	}
+}
+
+/*
+ * Set a session's stored fields from a record, keeping the inviter's count
+ * of live sessions right. -1 (s unchanged) if the record's JSON is damaged.
+ */
+static int
+session_apply(struct session *s, const struct store_session *r)
+{
+	json_t *data = NULL, *app = NULL;
+	char *reason = NULL;
+	bool was_live = !rv_state_is_final(s->m.state);
+
+	if ((r->data != NULL && (data = json_loads(r->data, JSON_DECODE_ANY, NULL)) == NULL) ||
+	    (r->app_data != NULL &&
+	     (app = json_loads(r->app_data, JSON_DECODE_ANY, NULL)) == NULL) ||
+	    (r->reason != NULL && (reason = strdup(r->reason)) == NULL)) {
+		log_error("store: session %llu: its data is damaged, or memory ran out",
+			  (unsigned long long)r->seq);
+		json_decref(data);
+		json_decref(app);
+		return -1;
+	}
+	json_decref(s->data);
+	json_decref(s->app_data);
+	free(s->reason);
+	s->data = data;
+	s->app_data = app;
+	s->reason = reason;
+	s->m = r->m;
+	s->created = r->created;
+	s->updated = r->updated;
+	s->expires = r->expires;
+	s->event = r->event;
+	s->has_code = r->has_code;
+	s->code = (json_int_t)r->code;
+	s->deleted = false;
+	if (was_live && rv_state_is_final(s->m.state))
+		s->inviter->live_created--;
+	else if (!was_live && !rv_state_is_final(s->m.state))
+		s->inviter->live_created++;
+	session_reschedule(s);
+	return 0;
+}
+
+/* One stored session back in memory, its parties away since 'now'. */
+static int
+session_recover_one(const struct store_session *r, void *arg)
+{
+	const int64_t *now = arg;
+	struct session *s = calloc(1, sizeof *s);
+
+	if (s == NULL)
+		return -1;
+	memcpy(s->id, r->id, SESSION_ID_BYTES);
+	s->seq = r->seq;
+	s->inviter = user_get(r->inviter);
+	s->invitee = user_get(r->invitee);
+	rv_machine_init(&s->m);
+	s->m.state = RSS_TERMINATED; /* session_apply() counts it live from here */
+	if (s->inviter == NULL || s->invitee == NULL || session_find(r->id) != NULL ||
+	    session_apply(s, r) != 0) {
+		if (s->inviter != NULL && session_find(r->id) != NULL)
+			log_error("store: session %llu has the id of another",
+				  (unsigned long long)r->seq);
+		user_unref(s->inviter);
+		user_unref(s->invitee);
+		free(s);
+		return -1;
+	}
+	s->inviter_away = s->invitee_away = *now;
+	if (r->seq >= next_seq)
+		next_seq = r->seq + 1;
+	idtable_insert(&table, &s->node);
+	DL_APPEND2(s->inviter->inviting, s, inv_prev, inv_next);
+	DL_APPEND2(s->invitee->invited, s, vee_prev, vee_next);
+	DL_APPEND2(all_sessions, s, all_prev, all_next);
+	session_reschedule(s);
+	return 0;
+}
+
+int
+sessions_recover(void)
+{
+	int64_t now = now_ms();
+
+	return store_load_sessions(session_recover_one, &now);
+}
+
+/* Put one session back as the store has it (arg: the session). */
+static int
+session_reload(const struct store_session *r, void *arg)
+{
+	return session_apply(arg, r);
+}
+
+int
+sessions_undo(void)
+{
+	struct session *s;
+	int rc = 0;
+
+	while ((s = touched) != NULL) {
+		int found;
+
+		touched = s->txn_next;
+		s->txn_next = NULL;
+		s->txn_touched = false;
+		found = store_get_session(s->seq, session_reload, s);
+		if (found < 0)
+			rc = -1;
+		else if (found == 0)
+			session_free(s); /* created since the last commit */
+	}
+	return rc;
 }

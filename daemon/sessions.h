@@ -29,12 +29,15 @@ struct session {
 	uint64_t seq;                       /* creation order, for listing */
 	char *reason;                       /* why it ended, or NULL */
 	bool has_code;
+	bool txn_touched; /* written in the store's open transaction (on 'touched') */
+	bool deleted;     /* deleted from the store: freed once that commits */
 	json_int_t code;
 	json_t *data;                        /* invitation data from session.create, or NULL */
 	json_t *app_data;                    /* data given to session.terminate, or NULL */
 	struct session *inv_prev, *inv_next; /* inviter->inviting */
 	struct session *vee_prev, *vee_next; /* invitee->invited */
 	struct session *all_prev, *all_next; /* every session, in creation order */
+	struct session *txn_next;            /* sessions.c 'touched' */
 	struct timer_entry timer;
 	struct idnode node; /* the session table */
 };
@@ -42,6 +45,19 @@ struct session {
 int sessions_init(struct event_base *base);
 void sessions_finish(void);
 size_t sessions_count(void);
+
+/*
+ * Rebuild the sessions the store holds (at start-up, before any
+ * connection: every party counts as away from now). 0, or -1 after logging.
+ */
+int sessions_recover(void);
+/* The store committed what this pass wrote. */
+void sessions_committed(void);
+/*
+ * The store rolled back: put every session written since the last commit
+ * back as the store has it. 0, or -1 if the store cannot be read.
+ */
+int sessions_undo(void);
 
 /* Borrowed pointer, or NULL. */
 struct session *session_find(const uint8_t id[SESSION_ID_BYTES]);

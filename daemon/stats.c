@@ -24,6 +24,7 @@ stats_log(void)
 		{"data refused (max-data)", &stats.limit_data},
 		{"requests refused (max-request-rate)", &stats.limit_request_rate},
 		{"slow consumers cut off (max-pending)", &stats.slow_consumers},
+		{"store commits failed", &stats.store_failures},
 	};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {

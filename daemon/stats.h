@@ -19,6 +19,7 @@ struct stats {
 	uint64_t limit_data;              /* --max-data */
 	uint64_t limit_request_rate;      /* --max-request-rate */
 	uint64_t slow_consumers;          /* --max-pending */
+	uint64_t store_failures;          /* commits that failed (disk full, I/O error) */
 };
 
 extern struct stats stats;

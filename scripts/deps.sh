@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(gcc libc6-dev binutils meson ninja-build pkg-config python3 openssl
-          libevent-dev libjansson-dev uthash-dev libjwt-dev libssl-dev)
+          libevent-dev libjansson-dev uthash-dev libjwt-dev libssl-dev
+          libsqlite3-dev)
 
 missing=()
 for p in "${packages[@]}"; do

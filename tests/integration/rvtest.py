@@ -7,6 +7,7 @@ import collections
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,13 +30,21 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 class Daemon:
     """One rendezvousd process on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, *args, preexec_fn=None):
+    def __init__(self, *args, preexec_fn=None, state_dir=None):
+        """Without state_dir (or --store/--state-dir in args) the store goes in a
+        fresh directory that stop() removes."""
+        self.own_state = None
+        if state_dir is None and not any(a.split("=")[0] in ("--store", "--state-dir")
+                                         for a in args):
+            state_dir = self.own_state = tempfile.mkdtemp(prefix="rendezvous-state-")
+        self.state_dir = state_dir
         self.log = tempfile.NamedTemporaryFile(prefix="rendezvousd-", suffix=".log", delete=False)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        state = ["--state-dir", state_dir] if state_dir is not None else []
         self.proc = subprocess.Popen(
-            [DAEMON, "--listen", "127.0.0.1:0", *args],
+            [DAEMON, "--listen", "127.0.0.1:0", *state, *args],
             stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn)
         self.port = None
         deadline = time.monotonic() + TIMEOUT
@@ -52,7 +61,14 @@ class Daemon:
         if self.port is None:
             self.proc.kill()
             self.proc.wait()
-            raise RuntimeError("rendezvousd did not start:\n" + self.read_log())
+            log = self.read_log()
+            self._cleanup()
+            raise RuntimeError("rendezvousd did not start:\n" + log)
+
+    def _cleanup(self):
+        os.unlink(self.log.name)
+        if self.own_state is not None:
+            shutil.rmtree(self.own_state, ignore_errors=True)
 
     def read_log(self):
         with open(self.log.name, "r", errors="replace") as f:
@@ -68,7 +84,7 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         log = self.read_log()
-        os.unlink(self.log.name)
+        self._cleanup()
         return self.proc.returncode, log
 
     def client(self, user=None, **kw):

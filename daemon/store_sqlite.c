@@ -1,0 +1,668 @@
+/*
+ * The SQLite backend: one database file in WAL mode, held with an exclusive
+ * lock so that no second daemon can share it, a versioned schema with
+ * migrations, and prepared statements for the writes of every transition.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+
+/* 'RDVZ' in the file header: marks a rendezvous store. */
+#define APPLICATION_ID 0x5244565a
+
+/* Migrations[i] takes the schema from version i to i + 1. */
+static const char *const migrations[] = {
+	/* 1: sessions, events, and the event counter. */
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"INSERT INTO meta VALUES ('last_event', 0);"
+	"CREATE TABLE sessions ("
+	"  seq INTEGER PRIMARY KEY," /* creation order */
+	"  id BLOB NOT NULL,"        /* 16 random bytes */
+	"  inviter TEXT NOT NULL,"
+	"  invitee TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"           /* RSS_* */
+	"  done_inviter INTEGER NOT NULL," /* actions taken: bit (1 << enum rv_action) */
+	"  done_invitee INTEGER NOT NULL,"
+	"  done_daemon INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL," /* Unix ms */
+	"  updated INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  event INTEGER NOT NULL," /* its latest event */
+	"  reason TEXT,"
+	"  code INTEGER,"
+	"  data TEXT," /* JSON */
+	"  app_data TEXT"
+	");"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  time INTEGER NOT NULL,"
+	"  session BLOB NOT NULL,"
+	"  inviter TEXT NOT NULL,"
+	"  invitee TEXT NOT NULL,"
+	"  invitee_visible INTEGER NOT NULL,"
+	"  line TEXT NOT NULL" /* the session.state_changed notification */
+	");",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+#define SESSION_COLUMNS                                                                        \
+	"seq, id, inviter, invitee, state, done_inviter, done_invitee, done_daemon, created, " \
+	"updated, expires, event, reason, code, data, app_data"
+#define EVENT_COLUMNS "id, time, session, inviter, invitee, invitee_visible, line"
+
+enum stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT_SESSION,
+	ST_UPDATE_SESSION,
+	ST_DELETE_SESSION,
+	ST_GET_SESSION,
+	ST_LOAD_SESSIONS,
+	ST_ADD_EVENT,
+	ST_TRIM_EVENTS,
+	ST_LOAD_EVENTS,
+	ST_GET_LAST_EVENT,
+	ST_SET_LAST_EVENT,
+	ST_COUNT,
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_INSERT_SESSION] =
+		"INSERT INTO sessions (" SESSION_COLUMNS ") VALUES "
+		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+	[ST_UPDATE_SESSION] =
+		"UPDATE sessions SET state = ?5, done_inviter = ?6, done_invitee = ?7, "
+		"done_daemon = ?8, updated = ?10, expires = ?11, event = ?12, "
+		"reason = ?13, code = ?14, app_data = ?16 WHERE seq = ?1",
+	[ST_DELETE_SESSION] = "DELETE FROM sessions WHERE seq = ?1",
+	[ST_GET_SESSION] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE seq = ?1",
+	[ST_LOAD_SESSIONS] = "SELECT " SESSION_COLUMNS " FROM sessions ORDER BY seq",
+	[ST_ADD_EVENT] =
+		"INSERT INTO events (" EVENT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_TRIM_EVENTS] = "DELETE FROM events WHERE id < ?1",
+	[ST_LOAD_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events WHERE id > ?1 ORDER BY id",
+	[ST_GET_LAST_EVENT] = "SELECT value FROM meta WHERE key = 'last_event'",
+	[ST_SET_LAST_EVENT] = "UPDATE meta SET value = ?1 WHERE key = 'last_event'",
+};
+
+struct sq {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+/* SQLite's own diagnostics (the errno behind an I/O error, WAL recovery). */
+static void
+sq_on_log(void *arg, int code, const char *msg)
+{
+	(void)arg;
+	if ((code & 0xff) == SQLITE_NOTICE)
+		log_info("sqlite: %s", msg);
+	else
+		log_warn("sqlite: %s (%s)", msg, sqlite3_errstr(code));
+}
+
+static void
+sq_error(struct sq *q, const char *what)
+{
+	if ((sqlite3_extended_errcode(q->db) & 0xff) == SQLITE_BUSY) {
+		log_error("store %s: in use by another process (is another rendezvousd running "
+			  "on it?)",
+			  q->path);
+		return;
+	}
+	log_error("store %s: %s: %s (%s)", q->path, what, sqlite3_errmsg(q->db),
+		  sqlite3_errstr(sqlite3_extended_errcode(q->db)));
+}
+
+/* Run SQL with no results; 0 or -1 after logging. */
+static int
+sq_exec(struct sq *q, const char *sql, const char *what)
+{
+	if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	sq_error(q, what);
+	return -1;
+}
+
+/* One integer a statement such as a PRAGMA returns; 0 or -1. */
+static int
+sq_int(struct sq *q, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		sq_error(q, sql);
+		return -1;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	else if (rc == SQLITE_DONE)
+		*out = 0;
+	else
+		sq_error(q, sql);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Step a write statement to completion and reset it; 0 or -1. */
+static int
+sq_run(struct sq *q, enum stmt i)
+{
+	int rc = sqlite3_step(q->st[i]);
+
+	sqlite3_reset(q->st[i]);
+	sqlite3_clear_bindings(q->st[i]);
+	if (rc == SQLITE_DONE)
+		return 0;
+	sq_error(q, stmt_sql[i]);
+	return -1;
+}
+
+static void
+sq_close(void *h)
+{
+	struct sq *q = h;
+
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(q->st[i]);
+	/* Closing checkpoints the WAL into the database and removes it. */
+	if (sqlite3_close(q->db) != SQLITE_OK)
+		sq_error(q, "close");
+	free(q->path);
+	free(q);
+}
+
+/*
+ * Bring an empty file to the current schema, an older one up to date;
+ * refuse anything else.
+ */
+static int
+sq_schema(struct sq *q, bool check_only)
+{
+	int64_t app, version, tables;
+	char sql[96];
+
+	if (sq_int(q, "PRAGMA application_id", &app) != 0 ||
+	    sq_int(q, "PRAGMA user_version", &version) != 0 ||
+	    sq_int(q, "SELECT count(*) FROM sqlite_schema", &tables) != 0)
+		return -1;
+	if (app != APPLICATION_ID && (app != 0 || version != 0 || tables != 0)) {
+		log_error("store %s: not a rendezvous store (application id %#llx); refusing to "
+			  "touch it",
+			  q->path, (unsigned long long)app);
+		return -1;
+	}
+	if (version > SCHEMA_VERSION) {
+		log_error(
+			"store %s: schema version %lld is newer than this rendezvousd knows (%d); "
+			"run the newer version, or restore a backup",
+			q->path, (long long)version, SCHEMA_VERSION);
+		return -1;
+	}
+	if (version == SCHEMA_VERSION)
+		return 0;
+	if (check_only) {
+		log_error("store %s: schema version %lld; rendezvousd migrates it to %d when it "
+			  "starts",
+			  q->path, (long long)version, SCHEMA_VERSION);
+		return -1;
+	}
+	if (sq_exec(q, "BEGIN IMMEDIATE", "begin migration") != 0)
+		return -1;
+	for (int64_t v = version; v < SCHEMA_VERSION; v++) {
+		if (sq_exec(q, migrations[v], "migrate") != 0)
+			goto fail;
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)v + 1);
+		if (sq_exec(q, sql, "migrate") != 0)
+			goto fail;
+	}
+	snprintf(sql, sizeof sql, "PRAGMA application_id = %d", APPLICATION_ID);
+	if (sq_exec(q, sql, "migrate") != 0 || sq_exec(q, "COMMIT", "commit migration") != 0)
+		goto fail;
+	if (version == 0)
+		log_info("store %s: created (schema version %d)", q->path, SCHEMA_VERSION);
+	else
+		log_info("store %s: migrated from schema version %lld to %d", q->path,
+			 (long long)version, SCHEMA_VERSION);
+	return 0;
+fail:
+	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static void *
+sq_open(const char *path, enum store_durability d, bool check_only)
+{
+	struct sq *q = calloc(1, sizeof *q);
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+	struct stat sb;
+	char *sql;
+
+	if (q == NULL || (q->path = strdup(path)) == NULL) {
+		free(q);
+		log_error("store %s: out of memory", path);
+		return NULL;
+	}
+	if (check_only && stat(path, &sb) != 0) {
+		log_error("store %s: %s", path, strerror(errno));
+		free(q->path);
+		free(q);
+		return NULL;
+	}
+	if (!check_only) {
+		/* Users' data: readable by the daemon only (SQLite gives the WAL the same mode). */
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			log_error("store %s: %s", path, strerror(errno));
+			free(q->path);
+			free(q);
+			return NULL;
+		}
+		close(fd);
+	}
+	sqlite3_config(SQLITE_CONFIG_LOG, sq_on_log, NULL);
+	if (sqlite3_open_v2(path, &q->db, flags | (check_only ? 0 : SQLITE_OPEN_CREATE), NULL) !=
+	    SQLITE_OK) {
+		sq_error(q, "cannot open");
+		goto fail;
+	}
+	/*
+	 * The exclusive lock is taken at the first read and kept: a second
+	 * daemon on the same file fails here instead of sharing it. WAL needs
+	 * no shared-memory file in this mode. The header is checked before
+	 * anything is written, so that a foreign file is never touched.
+	 */
+	if (sq_exec(q,
+		    check_only ? "PRAGMA locking_mode = NORMAL" : "PRAGMA locking_mode = EXCLUSIVE",
+		    "cannot open") != 0 ||
+	    sq_schema(q, check_only) != 0)
+		goto fail;
+	if (asprintf(&sql, "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;",
+		     d == STORE_STRICT ? "FULL" : "NORMAL") < 0)
+		goto fail;
+	if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		sq_error(q, "cannot switch to WAL mode");
+		free(sql);
+		goto fail;
+	}
+	free(sql);
+	if (!check_only) {
+		/* A damaged file is refused, never written over. */
+		sqlite3_stmt *s;
+		const char *res = NULL;
+		if (sqlite3_prepare_v2(q->db, "PRAGMA quick_check", -1, &s, NULL) == SQLITE_OK &&
+		    sqlite3_step(s) == SQLITE_ROW)
+			res = (const char *)sqlite3_column_text(s, 0);
+		if (res == NULL || strcmp(res, "ok") != 0) {
+			log_error("store %s: damaged: %s; refusing to start (rendezvousd "
+				  "--check-store tells more)",
+				  path, res != NULL ? res : sqlite3_errmsg(q->db));
+			sqlite3_finalize(s);
+			goto fail;
+		}
+		sqlite3_finalize(s);
+	}
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
+				       NULL) != SQLITE_OK) {
+			sq_error(q, stmt_sql[i]);
+			goto fail;
+		}
+	}
+	return q;
+fail:
+	sq_close(q);
+	return NULL;
+}
+
+static int
+sq_last_event(void *h, uint64_t *id)
+{
+	struct sq *q = h;
+	sqlite3_stmt *s = q->st[ST_GET_LAST_EVENT];
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		*id = (uint64_t)sqlite3_column_int64(s, 0);
+	else
+		sq_error(q, "read the last event id");
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static const char *
+col_text(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+/* Decode the current row of a session query; -1 if it is not a valid session. */
+static int
+sq_session_row(struct sq *q, sqlite3_stmt *s, struct store_session *r)
+{
+	const char *state = col_text(s, 4);
+	const char *why = NULL;
+	int64_t done[3];
+
+	memset(r, 0, sizeof *r);
+	r->seq = (uint64_t)sqlite3_column_int64(s, 0);
+	if (sqlite3_column_type(s, 1) != SQLITE_BLOB ||
+	    sqlite3_column_bytes(s, 1) != SESSION_ID_BYTES)
+		why = "its id is not 16 bytes";
+	else
+		memcpy(r->id, sqlite3_column_blob(s, 1), SESSION_ID_BYTES);
+	r->inviter = col_text(s, 2);
+	r->invitee = col_text(s, 3);
+	if (r->inviter == NULL || r->invitee == NULL)
+		why = "a party is missing";
+	if (state == NULL || rv_state_from_name(state, &r->m.state) != 0 ||
+	    r->m.state == RSS_UNKNOWN)
+		why = "its state is not valid";
+	for (int i = 0; i < 3; i++) {
+		done[i] = sqlite3_column_int64(s, 5 + i);
+		if (done[i] < 0 || done[i] > UINT16_MAX)
+			why = "its actions are not valid";
+	}
+	r->m.done[RV_ROLE_INVITER] = (uint16_t)done[0];
+	r->m.done[RV_ROLE_INVITEE] = (uint16_t)done[1];
+	r->m.done[RV_ROLE_DAEMON] = (uint16_t)done[2];
+	r->created = sqlite3_column_int64(s, 8);
+	r->updated = sqlite3_column_int64(s, 9);
+	r->expires = sqlite3_column_int64(s, 10);
+	r->event = (uint64_t)sqlite3_column_int64(s, 11);
+	r->reason = col_text(s, 12);
+	r->has_code = sqlite3_column_type(s, 13) != SQLITE_NULL;
+	r->code = sqlite3_column_int64(s, 13);
+	r->data = col_text(s, 14);
+	r->app_data = col_text(s, 15);
+	if (why != NULL) {
+		log_error("store %s: session %llu is damaged: %s", q->path,
+			  (unsigned long long)r->seq, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Step a session query, calling fn for each row; the number of rows, or -1. */
+static int
+sq_sessions(struct sq *q, sqlite3_stmt *s, store_session_fn fn, void *arg)
+{
+	struct store_session r;
+	int rc, n = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (sq_session_row(q, s, &r) != 0 || fn(&r, arg) != 0) {
+			sqlite3_reset(s);
+			return -1;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		sq_error(q, "read sessions");
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? n : -1;
+}
+
+static int
+sq_load_sessions(void *h, store_session_fn fn, void *arg)
+{
+	struct sq *q = h;
+
+	return sq_sessions(q, q->st[ST_LOAD_SESSIONS], fn, arg) < 0 ? -1 : 0;
+}
+
+static int
+sq_get_session(void *h, uint64_t seq, store_session_fn fn, void *arg)
+{
+	struct sq *q = h;
+
+	sqlite3_bind_int64(q->st[ST_GET_SESSION], 1, (sqlite3_int64)seq);
+	return sq_sessions(q, q->st[ST_GET_SESSION], fn, arg);
+}
+
+static int
+sq_load_events(void *h, uint64_t after, store_event_fn fn, void *arg)
+{
+	struct sq *q = h;
+	sqlite3_stmt *s = q->st[ST_LOAD_EVENTS];
+	struct store_event ev;
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)after);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&ev, 0, sizeof ev);
+		ev.id = (uint64_t)sqlite3_column_int64(s, 0);
+		ev.time = sqlite3_column_int64(s, 1);
+		ev.inviter = col_text(s, 3);
+		ev.invitee = col_text(s, 4);
+		ev.invitee_visible = sqlite3_column_int(s, 5) != 0;
+		ev.line = col_text(s, 6);
+		ev.len = (size_t)sqlite3_column_bytes(s, 6);
+		if (sqlite3_column_bytes(s, 2) != SESSION_ID_BYTES || ev.inviter == NULL ||
+		    ev.invitee == NULL || ev.line == NULL || ev.len == 0 ||
+		    ev.line[ev.len - 1] != '\n') {
+			log_error("store %s: event %llu is damaged", q->path,
+				  (unsigned long long)ev.id);
+			sqlite3_reset(s);
+			return -1;
+		}
+		memcpy(ev.sid, sqlite3_column_blob(s, 2), SESSION_ID_BYTES);
+		if (fn(&ev, arg) != 0) {
+			sqlite3_reset(s);
+			return -1;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		sq_error(q, "read events");
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+sq_begin(void *h)
+{
+	return sq_run(h, ST_BEGIN);
+}
+
+static void
+bind_text(sqlite3_stmt *s, int i, const char *text)
+{
+	if (text != NULL)
+		sqlite3_bind_text(s, i, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static int
+sq_put_session(void *h, const struct store_session *r, bool insert)
+{
+	struct sq *q = h;
+	enum stmt i = insert ? ST_INSERT_SESSION : ST_UPDATE_SESSION;
+	sqlite3_stmt *s = q->st[i];
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)r->seq);
+	if (insert) {
+		sqlite3_bind_blob(s, 2, r->id, SESSION_ID_BYTES, SQLITE_STATIC);
+		bind_text(s, 3, r->inviter);
+		bind_text(s, 4, r->invitee);
+		sqlite3_bind_int64(s, 9, r->created);
+		bind_text(s, 15, r->data);
+	}
+	bind_text(s, 5, rv_state_name(r->m.state));
+	sqlite3_bind_int(s, 6, r->m.done[RV_ROLE_INVITER]);
+	sqlite3_bind_int(s, 7, r->m.done[RV_ROLE_INVITEE]);
+	sqlite3_bind_int(s, 8, r->m.done[RV_ROLE_DAEMON]);
+	sqlite3_bind_int64(s, 10, r->updated);
+	sqlite3_bind_int64(s, 11, r->expires);
+	sqlite3_bind_int64(s, 12, (sqlite3_int64)r->event);
+	bind_text(s, 13, r->reason);
+	if (r->has_code)
+		sqlite3_bind_int64(s, 14, r->code);
+	else
+		sqlite3_bind_null(s, 14);
+	bind_text(s, 16, r->app_data);
+	return sq_run(q, i);
+}
+
+static int
+sq_delete_session(void *h, uint64_t seq)
+{
+	struct sq *q = h;
+
+	sqlite3_bind_int64(q->st[ST_DELETE_SESSION], 1, (sqlite3_int64)seq);
+	return sq_run(q, ST_DELETE_SESSION);
+}
+
+static int
+sq_add_event(void *h, const struct store_event *ev)
+{
+	struct sq *q = h;
+	sqlite3_stmt *s = q->st[ST_ADD_EVENT];
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)ev->id);
+	sqlite3_bind_int64(s, 2, ev->time);
+	sqlite3_bind_blob(s, 3, ev->sid, SESSION_ID_BYTES, SQLITE_STATIC);
+	bind_text(s, 4, ev->inviter);
+	bind_text(s, 5, ev->invitee);
+	sqlite3_bind_int(s, 6, ev->invitee_visible);
+	sqlite3_bind_text(s, 7, ev->line, (int)ev->len, SQLITE_STATIC);
+	return sq_run(q, ST_ADD_EVENT);
+}
+
+static int
+sq_trim_events(void *h, uint64_t below)
+{
+	struct sq *q = h;
+
+	sqlite3_bind_int64(q->st[ST_TRIM_EVENTS], 1, (sqlite3_int64)below);
+	return sq_run(q, ST_TRIM_EVENTS);
+}
+
+static int
+sq_commit(void *h, uint64_t last_event)
+{
+	struct sq *q = h;
+
+	sqlite3_bind_int64(q->st[ST_SET_LAST_EVENT], 1, (sqlite3_int64)last_event);
+	if (sq_run(q, ST_SET_LAST_EVENT) != 0)
+		return -1;
+	return sq_run(q, ST_COMMIT);
+}
+
+static void
+sq_rollback(void *h)
+{
+	struct sq *q = h;
+
+	/* SQLite may have rolled back already after an I/O error or a full disk. */
+	if (!sqlite3_get_autocommit(q->db))
+		sq_run(q, ST_ROLLBACK);
+}
+
+struct check_counts {
+	uint64_t sessions, live, max_event;
+};
+
+static int
+check_session(const struct store_session *r, void *arg)
+{
+	struct check_counts *c = arg;
+
+	c->sessions++;
+	c->live += !rv_state_is_final(r->m.state);
+	if (r->event > c->max_event)
+		c->max_event = r->event;
+	return 0;
+}
+
+static int
+sq_check(void *h, FILE *out)
+{
+	struct sq *q = h;
+	struct check_counts c = {0};
+	sqlite3_stmt *s;
+	int64_t version, nevents, first, last;
+	uint64_t last_event;
+	int problems = 0, rc;
+
+	if (sqlite3_prepare_v2(q->db, "PRAGMA integrity_check", -1, &s, NULL) != SQLITE_OK) {
+		sq_error(q, "integrity check");
+		return -1;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *msg = col_text(s, 0);
+		if (msg != NULL && strcmp(msg, "ok") != 0) {
+			fprintf(out, "store %s: damaged: %s\n", q->path, msg);
+			problems++;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		fprintf(out, "store %s: damaged: %s\n", q->path, sqlite3_errmsg(q->db));
+		problems++;
+	}
+	sqlite3_finalize(s);
+	if (problems > 0)
+		return -1;
+	if (sq_int(q, "PRAGMA user_version", &version) != 0 || sq_last_event(q, &last_event) != 0 ||
+	    sq_load_sessions(q, check_session, &c) != 0 ||
+	    sq_int(q, "SELECT count(*) FROM events", &nevents) != 0 ||
+	    sq_int(q, "SELECT min(id) FROM events", &first) != 0 ||
+	    sq_int(q, "SELECT max(id) FROM events", &last) != 0) {
+		fprintf(out, "store %s: cannot be read (the log says why)\n", q->path);
+		return -1;
+	}
+	if (nevents > 0 && last - first + 1 != nevents) {
+		fprintf(out, "store %s: events %lld to %lld have gaps (%lld held)\n", q->path,
+			(long long)first, (long long)last, (long long)nevents);
+		problems++;
+	}
+	if ((uint64_t)last > last_event || c.max_event > last_event) {
+		fprintf(out, "store %s: an event is newer than the last event id %llu\n", q->path,
+			(unsigned long long)last_event);
+		problems++;
+	}
+	fprintf(out,
+		"store %s: schema %lld, %llu sessions (%llu live, %llu ended), %lld events "
+		"held (%lld to %lld), last event %llu: %s\n",
+		q->path, (long long)version, (unsigned long long)c.sessions,
+		(unsigned long long)c.live, (unsigned long long)(c.sessions - c.live),
+		(long long)nevents, (long long)first, (long long)last,
+		(unsigned long long)last_event, problems ? "DAMAGED" : "ok");
+	return problems ? -1 : 0;
+}
+
+const struct store_backend store_sqlite = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.last_event = sq_last_event,
+	.load_sessions = sq_load_sessions,
+	.load_events = sq_load_events,
+	.get_session = sq_get_session,
+	.begin = sq_begin,
+	.put_session = sq_put_session,
+	.delete_session = sq_delete_session,
+	.add_event = sq_add_event,
+	.trim_events = sq_trim_events,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.check = sq_check,
+};
