@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <getopt.h>
 #include <math.h>
@@ -81,7 +82,8 @@ struct bench {
 	struct event_base *base;
 	pid_t server;
 	int port;
-	char sha[41]; /* redis: the script */
+	char state_dir[64]; /* the server's files, when durable */
+	char sha[41];       /* redis: the script */
 	/* options */
 	int pairs, subscribers, depth, rate;
 	double duration, warmup;
@@ -102,6 +104,7 @@ struct bench {
 
 static const char *opt_daemon = "build/daemon/rendezvousd";
 static const char *opt_redis = "redis-server";
+static const char *opt_durability = "memory";
 static bool opt_json;
 
 static double
@@ -205,6 +208,13 @@ server_start(struct bench *b)
 	b->port = free_port();
 	snprintf(port, sizeof port, "%d", b->port);
 	snprintf(maxconn, sizeof maxconn, "%d", 1000000);
+	b->state_dir[0] = '\0';
+	if (strcmp(opt_durability, "memory") != 0) {
+		/* On disk (not a tmpfs /tmp), so that fsync means something. */
+		snprintf(b->state_dir, sizeof b->state_dir, "/var/tmp/rendezvous-bench-XXXXXX");
+		if (mkdtemp(b->state_dir) == NULL)
+			die("cannot create a directory in /var/tmp", NULL);
+	}
 	pid = fork();
 	if (pid < 0)
 		die("fork failed", NULL);
@@ -214,17 +224,28 @@ server_start(struct bench *b)
 		pin_to(0);
 		dup2(devnull, 1);
 		dup2(devnull, 2);
+		bool durable = b->state_dir[0] != '\0';
 		if (b->backend == B_RV) {
+			/* memory; normal or strict: the same durability as Redis's AOF below */
 			snprintf(listen, sizeof listen, "127.0.0.1:%s", port);
 			execl(opt_daemon, opt_daemon, "--listen", listen, "--observer", "obs",
 			      "--linger", "0.05", "--max-sessions-per-user", "10000000",
 			      "--max-connections", maxconn, "--max-subscriptions", "10",
-			      "--log-level", "warn", (char *)NULL);
+			      "--log-level", "warn", durable ? "--state-dir" : "--store",
+			      durable ? b->state_dir : "memory", "--durability",
+			      durable ? opt_durability : "normal", (char *)NULL);
 		} else {
+			/*
+			 * appendfsync no: the AOF is written before replies leave
+			 * (survives a crash of the process); always: and fsync()ed.
+			 */
 			execlp(opt_redis, opt_redis, "--port", port, "--bind", "127.0.0.1",
-			       "--save", "", "--appendonly", "no", "--maxclients", "100000",
-			       "--loglevel", "warning", "--client-output-buffer-limit",
-			       "pubsub 0 0 0", (char *)NULL);
+			       "--save", "", "--appendonly", durable ? "yes" : "no",
+			       "--appendfsync",
+			       strcmp(opt_durability, "strict") == 0 ? "always" : "no", "--dir",
+			       durable ? b->state_dir : ".", "--maxclients", "100000", "--loglevel",
+			       "warning", "--client-output-buffer-limit", "pubsub 0 0 0",
+			       (char *)NULL);
 		}
 		_exit(127);
 	}
@@ -240,6 +261,15 @@ server_start(struct bench *b)
 	die("the server did not start: ", b->backend == B_RV ? opt_daemon : opt_redis);
 }
 
+static int
+remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
 static void
 server_stop(struct bench *b)
 {
@@ -247,6 +277,8 @@ server_stop(struct bench *b)
 
 	kill(b->server, SIGTERM);
 	waitpid(b->server, &status, 0);
+	if (b->state_dir[0] != '\0')
+		nftw(b->state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Resident memory of the server, bytes. */
@@ -1122,6 +1154,12 @@ usage(void)
 	       "  --warmup S             lifecycle/latency: unmeasured seconds first [1]\n"
 	       "  --sessions N           sessions: live sessions to create [1000000]\n"
 	       "  --connections N        connections: idle connections [fd limit - 500]\n"
+	       "  --durability memory|normal|strict\n"
+	       "                         memory: nothing kept (rendezvousd --store memory,\n"
+	       "                         Redis without persistence); normal: rendezvousd's\n"
+	       "                         SQLite store against Redis's AOF with appendfsync\n"
+	       "                         no; strict: --durability strict against appendfsync\n"
+	       "                         always [memory]\n"
 	       "  --json                 one JSON object per result\n"
 	       "\n"
 	       "The server runs on CPU 0 and this program on CPU 1 when there are two.\n"
@@ -1145,6 +1183,7 @@ main(int argc, char **argv)
 		{"sessions", required_argument, NULL, 'm'},
 		{"connections", required_argument, NULL, 'c'},
 		{"json", no_argument, NULL, 'j'},
+		{"durability", required_argument, NULL, 'u'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1180,6 +1219,12 @@ main(int argc, char **argv)
 		case 'm': b.sessions = atol(optarg); break;
 		case 'c': b.conns = atol(optarg); break;
 		case 'j': opt_json = true; break;
+		case 'u':
+			if (strcmp(optarg, "memory") != 0 && strcmp(optarg, "normal") != 0 &&
+			    strcmp(optarg, "strict") != 0)
+				die("--durability takes memory, normal or strict, not ", optarg);
+			opt_durability = optarg;
+			break;
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
 		}
