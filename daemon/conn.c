@@ -324,6 +324,17 @@ conn_queued(struct conn *c)
 		conn_cut_off(c);
 }
 
+/* Output is about to be added: from here on it is held while the store's transaction is open. */
+static void
+conn_hold(struct conn *c)
+{
+	if (!c->txn_touched && store_in_txn()) {
+		c->txn_touched = true;
+		c->txn_mark = out_len(c);
+		TAILQ_INSERT_TAIL(&txn_conns, c, txn_entry);
+	}
+}
+
 /* Queue n bytes for the client. */
 static void
 conn_append(struct conn *c, const void *data, size_t n)
@@ -336,12 +347,7 @@ conn_append(struct conn *c, const void *data, size_t n)
 		conn_close(c, "out of memory");
 		return;
 	}
-	if (!c->txn_touched && store_in_txn()) {
-		/* Output from here on is held until the transaction commits. */
-		c->txn_touched = true;
-		c->txn_mark = out_len(c);
-		TAILQ_INSERT_TAIL(&txn_conns, c, txn_entry);
-	}
+	conn_hold(c);
 	memcpy(c->out + c->out_len, data, n);
 	c->out_len += n;
 	conn_queued(c);
@@ -399,6 +405,7 @@ conn_send_json(struct conn *c, const json_t *msg)
 
 	if (!conn_live(c))
 		return;
+	conn_hold(c);
 	/* Encode straight into the output buffer; a second try if it did not fit. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (out_reserve(c, room + 1) != 0)
@@ -436,6 +443,7 @@ conn_send_parts(struct conn *c, const char *a, size_t alen, const char *b, size_
 		conn_close(c, "out of memory");
 		return;
 	}
+	conn_hold(c);
 	o = c->out + c->out_len;
 	memcpy(o, a, alen);
 	memcpy(o + alen, b, blen);
