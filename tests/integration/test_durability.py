@@ -1,0 +1,503 @@
+#!/usr/bin/env python3
+"""The store: recovery at start, damaged and foreign files, torn WAL, full disks."""
+import os
+import random
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+import unittest
+
+from rvtest import DAEMON, TIMEOUT, Client, Daemon, RpcError, SANITIZER_MARKS, main
+
+APPLICATION_ID = 0x5244565A
+
+
+def check_store(state_dir):
+    p = subprocess.run([DAEMON, "--state-dir", state_dir, "--check-store"],
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def start_fails(state_dir, *args):
+    """Start the daemon expecting it to refuse; returns (status, output)."""
+    p = subprocess.run([DAEMON, "--listen", "127.0.0.1:0", "--state-dir", state_dir, *args],
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def file_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class StoreTest(unittest.TestCase):
+    """A state directory of its own; daemons started on it are stopped by pid."""
+
+    args = ("--observer", "olga")
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="rendezvous-durability-")
+        self.db = os.path.join(self.dir, "rendezvous.db")
+        self.daemons = []
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        for d in self.daemons:
+            if d.proc.poll() is None:
+                d.stop(signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start(self, *extra, preexec_fn=None):
+        d = Daemon(*self.args, *extra, state_dir=self.dir, preexec_fn=preexec_fn)
+        self.daemons.append(d)
+        return d
+
+    def stop(self, d, sig=signal.SIGTERM):
+        status, log = d.stop(sig)
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, log, log[-4000:])
+        if sig == signal.SIGTERM:
+            self.assertEqual(status, 0, log[-4000:])
+        return log
+
+    def client(self, d, user):
+        c = Client(d.port)
+        c.hello(user)
+        self.clients.append(c)
+        return c
+
+
+class Recovery(StoreTest):
+    def populate(self, d):
+        """Sessions in every kind of state; returns {sid: record as olga sees it}."""
+        a, b = self.client(d, "alice"), self.client(d, "bob")
+        sids = []
+        s = a.call("session.create", {"invitee": "bob", "data": {"topic": "printer", "n": [1, 2]}})
+        sids.append(s["session"])                                   # RSS_READY, with data
+        s = a.call("session.create", {"invitee": "bob", "ttl": 600})
+        a.call("session.invite", {"session": s["session"]})
+        sids.append(s["session"])                                   # RSS_INVITATION
+        s = a.call("session.create", {"invitee": "bob"})
+        a.call("session.invite", {"session": s["session"]})
+        b.call("session.accept", {"session": s["session"]})
+        b.call("session.connect", {"session": s["session"]})
+        sids.append(s["session"])                                   # ACCEPTED, invitee confirmed
+        s = a.call("session.create", {"invitee": "bob"})
+        for c, m in ((a, "invite"), (b, "accept"), (a, "connect"), (b, "connect")):
+            c.call("session." + m, {"session": s["session"]})
+        sids.append(s["session"])                                   # RSS_CONNECTED
+        s = a.call("session.create", {"invitee": "bob"})
+        a.call("session.invite", {"session": s["session"]})
+        b.call("session.decline", {"session": s["session"], "reason": "busy \u00e9"})
+        sids.append(s["session"])                                   # RSS_DECLINED, lingering
+        s = a.call("session.create", {"invitee": "bob"})
+        a.call("session.terminate", {"session": s["session"], "code": 7,
+                                     "data": {"why": "done", "x": None}})
+        sids.append(s["session"])                                   # terminated with app_data
+        o = self.client(d, "olga")
+        return {sid: o.call("session.get", {"session": sid}) for sid in sids}
+
+    def snapshot(self, d, sids):
+        o = self.client(d, "olga")
+        return {sid: o.call("session.get", {"session": sid}) for sid in sids}
+
+    def test_restart_keeps_sessions_and_events(self):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with self.subTest(stop=sig.name):
+                shutil.rmtree(self.dir)
+                d = self.start()
+                before = self.populate(d)
+                obs = self.client(d, "olga")
+                last = obs.call("subscribe", {"all": True, "since": 0})["last_event"]
+                events = [obs.event() for _ in range(last)]
+                self.stop(d, sig)
+                d = self.start()
+                self.assertEqual(self.snapshot(d, before), before)
+                # The history replays as it was sent, and ids continue.
+                o = self.client(d, "olga")
+                r = o.call("subscribe", {"all": True, "since": 0})
+                self.assertEqual(r["last_event"], last)
+                self.assertEqual([o.event() for _ in range(last)], events)
+                a = self.client(d, "alice")
+                s = a.call("session.create", {"invitee": "carol"})
+                self.assertEqual(s["event"], last + 1)
+                self.assertEqual(o.event()["event"], last + 1)
+                # alice's per-user listing keeps creation order.
+                listed = [x["session"] for x in a.call("session.list", {})["sessions"]]
+                self.assertEqual(listed, list(before) + [s["session"]])
+                self.stop(d)
+                code, out = check_store(self.dir)
+                self.assertEqual(code, 0, out)
+                self.assertIn("7 sessions (5 live, 2 ended)", out)
+
+    def test_resume_since_across_restart(self):
+        d = self.start()
+        a, b = self.client(d, "alice"), self.client(d, "bob")
+        b.call("subscribe", {"user": "bob"})
+        s = a.call("session.create", {"invitee": "bob"})["session"]
+        a.call("session.invite", {"session": s})
+        seen = b.event()["event"]
+        b.call("session.accept", {"session": s})
+        a.call("session.connect", {"session": s})
+        self.stop(d, signal.SIGKILL)
+        d = self.start()
+        b = self.client(d, "bob")
+        r = b.call("subscribe", {"user": "bob", "since": seen})
+        got = [b.event() for _ in range(r["last_event"] - seen)]
+        self.assertEqual([(e["prev"], e["state"]) for e in got],
+                         [("RSS_INVITATION", "RSS_ACCEPTED")])
+        b.no_message(0.3)
+        b.call("session.connect", {"session": s})
+        self.assertEqual(b.event()["state"], "RSS_CONNECTED")
+
+    def test_deadlines_survive(self):
+        d = self.start("--peer-grace", "3")
+        a, b = self.client(d, "alice"), self.client(d, "bob")
+        short = a.call("session.create", {"invitee": "bob", "ttl": 1})["session"]
+        engaged = a.call("session.create", {"invitee": "bob"})["session"]
+        a.call("session.invite", {"session": engaged})
+        last = b.call("session.accept", {"session": engaged})["event"]
+        self.stop(d, signal.SIGKILL)
+        time.sleep(3.5)  # past the short ttl, and longer than the grace period
+        t0 = time.monotonic()
+        d = self.start("--peer-grace", "3")
+        o = self.client(d, "olga")
+        o.call("subscribe", {"all": True, "since": last})
+        # The ttl is absolute: expired while down, it ends right after the start.
+        e = o.event()
+        self.assertEqual((e["session"], e["state"], e["reason"]),
+                         (short, "RSS_TERMINATED", "expired"))
+        # The grace period starts at start-up: not over yet, though the daemon was
+        # down for longer than it.
+        if time.monotonic() - t0 < 2.5:
+            self.assertEqual(o.call("session.get", {"session": engaged})["state"],
+                             "RSS_ACCEPTED")
+        e = o.event(timeout=TIMEOUT + 3)
+        self.assertEqual((e["session"], e["reason"]), (engaged, "peer_lost"))
+        self.assertGreaterEqual(time.monotonic() - t0, 2.9)
+
+    def test_reconnecting_party_keeps_session(self):
+        d = self.start("--peer-grace", "2")
+        a, b = self.client(d, "alice"), self.client(d, "bob")
+        s = a.call("session.create", {"invitee": "bob"})["session"]
+        a.call("session.invite", {"session": s})
+        b.call("session.accept", {"session": s})
+        self.stop(d, signal.SIGKILL)
+        d = self.start("--peer-grace", "2")
+        a, b = self.client(d, "alice"), self.client(d, "bob")
+        time.sleep(2.5)
+        self.assertEqual(a.call("session.get", {"session": s})["state"], "RSS_ACCEPTED")
+
+    def test_lingering_session_is_freed_after_restart(self):
+        d = self.start("--linger", "1")
+        a = self.client(d, "alice")
+        s = a.call("session.create", {"invitee": "bob"})["session"]
+        a.call("session.cancel", {"session": s})
+        self.stop(d, signal.SIGKILL)
+        d = self.start("--linger", "1")
+        a = self.client(d, "alice")
+        self.assertEqual(a.call("session.get", {"session": s})["state"], "RSS_CANCELLED")
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                a.call("session.get", {"session": s})
+            except RpcError as e:
+                self.assertEqual(e.code, 4004)
+                break
+            time.sleep(0.1)
+        else:
+            self.fail("the lingering session was never freed")
+        self.stop(d)
+        # Freed for good: not back after another restart.
+        d = self.start("--linger", "1")
+        self.assertEqual(self.client(d, "alice").error("session.get", {"session": s})["code"],
+                         4004)
+
+    def test_history_age(self):
+        d = self.start("--history-age", "1")
+        a = self.client(d, "alice")
+        a.call("session.create", {"invitee": "bob"})
+        self.stop(d, signal.SIGKILL)
+        time.sleep(1.2)
+        d = self.start("--history-age", "1")
+        o = self.client(d, "olga")
+        err = o.error("subscribe", {"all": True, "since": 0})
+        self.assertEqual(err["code"], 4100)
+        # The counter is kept even though the events are gone.
+        self.assertEqual(o.call("subscribe", {"all": True})["last_event"], 1)
+
+    def test_memory_store_keeps_nothing(self):
+        d = self.start("--store", "memory")
+        a = self.client(d, "alice")
+        s = a.call("session.create", {"invitee": "bob"})["session"]
+        self.stop(d)
+        self.assertEqual(os.listdir(self.dir), [])
+        d = self.start("--store", "memory")
+        self.assertEqual(self.client(d, "alice").error("session.get", {"session": s})["code"],
+                         4004)
+
+    def test_store_path_and_modes(self):
+        d = self.start("--store", "sqlite:other.db")
+        self.client(d, "alice").call("session.create", {"invitee": "bob"})
+        path = os.path.join(self.dir, "other.db")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(path + "-wal").st_mode & 0o777, 0o600)
+        self.stop(d)
+        self.assertFalse(os.path.exists(path + "-wal"))  # checkpointed at exit
+        # A second daemon on a store in use refuses to start.
+        d = self.start()
+        code, out = start_fails(self.dir)
+        self.assertEqual(code, 1, out)
+        self.assertIn("in use by another process", out)
+        code, out = check_store(self.dir)
+        self.assertEqual(code, 1, out)
+        self.assertIn("in use by another process", out)
+        self.stop(d)
+        # A state directory that cannot be created.
+        code, out = start_fails(os.path.join(self.db, "sub"))
+        self.assertEqual(code, 1, out)
+        self.assertIn("cannot create the state directory", out)
+
+
+class Refusals(StoreTest):
+    """Damaged, foreign and newer files stop the daemon; none is written over."""
+
+    def make_store(self, sessions=30):
+        d = self.start()
+        a = self.client(d, "alice")
+        for i in range(sessions):
+            s = a.call("session.create", {"invitee": "bob", "data": {"pad": "x" * 300}})
+            a.call("session.invite", {"session": s["session"]})
+        self.stop(d)
+        self.clients.clear()
+
+    def assert_refused(self, why):
+        before = file_bytes(self.db)
+        code, out = start_fails(self.dir)
+        self.assertEqual(code, 1, out)
+        self.assertIn(why, out)
+        self.assertEqual(file_bytes(self.db), before, "the file was changed")
+        return out
+
+    def test_garbage_file(self):
+        with open(self.db, "wb") as f:
+            f.write(os.urandom(8192))
+        self.assert_refused("file is not a database")
+        code, out = check_store(self.dir)
+        self.assertEqual(code, 1, out)
+
+    def test_foreign_database(self):
+        con = sqlite3.connect(self.db)
+        con.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER)")
+        con.execute("INSERT INTO accounts VALUES (1, 100)")
+        con.commit()
+        con.close()
+        self.assert_refused("not a rendezvous store")
+
+    def test_newer_schema(self):
+        self.make_store(1)
+        con = sqlite3.connect(self.db)
+        con.execute("PRAGMA user_version = 99")
+        con.commit()
+        con.close()
+        self.assert_refused("schema version 99 is newer")
+
+    def test_corrupted_pages(self):
+        self.make_store()
+        code, out = check_store(self.dir)
+        self.assertEqual(code, 0, out)
+        data = bytearray(file_bytes(self.db))
+        page = 4096
+        self.assertGreater(len(data), 4 * page)
+        rng = random.Random(1)
+        for p in range(2, len(data) // page):  # every page but the header page
+            for _ in range(16):
+                off = p * page + rng.randrange(page)
+                data[off] ^= 0xFF
+        with open(self.db, "wb") as f:
+            f.write(data)
+        self.assert_refused("damaged")
+        code, out = check_store(self.dir)
+        self.assertEqual(code, 1, out)
+
+    def test_bad_row(self):
+        self.make_store(2)
+        con = sqlite3.connect(self.db)
+        con.execute("UPDATE sessions SET state = 'RSS_BOGUS' WHERE seq = 1")
+        con.commit()
+        con.close()
+        out = self.assert_refused("cannot recover")
+        self.assertIn("session 1 is damaged", out)
+        code, out = check_store(self.dir)
+        self.assertEqual(code, 1, out)
+
+
+class TornWal(StoreTest):
+    def test_wal_cut_at_many_offsets(self):
+        """The WAL as a kill during a write would leave it: every commit whole or absent."""
+        d = self.start()
+        a, b = self.client(d, "alice"), self.client(d, "bob")
+        wal = self.db + "-wal"
+        commits = [(0, 0)]  # (WAL size after the commit, last event id)
+        for i in range(12):
+            s = a.call("session.create", {"invitee": "bob", "data": {"i": i, "pad": "y" * 500}})
+            commits.append((os.path.getsize(wal), s["event"]))
+            s = a.call("session.invite", {"session": s["session"]})
+            commits.append((os.path.getsize(wal), s["event"]))
+            b.call("session.decline", {"session": s["session"]})
+            commits.append((os.path.getsize(wal), s["event"] + 1))
+        self.stop(d, signal.SIGKILL)
+        full = file_bytes(wal)
+        db = file_bytes(self.db)
+        self.assertEqual(len(full), commits[-1][0])
+        offsets = {0, 16, 32, len(full)}
+        rng = random.Random(2)
+        for size, _ in commits[1:]:
+            for delta in (-4097, -4096, -24, -1, 0, 1, 24, 4096):
+                offsets.add(min(max(size + delta, 0), len(full)))
+            offsets.add(rng.randrange(len(full)))
+        copy = os.path.join(self.dir, "copy")
+        os.mkdir(copy)
+        checked = 0
+        for off in sorted(offsets):
+            with open(os.path.join(copy, "rendezvous.db"), "wb") as f:
+                f.write(db)
+            with open(os.path.join(copy, "rendezvous.db-wal"), "wb") as f:
+                f.write(full[:off])
+            # Every commit that is whole in what is left, and nothing after it.
+            want = max(ev for size, ev in commits if size <= max(off, 32))
+            code, out = check_store(copy)
+            self.assertEqual(code, 0, "offset %d: %s" % (off, out))
+            self.assertIn("last event %d: ok" % want, out, "offset %d" % off)
+            checked += 1
+        # The daemon itself starts on a torn copy and serves what it holds.
+        off = commits[5][0] + 100
+        with open(os.path.join(copy, "rendezvous.db"), "wb") as f:
+            f.write(db)
+        with open(os.path.join(copy, "rendezvous.db-wal"), "wb") as f:
+            f.write(full[:off])
+        d = Daemon(*self.args, state_dir=copy)
+        self.daemons.append(d)
+        o = self.client(d, "olga")
+        r = o.call("subscribe", {"all": True, "since": 0})
+        self.assertEqual(r["last_event"], commits[5][1])
+        self.assertEqual([o.event()["event"] for _ in range(r["last_event"])],
+                         list(range(1, r["last_event"] + 1)))
+        self.assertGreater(checked, 50)
+
+
+class DiskFull(StoreTest):
+    def fill_until_refused(self, d, a):
+        """Changes until one fails with 5003; returns (acked sessions, failed error)."""
+        acked = {}
+        for i in range(5000):
+            try:
+                s = a.call("session.create", {"invitee": "bob", "data": {"pad": "z" * 2000}})
+            except RpcError as e:
+                self.assertEqual(e.code, 5003, e.error)
+                return acked, e.error
+            acked[s["session"]] = s
+        self.fail("the store never filled up")
+
+    def check_failure_and_recovery(self, d, make_room, acked=None):
+        a = self.client(d, "alice")
+        o = self.client(d, "olga")
+        o.call("subscribe", {"all": True})
+        before = acked or {}
+        acked, err = self.fill_until_refused(d, a)
+        acked = {**before, **acked}
+        self.assertIn("nothing was applied", err["message"])
+        # Refused up front for a moment, reads keep working, memory matches what was saved.
+        err = a.error("session.create", {"invitee": "bob"})
+        self.assertEqual(err["code"], 5003)
+        self.assertIn("retry_after_ms", err["data"])
+        listed = a.call("session.list", {"limit": 1000})["sessions"]
+        self.assertEqual([s["session"] for s in listed], list(acked))
+        last = o.call("subscribe", {"all": True})["last_event"]
+        self.assertEqual(last, max(s["event"] for s in acked.values()))
+        events = [o.event()["session"] for _ in range(len(acked) - len(before))]
+        self.assertEqual(events, list(acked)[len(before):])
+        o.no_message(0.2)  # nothing about the change that failed
+        self.assertEqual(a.call("ping"), "pong")
+        # Space comes back: writes work again within a second or so.
+        make_room()
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                s = a.call("session.create", {"invitee": "bob"})
+                break
+            except RpcError as e:
+                self.assertEqual(e.code, 5003)
+                self.assertLess(time.monotonic(), deadline, "writes never resumed")
+                time.sleep(0.2)
+        self.assertEqual(s["event"], last + 1)  # the failed change's id was never sent
+        acked[s["session"]] = s
+        log = self.stop(d, signal.SIGKILL)
+        self.assertIn("commit failed", log)
+        d = self.start()
+        a = self.client(d, "alice")
+        listed = a.call("session.list", {"limit": 1000})["sessions"]
+        self.assertEqual([s["session"] for s in listed], list(acked))
+        return d
+
+    def test_file_size_limit(self):
+        """RLIMIT_FSIZE: writes fail with EFBIG (the daemon ignores SIGXFSZ)."""
+        d = self.start()
+        a = self.client(d, "alice")
+        s = a.call("session.create", {"invitee": "bob"})
+        limit = max(os.path.getsize(self.db), os.path.getsize(self.db + "-wal")) + 64 * 1024
+        resource.prlimit(d.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        d = self.check_failure_and_recovery(d, lambda: resource.prlimit(
+            d.proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)),
+            {s["session"]: s})
+        self.stop(d)
+
+    def test_full_tmpfs(self):
+        """A real ENOSPC on a small tmpfs (needs root and mount; skipped otherwise)."""
+        mnt = tempfile.mkdtemp(prefix="rendezvous-tmpfs-")
+        try:
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt],
+                               capture_output=True)
+            if r.returncode != 0:
+                self.skipTest("cannot mount a tmpfs here: %s" % r.stderr.decode().strip())
+            try:
+                self.dir, saved = mnt, self.dir
+                self.db = os.path.join(mnt, "rendezvous.db")
+                d = self.start()
+                filler = os.path.join(mnt, "filler")
+
+                def make_room():
+                    os.unlink(filler)
+
+                # Leave a little room, then let the daemon fill the rest.
+                with open(filler, "wb") as f:
+                    try:
+                        while True:
+                            f.write(b"\0" * 4096)
+                            f.flush()
+                            st = os.statvfs(mnt)
+                            if st.f_bavail * st.f_frsize < 160 * 1024:
+                                break
+                    except OSError:
+                        pass
+                d = self.check_failure_and_recovery(d, make_room)
+                self.stop(d)
+            finally:
+                for d in self.daemons:
+                    if d.proc.poll() is None:
+                        d.stop(signal.SIGKILL)
+                self.daemons.clear()
+                self.dir = saved
+                subprocess.run(["umount", mnt], capture_output=True)
+        finally:
+            os.rmdir(mnt)
+
+
+if __name__ == "__main__":
+    main()
