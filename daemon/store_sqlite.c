@@ -100,6 +100,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SET_LAST_EVENT] = "UPDATE meta SET value = ?1 WHERE key = 'last_event'",
 };
 
+static bool log_configured;
+
 struct sq {
 	sqlite3 *db;
 	char *path;
@@ -278,7 +280,11 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 		}
 		close(fd);
 	}
-	sqlite3_config(SQLITE_CONFIG_LOG, sq_on_log, NULL);
+	if (!log_configured) {
+		/* Only before SQLite initialises itself (at the first open). */
+		sqlite3_config(SQLITE_CONFIG_LOG, sq_on_log, NULL);
+		log_configured = true;
+	}
 	if (sqlite3_open_v2(path, &q->db, flags | (check_only ? 0 : SQLITE_OPEN_CREATE), NULL) !=
 	    SQLITE_OK) {
 		sq_error(q, "cannot open");

@@ -1,0 +1,189 @@
+/*
+ * The store backend interface, as every backend must honour it: writes are
+ * seen only once committed, a rollback leaves no trace, records come back
+ * as written, in order; the schema survives reopening. Run here against
+ * SQLite in a temporary directory.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "store.h"
+
+struct got {
+	struct store_session s[16];
+	char text[16][4][64]; /* copies of inviter, invitee, reason, data */
+	size_t n;
+	uint64_t events[64];
+	char line[64][64];
+	size_t nev;
+};
+
+static int
+on_session(const struct store_session *r, void *arg)
+{
+	struct got *g = arg;
+
+	if (g->n == 16)
+		return -1;
+	g->s[g->n] = *r;
+	snprintf(g->text[g->n][0], 64, "%s", r->inviter);
+	snprintf(g->text[g->n][1], 64, "%s", r->invitee);
+	snprintf(g->text[g->n][2], 64, "%s", r->reason ? r->reason : "(null)");
+	snprintf(g->text[g->n][3], 64, "%s", r->data ? r->data : "(null)");
+	g->n++;
+	return 0;
+}
+
+static int
+on_event(const struct store_event *ev, void *arg)
+{
+	struct got *g = arg;
+
+	if (g->nev == 64)
+		return -1;
+	g->events[g->nev] = ev->id;
+	snprintf(g->line[g->nev], 64, "%.*s", (int)ev->len, ev->line);
+	g->nev++;
+	return 0;
+}
+
+static struct store_session
+session(uint64_t seq, enum rv_state state)
+{
+	struct store_session r = {
+		.seq = seq,
+		.inviter = "alice",
+		.invitee = "bob",
+		.created = 1000 + (int64_t)seq,
+		.updated = 2000 + (int64_t)seq,
+		.expires = 3000 + (int64_t)seq,
+		.event = seq,
+		.data = "{\"n\":1}",
+	};
+
+	memset(r.id, (int)seq, sizeof r.id);
+	rv_machine_init(&r.m);
+	r.m.state = state;
+	r.m.done[RV_ROLE_INVITER] = 1u << RV_ACT_INVITE;
+	return r;
+}
+
+static struct store_event
+event(uint64_t id)
+{
+	static char line[64];
+	struct store_event ev = {.id = id,
+				 .time = 5000,
+				 .inviter = "alice",
+				 .invitee = "bob",
+				 .invitee_visible = true};
+
+	snprintf(line, sizeof line, "{\"event\":%llu}\n", (unsigned long long)id);
+	ev.line = line;
+	ev.len = strlen(line);
+	return ev;
+}
+
+static void
+test_backend(const struct store_backend *be, const char *path)
+{
+	void *h = be->open(path, STORE_NORMAL, false);
+	struct store_session s1 = session(1, RSS_READY), s2 = session(2, RSS_INVITATION);
+	struct store_event e;
+	struct got g;
+	uint64_t last = 99;
+
+	CHECK(h != NULL);
+	if (h == NULL)
+		return;
+	CHECK(be->last_event(h, &last) == 0 && last == 0);
+
+	/* Written and committed: there, as written. */
+	CHECK(be->begin(h) == 0);
+	CHECK(be->put_session(h, &s1, true) == 0);
+	CHECK(be->put_session(h, &s2, true) == 0);
+	for (uint64_t i = 1; i <= 5; i++) {
+		e = event(i);
+		CHECK(be->add_event(h, &e) == 0);
+	}
+	CHECK(be->commit(h, 5) == 0);
+	memset(&g, 0, sizeof g);
+	CHECK(be->load_sessions(h, on_session, &g) == 0);
+	CHECK(g.n == 2 && g.s[0].seq == 1 && g.s[1].seq == 2);
+	CHECK(g.s[1].m.state == RSS_INVITATION &&
+	      g.s[1].m.done[RV_ROLE_INVITER] == (1u << RV_ACT_INVITE));
+	CHECK(g.s[0].created == 1001 && g.s[0].updated == 2001 && g.s[0].expires == 3001);
+	CHECK(strcmp(g.text[0][0], "alice") == 0 && strcmp(g.text[0][1], "bob") == 0);
+	CHECK(strcmp(g.text[0][3], "{\"n\":1}") == 0 && !g.s[0].has_code);
+	CHECK(g.s[0].id[0] == 1 && g.s[1].id[15] == 2);
+	CHECK(be->load_events(h, 2, on_event, &g) == 0);
+	CHECK(g.nev == 3 && g.events[0] == 3 && g.events[2] == 5);
+	CHECK(strcmp(g.line[0], "{\"event\":3}\n") == 0);
+	CHECK(be->last_event(h, &last) == 0 && last == 5);
+
+	/* An update keeps what it does not change; a rollback leaves no trace. */
+	s1.m.state = RSS_TERMINATED;
+	s1.reason = "done";
+	s1.has_code = true;
+	s1.code = -7;
+	s1.data = NULL; /* not part of an update */
+	CHECK(be->begin(h) == 0);
+	CHECK(be->put_session(h, &s1, false) == 0);
+	CHECK(be->delete_session(h, 2) == 0);
+	e = event(6);
+	CHECK(be->add_event(h, &e) == 0);
+	be->rollback(h);
+	memset(&g, 0, sizeof g);
+	CHECK(be->load_sessions(h, on_session, &g) == 0);
+	CHECK(g.n == 2 && g.s[0].m.state == RSS_READY);
+	CHECK(be->load_events(h, 0, on_event, &g) == 0 && g.nev == 5);
+	CHECK(be->last_event(h, &last) == 0 && last == 5);
+
+	CHECK(be->begin(h) == 0);
+	CHECK(be->put_session(h, &s1, false) == 0);
+	CHECK(be->delete_session(h, 2) == 0);
+	CHECK(be->trim_events(h, 4) == 0);
+	CHECK(be->commit(h, 7) == 0);
+	memset(&g, 0, sizeof g);
+	CHECK(be->get_session(h, 2, on_session, &g) == 0 && g.n == 0);
+	CHECK(be->get_session(h, 1, on_session, &g) == 1 && g.n == 1);
+	CHECK(g.s[0].m.state == RSS_TERMINATED && g.s[0].has_code && g.s[0].code == -7);
+	CHECK(strcmp(g.text[0][2], "done") == 0 && strcmp(g.text[0][3], "{\"n\":1}") == 0);
+	CHECK(be->load_events(h, 0, on_event, &g) == 0 && g.nev == 2 && g.events[0] == 4);
+	CHECK(be->last_event(h, &last) == 0 && last == 7);
+	be->close(h);
+
+	/* Reopened: all of it is still there, and it checks out. */
+	h = be->open(path, STORE_STRICT, false);
+	CHECK(h != NULL);
+	if (h == NULL)
+		return;
+	memset(&g, 0, sizeof g);
+	CHECK(be->load_sessions(h, on_session, &g) == 0 && g.n == 1);
+	CHECK(be->last_event(h, &last) == 0 && last == 7);
+	be->close(h);
+	h = be->open(path, STORE_NORMAL, true);
+	CHECK(h != NULL);
+	if (h != NULL) {
+		FILE *out = tmpfile();
+		CHECK(be->check(h, out) == 0);
+		fclose(out);
+		be->close(h);
+	}
+}
+
+int
+main(void)
+{
+	char dir[] = "/tmp/rendezvous-store-XXXXXX", path[64];
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(path, sizeof path, "%s/test.db", dir);
+	test_backend(&store_sqlite, path);
+	unlink(path);
+	rmdir(dir);
+	return check_done("store");
+}
