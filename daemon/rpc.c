@@ -283,7 +283,7 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 	if (len == 0)
 		return; /* blank lines are keep-alives */
 	msg = rv_msg_decode(line, len, &jerr);
-	if (msg == NULL || !rpc_writes(msg)) {
+	if (store_in_txn() && (msg == NULL || !rpc_writes(msg))) {
 		/*
 		 * Only writes join the pass's transaction: anything else is
 		 * answered from committed state, and its answer is never
