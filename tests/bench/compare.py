@@ -4,7 +4,10 @@
 Usage: tests/bench/compare.py [--bench PATH] [--daemon PATH] [--runs N] [--quick]
 Each scenario runs N times (default 3) alternating the two servers, so that
 noise on a shared machine hits both alike; the table shows medians, the
-spread (min-max) and the ratio rendezvousd / Redis of the medians.
+spread (min-max) and the ratio rendezvousd / Redis of the medians. Rows
+without a durability level compare rendezvousd --store memory with Redis
+without persistence; the durable rows compare the SQLite store with Redis's
+append-only file at the same promise.
 """
 import argparse
 import datetime
@@ -32,6 +35,10 @@ def matrix(quick):
         ("fanout, 100 subscribers", "fanout", ["--subs", "100"], True, ">= 1.0x"),
         ("fanout, 1000 subscribers", "fanout", ["--subs", "1000"], True, ">= 1.0x"),
         ("latency p99, 10k/s, 10 subscribers", "latency", ["--rate", "10000", "--subs", "10", *secs], False, "<= 1.0x", NOISY),
+        # Durable: rendezvousd's SQLite store against Redis's AOF (bench --help).
+        ("lifecycle, 50 pairs, normal (AOF, appendfsync no)", "lifecycle", ["--pairs", "50", "--durability", "normal", *secs], True, None, NOISY),
+        ("lifecycle, 50 pairs, strict (AOF, appendfsync always)", "lifecycle", ["--pairs", "50", "--durability", "strict", *secs], True, None, NOISY),
+        ("latency p99, 10k/s, 10 subscribers, normal", "latency", ["--rate", "10000", "--subs", "10", "--durability", "normal", *secs], False, None, NOISY),
         ("memory per live session", "sessions", ["--sessions", "200000" if quick else "1000000"], False, "<= 512 B"),
         ("memory per idle connection", "connections", ["--connections", "5000" if quick else "19000"], False, "<= 2048 B"),
     ]
