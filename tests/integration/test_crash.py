@@ -26,8 +26,9 @@ from rvtest import DAEMON, Client, Daemon, RpcError, SANITIZER_MARKS, main
 
 ROUNDS = int(os.environ.get("RV_CRASH_ROUNDS", "20"))
 WORKERS = 8
+# No deadline may fire while the rounds run (they would add events of their own).
 ARGS = ("--observer", "olga", "--history", "1000000", "--linger", "3600",
-        "--max-sessions-per-user", "100000")
+        "--invite-ttl", "86400", "--peer-grace", "86400", "--max-sessions-per-user", "100000")
 
 LIFECYCLE = [
     ("session.invite", "inviter"),
