@@ -47,9 +47,11 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	flockfile(stderr); /* one whole line, also from the store's checkpoint thread */
 	fprintf(stderr, "%s.%03ldZ rendezvousd %s: ", stamp, ts.tv_nsec / 1000000, names[level]);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
 void

@@ -1,12 +1,19 @@
 /*
- * The SQLite backend: one database file in WAL mode, held with an exclusive
- * lock so that no second daemon can share it, a versioned schema with
- * migrations, and prepared statements for the writes of every transition.
+ * The SQLite backend: one database file in WAL mode, locked (flock) so that
+ * no second daemon can share it, a versioned schema with migrations, and
+ * prepared statements for the writes of every transition.
+ *
+ * Checkpoints (copying the WAL into the database, with an fsync of each)
+ * run on a thread of their own with its own connection, so that the event
+ * loop never waits for them; only if the WAL passes CKPT_CAP frames does
+ * the loop checkpoint itself, to bound the file.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,10 +109,26 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 static bool log_configured;
 
+/* Wake the checkpointer each time the WAL grows by this many frames (16 MiB). */
+#define CKPT_FRAMES 4000
+/* Checkpoint on the loop itself past this many (80 MiB): the thread cannot catch up. */
+#define CKPT_CAP 20000
+
 struct sq {
-	sqlite3 *db;
+	sqlite3 *db; /* the loop's connection */
 	char *path;
+	int lock_fd; /* flock()ed for as long as the store is open, or -1 */
 	sqlite3_stmt *st[ST_COUNT];
+
+	/* The checkpointer: its thread, its connection, and what it is asked. */
+	sqlite3 *ckpt_db;
+	pthread_t ckpt_thread;
+	bool ckpt_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool ckpt_wanted, ckpt_stop;
+	int wal_frames; /* frames in the WAL after the last commit (loop thread) */
+	int ckpt_asked; /* frames in the WAL when a checkpoint was last asked for */
 };
 
 /* SQLite's own diagnostics (the errno behind an I/O error, WAL recovery). */
@@ -171,11 +194,61 @@ sq_run(struct sq *q, enum stmt i)
 	int rc = sqlite3_step(q->st[i]);
 
 	sqlite3_reset(q->st[i]);
-	sqlite3_clear_bindings(q->st[i]);
 	if (rc == SQLITE_DONE)
 		return 0;
 	sq_error(q, stmt_sql[i]);
 	return -1;
+}
+
+/* The checkpointer thread: copy the WAL into the database whenever asked. */
+static void *
+sq_checkpointer(void *arg)
+{
+	struct sq *q = arg;
+
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		int rc;
+
+		while (!q->ckpt_wanted && !q->ckpt_stop)
+			pthread_cond_wait(&q->cv, &q->mu);
+		if (q->ckpt_stop)
+			break;
+		q->ckpt_wanted = false;
+		pthread_mutex_unlock(&q->mu);
+		/* PASSIVE: never blocks the loop's commits, which go on meanwhile. */
+		rc = sqlite3_wal_checkpoint_v2(q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+					       NULL);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("store %s: checkpoint: %s", q->path, sqlite3_errmsg(q->ckpt_db));
+		pthread_mutex_lock(&q->mu);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+/*
+ * After each commit (loop thread): ask for a checkpoint each time the WAL
+ * has grown by CKPT_FRAMES since the last request (or has started again).
+ */
+static int
+sq_on_wal(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct sq *q = arg;
+
+	(void)db;
+	(void)name;
+	q->wal_frames = frames;
+	if (frames < q->ckpt_asked)
+		q->ckpt_asked = 0; /* the WAL started again from its beginning */
+	if (frames - q->ckpt_asked >= CKPT_FRAMES) {
+		q->ckpt_asked = frames;
+		pthread_mutex_lock(&q->mu);
+		q->ckpt_wanted = true;
+		pthread_cond_signal(&q->cv);
+		pthread_mutex_unlock(&q->mu);
+	}
+	return SQLITE_OK;
 }
 
 static void
@@ -183,13 +256,75 @@ sq_close(void *h)
 {
 	struct sq *q = h;
 
+	if (q->ckpt_started) {
+		pthread_mutex_lock(&q->mu);
+		q->ckpt_stop = true;
+		pthread_cond_signal(&q->cv);
+		pthread_mutex_unlock(&q->mu);
+		pthread_join(q->ckpt_thread, NULL);
+	}
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cv);
+	sqlite3_close(q->ckpt_db);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(q->st[i]);
 	/* Closing checkpoints the WAL into the database and removes it. */
 	if (sqlite3_close(q->db) != SQLITE_OK)
 		sq_error(q, "close");
+	/* Only now: closing a descriptor of the file drops SQLite's POSIX locks on it. */
+	if (q->lock_fd >= 0)
+		close(q->lock_fd);
 	free(q->path);
 	free(q);
+}
+
+/*
+ * Lock the store for this process (exclusive for the daemon, shared for
+ * --check-store); 0, or -1 after saying who holds it.
+ */
+static int
+sq_lock(struct sq *q, bool check_only)
+{
+	q->lock_fd = open(q->path, (check_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0600);
+	if (q->lock_fd < 0) {
+		log_error("store %s: %s", q->path, strerror(errno));
+		return -1;
+	}
+	if (flock(q->lock_fd, (check_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			log_error("store %s: in use by another process (is another rendezvousd "
+				  "running on it?)",
+				  q->path);
+		else
+			log_error("store %s: cannot lock it: %s", q->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Start the checkpointer on a connection of its own; 0 or -1. */
+static int
+sq_start_checkpointer(struct sq *q, enum store_durability d)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+
+	if (sqlite3_open_v2(q->path, &q->ckpt_db, flags, NULL) != SQLITE_OK ||
+	    sqlite3_exec(q->ckpt_db,
+			 d == STORE_STRICT ? "PRAGMA synchronous = FULL"
+					   : "PRAGMA synchronous = NORMAL",
+			 NULL, NULL, NULL) != SQLITE_OK) {
+		log_error("store %s: cannot open a connection for checkpoints: %s", q->path,
+			  sqlite3_errmsg(q->ckpt_db));
+		return -1;
+	}
+	if (pthread_create(&q->ckpt_thread, NULL, sq_checkpointer, q) != 0) {
+		log_error("store %s: cannot start the checkpoint thread", q->path);
+		return -1;
+	}
+	q->ckpt_started = true;
+	/* Replaces SQLite's automatic checkpoints on the loop's connection. */
+	sqlite3_wal_hook(q->db, sq_on_wal, q);
+	return 0;
 }
 
 /*
@@ -263,23 +398,16 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 		log_error("store %s: out of memory", path);
 		return NULL;
 	}
+	q->lock_fd = -1;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
 	if (check_only && stat(path, &sb) != 0) {
 		log_error("store %s: %s", path, strerror(errno));
-		free(q->path);
-		free(q);
-		return NULL;
+		goto fail;
 	}
-	if (!check_only) {
-		/* Users' data: readable by the daemon only (SQLite gives the WAL the same mode). */
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			log_error("store %s: %s", path, strerror(errno));
-			free(q->path);
-			free(q);
-			return NULL;
-		}
-		close(fd);
-	}
+	/* Users' data: created readable by the daemon only (SQLite gives the WAL the same mode). */
+	if (sq_lock(q, check_only) != 0)
+		goto fail;
 	if (!log_configured) {
 		/* Only before SQLite initialises itself (at the first open). */
 		sqlite3_config(SQLITE_CONFIG_LOG, sq_on_log, NULL);
@@ -290,18 +418,13 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 		sq_error(q, "cannot open");
 		goto fail;
 	}
-	/*
-	 * The exclusive lock is taken at the first read and kept: a second
-	 * daemon on the same file fails here instead of sharing it. WAL needs
-	 * no shared-memory file in this mode. The header is checked before
-	 * anything is written, so that a foreign file is never touched.
-	 */
-	if (sq_exec(q,
-		    check_only ? "PRAGMA locking_mode = NORMAL" : "PRAGMA locking_mode = EXCLUSIVE",
-		    "cannot open") != 0 ||
-	    sq_schema(q, check_only) != 0)
+	/* The header is checked before anything is written: a foreign file is never touched. */
+	if (sq_schema(q, check_only) != 0)
 		goto fail;
-	if (asprintf(&sql, "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;",
+	/* The WAL is reused once checkpointed; when it restarts, it is cut back to 16 MiB. */
+	if (asprintf(&sql,
+		     "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; "
+		     "PRAGMA journal_size_limit = 16777216;",
 		     d == STORE_STRICT ? "FULL" : "NORMAL") < 0)
 		goto fail;
 	if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
@@ -333,6 +456,8 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 			goto fail;
 		}
 	}
+	if (!check_only && sq_start_checkpointer(q, d) != 0)
+		goto fail;
 	return q;
 fail:
 	sq_close(q);
@@ -568,9 +693,22 @@ sq_commit(void *h, uint64_t last_event)
 	struct sq *q = h;
 
 	sqlite3_bind_int64(q->st[ST_SET_LAST_EVENT], 1, (sqlite3_int64)last_event);
-	if (sq_run(q, ST_SET_LAST_EVENT) != 0)
+	if (sq_run(q, ST_SET_LAST_EVENT) != 0 || sq_run(q, ST_COMMIT) != 0)
 		return -1;
-	return sq_run(q, ST_COMMIT);
+	if (q->wal_frames > CKPT_CAP) {
+		/*
+		 * The checkpointer never caught up with the commits (it needs a
+		 * moment without one): finish the job here, so that the next
+		 * transaction starts the WAL again from its beginning.
+		 */
+		int rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL,
+						   NULL);
+		if (rc == SQLITE_OK)
+			q->wal_frames = 0;
+		else if (rc != SQLITE_BUSY)
+			sq_error(q, "checkpoint");
+	}
+	return 0;
 }
 
 static void
