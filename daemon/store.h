@@ -75,8 +75,9 @@ struct store_backend {
 	int (*put_session)(void *h, const struct store_session *rec, bool insert);
 	int (*delete_session)(void *h, uint64_t seq);
 	int (*add_event)(void *h, const struct store_event *ev);
-	/* Forget events with id < below. */
+	/* Forget events with id < below (last_event still counts them). */
 	int (*trim_events)(void *h, uint64_t below);
+	/* last_event: the newest event id, for a backend that keeps it apart. */
 	int (*commit)(void *h, uint64_t last_event);
 	void (*rollback)(void *h);
 	/* Verify the whole store offline; print a summary to out. */

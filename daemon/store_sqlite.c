@@ -103,16 +103,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"INSERT INTO events (" EVENT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_TRIM_EVENTS] = "DELETE FROM events WHERE id < ?1",
 	[ST_LOAD_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events WHERE id > ?1 ORDER BY id",
-	[ST_GET_LAST_EVENT] = "SELECT value FROM meta WHERE key = 'last_event'",
-	[ST_SET_LAST_EVENT] = "UPDATE meta SET value = ?1 WHERE key = 'last_event'",
+	/* The newest event held, or (all trimmed) the newest trimmed. */
+	[ST_GET_LAST_EVENT] = "SELECT max(value, (SELECT ifnull(max(id), 0) FROM events)) "
+			      "FROM meta WHERE key = 'last_event'",
+	[ST_SET_LAST_EVENT] = "UPDATE meta SET value = max(value, ?1) WHERE key = 'last_event'",
 };
 
 static bool log_configured;
 
 /* Wake the checkpointer each time the WAL grows by this many frames (16 MiB). */
 #define CKPT_FRAMES 4000
-/* Checkpoint on the loop itself past this many (80 MiB): the thread cannot catch up. */
-#define CKPT_CAP 20000
+/* Have it flush the WAL each time it grows by this many (1 MiB). */
+#define FLUSH_FRAMES 256
+/* Past this many (64 MiB), start the WAL again once the checkpointer has caught up. */
+#define CKPT_RESTART 16000
+/* Past this many (256 MiB), start it again whatever that costs the loop. */
+#define CKPT_CAP 64000
 
 struct sq {
 	sqlite3 *db; /* the loop's connection */
@@ -126,9 +132,12 @@ struct sq {
 	bool ckpt_started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	bool ckpt_wanted, ckpt_stop;
-	int wal_frames; /* frames in the WAL after the last commit (loop thread) */
-	int ckpt_asked; /* frames in the WAL when a checkpoint was last asked for */
+	bool ckpt_wanted, flush_wanted, ckpt_stop;
+	bool ckpt_idle;  /* a checkpoint finished, and none was asked for since */
+	int wal_frames;  /* frames in the WAL after the last commit (loop thread) */
+	int ckpt_asked;  /* frames in the WAL when a checkpoint was last asked for */
+	int flush_asked; /* ... and a flush */
+	bool flush;      /* flush between checkpoints (not when every commit is fsync()ed) */
 };
 
 /* SQLite's own diagnostics (the errno behind an I/O error, WAL recovery). */
@@ -200,54 +209,85 @@ sq_run(struct sq *q, enum stmt i)
 	return -1;
 }
 
-/* The checkpointer thread: copy the WAL into the database whenever asked. */
+/*
+ * The checkpointer thread: copy the WAL into the database whenever asked,
+ * and in between flush what was appended to the WAL, so that the loop's
+ * own checkpoints (sq_commit) find little left to flush.
+ */
 static void *
 sq_checkpointer(void *arg)
 {
 	struct sq *q = arg;
+	char *wal = NULL;
+	int wal_fd = -1;
 
+	if (asprintf(&wal, "%s-wal", q->path) < 0)
+		wal = NULL;
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
+		bool ckpt, flush;
 		int rc;
 
-		while (!q->ckpt_wanted && !q->ckpt_stop)
+		while (!q->ckpt_wanted && !q->flush_wanted && !q->ckpt_stop)
 			pthread_cond_wait(&q->cv, &q->mu);
 		if (q->ckpt_stop)
 			break;
-		q->ckpt_wanted = false;
+		ckpt = q->ckpt_wanted;
+		flush = q->flush_wanted;
+		q->ckpt_wanted = q->flush_wanted = false;
+		q->ckpt_idle = false;
 		pthread_mutex_unlock(&q->mu);
-		/* PASSIVE: never blocks the loop's commits, which go on meanwhile. */
-		rc = sqlite3_wal_checkpoint_v2(q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-					       NULL);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-			log_warn("store %s: checkpoint: %s", q->path, sqlite3_errmsg(q->ckpt_db));
+		if (ckpt) {
+			/* PASSIVE: never blocks the loop's commits, which go on meanwhile. */
+			rc = sqlite3_wal_checkpoint_v2(q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+						       NULL, NULL);
+			if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+				log_warn("store %s: checkpoint: %s", q->path,
+					 sqlite3_errmsg(q->ckpt_db));
+		} else if (flush && wal != NULL) {
+			if (wal_fd < 0)
+				wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+			if (wal_fd >= 0 && fdatasync(wal_fd) != 0)
+				log_warn("store %s: fdatasync: %s", wal, strerror(errno));
+		}
 		pthread_mutex_lock(&q->mu);
+		q->ckpt_idle = ckpt && !q->ckpt_wanted;
 	}
 	pthread_mutex_unlock(&q->mu);
+	if (wal_fd >= 0)
+		close(wal_fd);
+	free(wal);
 	return NULL;
 }
 
 /*
  * After each commit (loop thread): ask for a checkpoint each time the WAL
- * has grown by CKPT_FRAMES since the last request (or has started again).
+ * has grown by CKPT_FRAMES since the last request, for a flush each time it
+ * has grown by FLUSH_FRAMES.
  */
 static int
 sq_on_wal(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct sq *q = arg;
+	bool ckpt, flush;
 
 	(void)db;
 	(void)name;
 	q->wal_frames = frames;
-	if (frames < q->ckpt_asked)
-		q->ckpt_asked = 0; /* the WAL started again from its beginning */
-	if (frames - q->ckpt_asked >= CKPT_FRAMES) {
+	if (frames < q->ckpt_asked || frames < q->flush_asked)
+		q->ckpt_asked = q->flush_asked = 0; /* the WAL started again */
+	ckpt = frames - q->ckpt_asked >= CKPT_FRAMES;
+	flush = q->flush && frames - q->flush_asked >= FLUSH_FRAMES;
+	if (!ckpt && !flush)
+		return SQLITE_OK;
+	if (ckpt)
 		q->ckpt_asked = frames;
-		pthread_mutex_lock(&q->mu);
-		q->ckpt_wanted = true;
-		pthread_cond_signal(&q->cv);
-		pthread_mutex_unlock(&q->mu);
-	}
+	q->flush_asked = frames;
+	pthread_mutex_lock(&q->mu);
+	q->ckpt_wanted |= ckpt;
+	q->flush_wanted = true;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
 	return SQLITE_OK;
 }
 
@@ -322,6 +362,7 @@ sq_start_checkpointer(struct sq *q, enum store_durability d)
 		return -1;
 	}
 	q->ckpt_started = true;
+	q->flush = d != STORE_STRICT;
 	/* Replaces SQLite's automatic checkpoints on the loop's connection. */
 	sqlite3_wal_hook(q->db, sq_on_wal, q);
 	return 0;
@@ -421,10 +462,7 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 	/* The header is checked before anything is written: a foreign file is never touched. */
 	if (sq_schema(q, check_only) != 0)
 		goto fail;
-	/* The WAL is reused once checkpointed; when it restarts, it is cut back to 16 MiB. */
-	if (asprintf(&sql,
-		     "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; "
-		     "PRAGMA journal_size_limit = 16777216;",
+	if (asprintf(&sql, "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;",
 		     d == STORE_STRICT ? "FULL" : "NORMAL") < 0)
 		goto fail;
 	if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
@@ -683,6 +721,10 @@ sq_trim_events(void *h, uint64_t below)
 {
 	struct sq *q = h;
 
+	/* What is trimmed keeps counting: meta remembers the newest of it. */
+	sqlite3_bind_int64(q->st[ST_SET_LAST_EVENT], 1, (sqlite3_int64)below - 1);
+	if (sq_run(q, ST_SET_LAST_EVENT) != 0)
+		return -1;
 	sqlite3_bind_int64(q->st[ST_TRIM_EVENTS], 1, (sqlite3_int64)below);
 	return sq_run(q, ST_TRIM_EVENTS);
 }
@@ -691,22 +733,35 @@ static int
 sq_commit(void *h, uint64_t last_event)
 {
 	struct sq *q = h;
+	bool ckpt_idle;
+	int rc;
 
-	sqlite3_bind_int64(q->st[ST_SET_LAST_EVENT], 1, (sqlite3_int64)last_event);
-	if (sq_run(q, ST_SET_LAST_EVENT) != 0 || sq_run(q, ST_COMMIT) != 0)
+	/* The events table holds last_event (trims keep the counter in meta). */
+	(void)last_event;
+	if (sq_run(q, ST_COMMIT) != 0)
 		return -1;
-	if (q->wal_frames > CKPT_CAP) {
-		/*
-		 * The checkpointer never caught up with the commits (it needs a
-		 * moment without one): finish the job here, so that the next
-		 * transaction starts the WAL again from its beginning.
-		 */
-		int rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL,
-						   NULL);
-		if (rc == SQLITE_OK)
-			q->wal_frames = 0;
-		else if (rc != SQLITE_BUSY)
-			sq_error(q, "checkpoint");
+	if (q->wal_frames < CKPT_RESTART)
+		return 0;
+	pthread_mutex_lock(&q->mu);
+	ckpt_idle = q->ckpt_idle;
+	pthread_mutex_unlock(&q->mu);
+	if (!ckpt_idle && q->wal_frames < CKPT_CAP)
+		return 0;
+	/*
+	 * A passive checkpoint never finds the WAL without new frames under a
+	 * steady load, and the WAL only starts again from its beginning once
+	 * all of it is in the database. So the loop finishes the job: cheaply
+	 * right after the thread's checkpoint (little is left to copy and to
+	 * flush), or, past the cap, whatever it costs.
+	 */
+	rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		q->wal_frames = q->ckpt_asked = q->flush_asked = 0;
+		pthread_mutex_lock(&q->mu);
+		q->ckpt_idle = false;
+		pthread_mutex_unlock(&q->mu);
+	} else if (rc != SQLITE_BUSY) {
+		sq_error(q, "checkpoint");
 	}
 	return 0;
 }
