@@ -113,12 +113,15 @@ static bool log_configured;
 
 /* Wake the checkpointer each time the WAL grows by this many frames (16 MiB). */
 #define CKPT_FRAMES 4000
+/* It checkpoints up to this many times in a row while more than CKPT_LEFT frames are left. */
+#define CKPT_ROUNDS 4
+#define CKPT_LEFT 64
 /* Have it flush the WAL each time it grows by this many (1 MiB). */
 #define FLUSH_FRAMES 256
-/* Past this many (64 MiB), start the WAL again once the checkpointer has caught up. */
-#define CKPT_RESTART 16000
-/* Past this many (256 MiB), start it again whatever that costs the loop. */
-#define CKPT_CAP 64000
+/* Past this many (256 MiB), start the WAL again once the checkpointer has caught up. */
+#define CKPT_RESTART 64000
+/* Past this many (1 GiB), start it again whatever that costs the loop. */
+#define CKPT_CAP 256000
 
 struct sq {
 	sqlite3 *db; /* the loop's connection */
@@ -238,12 +241,24 @@ sq_checkpointer(void *arg)
 		q->ckpt_idle = false;
 		pthread_mutex_unlock(&q->mu);
 		if (ckpt) {
-			/* PASSIVE: never blocks the loop's commits, which go on meanwhile. */
-			rc = sqlite3_wal_checkpoint_v2(q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-						       NULL, NULL);
-			if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-				log_warn("store %s: checkpoint: %s", q->path,
-					 sqlite3_errmsg(q->ckpt_db));
+			/*
+			 * PASSIVE: never blocks the loop's commits, which go on
+			 * meanwhile. Again while they left much behind, so that
+			 * the loop's restart of the WAL (sq_commit) finds little.
+			 */
+			int log = 0, done = 0;
+			for (int i = 0; i < CKPT_ROUNDS; i++) {
+				rc = sqlite3_wal_checkpoint_v2(
+					q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+				if (rc != SQLITE_OK) {
+					if (rc != SQLITE_BUSY)
+						log_warn("store %s: checkpoint: %s", q->path,
+							 sqlite3_errmsg(q->ckpt_db));
+					break;
+				}
+				if (log - done < CKPT_LEFT)
+					break;
+			}
 		} else if (flush && wal != NULL) {
 			if (wal_fd < 0)
 				wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
