@@ -12,6 +12,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The answer to a change whose commit failed (error 5003). */
+#define COMMIT_FAILED_MESSAGE \
+	"unavailable: the store could not save the change; nothing was applied"
+
 /* How long writes are refused after a failed commit, in ms. */
 #define COMMIT_RETRY_MS 1000
 

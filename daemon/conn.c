@@ -384,10 +384,7 @@ conns_txn_end(bool committed)
 			c->mark = 0; /* event ids not committed will be used again */
 			json_array_foreach (c->unacked, i, id) {
 				json_t *msg = rv_msg_error(id, RV_ERR_UNAVAILABLE,
-							   "unavailable: the store could not save "
-							   "the change; nothing was "
-							   "applied",
-							   NULL);
+							   COMMIT_FAILED_MESSAGE, NULL);
 				if (msg != NULL)
 					conn_send_json(c, msg);
 				json_decref(msg);

@@ -268,8 +268,7 @@ rpc_writes(json_t *msg)
 static json_t *
 rpc_unapplied(json_t *msg)
 {
-	return rv_msg_error(json_object_get(msg, "id"), RV_ERR_UNAVAILABLE,
-			    "unavailable: the store could not save the change; nothing was applied",
+	return rv_msg_error(json_object_get(msg, "id"), RV_ERR_UNAVAILABLE, COMMIT_FAILED_MESSAGE,
 			    NULL);
 }
 
