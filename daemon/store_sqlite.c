@@ -104,8 +104,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_TRIM_EVENTS] = "DELETE FROM events WHERE id < ?1",
 	[ST_LOAD_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events WHERE id > ?1 ORDER BY id",
 	/* The newest event held, or (all trimmed) the newest trimmed. */
-	[ST_GET_LAST_EVENT] = "SELECT max(value, (SELECT ifnull(max(id), 0) FROM events)) "
-			      "FROM meta WHERE key = 'last_event'",
+	[ST_GET_LAST_EVENT] = ("SELECT max(value, (SELECT ifnull(max(id), 0) FROM events)) "
+			       "FROM meta WHERE key = 'last_event'"),
 	[ST_SET_LAST_EVENT] = "UPDATE meta SET value = max(value, ?1) WHERE key = 'last_event'",
 };
 
