@@ -18,16 +18,19 @@ static struct {
 	bool poisoned; /* a write of the open transaction failed */
 } st;
 
-/* The file --store sqlite:PATH names: PATH, relative to --state-dir. */
+/*
+ * The file --store sqlite:PATH names: PATH, relative to --state-dir (created
+ * unless only checking).
+ */
 static char *
-store_path(const char *arg)
+store_path(const char *arg, bool check_only)
 {
 	const char *dir = config.state_dir;
 	char *path;
 
 	if (arg[0] == '/')
 		return strdup(arg);
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+	if (!check_only && mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		log_error("store: cannot create the state directory %s: %s", dir, strerror(errno));
 		return NULL;
 	}
@@ -48,7 +51,7 @@ store_open(bool check_only)
 		return st.desc != NULL ? 0 : -1;
 	}
 	/* options.c accepted nothing else. */
-	path = store_path(spec + strlen("sqlite:"));
+	path = store_path(spec + strlen("sqlite:"), check_only);
 	if (path == NULL)
 		return -1;
 	st.be = &store_sqlite;

@@ -259,6 +259,12 @@ class Recovery(StoreTest):
         self.assertEqual(code, 1, out)
         self.assertIn("in use by another process", out)
         self.stop(d)
+        # Checking a store that is not there creates nothing.
+        missing = os.path.join(self.dir, "missing")
+        code, out = check_store(missing)
+        self.assertEqual(code, 1, out)
+        self.assertIn("No such file or directory", out)
+        self.assertFalse(os.path.exists(missing))
         # A state directory that cannot be created.
         code, out = start_fails(os.path.join(self.db, "sub"))
         self.assertEqual(code, 1, out)
