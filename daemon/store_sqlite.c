@@ -474,6 +474,9 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 		sq_error(q, "cannot open");
 		goto fail;
 	}
+	/* A check leaves the WAL as it found it (no checkpoint when it closes). */
+	if (check_only)
+		sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	/* The header is checked before anything is written: a foreign file is never touched. */
 	if (sq_schema(q, check_only) != 0)
 		goto fail;

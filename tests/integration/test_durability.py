@@ -381,6 +381,8 @@ class TornWal(StoreTest):
             code, out = check_store(copy)
             self.assertEqual(code, 0, "offset %d: %s" % (off, out))
             self.assertIn("last event %d: ok" % want, out, "offset %d" % off)
+            self.assertEqual(os.path.getsize(os.path.join(copy, "rendezvous.db-wal")), off,
+                             "the check changed the WAL")
             checked += 1
         # The daemon itself starts on a torn copy and serves what it holds.
         off = commits[5][0] + 100
