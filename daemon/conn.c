@@ -363,7 +363,12 @@ conn_note_reply(struct conn *c, json_t *id)
 	if (c->unacked == NULL ||
 	    json_array_append(c->unacked, id != NULL ? id : json_null()) != 0) {
 		log_error("conn %llu: out of memory noting a reply", (unsigned long long)c->id);
-		store_fail(); /* it could not be taken back: fail the transaction now */
+		/*
+		 * It could not be taken back: fail the transaction, and close
+		 * rather than leave the client waiting for an answer.
+		 */
+		store_fail();
+		conn_close(c, "out of memory");
 	}
 }
 
@@ -385,8 +390,11 @@ conns_txn_end(bool committed)
 			json_array_foreach (c->unacked, i, id) {
 				json_t *msg = rv_msg_error(id, RV_ERR_UNAVAILABLE,
 							   COMMIT_FAILED_MESSAGE, NULL);
-				if (msg != NULL)
-					conn_send_json(c, msg);
+				if (msg == NULL) {
+					conn_close(c, "out of memory");
+					break;
+				}
+				conn_send_json(c, msg);
 				json_decref(msg);
 			}
 		}
