@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,7 +141,8 @@ struct sq {
 	int wal_frames;  /* frames in the WAL after the last commit (loop thread) */
 	int ckpt_asked;  /* frames in the WAL when a checkpoint was last asked for */
 	int flush_asked; /* ... and a flush */
-	bool flush;      /* flush between checkpoints (not when every commit is fsync()ed) */
+	bool check_only, had_wal, had_shm; /* --check-store, and what was there before */
+	bool flush; /* flush between checkpoints (not when every commit is fsync()ed) */
 };
 
 /* SQLite's own diagnostics (the errno behind an I/O error, WAL recovery). */
@@ -210,6 +212,26 @@ sq_run(struct sq *q, enum stmt i)
 		return 0;
 	sq_error(q, stmt_sql[i]);
 	return -1;
+}
+
+/* Whether PATH followed by suffix ("-wal") exists. */
+static bool
+sq_exists(const char *path, const char *suffix)
+{
+	char name[PATH_MAX];
+	struct stat sb;
+
+	snprintf(name, sizeof name, "%s%s", path, suffix);
+	return stat(name, &sb) == 0;
+}
+
+static void
+sq_remove(const char *path, const char *suffix)
+{
+	char name[PATH_MAX];
+
+	snprintf(name, sizeof name, "%s%s", path, suffix);
+	unlink(name);
 }
 
 /*
@@ -326,6 +348,12 @@ sq_close(void *h)
 	/* Closing checkpoints the WAL into the database and removes it. */
 	if (sqlite3_close(q->db) != SQLITE_OK)
 		sq_error(q, "close");
+	if (q->check_only) {
+		if (!q->had_wal)
+			sq_remove(q->path, "-wal");
+		if (!q->had_shm)
+			sq_remove(q->path, "-shm");
+	}
 	/* Only now: closing a descriptor of the file drops SQLite's POSIX locks on it. */
 	if (q->lock_fd >= 0)
 		close(q->lock_fd);
@@ -474,9 +502,18 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 		sq_error(q, "cannot open");
 		goto fail;
 	}
-	/* A check leaves the WAL as it found it (no checkpoint when it closes). */
-	if (check_only)
-		sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	/*
+	 * A check leaves the files as it found them: a WAL that was there stays
+	 * as it was (no checkpoint at close), and sq_close() removes what
+	 * opening it added.
+	 */
+	if (check_only) {
+		q->check_only = true;
+		q->had_wal = sq_exists(q->path, "-wal");
+		q->had_shm = sq_exists(q->path, "-shm");
+		if (q->had_wal)
+			sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	}
 	/* The header is checked before anything is written: a foreign file is never touched. */
 	if (sq_schema(q, check_only) != 0)
 		goto fail;

@@ -135,6 +135,7 @@ class Recovery(StoreTest):
                 code, out = check_store(self.dir)
                 self.assertEqual(code, 0, out)
                 self.assertIn("7 sessions (5 live, 2 ended)", out)
+                self.assertEqual(os.listdir(self.dir), ["rendezvous.db"])  # nothing added
 
     def test_resume_since_across_restart(self):
         d = self.start()
@@ -383,6 +384,7 @@ class TornWal(StoreTest):
             self.assertIn("last event %d: ok" % want, out, "offset %d" % off)
             self.assertEqual(os.path.getsize(os.path.join(copy, "rendezvous.db-wal")), off,
                              "the check changed the WAL")
+            self.assertEqual(sorted(os.listdir(copy)), ["rendezvous.db", "rendezvous.db-wal"])
             checked += 1
         # The daemon itself starts on a torn copy and serves what it holds.
         off = commits[5][0] + 100
