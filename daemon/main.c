@@ -16,6 +16,7 @@
 #include "identity.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "sessions.h"
 #include "stats.h"
 #include "store.h"
@@ -28,6 +29,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	log_info("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_stopping();
 	event_base_loopexit(base, NULL);
 }
 
@@ -112,8 +114,11 @@ main(int argc, char **argv)
 		fatal("cannot install signal handlers");
 	if (listeners_init(base) != 0)
 		fatal("cannot listen; exiting");
+	if (notify_init(base) != 0)
+		fatal("cannot set up systemd notification");
 	log_info("rendezvousd %s ready (%s backend, store %s)", RV_VERSION,
 		 event_base_get_method(base), store_describe());
+	notify_ready();
 
 	/*
 	 * One pass at a time: what a pass changed is committed at once (group
@@ -130,6 +135,7 @@ main(int argc, char **argv)
 	}
 
 	commit_pass();
+	notify_finish();
 	stats_log();
 	listeners_finish();
 	conns_finish();

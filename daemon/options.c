@@ -6,8 +6,10 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "config.h"
+#include "notify.h"
 #include "rendezvous.h"
 #include "util.h"
 
@@ -393,8 +395,10 @@ options_parse(int argc, char **argv)
 			break;
 		case OPT_HELP: usage(stdout); exit(0);
 		case OPT_VERSION:
-			printf("rendezvousd %s (libevent %s, jansson %s)\n", RV_VERSION,
-			       event_get_version(), jansson_version_str());
+			printf("rendezvousd %s (libevent %s, jansson %s, sqlite %s, systemd "
+			       "notify %s)\n",
+			       RV_VERSION, event_get_version(), jansson_version_str(),
+			       sqlite3_libversion(), notify_supported() ? "yes" : "no");
 			exit(0);
 		default: fprintf(stderr, "Try 'rendezvousd --help'.\n"); exit(2);
 		}

@@ -30,7 +30,7 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 class Daemon:
     """One rendezvousd process on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, *args, preexec_fn=None, state_dir=None):
+    def __init__(self, *args, preexec_fn=None, state_dir=None, env=None):
         """Without state_dir (or --store/--state-dir in args) the store goes in a
         fresh directory that stop() removes."""
         self.own_state = None
@@ -39,7 +39,7 @@ class Daemon:
             state_dir = self.own_state = tempfile.mkdtemp(prefix="rendezvous-state-")
         self.state_dir = state_dir
         self.log = tempfile.NamedTemporaryFile(prefix="rendezvousd-", suffix=".log", delete=False)
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         state = ["--state-dir", state_dir] if state_dir is not None else []

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""sd_notify, seen through a NOTIFY_SOCKET the test owns, as systemd would see it:
+READY=1 once the daemon listens and its store is recovered, watchdog pings from
+the loop at twice the asked rate, a status line with live counts, STOPPING=1."""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from rvtest import DAEMON, Daemon, SANITIZER_MARKS, main
+
+
+def supported():
+    out = subprocess.run([DAEMON, "--version"], capture_output=True, text=True).stdout
+    return "systemd notify yes" in out
+
+
+@unittest.skipUnless(supported(), "built without libsystemd (-Dsystemd=disabled)")
+class Notify(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="rendezvous-notify-")
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(10)
+
+    def tearDown(self):
+        self.sock.close()
+        os.unlink(self.path)
+        os.rmdir(self.dir)
+
+    def messages(self, until, limit=100):
+        """Datagrams (as dicts) until one has the key until."""
+        out = []
+        for _ in range(limit):
+            data = self.sock.recv(4096).decode()
+            msg = dict(l.split("=", 1) for l in data.split("\n") if l)
+            out.append((time.monotonic(), msg))
+            if until in msg:
+                return out
+        self.fail("no %s in %s" % (until, out))
+
+    def test_ready_watchdog_status_stopping(self):
+        d = Daemon(env={"NOTIFY_SOCKET": self.path, "WATCHDOG_USEC": "400000"})
+        try:
+            first = self.messages("READY")
+            self.assertEqual(first[-1][1]["READY"], "1")
+            self.assertIn("0 sessions", first[-1][1]["STATUS"])
+            # READY comes after the listener is bound (its port is in the log already).
+            self.assertIn("listening on 127.0.0.1:%d" % d.port, d.read_log())
+            c = d.client("alice")
+            c.call("session.create", {"invitee": "bob"})
+            pings = [m for m in self.messages("WATCHDOG") if "WATCHDOG" in m[1]]
+            pings += [m for m in self.messages("WATCHDOG") if "WATCHDOG" in m[1]]
+            pings += [m for m in self.messages("WATCHDOG") if "WATCHDOG" in m[1]]
+            self.assertEqual(len(pings), 3)
+            # Asked for 400 ms: a ping every 200 ms (generous bounds: a noisy machine).
+            gaps = [b[0] - a[0] for a, b in zip(pings, pings[1:])]
+            for g in gaps:
+                self.assertGreater(g, 0.1)
+                self.assertLess(g, 1.5)
+            self.assertIn("1 sessions, 1 connections, last event 1", pings[-1][1]["STATUS"])
+            c.close()
+            d.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(self.messages("STOPPING")[-1][1]["STOPPING"], "1")
+        finally:
+            status, log = d.stop()
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, log, log[-4000:])
+        self.assertEqual(status, 0, log[-4000:])
+        self.assertIn("systemd watchdog: pinging every 200 ms", log)
+
+    def test_nothing_without_notify_socket(self):
+        d = Daemon()
+        d.client("alice").call("ping")
+        status, log = d.stop()
+        self.assertEqual(status, 0, log[-4000:])
+        self.assertNotIn("watchdog", log)
+        self.sock.settimeout(0.2)
+        with self.assertRaises(socket.timeout):
+            self.sock.recv(4096)
+
+
+if __name__ == "__main__":
+    main()
