@@ -1,19 +1,40 @@
-/* Levelled logging to stderr, one line per message, errno preserved. */
+/*
+ * Levelled logging to stderr, one line per message, errno preserved. When
+ * stderr is systemd's journal, lines carry syslog priorities ("<3>") instead
+ * of a time stamp, so that the journal keeps the levels (sd-daemon(3)).
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
 
 static enum log_level current = LOG_LEVEL_INFO;
 static const char *const names[] = {"error", "warn", "info", "debug"};
+static const int priorities[] = {3, 4, 6, 7}; /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+static int journal = -1;                      /* whether stderr is the journal; -1: not known yet */
+
+/* Whether stderr is the stream $JOURNAL_STREAM names (systemd.exec(5)). */
+static int
+log_to_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat sb;
+
+	return env != NULL && sscanf(env, "%llu:%llu", &dev, &ino) == 2 &&
+	       fstat(fileno(stderr), &sb) == 0 && (unsigned long long)sb.st_dev == dev &&
+	       (unsigned long long)sb.st_ino == ino;
+}
 
 void
 log_set_level(enum log_level level)
 {
 	current = level;
+	journal = log_to_journal(); /* at start-up, before any thread logs */
 }
 
 enum log_level
@@ -44,11 +65,19 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	struct timespec ts;
 	struct tm tm;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (journal < 0)
+		journal = log_to_journal();
 	flockfile(stderr); /* one whole line, also from the store's checkpoint thread */
-	fprintf(stderr, "%s.%03ldZ rendezvousd %s: ", stamp, ts.tv_nsec / 1000000, names[level]);
+	if (journal) {
+		/* The journal stamps the time and names the program itself. */
+		fprintf(stderr, "<%d>%s: ", priorities[level], names[level]);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+		fprintf(stderr, "%s.%03ldZ rendezvousd %s: ", stamp, ts.tv_nsec / 1000000,
+			names[level]);
+	}
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	funlockfile(stderr);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """sd_notify, seen through a NOTIFY_SOCKET the test owns, as systemd would see it:
 READY=1 once the daemon listens and its store is recovered, watchdog pings from
-the loop at twice the asked rate, a status line with live counts, STOPPING=1."""
+the loop at twice the asked rate, a status line with live counts, STOPPING=1.
+And log lines with syslog priorities when stderr is the journal."""
 import os
 import signal
 import socket
@@ -82,6 +83,43 @@ class Notify(unittest.TestCase):
         self.sock.settimeout(0.2)
         with self.assertRaises(socket.timeout):
             self.sock.recv(4096)
+
+
+class Journal(unittest.TestCase):
+    """With stderr on the journal ($JOURNAL_STREAM), lines carry syslog priorities."""
+
+    def run_daemon(self, journal):
+        with tempfile.NamedTemporaryFile(prefix="rendezvousd-journal-") as log:
+            st = os.fstat(log.fileno())
+            env = dict(os.environ)
+            env.pop("JOURNAL_STREAM", None)
+            if journal:
+                env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+            # A warning at start-up: the open file limit is below this.
+            p = subprocess.Popen([DAEMON, "--listen", "127.0.0.1:0", "--store", "memory",
+                                  "--max-connections", "100000000"],
+                                 stderr=log, stdout=log, env=env)
+            try:
+                deadline = time.monotonic() + 10
+                while "listening on" not in open(log.name).read():
+                    self.assertLess(time.monotonic(), deadline, "the daemon did not start")
+                    time.sleep(0.02)
+            finally:
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(30), 0)
+            return open(log.name).read().splitlines()
+
+    def test_priorities(self):
+        lines = self.run_daemon(True)
+        self.assertTrue(lines)
+        for l in lines:
+            self.assertRegex(l, r"^<[3467]>(error|warn|info|debug): ")
+        self.assertTrue(any(l.startswith("<4>warn: open file limit") for l in lines), lines)
+        self.assertTrue(any(l.startswith("<6>info: listening on") for l in lines), lines)
+
+    def test_no_priorities_elsewhere(self):
+        for l in self.run_daemon(False):
+            self.assertRegex(l, r"^\d{4}-\d\d-\d\dT[0-9:.]+Z rendezvousd (error|warn|info|debug): ")
 
 
 if __name__ == "__main__":
