@@ -214,7 +214,7 @@ hub_trim_age(int64_t now)
 }
 
 /* Append an event to history, dropping the oldest when full. */
-static struct hist *
+static void
 hub_append(uint64_t id, int64_t time, const uint8_t *sid, struct user *inviter,
 	   struct user *invitee, bool invitee_visible, struct msgbuf *mb)
 {
@@ -231,7 +231,6 @@ hub_append(uint64_t id, int64_t time, const uint8_t *sid, struct user *inviter,
 	h->invitee = user_ref(invitee);
 	h->invitee_visible = invitee_visible;
 	h->msg = mb;
-	return h;
 }
 
 uint64_t

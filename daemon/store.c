@@ -189,14 +189,6 @@ store_commit(uint64_t last_event)
 	return rc;
 }
 
-void
-store_rollback(void)
-{
-	if (st.in_txn)
-		st.be->rollback(st.h);
-	st.in_txn = st.poisoned = false;
-}
-
 int
 store_check(FILE *out)
 {

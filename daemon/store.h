@@ -113,8 +113,6 @@ void store_fail(void);
 bool store_in_txn(void);
 /* Commit the open transaction; -1 if it failed and was rolled back. */
 int store_commit(uint64_t last_event);
-/* Roll back the open transaction. */
-void store_rollback(void);
 /* --check-store: verify and summarise; 0 if sound. */
 int store_check(FILE *out);
 
