@@ -319,10 +319,11 @@ sq_on_wal(void *arg, sqlite3 *db, const char *name, int frames)
 		return SQLITE_OK;
 	if (ckpt)
 		q->ckpt_asked = frames;
-	q->flush_asked = frames;
+	if (flush)
+		q->flush_asked = frames;
 	pthread_mutex_lock(&q->mu);
 	q->ckpt_wanted |= ckpt;
-	q->flush_wanted = true;
+	q->flush_wanted |= flush;
 	pthread_cond_signal(&q->cv);
 	pthread_mutex_unlock(&q->mu);
 	return SQLITE_OK;
