@@ -41,6 +41,8 @@ void
 commit_pass(void)
 {
 	uint64_t first;
+	double t0;
+	int rc;
 
 	if (!store_in_txn())
 		return;
@@ -49,7 +51,10 @@ commit_pass(void)
 		store_trim_events(first);
 		cm.trimmed = first;
 	}
-	if (store_commit(hub_last_event()) == 0) {
+	t0 = stats_clock();
+	rc = store_commit(hub_last_event());
+	histogram_observe(&stats.commit_seconds, stats_clock() - t0);
+	if (rc == 0) {
 		sessions_committed();
 		conns_txn_end(true);
 		cm.retry_at = 0;

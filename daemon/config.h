@@ -15,9 +15,10 @@ enum auth_mode {
 };
 
 struct config {
-	char **listen; /* "HOST:PORT" strings */
+	char **listen; /* "HOST:PORT" or "unix:/PATH" strings */
 	size_t nlisten;
-	char **listen_tls; /* "HOST:PORT" strings, for TLS */
+	bool listen_default; /* listen holds only the default (none was given) */
+	char **listen_tls;   /* "HOST:PORT" strings, for TLS */
 	size_t nlisten_tls;
 	char *tls_cert, *tls_key; /* PEM files for TLS listeners */
 	char *tls_client_ca;      /* CAs for client certificates (mutual TLS), or NULL */
@@ -56,15 +57,32 @@ struct config {
 	char *store;     /* "memory" or "sqlite:PATH"; NULL: sqlite:rendezvous.db */
 	char *state_dir; /* where a relative store path points */
 	enum store_durability durability;
-	bool check_store; /* --check-store: verify the store and exit */
+	bool check_store;  /* --check-store: verify the store and exit */
+	bool check_config; /* --check-config: check the settings and exit */
+
+	char *metrics;               /* "HOST:PORT" for Prometheus metrics, or NULL */
+	int64_t shutdown_timeout_ms; /* how long SIGTERM waits for output to drain */
 
 	enum log_level log_level;
 };
 
 extern struct config config;
 
-/* Fill config from the command line; exits on --help, --version, errors. */
+/*
+ * Fill config from the configuration file and the command line (flags win);
+ * exits on --help, --version and errors (2; 1 with --check-config).
+ */
 void options_parse(int argc, char **argv);
+/* The configuration file read (it may not exist). */
+const char *options_config_path(void);
+/*
+ * Reload: read the file and the same flags into next. -1 after logging every
+ * error (next is then empty). Then options_use() makes next the settings,
+ * keeping those only a restart changes, or options_discard() drops it.
+ */
+int options_load_next(struct config *next);
+void options_use(struct config *next);
+void options_discard(struct config *next);
 void options_finish(void);
 
 #endif

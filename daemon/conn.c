@@ -298,6 +298,7 @@ conn_cut_off(struct conn *c)
 	int n;
 
 	stats.slow_consumers++;
+	stats_error(RV_ERR_LIMIT);
 	log_warn("conn %llu %s%s%s: slow consumer cut off with %zu bytes unsent (max-pending %zu)",
 		 (unsigned long long)c->id, c->peer, c->user ? " user " : "",
 		 c->user ? c->user->name : "", out_len(c), config.max_pending);
@@ -390,6 +391,7 @@ conns_txn_end(bool committed)
 			json_array_foreach (c->unacked, i, id) {
 				json_t *msg = rv_msg_error(id, RV_ERR_UNAVAILABLE,
 							   COMMIT_FAILED_MESSAGE, NULL);
+				stats_error(RV_ERR_UNAVAILABLE);
 				if (msg == NULL) {
 					conn_close(c, "out of memory");
 					break;
@@ -462,6 +464,8 @@ conn_send_error(struct conn *c, int code, const char *message, json_t *data)
 {
 	json_t *msg = rv_msg_error(NULL, code, message, data);
 
+	stats_error(code);
+
 	if (msg == NULL) {
 		conn_close(c, "out of memory");
 		return;
@@ -476,6 +480,8 @@ conn_authenticate(struct conn *c, struct user *u, const struct identity *id)
 	c->user = u;
 	c->observer = id->observer;
 	c->admin = id->admin;
+	c->cred_observer = id->cred_observer;
+	c->cred_admin = id->cred_admin;
 	conn_set_expiry(c, id->expires_ms);
 	TAILQ_INSERT_TAIL(&u->conns, c, by_user);
 	if (u->nconns++ == 0)
@@ -833,27 +839,6 @@ conns_flush(void)
 	return !TAILQ_EMPTY(&pending);
 }
 
-static void
-format_peer(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-		port = ntohs(sin->sin_port);
-		snprintf(buf, len, "%s:%u", host, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-		port = ntohs(sin6->sin6_port);
-		snprintf(buf, len, "[%s]:%u", host, port);
-	} else {
-		snprintf(buf, len, "local");
-	}
-}
-
 /*
  * A connection's state for an accepted socket, before its transport is set
  * up. On failure the socket is closed and addr released.
@@ -875,7 +860,7 @@ conn_new(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 	c->addr = addr;
 	c->rate_tokens = (double)config.max_request_burst;
 	c->id = next_id++;
-	format_peer(sa, c->peer, sizeof c->peer);
+	sockaddr_format(sa, c->peer, sizeof c->peer);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	evutil_make_socket_nonblocking(fd);
 	return c;
@@ -972,6 +957,49 @@ conns_init(struct event_base *b)
 	reaper = event_new(base, -1, 0, conns_on_reap, NULL);
 	deadlines = timerq_create(base, conn_on_deadline, NULL);
 	return reaper != NULL && deadlines != NULL ? 0 : -1;
+}
+
+void
+conns_reauthorize(void)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH (c, &live, all) {
+		bool observer, admin;
+
+		if (c->state != CONN_READY)
+			continue;
+		identity_roles(c->user->name, c->cred_observer, c->cred_admin, &observer, &admin);
+		if (observer != c->observer || admin != c->admin)
+			log_info("%s: user %s is now%s%s%s", c->peer, c->user->name,
+				 admin ? " admin" : "", observer && !admin ? " observer" : "",
+				 !observer ? " neither observer nor admin" : "");
+		c->observer = observer;
+		c->admin = admin;
+	}
+}
+
+void
+conns_shutdown(const char *reason)
+{
+	struct conn *c, *next;
+	json_t *msg = json_pack("{s:s, s:s, s:{s:s, s:I}}", "jsonrpc", "2.0", "method",
+				"server.shutdown", "params", "reason", reason, "timeout_ms",
+				(json_int_t)config.shutdown_timeout_ms);
+
+	for (c = TAILQ_FIRST(&live); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, all);
+		if (msg != NULL)
+			conn_send_json(c, msg);
+		conn_close_flush(c, "daemon shutting down");
+	}
+	json_decref(msg);
+}
+
+bool
+conns_gone(void)
+{
+	return TAILQ_EMPTY(&live) && TAILQ_EMPTY(&draining);
 }
 
 void

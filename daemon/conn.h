@@ -55,10 +55,11 @@ struct conn {
 	double rate_tokens;          /* requests allowed now (--max-request-rate) */
 	int64_t rate_at;             /* when rate_tokens was brought up to date (ms) */
 
-	struct user *user; /* after hello; a reference */
-	bool observer;     /* reads everything, changes nothing */
-	bool admin;        /* also lists and terminates every session */
-	char *client;      /* hello's client string, or NULL */
+	struct user *user;              /* after hello; a reference */
+	bool observer;                  /* reads everything, changes nothing */
+	bool admin;                     /* also lists and terminates every session */
+	bool cred_observer, cred_admin; /* the roles its credential grants (for reloads) */
+	char *client;                   /* hello's client string, or NULL */
 
 	struct sub *subs; /* this connection's subscriptions (hub.c) */
 	size_t nsubs;
@@ -100,6 +101,15 @@ void conn_note_reply(struct conn *c, json_t *id);
  */
 void conns_txn_end(bool committed);
 size_t conns_count(void);
+/* Work out every authenticated connection's roles again (the lists were reloaded). */
+void conns_reauthorize(void);
+/*
+ * Shutdown: send every connection a server.shutdown notification and close
+ * it once its output is sent (each within the flush timeout).
+ */
+void conns_shutdown(const char *reason);
+/* Whether no connection is left, not even one still sending its last output. */
+bool conns_gone(void);
 
 /*
  * Take over an accepted socket and the reference to its address (from

@@ -13,6 +13,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "msgbuf.h"
+#include "stats.h"
 #include "store.h"
 #include "users.h"
 
@@ -32,6 +33,8 @@ struct bucket {
 	struct sub *subs;
 	struct idnode node; /* hub.buckets */
 };
+
+static size_t nsubs_all; /* subscriptions of every connection */
 
 static struct {
 	uint64_t last;     /* newest event id */
@@ -107,6 +110,12 @@ hub_finish(void)
 	memset(&hub, 0, sizeof hub);
 }
 
+size_t
+hub_subscriptions(void)
+{
+	return nsubs_all;
+}
+
 uint64_t
 hub_last_event(void)
 {
@@ -145,6 +154,8 @@ deliver_list(struct sub *list, const struct hist *h)
 		    !authz_event(c, h->inviter, h->invitee, h->invitee_visible))
 			continue;
 		c->mark = h->id;
+		stats.events_delivered++;
+		stats.bytes_delivered += h->msg->len;
 		conn_send_msgbuf(c, h->msg);
 	}
 }
@@ -247,6 +258,7 @@ hub_publish(const struct hub_event *ev)
 	hub.last = id;
 	hub_trim_age(ev->time);
 	hub_append(id, ev->time, ev->sid, ev->inviter, ev->invitee, ev->invitee_visible, mb);
+	stats.events_published++;
 	if (store_durable()) {
 		struct store_event sev = {
 			.id = id,
@@ -382,6 +394,7 @@ sub_free(struct sub *s)
 		hub.replay = NULL;
 	user_unref(s->user);
 	s->conn->nsubs--;
+	nsubs_all--;
 	free(s);
 }
 
@@ -418,6 +431,7 @@ hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct use
 	DL_APPEND(*list, s);
 	LL_PREPEND2(c->subs, s, conn_next);
 	c->nsubs++;
+	nsubs_all++;
 	if (has_since && since < hub.last) {
 		hub.replay = s;
 		hub.replay_since = since;
@@ -536,8 +550,11 @@ hub_flush_replay(struct conn *c)
 	for (; id <= s->start && conn_live(c); id++) {
 		const struct hist *h = &hub.ring[(hub.head + (id - first)) % hub.cap];
 
-		if (sub_matches(s, h) && !seen_already(&seen, h))
+		if (sub_matches(s, h) && !seen_already(&seen, h)) {
+			stats.events_delivered++;
+			stats.bytes_delivered += h->msg->len;
 			conn_send_msgbuf(c, h->msg);
+		}
 	}
 	seen_free(&seen);
 }
@@ -590,6 +607,8 @@ hub_send_context(const char *sid_hex, const char *from, struct user *to, json_t 
 	n = 0;
 	TAILQ_FOREACH (c, &to->conns, by_user) {
 		if (conn_live(c)) {
+			stats.contexts_relayed++;
+			stats.bytes_delivered += mb->len;
 			conn_send_msgbuf(c, mb);
 			n++;
 		}

@@ -50,6 +50,8 @@ void hub_finish(void);
 
 /* The id of the newest event (0 before any). */
 uint64_t hub_last_event(void);
+/* Subscriptions of every connection. */
+size_t hub_subscriptions(void);
 /* The oldest event id held, or hub_last_event() + 1 when none is. */
 uint64_t hub_first_held(void);
 

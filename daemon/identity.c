@@ -71,8 +71,8 @@ identity_jwt(const char *user, const char *token, struct identity *id, const cha
 	}
 	id->user = claims.sub; /* taken over */
 	claims.sub = NULL;
-	id->observer = claims.observer;
-	id->admin = claims.admin;
+	id->cred_observer = claims.observer;
+	id->cred_admin = claims.admin;
 	id->expires_ms = claims.exp_ms;
 	return 0;
 }
@@ -89,10 +89,15 @@ identity_authenticate(const char *user, const char *token, struct identity *id, 
 				     : identity_none(user, id, why);
 	if (rc != 0)
 		return rc;
-	id->admin = id->admin || listed(config.admins, config.nadmins, id->user);
-	id->observer =
-		id->observer || id->admin || listed(config.observers, config.nobservers, id->user);
+	identity_roles(id->user, id->cred_observer, id->cred_admin, &id->observer, &id->admin);
 	return 0;
+}
+
+void
+identity_roles(const char *user, bool cred_observer, bool cred_admin, bool *observer, bool *admin)
+{
+	*admin = cred_admin || listed(config.admins, config.nadmins, user);
+	*observer = cred_observer || *admin || listed(config.observers, config.nobservers, user);
 }
 
 void

@@ -10,10 +10,11 @@
 #include <stdint.h>
 
 struct identity {
-	char *user;         /* owned */
-	bool observer;      /* may read and subscribe to everything, change nothing */
-	bool admin;         /* observer's rights, and lists and terminates any session */
-	int64_t expires_ms; /* when the credential ends (Unix ms); 0: never */
+	char *user;    /* owned */
+	bool observer; /* may read and subscribe to everything, change nothing */
+	bool admin;    /* observer's rights, and lists and terminates any session */
+	bool cred_observer, cred_admin; /* the roles the credential itself grants */
+	int64_t expires_ms;             /* when the credential ends (Unix ms); 0: never */
 };
 
 /* Set up the configured backend (loads keys). -1 after logging why. */
@@ -28,5 +29,8 @@ void identity_finish(void);
 int identity_authenticate(const char *user, const char *token, struct identity *id,
 			  const char **why, const char **detail);
 void identity_clear(struct identity *id);
+/* The roles of user, from its credential's and from --observer and --admin (now). */
+void identity_roles(const char *user, bool cred_observer, bool cred_admin, bool *observer,
+		    bool *admin);
 
 #endif

@@ -6,11 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "activation.h"
 #include "addrs.h"
 #include "config.h"
 #include "conn.h"
@@ -18,6 +21,7 @@
 #include "log.h"
 #include "rendezvous.h"
 #include "stats.h"
+#include "tls.h"
 #include "util.h"
 
 /* How long to stop accepting when out of file descriptors. */
@@ -29,6 +33,7 @@ struct listener {
 	char name[80];
 	int64_t last_warn; /* when fd exhaustion was last logged */
 	bool tls;
+	char *unlink_path; /* a Unix socket this process bound: removed at exit */
 };
 
 static struct listener **listeners;
@@ -44,6 +49,7 @@ listener_refuse(evutil_socket_t fd, const char *what, const char *limit, size_t 
 			 "exceeded: %s\",\"data\":{\"%s\":%zu}},\"id\":null}\n",
 			 RV_ERR_LIMIT, what, limit, value);
 
+	stats_error(RV_ERR_LIMIT);
 	if (send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("refusing connection: %s", strerror(errno));
 	evutil_closesocket(fd);
@@ -56,8 +62,12 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 	struct listener *l = arg;
 	struct addr *a;
 
+	struct sockaddr_un local = {.sun_family = AF_UNIX}; /* peers are unnamed */
+
 	(void)lev;
 	(void)len;
+	if (sa->sa_family == AF_UNIX)
+		sa = (struct sockaddr *)&local;
 	if (conns_count() >= config.max_connections) {
 		stats.refused_connections++;
 		log_warn("connection refused: %zu connections (max-connections)", conns_count());
@@ -80,6 +90,7 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 		evutil_closesocket(fd);
 		return;
 	}
+	stats.connections_accepted++;
 	if ((l->tls ? conn_create_tls(fd, sa, a) : conn_create(fd, sa, a)) == NULL)
 		log_error("cannot set up a new connection: out of memory");
 }
@@ -120,25 +131,11 @@ listener_on_error(struct evconnlistener *lev, void *arg)
 	log_warn("%s: accept: %s", l->name, strerror(err));
 }
 
-static void
-format_addr(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
-		snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
-		snprintf(buf, len, "%s:%u", host, ntohs(s4->sin_port));
-	}
-}
-
 static bool
 is_loopback(const struct sockaddr *sa)
 {
+	if (sa->sa_family == AF_UNIX)
+		return true; /* local: file permissions decide who connects */
 	if (sa->sa_family == AF_INET)
 		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >>
 			24) == 127;
@@ -170,6 +167,69 @@ listener_check_exposure(const char *spec, const struct sockaddr *sa)
 	return 0;
 }
 
+/* Keep a listener for lev (NULL: creating it failed, errno says why). 0, or -1. */
+static int
+listener_add(struct event_base *base, struct evconnlistener *lev, const char *spec, bool tls)
+{
+	struct listener *l, **grown;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
+
+	if (lev == NULL) {
+		log_error("--listen %s: cannot bind: %s", spec, strerror(errno));
+		return -1;
+	}
+	grown = realloc(listeners, (nlisteners + 1) * sizeof *listeners);
+	if (grown != NULL)
+		listeners = grown;
+	l = calloc(1, sizeof *l);
+	if (grown == NULL || l == NULL ||
+	    (l->resume = evtimer_new(base, listener_on_resume, l)) == NULL) {
+		log_error("--listen %s: out of memory", spec);
+		free(l);
+		evconnlistener_free(lev);
+		return -1;
+	}
+	l->lev = lev;
+	l->tls = tls;
+	evconnlistener_set_error_cb(l->lev, listener_on_error);
+	if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&ss, &sslen) == 0)
+		sockaddr_format((struct sockaddr *)&ss, l->name, sizeof l->name);
+	listeners[nlisteners++] = l;
+	log_info("listening on %s%s", l->name, tls ? " (TLS)" : "");
+	return 0;
+}
+
+/* Bind a Unix socket at path, replacing a stale socket left there. */
+static int
+listener_bind_unix(struct event_base *base, const char *spec, const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct evconnlistener *lev;
+	struct stat st;
+
+	if (strlen(path) >= sizeof sun.sun_path) {
+		log_error("--listen %s: path too long", spec);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("--listen %s: %s exists and is not a socket", spec, path);
+			return -1;
+		}
+		unlink(path); /* left by a daemon that did not exit cleanly */
+	}
+	lev = evconnlistener_new_bind(base, listener_on_accept, NULL,
+				      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 511,
+				      (struct sockaddr *)&sun, (int)sizeof sun);
+	if (listener_add(base, lev, spec, false) != 0)
+		return -1;
+	evconnlistener_set_cb(lev, listener_on_accept, listeners[nlisteners - 1]);
+	listeners[nlisteners - 1]->unlink_path = strdup(path);
+	return 0;
+}
+
 /* Bind one address (every address it resolves to). */
 static int
 listener_bind(struct event_base *base, const char *spec, bool tls)
@@ -178,6 +238,8 @@ listener_bind(struct event_base *base, const char *spec, bool tls)
 	char *host, *port;
 	int rc, bound = 0;
 
+	if (strncmp(spec, "unix:", 5) == 0)
+		return listener_bind_unix(base, spec, spec + 5);
 	if (rv_parse_hostport(spec, &host, &port, RV_DEFAULT_PORT_STR) != 0) {
 		log_error("--listen %s: expected HOST:PORT", spec);
 		return -1;
@@ -193,52 +255,80 @@ listener_bind(struct event_base *base, const char *spec, bool tls)
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		struct listener *l, **grown;
-		struct sockaddr_storage ss;
-		socklen_t sslen = sizeof ss;
+		struct evconnlistener *lev;
 
 		if (listener_check_exposure(spec, ai->ai_addr) != 0) {
 			freeaddrinfo(res);
 			return -1;
 		}
-		grown = realloc(listeners, (nlisteners + 1) * sizeof *listeners);
-		l = calloc(1, sizeof *l);
-		if (grown != NULL)
-			listeners = grown;
-		if (grown == NULL || l == NULL) {
-			free(l);
-			break;
-		}
-		l->tls = tls;
-		l->resume = evtimer_new(base, listener_on_resume, l);
-		l->lev = evconnlistener_new_bind(base, listener_on_accept, l,
-						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-							 LEV_OPT_CLOSE_ON_EXEC,
-						 511, ai->ai_addr, (int)ai->ai_addrlen);
-		if (l->lev == NULL || l->resume == NULL) {
-			log_error("--listen %s: cannot bind: %s", spec, strerror(errno));
-			if (l->lev != NULL)
-				evconnlistener_free(l->lev);
-			if (l->resume != NULL)
-				event_free(l->resume);
-			free(l);
+		lev = evconnlistener_new_bind(base, listener_on_accept, NULL,
+					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+						      LEV_OPT_CLOSE_ON_EXEC,
+					      511, ai->ai_addr, (int)ai->ai_addrlen);
+		if (listener_add(base, lev, spec, tls) != 0)
 			continue;
-		}
-		evconnlistener_set_error_cb(l->lev, listener_on_error);
-		if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&ss, &sslen) == 0)
-			format_addr((struct sockaddr *)&ss, l->name, sizeof l->name);
-		listeners[nlisteners++] = l;
+		evconnlistener_set_cb(lev, listener_on_accept, listeners[nlisteners - 1]);
 		bound++;
-		log_info("listening on %s%s", l->name, tls ? " (TLS)" : "");
 	}
 	freeaddrinfo(res);
 	return bound > 0 ? 0 : -1;
 }
 
+/* Listen on the sockets systemd passed (socket activation); "tls" names TLS ones. */
+static int
+listeners_adopt(struct event_base *base)
+{
+	char **names = NULL;
+	int *fds = NULL;
+	int n = activation_fds(&fds, &names), rc = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof ss;
+		bool tls = names != NULL && names[i] != NULL && strcmp(names[i], "tls") == 0;
+		char spec[128];
+		struct evconnlistener *lev;
+
+		if (rc != 0) {
+			close(fds[i]);
+			continue;
+		}
+		snprintf(spec, sizeof spec, "(systemd socket %d%s%s)", fds[i],
+			 names != NULL && names[i] != NULL ? " " : "",
+			 names != NULL && names[i] != NULL ? names[i] : "");
+		if (getsockname(fds[i], (struct sockaddr *)&ss, &sslen) != 0 ||
+		    listener_check_exposure(spec, (struct sockaddr *)&ss) != 0 ||
+		    (tls && tls_needs_context()) || evutil_make_socket_nonblocking(fds[i]) != 0) {
+			close(fds[i]);
+			rc = -1;
+			continue;
+		}
+		lev = evconnlistener_new(base, listener_on_accept, NULL,
+					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fds[i]);
+		if (lev == NULL)
+			close(fds[i]);
+		if (listener_add(base, lev, spec, tls) != 0) {
+			rc = -1;
+			continue;
+		}
+		evconnlistener_set_cb(lev, listener_on_accept, listeners[nlisteners - 1]);
+	}
+	activation_free(fds, names, n);
+	return rc;
+}
+
 int
 listeners_init(struct event_base *base)
 {
+	size_t adopted;
+
+	if (listeners_adopt(base) != 0)
+		return -1;
+	adopted = nlisteners;
 	for (size_t i = 0; i < config.nlisten; i++) {
+		/* The default address is for when systemd passes none. */
+		if (adopted > 0 && config.listen_default)
+			break;
 		if (listener_bind(base, config.listen[i], false) != 0)
 			return -1;
 	}
@@ -253,6 +343,10 @@ void
 listeners_finish(void)
 {
 	for (size_t i = 0; i < nlisteners; i++) {
+		if (listeners[i]->unlink_path != NULL) {
+			unlink(listeners[i]->unlink_path);
+			free(listeners[i]->unlink_path);
+		}
 		evconnlistener_free(listeners[i]->lev);
 		event_free(listeners[i]->resume);
 		free(listeners[i]);

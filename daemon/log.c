@@ -4,6 +4,7 @@
  * of a time stamp, so that the journal keeps the levels (sd-daemon(3)).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,8 @@
 
 #include "log.h"
 
-static enum log_level current = LOG_LEVEL_INFO;
+/* Changed on the loop at reload, read by every thread. */
+static _Atomic(enum log_level) current = LOG_LEVEL_INFO;
 static const char *const names[] = {"error", "warn", "info", "debug"};
 static const int priorities[] = {3, 4, 6, 7}; /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
 static int journal = -1;                      /* whether stderr is the journal; -1: not known yet */
@@ -33,14 +35,21 @@ log_to_journal(void)
 void
 log_set_level(enum log_level level)
 {
-	current = level;
-	journal = log_to_journal(); /* at start-up, before any thread logs */
+	atomic_store_explicit(&current, level, memory_order_relaxed);
+	if (journal < 0)
+		journal = log_to_journal(); /* at start-up, before any thread logs */
 }
 
 enum log_level
 log_get_level(void)
 {
-	return current;
+	return atomic_load_explicit(&current, memory_order_relaxed);
+}
+
+const char *
+log_level_name(enum log_level level)
+{
+	return names[level];
 }
 
 int
@@ -89,7 +98,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 	int saved = errno;
 	va_list ap;
 
-	if (level > current) {
+	if (level > log_get_level()) {
 		errno = saved;
 		return;
 	}

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -16,21 +17,99 @@
 #include "identity.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "sessions.h"
 #include "stats.h"
 #include "store.h"
 #include "tls.h"
+#include "token.h"
 
+static struct event *drain_timer;
+
+/* The drain's time is up: close whatever is still sending. */
+static void
+on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	log_warn("shutdown: clients still reading after %lld ms; closing them",
+		 (long long)config.shutdown_timeout_ms);
+	event_base_loopexit(arg, NULL);
+}
+
+/*
+ * SIGTERM or SIGINT: stop accepting, tell every client, let the loop send
+ * and commit what is pending, and exit once every connection is gone (or
+ * --shutdown-timeout passes). A second signal exits at once.
+ */
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct event_base *base = arg;
+	const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+	struct timeval tv = {(time_t)(config.shutdown_timeout_ms / 1000),
+			     (suseconds_t)(config.shutdown_timeout_ms % 1000 * 1000)};
 
 	(void)what;
-	log_info("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	if (drain_timer != NULL) {
+		log_info("received %s again: exiting now", name);
+		event_base_loopexit(base, NULL);
+		return;
+	}
+	log_info("received %s: shutting down (%zu connections to drain)", name, conns_count());
 	notify_stopping();
-	event_base_loopexit(base, NULL);
+	listeners_finish();
+	metrics_set_ready(false);
+	conns_shutdown(name);
+	drain_timer = evtimer_new(base, on_drain_timeout, base);
+	if (drain_timer == NULL || evtimer_add(drain_timer, &tv) != 0)
+		event_base_loopexit(base, NULL);
+}
+
+/*
+ * SIGHUP: load the settings again. Either everything new takes effect (keys
+ * and certificates included) or nothing does. Connections stay up.
+ */
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct config next;
+	struct token_keys *keys = NULL;
+	struct tls_context *tls = NULL;
+
+	(void)sig;
+	(void)what;
+	(void)arg;
+	notify_reloading();
+	log_info("received SIGHUP: reloading %s", options_config_path());
+	if (options_load_next(&next) != 0)
+		goto fail;
+	if (config.auth == AUTH_JWT &&
+	    (keys = token_keys_load(next.jwt_keys, next.njwt_keys)) == NULL)
+		goto fail_next;
+	if (tls_loaded() && (tls = tls_context_load(&next)) == NULL)
+		goto fail_next;
+	options_use(&next);
+	if (keys != NULL)
+		token_keys_use(keys);
+	if (tls != NULL)
+		tls_context_use(tls);
+	conns_reauthorize();
+	stats.reloads++;
+	log_info("reloaded: log level %s, %zu observers, %zu admins%s%s",
+		 log_level_name(config.log_level), config.nobservers, config.nadmins,
+		 keys != NULL ? ", keys" : "", tls != NULL ? ", certificates" : "");
+	notify_ready();
+	return;
+
+fail_next:
+	token_keys_free(keys);
+	options_discard(&next);
+fail:
+	stats.reload_failures++;
+	log_error("reload failed; the settings in use are unchanged");
+	notify_ready();
 }
 
 /* Allow as many descriptors as the hard limit does: one per connection. */
@@ -64,6 +143,21 @@ check_store(void)
 	return rc == 0 ? 0 : 1;
 }
 
+/* --check-config: the settings parsed; now load the keys and certificates they name. */
+static int
+check_config(void)
+{
+	const char *path = options_config_path();
+	int rc = identity_init() == 0 && tls_init() == 0 ? 0 : 1;
+
+	identity_finish();
+	tls_finish();
+	if (rc == 0)
+		printf("rendezvousd: configuration OK (%s%s)\n", path,
+		       access(path, F_OK) == 0 ? "" : ": no such file, defaults and flags");
+	return rc;
+}
+
 /* Load what the store holds: sessions with their deadlines, the event history. */
 static void
 recover(void)
@@ -84,11 +178,11 @@ int
 main(int argc, char **argv)
 {
 	struct event_base *base;
-	struct event *sigint, *sigterm;
+	struct event *sigint, *sigterm, *sighup;
 
 	options_parse(argc, argv);
-	if (config.check_store) {
-		int rc = check_store();
+	if (config.check_config || config.check_store) {
+		int rc = config.check_config ? check_config() : check_store();
 		options_finish();
 		return rc;
 	}
@@ -109,15 +203,20 @@ main(int argc, char **argv)
 	recover();
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-	if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) != 0 ||
-	    evsignal_add(sigterm, NULL) != 0)
+	sighup = evsignal_new(base, SIGHUP, on_sighup, base);
+	if (sigint == NULL || sigterm == NULL || sighup == NULL ||
+	    evsignal_add(sigint, NULL) != 0 || evsignal_add(sigterm, NULL) != 0 ||
+	    evsignal_add(sighup, NULL) != 0)
 		fatal("cannot install signal handlers");
 	if (listeners_init(base) != 0)
 		fatal("cannot listen; exiting");
+	if (metrics_init(base) != 0)
+		fatal("cannot serve metrics; exiting");
 	if (notify_init(base) != 0)
 		fatal("cannot set up systemd notification");
 	log_info("rendezvousd %s ready (%s backend, store %s)", RV_VERSION,
 		 event_base_get_method(base), store_describe());
+	metrics_set_ready(true);
 	notify_ready();
 
 	/*
@@ -132,10 +231,13 @@ main(int argc, char **argv)
 		do
 			commit_pass();
 		while (conns_flush());
+		if (drain_timer != NULL && conns_gone())
+			break; /* drained */
 	}
 
 	commit_pass();
 	notify_finish();
+	metrics_finish();
 	stats_log();
 	listeners_finish();
 	conns_finish();
@@ -147,6 +249,9 @@ main(int argc, char **argv)
 	tls_finish();
 	event_free(sigint);
 	event_free(sigterm);
+	event_free(sighup);
+	if (drain_timer != NULL)
+		event_free(drain_timer);
 	event_base_free(base);
 	libevent_global_shutdown();
 	options_finish();

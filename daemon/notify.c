@@ -1,6 +1,7 @@
 /* sd_notify: readiness, stopping, status and watchdog pings from the loop. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -76,6 +77,18 @@ notify_ready(void)
 }
 
 void
+notify_reloading(void)
+{
+	struct timespec ts;
+
+	/* MONOTONIC_USEC lets Type=notify-reload match this to its SIGHUP (sd_notify(3)). */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+		   (unsigned long long)ts.tv_sec * 1000000ULL +
+			   (unsigned long long)ts.tv_nsec / 1000ULL);
+}
+
+void
 notify_stopping(void)
 {
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
@@ -103,6 +116,11 @@ notify_finish(void)
 
 void
 notify_ready(void)
+{
+}
+
+void
+notify_reloading(void)
 {
 }
 

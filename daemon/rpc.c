@@ -121,12 +121,36 @@ method_find(const char *name)
 	return NULL;
 }
 
+/* Count a request handled, and its time, under its method (if it has one). */
+static void
+rpc_observe(const struct method *m, double t0)
+{
+	size_t i = m != NULL ? (size_t)(m - methods) : STATS_METHODS;
+
+	stats.requests++;
+	if (i < STATS_METHODS)
+		histogram_observe(&stats.request_seconds[i], stats_clock() - t0);
+}
+
+size_t
+rpc_method_count(void)
+{
+	return sizeof methods / sizeof methods[0];
+}
+
+const char *
+rpc_method_name(size_t i)
+{
+	return methods[i].name;
+}
+
 /* The error reply for err, or NULL when memory runs out. */
 static json_t *
 error_reply(json_t *id, struct rpc_error *err)
 {
 	json_t *reply = rv_msg_error(id, err->code, err->message, err->data);
 
+	stats_error(err->code);
 	err->data = NULL;
 	return reply;
 }
@@ -167,9 +191,10 @@ static json_t *
 rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 {
 	struct rpc_error err = {0};
-	const struct method *m;
+	const struct method *m = NULL;
 	struct rv_msg rm;
 	json_t *params, *result, *reply;
+	double t0 = stats_clock();
 
 	if (rv_msg_classify(msg, &rm) == RV_MSG_INVALID || rm.kind == RV_MSG_RESPONSE) {
 		rpc_fail(&err, RV_ERR_INVALID_REQUEST, NULL, "invalid request: %s",
@@ -213,6 +238,7 @@ rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 				rpc_send_raw(c, rm.id, &err.raw);
 				json_decref(result);
 				jsonw_free(&err.raw);
+				rpc_observe(m, t0);
 				return NULL;
 			} else {
 				json_t *r = json_loadb(err.raw.buf, err.raw.len, 0, NULL);
@@ -228,18 +254,21 @@ rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 	}
 	if (rm.kind == RV_MSG_NOTIFICATION) {
 		json_decref(err.data);
+		rpc_observe(m, t0);
 		return NULL;
 	}
 	reply = error_reply(rm.id, &err);
 out:
-	if (in_batch)
-		return reply;
-	if (reply != NULL)
-		conn_send_json(c, reply);
-	else if (rm.kind != RV_MSG_NOTIFICATION)
-		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
-	json_decref(reply);
-	return NULL;
+	if (!in_batch) {
+		if (reply != NULL)
+			conn_send_json(c, reply);
+		else if (rm.kind != RV_MSG_NOTIFICATION)
+			conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+		json_decref(reply);
+		reply = NULL;
+	}
+	rpc_observe(m, t0);
+	return reply;
 }
 
 static void
@@ -268,6 +297,7 @@ rpc_writes(json_t *msg)
 static json_t *
 rpc_unapplied(json_t *msg)
 {
+	stats_error(RV_ERR_UNAVAILABLE);
 	return rv_msg_error(json_object_get(msg, "id"), RV_ERR_UNAVAILABLE, COMMIT_FAILED_MESSAGE,
 			    NULL);
 }

@@ -74,4 +74,8 @@ struct session *rpc_session_find(struct conn *c, const char *sid_hex, struct rpc
 /* 0 if data (may be NULL) is within --max-data; else fills err (4029) and returns -1. */
 int rpc_check_data(const json_t *data, struct rpc_error *err);
 
+/* The methods, for metrics: how many, and the name of the i-th. */
+size_t rpc_method_count(void);
+const char *rpc_method_name(size_t i);
+
 #endif

@@ -11,6 +11,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "sessions.h"
+#include "stats.h"
 #include "store.h"
 #include "users.h"
 
@@ -71,6 +72,18 @@ size_t
 sessions_count(void)
 {
 	return idtable_count(&table);
+}
+
+void
+sessions_count_states(size_t counts[RV_STATE_COUNT])
+{
+	const struct session *s;
+
+	memset(counts, 0, RV_STATE_COUNT * sizeof *counts);
+	DL_FOREACH2 (all_sessions, s, all_next) {
+		if (!s->deleted)
+			counts[s->m.state]++;
+	}
 }
 
 struct session *
@@ -239,6 +252,8 @@ session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_
 	DL_APPEND2(all_sessions, s, all_prev, all_next);
 	inviter->live_created++;
 	session_reschedule(s);
+	stats.sessions_created++;
+	stats.transitions[RSS_UNKNOWN][s->m.state]++;
 	session_publish(s, RSS_UNKNOWN, inviter, s->data);
 	session_store(s, true);
 	*out = s;
@@ -264,7 +279,9 @@ session_act(struct session *s, enum rv_action a, enum rv_role r, const struct us
 		s->invitee_away = 0; /* it is here: it just accepted */
 	if (a == RV_ACT_INVITE)
 		data = s->data;
+	stats.transitions[prev][s->m.state]++;
 	if (rv_state_is_final(s->m.state)) {
+		stats_ended(a, r == RV_ROLE_DAEMON && args != NULL ? args->reason : NULL);
 		s->inviter->live_created--;
 		if (args != NULL && args->reason != NULL)
 			s->reason = strdup(args->reason);

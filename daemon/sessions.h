@@ -45,6 +45,8 @@ struct session {
 int sessions_init(struct event_base *base);
 void sessions_finish(void);
 size_t sessions_count(void);
+/* Sessions held, by state (ended ones until they are forgotten). */
+void sessions_count_states(size_t counts[RV_STATE_COUNT]);
 
 /*
  * Rebuild the sessions the store holds (at start-up, before any

@@ -1,10 +1,87 @@
-/* Limit counters. */
+/* Counters and histograms. */
 #include <stddef.h>
+#include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "stats.h"
 
 struct stats stats;
+
+const double stats_bucket_bounds[STATS_BUCKETS] = {
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,
+};
+
+const char *const stats_end_names[END_COUNT] = {
+	"cancel", "decline", "terminate", "admin", "expired", "peer_lost",
+};
+
+const int stats_error_codes[STATS_ERRORS] = {
+	RV_ERR_PARSE,
+	RV_ERR_INVALID_REQUEST,
+	RV_ERR_METHOD_NOT_FOUND,
+	RV_ERR_INVALID_PARAMS,
+	RV_ERR_INTERNAL,
+	RV_ERR_UNAUTHENTICATED,
+	RV_ERR_FORBIDDEN,
+	RV_ERR_NO_SESSION,
+	RV_ERR_INVALID_TRANSITION,
+	RV_ERR_PEER_UNAVAILABLE,
+	RV_ERR_TOO_LARGE,
+	RV_ERR_LIMIT,
+	RV_ERR_HISTORY_GONE,
+	RV_ERR_UNAVAILABLE,
+};
+
+void
+histogram_observe(struct histogram *h, double seconds)
+{
+	size_t i = 0;
+
+	while (i < STATS_BUCKETS && seconds > stats_bucket_bounds[i])
+		i++;
+	h->buckets[i]++;
+	h->count++;
+	h->sum += seconds;
+}
+
+void
+stats_error(int code)
+{
+	size_t i = 0;
+
+	while (i < STATS_ERRORS && stats_error_codes[i] != code)
+		i++;
+	stats.errors[i]++;
+}
+
+void
+stats_ended(enum rv_action a, const char *daemon_reason)
+{
+	enum stats_end e;
+
+	switch (a) {
+	case RV_ACT_CANCEL: e = END_CANCEL; break;
+	case RV_ACT_DECLINE: e = END_DECLINE; break;
+	case RV_ACT_EXPIRE: e = END_EXPIRED; break;
+	case RV_ACT_PEER_LOST: e = END_PEER_LOST; break;
+	default:
+		e = daemon_reason != NULL && strcmp(daemon_reason, "admin") == 0 ? END_ADMIN
+										 : END_TERMINATE;
+		break;
+	}
+	stats.ended[e]++;
+}
+
+double
+stats_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 void
 stats_log(void)

@@ -29,8 +29,12 @@ struct key {
 	size_t len;
 };
 
-static struct key *keys;
-static size_t nkeys;
+struct token_keys {
+	struct key *keys;
+	size_t n;
+};
+
+static struct token_keys *current; /* the keys tokens are verified with */
 
 static int
 fail(const char **why, const char *reason)
@@ -160,41 +164,73 @@ key_clear(struct key *k)
 	free(k->kid);
 }
 
-int
-tokens_load(void)
+void
+token_keys_free(struct token_keys *k)
 {
-	if (config.njwt_keys == 0) {
+	if (k == NULL)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		key_clear(&k->keys[i]);
+	free(k->keys);
+	free(k);
+}
+
+struct token_keys *
+token_keys_load(char **specs, size_t n)
+{
+	struct token_keys *k;
+
+	if (n == 0) {
 		log_error("--auth jwt needs at least one --jwt-key");
-		return -1;
+		return NULL;
 	}
-	keys = calloc(config.njwt_keys, sizeof *keys);
-	if (keys == NULL)
-		return -1;
-	for (size_t i = 0; i < config.njwt_keys; i++) {
-		if (key_load(config.jwt_keys[i], &keys[nkeys]) != 0) {
-			key_clear(&keys[nkeys]);
-			return -1;
+	k = calloc(1, sizeof *k);
+	if (k == NULL || (k->keys = calloc(n, sizeof *k->keys)) == NULL) {
+		free(k);
+		log_error("cannot load keys: out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (key_load(specs[i], &k->keys[k->n]) != 0) {
+			key_clear(&k->keys[k->n]);
+			token_keys_free(k);
+			return NULL;
 		}
-		nkeys++;
-		for (size_t j = 0; j + 1 < nkeys; j++) {
-			const char *a = keys[j].kid, *b = keys[nkeys - 1].kid;
+		k->n++;
+		for (size_t j = 0; j + 1 < k->n; j++) {
+			const char *a = k->keys[j].kid, *b = k->keys[k->n - 1].kid;
 			if (a != NULL && b != NULL && strcmp(a, b) == 0) {
 				log_error("--jwt-key: key id '%s' given twice", a);
-				return -1;
+				token_keys_free(k);
+				return NULL;
 			}
 		}
 	}
+	return k;
+}
+
+void
+token_keys_use(struct token_keys *k)
+{
+	token_keys_free(current);
+	current = k;
+}
+
+int
+tokens_load(void)
+{
+	struct token_keys *k = token_keys_load(config.jwt_keys, config.njwt_keys);
+
+	if (k == NULL)
+		return -1;
+	token_keys_use(k);
 	return 0;
 }
 
 void
 tokens_finish(void)
 {
-	for (size_t i = 0; i < nkeys; i++)
-		key_clear(&keys[i]);
-	free(keys);
-	keys = NULL;
-	nkeys = 0;
+	token_keys_use(NULL);
 }
 
 /* Decode base64url without padding (RFC 7515 2); -1 unless s is exactly that. */
@@ -416,8 +452,8 @@ token_verify(const char *token, int64_t now, struct token_claims *out, const cha
 		json_decref(header);
 		return fail(why, "bad header or algorithm not accepted");
 	}
-	for (size_t i = 0; i < nkeys && claims == NULL; i++) {
-		const struct key *k = &keys[i];
+	for (size_t i = 0; current != NULL && i < current->n && claims == NULL; i++) {
+		const struct key *k = &current->keys[i];
 		/* With a kid, only that key; without, any key without a kid. */
 		if (kid != NULL ? k->kid == NULL || strcmp(k->kid, kid) != 0 : k->kid != NULL)
 			continue;

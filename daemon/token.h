@@ -17,9 +17,17 @@ struct token_claims {
 	bool observer, admin; /* from the "roles" claim */
 };
 
-/* Load every --jwt-key. Logs what is wrong and returns -1 (start-up only). */
+/* Load every --jwt-key and verify with them. Logs what is wrong and returns -1. */
 int tokens_load(void);
 void tokens_finish(void);
+
+/* A set of verification keys, for reloads: load, then use (or free). */
+struct token_keys;
+/* Load keys from "[KID=]ALG:FILE" specs; NULL after logging what is wrong. */
+struct token_keys *token_keys_load(char **specs, size_t n);
+/* Verify with k from now on (owned); frees the keys used until now. */
+void token_keys_use(struct token_keys *k);
+void token_keys_free(struct token_keys *k);
 
 /*
  * Verify token at now_ms. 0 and fills claims (clear it with

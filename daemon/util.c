@@ -1,9 +1,13 @@
 /* Small helpers: clocks, randomness, session ids, option values. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include "util.h"
@@ -146,4 +150,28 @@ parse_size(const char *s, size_t *out)
 		return -1;
 	*out = (size_t)(v * mult);
 	return 0;
+}
+
+void
+sockaddr_format(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else if (sa->sa_family == AF_UNIX) {
+		const struct sockaddr_un *sun = (const struct sockaddr_un *)(const void *)sa;
+		if (sun->sun_path[0] != '\0')
+			snprintf(buf, len, "unix:%.*s", (int)sizeof sun->sun_path, sun->sun_path);
+		else
+			snprintf(buf, len, "unix");
+	} else {
+		snprintf(buf, len, "local");
+	}
 }

@@ -23,6 +23,10 @@ void session_id_format(const uint8_t id[SESSION_ID_BYTES], char out[SESSION_ID_H
 /* Parse a session id; false unless s is exactly 32 hex digits. */
 bool session_id_parse(const char *s, uint8_t id[SESSION_ID_BYTES]);
 
+struct sockaddr;
+/* "ADDR:PORT", "[ADDR6]:PORT", "unix:PATH" or "unix" (an unnamed peer). */
+void sockaddr_format(const struct sockaddr *sa, char *buf, size_t len);
+
 /* Parse seconds with an optional fraction ("0.25") into milliseconds. */
 int parse_seconds_ms(const char *s, int64_t *ms);
 /* Parse a byte count with an optional k/m/g suffix (powers of 1024). */

@@ -49,6 +49,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 			"4k",
 			"--log-level",
 			"error",
+			"--config",
+			"/dev/null",
 			NULL};
 
 	(void)argc;

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(gcc libc6-dev binutils meson ninja-build pkg-config python3 openssl
           libevent-dev libjansson-dev uthash-dev libjwt-dev libssl-dev
-          libsqlite3-dev libsystemd-dev)
+          libsqlite3-dev libsystemd-dev libinih-dev scdoc systemd)
 
 missing=()
 for p in "${packages[@]}"; do

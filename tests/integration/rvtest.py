@@ -30,10 +30,19 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 class Daemon:
     """One rendezvousd process on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, *args, preexec_fn=None, state_dir=None, env=None):
+    def __init__(self, *args, preexec_fn=None, state_dir=None, env=None, config=None):
         """Without state_dir (or --store/--state-dir in args) the store goes in a
-        fresh directory that stop() removes."""
+        fresh directory that stop() removes. config: the configuration file's
+        text (none is read otherwise, not even /etc/rendezvous's)."""
         self.own_state = None
+        self.config = None
+        if config is not None:
+            fd, self.config = tempfile.mkstemp(prefix="rendezvousd-", suffix=".conf")
+            with os.fdopen(fd, "w") as f:
+                f.write(config)
+            args = ("--config", self.config, *args)
+        elif "--config" not in args:
+            args = ("--config", "/dev/null", *args)
         if state_dir is None and not any(a.split("=")[0] in ("--store", "--state-dir")
                                          for a in args):
             state_dir = self.own_state = tempfile.mkdtemp(prefix="rendezvous-state-")
@@ -67,6 +76,8 @@ class Daemon:
 
     def _cleanup(self):
         os.unlink(self.log.name)
+        if self.config is not None:
+            os.unlink(self.config)
         if self.own_state is not None:
             shutil.rmtree(self.own_state, ignore_errors=True)
 

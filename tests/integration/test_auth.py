@@ -2,6 +2,7 @@
 """--auth jwt: every way a token can be wrong, keys and rotation, roles, rate limits."""
 import json
 import os
+import signal
 import subprocess
 import time
 import unittest
@@ -309,6 +310,38 @@ class Roles(DaemonTest):
         # The admin has no party's powers otherwise.
         other = alice.call("session.create", {"invitee": "bob"})["session"]
         self.assertRpcError(4003, root.call, "session.invite", {"session": other})
+
+
+class KeyReload(unittest.TestCase):
+    """SIGHUP loads the keys again (rotation without a restart); connections stay."""
+
+    def test_rotation(self):
+        secret2 = os.urandom(32).hex().encode()
+        file2 = os.path.join(KEYS.dir.name, "hs256-rotated.secret")
+        with open(file2, "wb") as f:
+            f.write(secret2)
+        conf = "jwt-key = HS256:%s\njwt-audience = %s\n"
+        d = Daemon("--auth", "jwt", config=conf % (KEYS.secret_file, AUD))
+        try:
+            old = d.client()
+            old.call("hello", {"token": KEYS.token(aud=AUD)})
+            new_token = KEYS.token(sub="bob", aud=AUD, key=secret2)
+            self.assertEqual(d.client().error("hello", {"token": new_token})["code"], 4001)
+            with open(d.config, "w") as f:
+                f.write(conf % (file2, AUD))
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while "reloaded" not in d.read_log():
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.02)
+            self.assertEqual(d.client().call("hello", {"token": new_token})["user"], "bob")
+            self.assertEqual(d.client().error("hello", {"token": KEYS.token(aud=AUD)})["code"],
+                             4001)
+            self.assertEqual(old.call("ping"), "pong")
+        finally:
+            status, log = d.stop()
+        self.assertEqual(status, 0, log[-3000:])
+        self.assertNotIn(secret2.decode(), log)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ import tempfile
 import time
 import unittest
 
-from rvtest import DAEMON, Daemon, SANITIZER_MARKS, main
+import json
+import shutil
+
+from rvtest import DAEMON, Client, Daemon, SANITIZER_MARKS, main
 
 
 def supported():
@@ -83,6 +86,70 @@ class Notify(unittest.TestCase):
         self.sock.settimeout(0.2)
         with self.assertRaises(socket.timeout):
             self.sock.recv(4096)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@unittest.skipUnless(supported(), "built without libsystemd (-Dsystemd=disabled)")
+@unittest.skipUnless(shutil.which("systemd-socket-activate"), "systemd-socket-activate missing")
+class SocketActivation(unittest.TestCase):
+    """systemd-socket-activate holds a TCP and a Unix socket, and starts the
+    daemon (the same process) at the first connection, passing both."""
+
+    def test_tcp_and_unix(self):
+        tmp = tempfile.mkdtemp(prefix="rendezvous-activate-")
+        path = os.path.join(tmp, "rendezvousd.sock")
+        port = free_port()
+        log = open(os.path.join(tmp, "log"), "w+")
+        p = subprocess.Popen(["systemd-socket-activate", "-l", "127.0.0.1:%d" % port, "-l", path,
+                              "--fdname=tcp:local", DAEMON, "--config", "/dev/null",
+                              "--store", "memory"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(path):
+                self.assertLess(time.monotonic(), deadline, "no socket")
+                time.sleep(0.02)
+            tcp = Client(port)  # starts the daemon
+            tcp.hello("alice")
+            sid = tcp.call("session.create", {"invitee": "bob"})["session"]
+            tcp.call("session.invite", {"session": sid})
+            local = socket.socket(socket.AF_UNIX)
+            local.settimeout(10)
+            local.connect(path)
+            local.sendall(b'{"jsonrpc":"2.0","method":"hello","params":{"user":"bob"},"id":1}\n'
+                          b'{"jsonrpc":"2.0","method":"session.list","id":2}\n')
+            buf = b""
+            while buf.count(b"\n") < 2:
+                chunk = local.recv(65536)
+                self.assertTrue(chunk, "closed")
+                buf += chunk
+            replies = [json.loads(l) for l in buf.splitlines()]
+            self.assertEqual(replies[0]["result"]["user"], "bob")
+            self.assertEqual([s["session"] for s in replies[1]["result"]["sessions"]], [sid])
+            tcp.close()
+            local.close()
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(30), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            log.seek(0)
+            out = log.read()
+            log.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.assertIn("socket activation: 2 sockets from systemd", out)
+        self.assertIn("listening on 127.0.0.1:%d" % port, out)
+        self.assertIn("listening on unix:%s" % path, out)
+        self.assertNotIn(":7420", out)  # no default address besides systemd's
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, out, out[-4000:])
 
 
 class Journal(unittest.TestCase):

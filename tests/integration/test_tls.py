@@ -10,7 +10,9 @@ import time
 import unittest
 import warnings
 
-from rvtest import CTL, Client, DaemonTest, lifecycle_to, main
+import signal
+
+from rvtest import CTL, Client, Daemon, DaemonTest, lifecycle_to, main
 
 D = None  # certificates, made fresh for the run
 
@@ -246,6 +248,45 @@ class BadSetup(unittest.TestCase):
                            timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--tls-key", r.stderr)
+
+
+class Reload(unittest.TestCase):
+    """SIGHUP loads certificates again: new connections get the new one, old ones stay."""
+
+    def conf(self, cert):
+        return "tls-cert = %s\ntls-key = %s\n" % (path(cert + ".pem"), path(cert + ".key"))
+
+    def reload(self, d, text, expect):
+        n = d.read_log().count(expect)
+        with open(d.config, "w") as f:
+            f.write(text)
+        d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: d.read_log().count(expect) > n), d.read_log())
+
+    def test_certificate_reload(self):
+        d = Daemon("--listen-tls", "127.0.0.1:0", config=self.conf("server"))
+        lax = client_ctx()
+        lax.check_hostname = False
+        cn = lambda c: dict(x[0] for x in c.sock.getpeercert()["subject"])["commonName"]
+        try:
+            before = Client(d.tls_port, tls=client_ctx())
+            before.hello("alice")
+            self.assertEqual(cn(before), "localhost")
+            self.reload(d, self.conf("wrong-name"), "reloaded")
+            self.assertIn("certificates", d.read_log().splitlines()[-1])
+            after = Client(d.tls_port, tls=lax)
+            self.assertEqual(cn(after), "elsewhere")
+            self.assertEqual(before.call("ping"), "pong")
+            # A certificate that cannot be loaded: nothing changes.
+            self.reload(d, "tls-cert = %s\ntls-key = %s\n" % (path("server.pem"), path("client.key")),
+                        "reload failed")
+            again = Client(d.tls_port, tls=lax)
+            self.assertEqual(cn(again), "elsewhere")
+            for c in (before, after, again):
+                c.close()
+        finally:
+            status, log = d.stop()
+        self.assertEqual(status, 0, log[-3000:])
 
 
 if __name__ == "__main__":

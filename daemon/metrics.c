@@ -1,0 +1,350 @@
+/* The metrics page, /healthz and /readyz. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "commit.h"
+#include "config.h"
+#include "conn.h"
+#include "hub.h"
+#include "log.h"
+#include "metrics.h"
+#include "rendezvous.h"
+#include "rpc.h"
+#include "sessions.h"
+#include "stats.h"
+#include "store.h"
+#include "util.h"
+
+/* Bounds on what a scraper may send, and how long it may take. */
+#define HTTP_TIMEOUT_SEC 10
+#define HTTP_MAX_HEADERS 8192
+
+static struct evhttp *http;
+static bool ready;
+static double start_time; /* Unix seconds */
+
+#define ADD(...)                                               \
+	do {                                                   \
+		if (evbuffer_add_printf(out, __VA_ARGS__) < 0) \
+			return -1;                             \
+	} while (0)
+
+/* HELP and TYPE lines of one metric family. */
+#define FAMILY(name, type, help) ADD("# HELP " name " " help "\n# TYPE " name " " type "\n")
+
+static int
+write_histogram(struct evbuffer *out, const char *name, const char *labels,
+		const struct histogram *h)
+{
+	uint64_t cum = 0;
+
+	for (size_t i = 0; i < STATS_BUCKETS; i++) {
+		cum += h->buckets[i];
+		ADD("%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, *labels ? "," : "",
+		    stats_bucket_bounds[i], (unsigned long long)cum);
+	}
+	cum += h->buckets[STATS_BUCKETS];
+	ADD("%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "",
+	    (unsigned long long)cum);
+	ADD("%s_sum%s%s%s %.9f\n", name, *labels ? "{" : "", labels, *labels ? "}" : "", h->sum);
+	ADD("%s_count%s%s%s %llu\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
+	    (unsigned long long)h->count);
+	return 0;
+}
+
+/* The process_* metrics every Prometheus client library exports. */
+static int
+write_process(struct evbuffer *out)
+{
+	struct rlimit rl;
+	long size_pages, rss_pages = 0, page = sysconf(_SC_PAGESIZE);
+	FILE *f = fopen("/proc/self/statm", "r");
+	DIR *d = opendir("/proc/self/fd");
+	size_t fds = 0;
+
+	if (f != NULL) {
+		if (fscanf(f, "%ld %ld", &size_pages, &rss_pages) != 2)
+			rss_pages = 0;
+		fclose(f);
+	}
+	if (d != NULL) {
+		while (readdir(d) != NULL)
+			fds++;
+		closedir(d);
+		fds = fds >= 3 ? fds - 3 : 0; /* ".", ".." and the directory's own */
+	}
+	FAMILY("process_start_time_seconds", "gauge", "Start time of the process, Unix seconds.");
+	ADD("process_start_time_seconds %.3f\n", start_time);
+	FAMILY("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+	ADD("process_resident_memory_bytes %ld\n", rss_pages * page);
+	FAMILY("process_open_fds", "gauge", "Open file descriptors.");
+	ADD("process_open_fds %zu\n", fds);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		FAMILY("process_max_fds", "gauge", "The limit on open file descriptors.");
+		ADD("process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+	}
+	return 0;
+}
+
+static int
+write_sessions(struct evbuffer *out)
+{
+	size_t counts[RV_STATE_COUNT];
+
+	sessions_count_states(counts);
+	FAMILY("rendezvous_sessions", "gauge",
+	       "Sessions held, by state (ended ones until --linger passes).");
+	for (int st = 0; st < RV_STATE_COUNT; st++)
+		ADD("rendezvous_sessions{state=\"%s\"} %zu\n", rv_state_name((enum rv_state)st),
+		    counts[st]);
+	FAMILY("rendezvous_sessions_created_total", "counter", "Sessions created.");
+	ADD("rendezvous_sessions_created_total %llu\n", (unsigned long long)stats.sessions_created);
+	FAMILY("rendezvous_session_transitions_total", "counter",
+	       "State changes, by the state left and the state entered (RSS_UNKNOWN: created).");
+	for (int from = 0; from < RV_STATE_COUNT; from++) {
+		for (int to = 0; to < RV_STATE_COUNT; to++) {
+			if (stats.transitions[from][to] == 0)
+				continue;
+			ADD("rendezvous_session_transitions_total{from=\"%s\",to=\"%s\"} %llu\n",
+			    rv_state_name((enum rv_state)from), rv_state_name((enum rv_state)to),
+			    (unsigned long long)stats.transitions[from][to]);
+		}
+	}
+	FAMILY("rendezvous_sessions_ended_total", "counter",
+	       "Sessions ended, by reason: cancel, decline, terminate (by a party), admin, "
+	       "expired, peer_lost.");
+	for (int e = 0; e < END_COUNT; e++)
+		ADD("rendezvous_sessions_ended_total{reason=\"%s\"} %llu\n", stats_end_names[e],
+		    (unsigned long long)stats.ended[e]);
+	return 0;
+}
+
+static int
+write_traffic(struct evbuffer *out)
+{
+	static const struct {
+		const char *limit;
+		const uint64_t *value;
+	} limits[] = {
+		{"max_connections", &stats.refused_connections},
+		{"max_connections_per_address", &stats.refused_per_address},
+		{"max_auth_failures", &stats.auth_blocked},
+		{"hello_timeout", &stats.hello_timeouts},
+		{"max_line", &stats.lines_too_long},
+		{"max_sessions_per_user", &stats.limit_sessions_per_user},
+		{"max_subscriptions", &stats.limit_subscriptions},
+		{"max_data", &stats.limit_data},
+		{"max_request_rate", &stats.limit_request_rate},
+		{"max_pending", &stats.slow_consumers},
+	};
+
+	FAMILY("rendezvous_connections", "gauge", "Client connections open.");
+	ADD("rendezvous_connections %zu\n", conns_count());
+	FAMILY("rendezvous_connections_accepted_total", "counter",
+	       "Client connections accepted (refused ones excluded).");
+	ADD("rendezvous_connections_accepted_total %llu\n",
+	    (unsigned long long)stats.connections_accepted);
+	FAMILY("rendezvous_subscriptions", "gauge", "Subscriptions of every connection.");
+	ADD("rendezvous_subscriptions %zu\n", hub_subscriptions());
+	FAMILY("rendezvous_events_published_total", "counter", "State change events, each once.");
+	ADD("rendezvous_events_published_total %llu\n", (unsigned long long)stats.events_published);
+	FAMILY("rendezvous_last_event_id", "gauge", "The id of the newest event.");
+	ADD("rendezvous_last_event_id %llu\n", (unsigned long long)hub_last_event());
+	FAMILY("rendezvous_events_delivered_total", "counter",
+	       "Event notifications queued to subscribers (replays included).");
+	ADD("rendezvous_events_delivered_total %llu\n", (unsigned long long)stats.events_delivered);
+	FAMILY("rendezvous_context_delivered_total", "counter",
+	       "session.context notifications relayed to a party's connections.");
+	ADD("rendezvous_context_delivered_total %llu\n",
+	    (unsigned long long)stats.contexts_relayed);
+	FAMILY("rendezvous_delivered_bytes_total", "counter",
+	       "Bytes of event and context notifications queued to clients.");
+	ADD("rendezvous_delivered_bytes_total %llu\n", (unsigned long long)stats.bytes_delivered);
+	FAMILY("rendezvous_slow_consumers_total", "counter",
+	       "Clients cut off for not reading (--max-pending).");
+	ADD("rendezvous_slow_consumers_total %llu\n", (unsigned long long)stats.slow_consumers);
+	FAMILY("rendezvous_limit_refusals_total", "counter",
+	       "Requests and connections refused, by the limit that refused them.");
+	for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+		ADD("rendezvous_limit_refusals_total{limit=\"%s\"} %llu\n", limits[i].limit,
+		    (unsigned long long)*limits[i].value);
+	FAMILY("rendezvous_auth_failures_total", "counter", "Failed hellos.");
+	ADD("rendezvous_auth_failures_total %llu\n", (unsigned long long)stats.auth_failures);
+	FAMILY("rendezvous_requests_total", "counter",
+	       "Requests handled (each element of a batch counts).");
+	ADD("rendezvous_requests_total %llu\n", (unsigned long long)stats.requests);
+	FAMILY("rendezvous_errors_total", "counter",
+	       "Error responses sent, by JSON-RPC error code (proto/PROTOCOL.md).");
+	for (size_t i = 0; i < STATS_ERRORS; i++)
+		ADD("rendezvous_errors_total{code=\"%d\"} %llu\n", stats_error_codes[i],
+		    (unsigned long long)stats.errors[i]);
+	if (stats.errors[STATS_ERRORS] > 0)
+		ADD("rendezvous_errors_total{code=\"other\"} %llu\n",
+		    (unsigned long long)stats.errors[STATS_ERRORS]);
+	return 0;
+}
+
+static int
+write_latency(struct evbuffer *out)
+{
+	size_t n = rpc_method_count();
+
+	FAMILY("rendezvous_request_duration_seconds", "histogram",
+	       "Time to handle a request until its answer is queued, by method (the store "
+	       "commit is not included).");
+	for (size_t i = 0; i < n && i < STATS_METHODS; i++) {
+		char labels[80];
+		snprintf(labels, sizeof labels, "method=\"%s\"", rpc_method_name(i));
+		if (write_histogram(out, "rendezvous_request_duration_seconds", labels,
+				    &stats.request_seconds[i]) != 0)
+			return -1;
+	}
+	FAMILY("rendezvous_store_commit_duration_seconds", "histogram",
+	       "Time to commit one pass of the event loop's changes to the store.");
+	if (write_histogram(out, "rendezvous_store_commit_duration_seconds", "",
+			    &stats.commit_seconds) != 0)
+		return -1;
+	FAMILY("rendezvous_store_commit_failures_total", "counter",
+	       "Store commits that failed (answered 5003).");
+	ADD("rendezvous_store_commit_failures_total %llu\n",
+	    (unsigned long long)stats.store_failures);
+	return 0;
+}
+
+int
+metrics_write(struct evbuffer *out)
+{
+	FAMILY("rendezvous_build_info", "gauge", "The daemon's version; always 1.");
+	ADD("rendezvous_build_info{version=\"%s\"} 1\n", RV_VERSION);
+	FAMILY("rendezvous_reloads_total", "counter", "SIGHUP reloads, by result.");
+	ADD("rendezvous_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)stats.reloads);
+	ADD("rendezvous_reloads_total{result=\"failed\"} %llu\n",
+	    (unsigned long long)stats.reload_failures);
+	if (write_sessions(out) != 0 || write_traffic(out) != 0 || write_latency(out) != 0 ||
+	    write_process(out) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+	struct evbuffer *body = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; charset=utf-8");
+	if (body != NULL)
+		evbuffer_add(body, text, strlen(text));
+	evhttp_send_reply(req, code, reason, body);
+	if (body != NULL)
+		evbuffer_free(body);
+}
+
+static void
+metrics_on_request(struct evhttp_request *req, void *arg)
+{
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	(void)arg;
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
+		return;
+	}
+	if (path == NULL)
+		path = "/";
+	if (strcmp(path, "/metrics") == 0) {
+		struct evbuffer *body = evbuffer_new();
+
+		if (body == NULL || metrics_write(body) != 0) {
+			if (body != NULL)
+				evbuffer_free(body);
+			reply_text(req, 500, "Internal Server Error", "out of memory\n");
+			return;
+		}
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+				  "text/plain; version=0.0.4; charset=utf-8");
+		evhttp_send_reply(req, 200, "OK", body);
+		evbuffer_free(body);
+	} else if (strcmp(path, "/healthz") == 0) {
+		/* Answered by the event loop: it turns. */
+		reply_text(req, 200, "OK", "ok\n");
+	} else if (strcmp(path, "/readyz") == 0) {
+		if (!ready)
+			reply_text(req, 503, "Service Unavailable", "not ready: shutting down\n");
+		else if (store_durable() && !commit_writable())
+			reply_text(req, 503, "Service Unavailable",
+				   "not ready: the store cannot save changes now\n");
+		else
+			reply_text(req, 200, "OK", "ready\n");
+	} else {
+		reply_text(req, 404, "Not Found", "not found: try /metrics, /healthz or /readyz\n");
+	}
+}
+
+int
+metrics_init(struct event_base *base)
+{
+	struct evhttp_bound_socket *bound;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
+	char *host, *port, name[INET6_ADDRSTRLEN + 8] = "?";
+
+	start_time = (double)now_ms() / 1000.0;
+	if (config.metrics == NULL)
+		return 0;
+	if (rv_parse_hostport(config.metrics, &host, &port, "9100") != 0) {
+		log_error("--metrics %s: expected HOST:PORT", config.metrics);
+		return -1;
+	}
+	http = evhttp_new(base);
+	if (http == NULL) {
+		free(host);
+		free(port);
+		return -1;
+	}
+	evhttp_set_timeout(http, HTTP_TIMEOUT_SEC);
+	evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS);
+	evhttp_set_max_body_size(http, 0);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(http, metrics_on_request, NULL);
+	bound = evhttp_bind_socket_with_handle(http, *host ? host : "0.0.0.0",
+					       (ev_uint16_t)atoi(port));
+	free(host);
+	free(port);
+	if (bound == NULL) {
+		log_error("--metrics %s: cannot bind", config.metrics);
+		metrics_finish();
+		return -1;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0)
+		sockaddr_format((struct sockaddr *)&ss, name, sizeof name);
+	log_info("metrics on http://%s/metrics", name);
+	return 0;
+}
+
+void
+metrics_finish(void)
+{
+	if (http != NULL)
+		evhttp_free(http);
+	http = NULL;
+	ready = false;
+}
+
+void
+metrics_set_ready(bool r)
+{
+	ready = r;
+}
