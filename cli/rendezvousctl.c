@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -23,7 +24,12 @@ struct ctl {
 	json_t *params; /* the command's request */
 	bool json;      /* --json output */
 	bool watch;
-	long count; /* watch: stop after this many events (0: never) */
+	bool top;
+	long count;      /* watch, top: stop after this many events or samples (0: never) */
+	double interval; /* top: seconds between samples */
+	json_t *last;    /* top: the previous sample */
+	double last_at;  /* and when it came (monotonic seconds) */
+	struct event *tick;
 	double timeout;
 	int status;   /* exit status */
 	bool stopped; /* a result or an error has been reported */
@@ -70,6 +76,14 @@ usage(FILE *f)
 		"                                           stream events, one line each, until\n"
 		"                                           interrupted or N have arrived\n"
 		"  ping                                     check the daemon answers\n"
+		"Admin commands (the admin role):\n"
+		"  admin stats                              the daemon's counters\n"
+		"  admin connections [--user NAME] [--limit N] [--after ID]\n"
+		"                                           connections, one per line\n"
+		"  admin kick (CONNECTION | --user NAME)    disconnect a connection, or every\n"
+		"                                           connection of a user\n"
+		"  top [--interval S] [--count N]           live view of sessions by state and\n"
+		"                                           rates, every S seconds [default: 2]\n"
 		"\n"
 		"Exit status: 0 on success, 1 when the daemon returns an error or cannot\n"
 		"be reached, 2 on a usage error.\n",
@@ -289,6 +303,144 @@ ctl_error(struct ctl *ctl, json_t *error)
 }
 
 static void
+print_connections(json_t *res)
+{
+	json_t *list = json_object_get(res, "connections"), *r;
+	size_t i;
+
+	printf("%-8s %-24s %-16s %-9s %5s %8s %10s %8s\n", "ID", "PEER", "USER", "STATE", "SUBS",
+	       "REQUESTS", "UNSENT", "AGE(s)");
+	json_array_foreach (list, i, r) {
+		const char *user = json_string_value(json_object_get(r, "user"));
+		printf("%-8lld %-24s %-16s %-9s %5lld %8lld %10lld %8lld%s\n",
+		       (long long)json_integer_value(json_object_get(r, "connection")),
+		       json_string_value(json_object_get(r, "peer")), user != NULL ? user : "-",
+		       json_string_value(json_object_get(r, "state")),
+		       (long long)json_integer_value(json_object_get(r, "subscriptions")),
+		       (long long)json_integer_value(json_object_get(r, "requests")),
+		       (long long)json_integer_value(json_object_get(r, "unsent_bytes")),
+		       (long long)json_integer_value(json_object_get(r, "age_ms")) / 1000,
+		       json_is_true(json_object_get(r, "tls")) ? " tls" : "");
+	}
+	if (json_object_get(res, "next") != NULL)
+		printf("(more: --after %lld)\n",
+		       (long long)json_integer_value(json_object_get(res, "next")));
+}
+
+/* The sum of a transitions array's counts (what top calls transitions). */
+static long long
+sum_transitions(json_t *stats)
+{
+	json_t *t;
+	size_t i;
+	long long n = 0;
+
+	json_array_foreach (json_object_get(stats, "transitions"), i, t)
+		n += (long long)json_integer_value(json_object_get(t, "count"));
+	return n;
+}
+
+/* Per second, between two samples of admin.stats: the counter at path. */
+static double
+rate(json_t *now, json_t *before, const char *key, const char *sub, double secs)
+{
+	json_t *a = json_object_get(now, key), *b = json_object_get(before, key);
+
+	if (sub != NULL) {
+		a = json_object_get(a, sub);
+		b = json_object_get(b, sub);
+	}
+	if (before == NULL || secs <= 0)
+		return 0;
+	return (double)(json_integer_value(a) - json_integer_value(b)) / secs;
+}
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One sample of top: sessions by state, and rates since the last sample. */
+static void
+top_show(struct ctl *ctl, json_t *st)
+{
+	double now = mono_now(), secs = now - ctl->last_at;
+	json_t *before = ctl->last;
+	double rates[5] = {
+		rate(st, before, "requests", NULL, secs),
+		before != NULL && secs > 0
+			? (double)(sum_transitions(st) - sum_transitions(before)) / secs
+			: 0,
+		rate(st, before, "sessions_created", NULL, secs),
+		rate(st, before, "events", "delivered", secs),
+		rate(st, before, "bytes_delivered", NULL, secs),
+	};
+	const char *key;
+	json_t *v;
+
+	if (ctl->json) {
+		/* Rates need two samples: null on the first. */
+		json_t *r = before == NULL ? json_null()
+					   : json_pack("{s:f, s:f, s:f, s:f, s:f}", "requests",
+						       rates[0], "transitions", rates[1], "created",
+						       rates[2], "events_delivered", rates[3],
+						       "bytes_delivered", rates[4]);
+		json_t *line = json_pack("{s:O, s:O, s:O, s:o*}", "sessions",
+					 json_object_get(st, "sessions"), "connections",
+					 json_object_get(st, "connections"), "subscriptions",
+					 json_object_get(st, "subscriptions"), "rates", r);
+		print_json(line);
+		json_decref(line);
+	} else {
+		if (isatty(STDOUT_FILENO))
+			fputs("\033[H\033[2J", stdout);
+		printf("rendezvousd %s, up %llds, store %s\n",
+		       json_string_value(json_object_get(st, "version")),
+		       (long long)json_integer_value(json_object_get(st, "uptime_ms")) / 1000,
+		       json_string_value(json_object_get(json_object_get(st, "store"), "store")));
+		printf("connections %lld, subscriptions %lld, last event %lld\n\n",
+		       (long long)json_integer_value(json_object_get(st, "connections")),
+		       (long long)json_integer_value(json_object_get(st, "subscriptions")),
+		       (long long)json_integer_value(
+			       json_object_get(json_object_get(st, "events"), "last")));
+		printf("%-16s %10s\n", "STATE", "SESSIONS");
+		json_object_foreach (json_object_get(st, "sessions"), key, v)
+			printf("%-16s %10lld\n", key, (long long)json_integer_value(v));
+		printf("\n%-22s %12s\n", "PER SECOND", before != NULL ? "" : "(next sample)");
+		printf("%-22s %12.1f\n%-22s %12.1f\n%-22s %12.1f\n%-22s %12.1f\n%-22s %12.1f\n",
+		       "requests", rates[0], "transitions", rates[1], "sessions created", rates[2],
+		       "events delivered", rates[3], "bytes delivered", rates[4]);
+	}
+	fflush(stdout);
+	json_decref(ctl->last);
+	ctl->last = json_incref(st);
+	ctl->last_at = now;
+}
+
+static void ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg);
+
+/* top: the next sample. */
+static void
+ctl_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctl *ctl = arg;
+	struct timeval tv = {(time_t)ctl->timeout,
+			     (suseconds_t)((ctl->timeout - (double)(time_t)ctl->timeout) * 1e6)};
+
+	(void)fd;
+	(void)what;
+	evtimer_add(ctl->timer, &tv); /* a reply is due within --timeout */
+	if (rv_client_call(ctl->client, "admin.stats", NULL, ctl_on_reply, ctl) != 0) {
+		fprintf(stderr, "rendezvousctl: cannot send the request\n");
+		ctl_stop(ctl, 1);
+	}
+}
+
+static void
 ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
 {
 	struct ctl *ctl = arg;
@@ -296,6 +448,18 @@ ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
 	(void)c;
 	if (ctl_error(ctl, error))
 		return;
+	if (ctl->top) {
+		struct timeval tv = {
+			(time_t)ctl->interval,
+			(suseconds_t)((ctl->interval - (double)(time_t)ctl->interval) * 1e6)};
+		event_del(ctl->timer);
+		top_show(ctl, result);
+		if (ctl->count > 0 && --ctl->count == 0)
+			ctl_stop(ctl, 0);
+		else
+			evtimer_add(ctl->tick, &tv);
+		return;
+	}
 	if (strcmp(ctl->command, "watch") == 0) {
 		fprintf(stderr, "watching (subscription %lld, last event %lld)\n",
 			(long long)json_integer_value(json_object_get(result, "subscription")),
@@ -304,6 +468,16 @@ ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
 		print_json(result);
 	} else if (strcmp(ctl->command, "list") == 0) {
 		print_list(result);
+	} else if (strcmp(ctl->command, "admin connections") == 0) {
+		print_connections(result);
+	} else if (strcmp(ctl->command, "admin kick") == 0) {
+		printf("kicked %lld connection(s)\n",
+		       (long long)json_integer_value(json_object_get(result, "kicked")));
+	} else if (strcmp(ctl->command, "admin stats") == 0) {
+		char *s = json_dumps(result, JSON_INDENT(2));
+		if (s != NULL)
+			puts(s);
+		free(s);
 	} else if (json_is_object(result) && json_object_get(result, "session") != NULL) {
 		print_record(result);
 	} else if (json_is_object(result) && json_object_get(result, "delivered") != NULL) {
@@ -395,6 +569,7 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		{"all", no_argument, NULL, 'A'},
 		{"since", required_argument, NULL, 'n'},
 		{"count", required_argument, NULL, 'N'},
+		{"interval", required_argument, NULL, 'i'},
 		{NULL, 0, NULL, 0},
 	};
 	static const struct {
@@ -402,19 +577,39 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		int positional; /* SESSION or INVITEE, then DATA for send */
 		const char *allowed;
 	} cmds[] = {
-		{"create", "session.create", 1, "td"}, {"invite", "session.invite", 1, ""},
-		{"accept", "session.accept", 1, ""},   {"decline", "session.decline", 1, "r"},
-		{"cancel", "session.cancel", 1, "r"},  {"connect", "session.connect", 1, ""},
-		{"send", "session.send", 2, ""},       {"terminate", "session.terminate", 1, "cd"},
-		{"get", "session.get", 1, ""},         {"list", "session.list", 0, "slaA"},
-		{"watch", "subscribe", 0, "SUAnN"},    {"ping", "ping", 0, ""},
+		{"create", "session.create", 1, "td"},
+		{"invite", "session.invite", 1, ""},
+		{"accept", "session.accept", 1, ""},
+		{"decline", "session.decline", 1, "r"},
+		{"cancel", "session.cancel", 1, "r"},
+		{"connect", "session.connect", 1, ""},
+		{"send", "session.send", 2, ""},
+		{"terminate", "session.terminate", 1, "cd"},
+		{"get", "session.get", 1, ""},
+		{"list", "session.list", 0, "slaA"},
+		{"watch", "subscribe", 0, "SUAnN"},
+		{"ping", "ping", 0, ""},
+		{"admin stats", "admin.stats", 0, ""},
+		{"admin connections", "admin.connections", 0, "Ula"},
+		{"admin kick", "admin.kick", 1, "U"},
+		{"top", "admin.stats", 0, "iN"},
 	};
 	const char *cmd = argv[0];
+	char admin_cmd[64];
 	size_t i;
 	int c;
 	char *end;
 	json_t *p = json_object();
 
+	if (strcmp(cmd, "admin") == 0) {
+		/* "admin SUBCOMMAND ...": the subcommand takes the place of the command. */
+		if (argc < 2)
+			die_usage("%s", "'admin' takes stats, connections or kick");
+		snprintf(admin_cmd, sizeof admin_cmd, "admin %s", argv[1]);
+		cmd = admin_cmd;
+		argc--;
+		argv++;
+	}
 	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmds[i].name, cmd) == 0)
 			break;
@@ -424,6 +619,7 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 	ctl->command = cmds[i].name;
 	ctl->method = cmds[i].method;
 	ctl->watch = strcmp(cmd, "watch") == 0;
+	ctl->top = strcmp(cmd, "top") == 0;
 	optind = 0; /* glibc: restart scanning from argv[1] */
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == '?' || strchr(cmds[i].allowed, c) == NULL)
@@ -452,7 +648,22 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 			break;
 		}
 		case 's': json_object_set_new(p, "state", json_string(optarg)); break;
-		case 'a': json_object_set_new(p, "after", json_string(optarg)); break;
+		case 'a':
+			if (strcmp(cmd, "admin connections") == 0) {
+				long long v = strtoll(optarg, &end, 10);
+				if (*optarg == '\0' || *end != '\0' || v < 0)
+					die_usage("--after takes a connection id, not '%s'",
+						  optarg);
+				json_object_set_new(p, "after", json_integer(v));
+			} else {
+				json_object_set_new(p, "after", json_string(optarg));
+			}
+			break;
+		case 'i':
+			ctl->interval = strtod(optarg, &end);
+			if (*optarg == '\0' || *end != '\0' || ctl->interval < 0.1)
+				die_usage("--interval takes seconds >= 0.1, not '%s'", optarg);
+			break;
 		case 'S': json_object_set_new(p, "session", json_string(optarg)); break;
 		case 'U': json_object_set_new(p, "user", json_string(optarg)); break;
 		case 'A': json_object_set_new(p, "all", json_true()); break;
@@ -463,6 +674,20 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 			break;
 		default: break;
 		}
+	}
+	if (strcmp(cmd, "admin kick") == 0) {
+		bool by_user = json_object_get(p, "user") != NULL;
+		long long id;
+		if (argc - optind != (by_user ? 0 : 1))
+			die_usage("%s", "'admin kick' takes a connection id, or --user NAME");
+		if (!by_user) {
+			id = strtoll(argv[optind], &end, 10);
+			if (*argv[optind] == '\0' || *end != '\0' || id < 0)
+				die_usage("expected a connection id, not '%s'", argv[optind]);
+			json_object_set_new(p, "connection", json_integer(id));
+		}
+		ctl->params = p;
+		return;
 	}
 	if (argc - optind != cmds[i].positional)
 		die_usage("'%s' takes %s", cmd,
@@ -496,7 +721,7 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	struct ctl ctl = {.timeout = 10, .status = 1};
+	struct ctl ctl = {.timeout = 10, .status = 1, .interval = 2};
 	const char *connect = getenv("RENDEZVOUS_CONNECT"), *user = getenv("RENDEZVOUS_USER");
 	const char *token = getenv("RENDEZVOUS_TOKEN"),
 		   *token_file = getenv("RENDEZVOUS_TOKEN_FILE");
@@ -574,6 +799,7 @@ main(int argc, char **argv)
 		free(token_buf);
 	}
 	ctl.timer = evtimer_new(ctl.base, ctl_on_timeout, &ctl);
+	ctl.tick = evtimer_new(ctl.base, ctl_on_tick, &ctl);
 	tv.tv_sec = (time_t)ctl.timeout;
 	tv.tv_usec = (suseconds_t)((ctl.timeout - (double)tv.tv_sec) * 1e6);
 	evtimer_add(ctl.timer, &tv);
@@ -585,8 +811,10 @@ main(int argc, char **argv)
 	event_base_dispatch(ctl.base);
 
 	json_decref(ctl.params);
+	json_decref(ctl.last);
 	rv_client_destroy(ctl.client);
 	event_free(ctl.timer);
+	event_free(ctl.tick);
 	event_free(sigint);
 	event_free(sigterm);
 	event_base_free(ctl.base);

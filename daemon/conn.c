@@ -91,7 +91,7 @@ out_len(const struct conn *c)
 }
 
 /* Output not yet taken by the kernel: ours, and (TLS) what the bufferevent holds. */
-static size_t
+size_t
 conn_unsent(const struct conn *c)
 {
 	return out_len(c) +
@@ -860,6 +860,7 @@ conn_new(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
 	c->addr = addr;
 	c->rate_tokens = (double)config.max_request_burst;
 	c->id = next_id++;
+	c->since = now_ms();
 	sockaddr_format(sa, c->peer, sizeof c->peer);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	evutil_make_socket_nonblocking(fd);
@@ -957,6 +958,24 @@ conns_init(struct event_base *b)
 	reaper = event_new(base, -1, 0, conns_on_reap, NULL);
 	deadlines = timerq_create(base, conn_on_deadline, NULL);
 	return reaper != NULL && deadlines != NULL ? 0 : -1;
+}
+
+struct conn *
+conn_find(uint64_t id)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH (c, &live, all) {
+		if (c->id == id)
+			return c;
+	}
+	return NULL;
+}
+
+struct conn *
+conns_next(const struct conn *c)
+{
+	return c == NULL ? TAILQ_FIRST(&live) : TAILQ_NEXT(c, all);
 }
 
 void

@@ -66,6 +66,9 @@ struct conn {
 	uint32_t next_sub_id;
 	uint64_t mark; /* last event delivered (hub.c dedupe) */
 
+	int64_t since;     /* when accepted (Unix ms) */
+	uint64_t requests; /* requests handled (batch elements each) */
+
 	/* Output since the store's transaction opened is held until it commits. */
 	bool txn_touched; /* on the list of connections given output in it */
 	size_t txn_mark;  /* unsent bytes before that output */
@@ -101,6 +104,12 @@ void conn_note_reply(struct conn *c, json_t *id);
  */
 void conns_txn_end(bool committed);
 size_t conns_count(void);
+/* The live connection with this id (closing ones excluded), or NULL. */
+struct conn *conn_find(uint64_t id);
+/* The live connection after c in id order (NULL: the first), or NULL. */
+struct conn *conns_next(const struct conn *c);
+/* Bytes queued to c and not yet sent. */
+size_t conn_unsent(const struct conn *c);
 /* Work out every authenticated connection's roles again (the lists were reloaded). */
 void conns_reauthorize(void);
 /*

@@ -23,6 +23,7 @@
 #include "stats.h"
 #include "store.h"
 #include "tls.h"
+#include "util.h"
 #include "token.h"
 
 static struct event *drain_timer;
@@ -180,6 +181,7 @@ main(int argc, char **argv)
 	struct event_base *base;
 	struct event *sigint, *sigterm, *sighup;
 
+	stats.started_ms = now_ms();
 	options_parse(argc, argv);
 	if (config.check_config || config.check_store) {
 		int rc = config.check_config ? check_config() : check_store();

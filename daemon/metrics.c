@@ -30,7 +30,6 @@
 
 static struct evhttp *http;
 static bool ready;
-static double start_time; /* Unix seconds */
 
 #define ADD(...)                                               \
 	do {                                                   \
@@ -83,7 +82,7 @@ write_process(struct evbuffer *out)
 		fds = fds >= 3 ? fds - 3 : 0; /* ".", ".." and the directory's own */
 	}
 	FAMILY("process_start_time_seconds", "gauge", "Start time of the process, Unix seconds.");
-	ADD("process_start_time_seconds %.3f\n", start_time);
+	ADD("process_start_time_seconds %.3f\n", (double)stats.started_ms / 1000.0);
 	FAMILY("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
 	ADD("process_resident_memory_bytes %ld\n", rss_pages * page);
 	FAMILY("process_open_fds", "gauge", "Open file descriptors.");
@@ -131,22 +130,6 @@ write_sessions(struct evbuffer *out)
 static int
 write_traffic(struct evbuffer *out)
 {
-	static const struct {
-		const char *limit;
-		const uint64_t *value;
-	} limits[] = {
-		{"max_connections", &stats.refused_connections},
-		{"max_connections_per_address", &stats.refused_per_address},
-		{"max_auth_failures", &stats.auth_blocked},
-		{"hello_timeout", &stats.hello_timeouts},
-		{"max_line", &stats.lines_too_long},
-		{"max_sessions_per_user", &stats.limit_sessions_per_user},
-		{"max_subscriptions", &stats.limit_subscriptions},
-		{"max_data", &stats.limit_data},
-		{"max_request_rate", &stats.limit_request_rate},
-		{"max_pending", &stats.slow_consumers},
-	};
-
 	FAMILY("rendezvous_connections", "gauge", "Client connections open.");
 	ADD("rendezvous_connections %zu\n", conns_count());
 	FAMILY("rendezvous_connections_accepted_total", "counter",
@@ -174,9 +157,9 @@ write_traffic(struct evbuffer *out)
 	ADD("rendezvous_slow_consumers_total %llu\n", (unsigned long long)stats.slow_consumers);
 	FAMILY("rendezvous_limit_refusals_total", "counter",
 	       "Requests and connections refused, by the limit that refused them.");
-	for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
-		ADD("rendezvous_limit_refusals_total{limit=\"%s\"} %llu\n", limits[i].limit,
-		    (unsigned long long)*limits[i].value);
+	for (size_t i = 0; i < STATS_LIMITS; i++)
+		ADD("rendezvous_limit_refusals_total{limit=\"%s\"} %llu\n", stats_limits[i].name,
+		    (unsigned long long)*stats_limits[i].value);
 	FAMILY("rendezvous_auth_failures_total", "counter", "Failed hellos.");
 	ADD("rendezvous_auth_failures_total %llu\n", (unsigned long long)stats.auth_failures);
 	FAMILY("rendezvous_requests_total", "counter",
@@ -300,7 +283,6 @@ metrics_init(struct event_base *base)
 	socklen_t sslen = sizeof ss;
 	char *host, *port, name[INET6_ADDRSTRLEN + 8] = "?";
 
-	start_time = (double)now_ms() / 1000.0;
 	if (config.metrics == NULL)
 		return 0;
 	if (rv_parse_hostport(config.metrics, &host, &port, "9100") != 0) {

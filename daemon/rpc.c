@@ -34,6 +34,9 @@ static const struct method {
 	{"session.list", rpc_session_list, false, false},
 	{"subscribe", rpc_subscribe, false, false},
 	{"unsubscribe", rpc_unsubscribe, false, false},
+	{"admin.stats", rpc_admin_stats, false, false},
+	{"admin.connections", rpc_admin_connections, false, false},
+	{"admin.kick", rpc_admin_kick, false, false},
 };
 
 json_t *
@@ -195,6 +198,8 @@ rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 	struct rv_msg rm;
 	json_t *params, *result, *reply;
 	double t0 = stats_clock();
+
+	c->requests++;
 
 	if (rv_msg_classify(msg, &rm) == RV_MSG_INVALID || rm.kind == RV_MSG_RESPONSE) {
 		rpc_fail(&err, RV_ERR_INVALID_REQUEST, NULL, "invalid request: %s",

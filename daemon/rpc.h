@@ -44,6 +44,11 @@ json_t *rpc_ping(struct conn *c, json_t *params, struct rpc_error *err);
 json_t *rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err);
 json_t *rpc_unsubscribe(struct conn *c, json_t *params, struct rpc_error *err);
 
+/* rpc_admin.c */
+json_t *rpc_admin_stats(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_admin_connections(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_admin_kick(struct conn *c, json_t *params, struct rpc_error *err);
+
 /* rpc_session.c */
 json_t *rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err);
 json_t *rpc_session_invite(struct conn *c, json_t *params, struct rpc_error *err);

@@ -34,6 +34,19 @@ const int stats_error_codes[STATS_ERRORS] = {
 	RV_ERR_UNAVAILABLE,
 };
 
+const struct stats_limit stats_limits[STATS_LIMITS] = {
+	{"max_connections", &stats.refused_connections},
+	{"max_connections_per_address", &stats.refused_per_address},
+	{"max_auth_failures", &stats.auth_blocked},
+	{"hello_timeout", &stats.hello_timeouts},
+	{"max_line", &stats.lines_too_long},
+	{"max_sessions_per_user", &stats.limit_sessions_per_user},
+	{"max_subscriptions", &stats.limit_subscriptions},
+	{"max_data", &stats.limit_data},
+	{"max_request_rate", &stats.limit_request_rate},
+	{"max_pending", &stats.slow_consumers},
+};
+
 void
 histogram_observe(struct histogram *h, double seconds)
 {

@@ -63,6 +63,7 @@ struct stats {
 	uint64_t events_delivered;         /* notifications queued to subscribers */
 	uint64_t bytes_delivered;          /* their bytes, context data relayed included */
 	uint64_t contexts_relayed;         /* session.send deliveries */
+	int64_t started_ms;                /* when the daemon started (Unix ms) */
 	uint64_t requests;                 /* requests handled (batch elements each) */
 	uint64_t errors[STATS_ERRORS + 1]; /* by stats_error_codes; the last: others */
 	uint64_t reloads, reload_failures;
@@ -72,6 +73,14 @@ struct stats {
 };
 
 extern struct stats stats;
+
+/* The refusal counters by the limit (setting) that refused, in snake case. */
+struct stats_limit {
+	const char *name;
+	const uint64_t *value;
+};
+#define STATS_LIMITS 10
+extern const struct stats_limit stats_limits[STATS_LIMITS];
 
 /* Count one observation of seconds. */
 void histogram_observe(struct histogram *h, double seconds);

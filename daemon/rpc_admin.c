@@ -1,0 +1,198 @@
+/* The admin role's methods: admin.stats, admin.connections, admin.kick. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "conn.h"
+#include "hub.h"
+#include "log.h"
+#include "rpc.h"
+#include "sessions.h"
+#include "stats.h"
+#include "store.h"
+#include "users.h"
+#include "util.h"
+
+/* Most connections admin.connections returns at once, and without a limit. */
+#define CONNECTIONS_MAX 10000
+#define CONNECTIONS_DEFAULT 1000
+
+#define ADMIN_ONLY(c, err)                                                               \
+	do {                                                                             \
+		if (!(c)->admin)                                                         \
+			return rpc_fail(err, RV_ERR_FORBIDDEN, NULL,                     \
+					"forbidden: admin methods need the admin role"); \
+	} while (0)
+
+/* {state: sessions held in it}. */
+static json_t *
+states_object(void)
+{
+	json_t *o = json_object();
+	size_t states[RV_STATE_COUNT];
+
+	sessions_count_states(states);
+	for (int st = 0; o != NULL && st < RV_STATE_COUNT; st++)
+		json_object_set_new(o, rv_state_name((enum rv_state)st),
+				    json_integer((json_int_t)states[st]));
+	return o;
+}
+
+json_t *
+rpc_admin_stats(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	json_t *r, *ended, *errors, *limits, *transitions;
+	int64_t now = now_ms();
+
+	ADMIN_ONLY(c, err);
+	if (rpc_unpack(params, err, "{!}") != 0)
+		return NULL;
+	ended = json_object();
+	errors = json_object();
+	limits = json_object();
+	transitions = json_array();
+	for (int e = 0; ended != NULL && e < END_COUNT; e++)
+		json_object_set_new(ended, stats_end_names[e],
+				    json_integer((json_int_t)stats.ended[e]));
+	for (size_t i = 0; errors != NULL && i <= STATS_ERRORS; i++) {
+		char code[16];
+		if (stats.errors[i] == 0)
+			continue;
+		if (i < STATS_ERRORS)
+			snprintf(code, sizeof code, "%d", stats_error_codes[i]);
+		else
+			snprintf(code, sizeof code, "other");
+		json_object_set_new(errors, code, json_integer((json_int_t)stats.errors[i]));
+	}
+	for (size_t i = 0; limits != NULL && i < STATS_LIMITS; i++)
+		json_object_set_new(limits, stats_limits[i].name,
+				    json_integer((json_int_t)*stats_limits[i].value));
+	for (int from = 0; transitions != NULL && from < RV_STATE_COUNT; from++) {
+		for (int to = 0; to < RV_STATE_COUNT; to++) {
+			if (stats.transitions[from][to] == 0)
+				continue;
+			json_array_append_new(transitions,
+					      json_pack("{s:s, s:s, s:I}", "from",
+							rv_state_name((enum rv_state)from), "to",
+							rv_state_name((enum rv_state)to), "count",
+							(json_int_t)stats.transitions[from][to]));
+		}
+	}
+	r = json_pack("{s:s, s:I, s:I, s:o*, s:I, s:o*, s:o*, s:I, s:I, s:I, s:{s:I, s:I, s:I}, "
+		      "s:I, s:I, s:I, s:o*, s:o*, s:{s:s, s:b, s:I, s:I}, s:{s:I, s:I}}",
+		      "version", RV_VERSION, "started", (json_int_t)stats.started_ms, "uptime_ms",
+		      (json_int_t)(now - stats.started_ms), "sessions", states_object(),
+		      "sessions_created", (json_int_t)stats.sessions_created, "transitions",
+		      transitions, "ended", ended, "connections", (json_int_t)conns_count(),
+		      "connections_accepted", (json_int_t)stats.connections_accepted,
+		      "subscriptions", (json_int_t)hub_subscriptions(), "events", "published",
+		      (json_int_t)stats.events_published, "delivered",
+		      (json_int_t)stats.events_delivered, "last", (json_int_t)hub_last_event(),
+		      "context_delivered", (json_int_t)stats.contexts_relayed, "bytes_delivered",
+		      (json_int_t)stats.bytes_delivered, "requests", (json_int_t)stats.requests,
+		      "errors", errors, "limits", limits, "store", "store", store_describe(),
+		      "durable", store_durable(), "commits", (json_int_t)stats.commit_seconds.count,
+		      "commit_failures", (json_int_t)stats.store_failures, "reloads", "ok",
+		      (json_int_t)stats.reloads, "failed", (json_int_t)stats.reload_failures);
+	if (r == NULL)
+		return rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
+	return r;
+}
+
+static json_t *
+connection_record(const struct conn *c, int64_t now)
+{
+	json_t *r = json_pack("{s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I}", "connection",
+			      (json_int_t)c->id, "peer", c->peer, "state",
+			      c->state == CONN_READY ? "ready" : "handshake", "tls", c->bev != NULL,
+			      "since", (json_int_t)c->since, "age_ms", (json_int_t)(now - c->since),
+			      "requests", (json_int_t)c->requests, "unsent_bytes",
+			      (json_int_t)conn_unsent(c));
+
+	if (r == NULL)
+		return NULL;
+	json_object_set_new(r, "subscriptions", json_integer((json_int_t)c->nsubs));
+	if (c->user != NULL) {
+		json_object_set_new(r, "user", json_string(c->user->name));
+		json_object_set_new(r, "observer", json_boolean(c->observer));
+		json_object_set_new(r, "admin", json_boolean(c->admin));
+	}
+	if (c->client != NULL)
+		json_object_set_new(r, "client", json_string(c->client));
+	return r;
+}
+
+json_t *
+rpc_admin_connections(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	json_int_t limit = CONNECTIONS_DEFAULT, after = 0;
+	const char *user = NULL;
+	const struct conn *it;
+	json_t *list, *r;
+	int64_t now = now_ms();
+
+	ADMIN_ONLY(c, err);
+	if (rpc_unpack(params, err, "{s?I, s?I, s?s !}", "limit", &limit, "after", &after, "user",
+		       &user) != 0)
+		return NULL;
+	if (limit < 1 || limit > CONNECTIONS_MAX)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS,
+				json_pack("{s:i}", "max", CONNECTIONS_MAX),
+				"invalid params: limit must be 1 to %d", CONNECTIONS_MAX);
+	list = json_array();
+	r = json_object();
+	if (list == NULL || r == NULL) {
+		json_decref(list);
+		json_decref(r);
+		return rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
+	}
+	for (it = conns_next(NULL); it != NULL; it = conns_next(it)) {
+		if ((json_int_t)it->id <= after)
+			continue;
+		if (user != NULL && (it->user == NULL || strcmp(it->user->name, user) != 0))
+			continue;
+		if ((json_int_t)json_array_size(list) == limit) {
+			json_object_set_new(r, "next",
+					    json_integer(json_integer_value(json_object_get(
+						    json_array_get(list, json_array_size(list) - 1),
+						    "connection"))));
+			break;
+		}
+		json_array_append_new(list, connection_record(it, now));
+	}
+	json_object_set_new(r, "connections", list);
+	return r;
+}
+
+json_t *
+rpc_admin_kick(struct conn *c, json_t *params, struct rpc_error *err)
+{
+	json_int_t id = -1;
+	const char *user = NULL;
+	struct conn *it, *next;
+	size_t n = 0;
+
+	ADMIN_ONLY(c, err);
+	if (rpc_unpack(params, err, "{s?I, s?s !}", "connection", &id, "user", &user) != 0)
+		return NULL;
+	if ((id < 0) == (user == NULL))
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: give either connection or user");
+	for (it = conns_next(NULL); it != NULL; it = next) {
+		next = conns_next(it);
+		if (id >= 0 ? (json_int_t)it->id != id
+			    : it->user == NULL || strcmp(it->user->name, user) != 0)
+			continue;
+		log_info("conn %llu %s: kicked by admin %s", (unsigned long long)it->id, it->peer,
+			 c->user->name);
+		n++;
+		if (it == c) {
+			/* Kicking oneself: after this reply. */
+			conn_close_after_reply(c, "kicked by an admin");
+			continue;
+		}
+		conn_send_error(it, RV_ERR_FORBIDDEN, "disconnected by an admin", NULL);
+		conn_close_flush(it, "kicked by an admin");
+	}
+	return json_pack("{s:I}", "kicked", (json_int_t)n);
+}
