@@ -312,6 +312,35 @@ class Roles(DaemonTest):
         self.assertRpcError(4003, root.call, "session.invite", {"session": other})
 
 
+class NothingSecretLogged(unittest.TestCase):
+    """At debug level, with every kind of request: no token, key or data in the log."""
+
+    def test_log(self):
+        d = Daemon(*jwt_args("--log-level", "debug", "--admin", "root"))
+        try:
+            good, bad = KEYS.token(aud=AUD), KEYS.token(aud=AUD, key=b"k" * 32)
+            bob_token = KEYS.token(sub="bob", aud=AUD)
+            a, b = d.client(), d.client()
+            a.call("hello", {"token": good})
+            b.call("hello", {"token": bob_token})
+            self.assertEqual(d.client().error("hello", {"token": bad})["code"], 4001)
+            sid = a.call("session.create", {"invitee": "bob", "data": {"p": "SECRET-create"}})["session"]
+            a.call("session.invite", {"session": sid})
+            b.call("session.accept", {"session": sid})
+            a.call("session.send", {"session": sid, "data": "SECRET-send"})
+            a.call("session.terminate", {"session": sid, "data": {"p": "SECRET-end"}})
+            b.send_raw(b'{"jsonrpc":"2.0","method":"session.send","params":{"data":"SECRET-bad"},"id":9}\n')
+            b.read_msg()
+            b.send_raw(b'{"SECRET-garbage\n')
+            b.read_msg()
+        finally:
+            status, log = d.stop()
+        self.assertEqual(status, 0, log[-3000:])
+        self.assertIn(" debug: ", log)
+        for secret in (good, bad, bob_token, good.split(".")[2], KEYS.secret.decode(), "SECRET"):
+            self.assertNotIn(secret, log)
+
+
 class KeyReload(unittest.TestCase):
     """SIGHUP loads the keys again (rotation without a restart); connections stay."""
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The store: recovery at start, damaged and foreign files, torn WAL, full disks."""
+import http.client
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -403,6 +405,19 @@ class TornWal(StoreTest):
 
 
 class DiskFull(StoreTest):
+    args = ("--observer", "olga", "--metrics", "127.0.0.1:0")
+
+    def http(self, d, path):
+        """(status, body) of a GET on the daemon's metrics address."""
+        port = int(re.search(r"metrics on http://127\.0\.0\.1:(\d+)/", d.read_log()).group(1))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
     def fill_until_refused(self, d, a):
         """Changes until one fails with 5003; returns (acked sessions, failed error)."""
         acked = {}
@@ -427,6 +442,12 @@ class DiskFull(StoreTest):
         err = a.error("session.create", {"invitee": "bob"})
         self.assertEqual(err["code"], 5003)
         self.assertIn("retry_after_ms", err["data"])
+        # Not ready while the store refuses writes; the numbers say why.
+        self.assertEqual(self.http(d, "/readyz")[0], 503)
+        self.assertEqual(self.http(d, "/healthz")[0], 200)
+        metrics = self.http(d, "/metrics")[1]
+        self.assertRegex(metrics, r"\nrendezvous_store_commit_failures_total [1-9]")
+        self.assertRegex(metrics, r'\nrendezvous_errors_total\{code="5003"\} [2-9]')
         listed = a.call("session.list", {"limit": 1000})["sessions"]
         self.assertEqual([s["session"] for s in listed], list(acked))
         last = o.call("subscribe", {"all": True})["last_event"]
@@ -447,6 +468,7 @@ class DiskFull(StoreTest):
                 self.assertLess(time.monotonic(), deadline, "writes never resumed")
                 time.sleep(0.2)
         self.assertEqual(s["event"], last + 1)  # the failed change's id was never sent
+        self.assertEqual(self.http(d, "/readyz"), (200, "ready\n"))
         acked[s["session"]] = s
         log = self.stop(d, signal.SIGKILL)
         self.assertIn("commit failed", log)
