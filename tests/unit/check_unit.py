@@ -17,10 +17,7 @@ text = open(service).read()
 assert "@" not in text.split("ExecStart=")[1].split("\n")[0], "unsubstituted ExecStart"
 assert "ExecStart=/" in text and "/rendezvousd" in text, "ExecStart missing"
 if shutil.which("systemd-analyze") is None:
-    if os.environ.get("CI"):
-        sys.exit("systemd-analyze not installed (scripts/deps.sh installs systemd)")
-    print("systemd-analyze not installed: checked the unit's text only")
-    sys.exit(0)
+    sys.exit("systemd-analyze not installed (scripts/deps.sh installs systemd)")
 with tempfile.TemporaryDirectory() as d:
     # verify resolves ExecStart: point it at a stand-in executable of the same name
     exe = text.split("ExecStart=")[1].split()[0]
