@@ -130,41 +130,46 @@ write_sessions(struct evbuffer *out)
 static int
 write_traffic(struct evbuffer *out)
 {
+	static const struct {
+		const char *name, *help;
+		const uint64_t *value;
+	} counters[] = {
+		{"rendezvous_connections_accepted_total",
+		 "Client connections accepted (refused ones excluded).",
+		 &stats.connections_accepted},
+		{"rendezvous_events_published_total", "State change events, each once.",
+		 &stats.events_published},
+		{"rendezvous_events_delivered_total",
+		 "Event notifications queued to subscribers (replays included).",
+		 &stats.events_delivered},
+		{"rendezvous_context_delivered_total",
+		 "session.context_data notifications relayed to a party's connections.",
+		 &stats.contexts_relayed},
+		{"rendezvous_delivered_bytes_total",
+		 "Bytes of event and context notifications queued to clients.",
+		 &stats.bytes_delivered},
+		{"rendezvous_slow_consumers_total",
+		 "Clients cut off for not reading (--max-pending).", &stats.slow_consumers},
+		{"rendezvous_auth_failures_total", "Failed hellos.", &stats.auth_failures},
+		{"rendezvous_requests_total", "Requests handled (each element of a batch counts).",
+		 &stats.requests},
+	};
+
 	FAMILY("rendezvous_connections", "gauge", "Client connections open.");
 	ADD("rendezvous_connections %zu\n", conns_count());
-	FAMILY("rendezvous_connections_accepted_total", "counter",
-	       "Client connections accepted (refused ones excluded).");
-	ADD("rendezvous_connections_accepted_total %llu\n",
-	    (unsigned long long)stats.connections_accepted);
 	FAMILY("rendezvous_subscriptions", "gauge", "Subscriptions of every connection.");
 	ADD("rendezvous_subscriptions %zu\n", hub_subscriptions());
-	FAMILY("rendezvous_events_published_total", "counter", "State change events, each once.");
-	ADD("rendezvous_events_published_total %llu\n", (unsigned long long)stats.events_published);
 	FAMILY("rendezvous_last_event_id", "gauge", "The id of the newest event.");
 	ADD("rendezvous_last_event_id %llu\n", (unsigned long long)hub_last_event());
-	FAMILY("rendezvous_events_delivered_total", "counter",
-	       "Event notifications queued to subscribers (replays included).");
-	ADD("rendezvous_events_delivered_total %llu\n", (unsigned long long)stats.events_delivered);
-	FAMILY("rendezvous_context_delivered_total", "counter",
-	       "session.context notifications relayed to a party's connections.");
-	ADD("rendezvous_context_delivered_total %llu\n",
-	    (unsigned long long)stats.contexts_relayed);
-	FAMILY("rendezvous_delivered_bytes_total", "counter",
-	       "Bytes of event and context notifications queued to clients.");
-	ADD("rendezvous_delivered_bytes_total %llu\n", (unsigned long long)stats.bytes_delivered);
-	FAMILY("rendezvous_slow_consumers_total", "counter",
-	       "Clients cut off for not reading (--max-pending).");
-	ADD("rendezvous_slow_consumers_total %llu\n", (unsigned long long)stats.slow_consumers);
+	for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+		ADD("# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[i].name,
+		    counters[i].help, counters[i].name, counters[i].name,
+		    (unsigned long long)*counters[i].value);
 	FAMILY("rendezvous_limit_refusals_total", "counter",
 	       "Requests and connections refused, by the limit that refused them.");
 	for (size_t i = 0; i < STATS_LIMITS; i++)
 		ADD("rendezvous_limit_refusals_total{limit=\"%s\"} %llu\n", stats_limits[i].name,
 		    (unsigned long long)*stats_limits[i].value);
-	FAMILY("rendezvous_auth_failures_total", "counter", "Failed hellos.");
-	ADD("rendezvous_auth_failures_total %llu\n", (unsigned long long)stats.auth_failures);
-	FAMILY("rendezvous_requests_total", "counter",
-	       "Requests handled (each element of a batch counts).");
-	ADD("rendezvous_requests_total %llu\n", (unsigned long long)stats.requests);
 	FAMILY("rendezvous_errors_total", "counter",
 	       "Error responses sent, by JSON-RPC error code (proto/PROTOCOL.md).");
 	for (size_t i = 0; i < STATS_ERRORS; i++)

@@ -874,29 +874,30 @@ keep_restart_only(struct config *next, struct config *cur)
 		       !strings_equal(next->state_dir, cur->state_dir) ||
 		       next->durability != cur->durability || next->history != cur->history ||
 		       !strings_equal(next->metrics, cur->metrics);
-	struct config t = *next;
 
 	if (changed)
 		log_warn("reload: a setting among " RESTART_ONLY " changed; it takes effect at "
 			 "the next start");
-	next->listen = cur->listen;
-	next->nlisten = cur->nlisten;
-	next->listen_tls = cur->listen_tls;
-	next->nlisten_tls = cur->nlisten_tls;
-	next->insecure = cur->insecure;
-	next->auth = cur->auth;
-	next->store = cur->store;
-	next->state_dir = cur->state_dir;
-	next->durability = cur->durability;
-	next->history = cur->history;
-	next->metrics = cur->metrics;
-	cur->listen = t.listen;
-	cur->nlisten = t.nlisten;
-	cur->listen_tls = t.listen_tls;
-	cur->nlisten_tls = t.nlisten_tls;
-	cur->store = t.store;
-	cur->state_dir = t.state_dir;
-	cur->metrics = t.metrics;
+		/* next takes the values in use; cur, about to be freed, takes next's. */
+#define KEEP(field)                                        \
+	do {                                               \
+		__typeof__(cur->field) kept_ = cur->field; \
+		cur->field = next->field;                  \
+		next->field = kept_;                       \
+	} while (0)
+	KEEP(listen);
+	KEEP(nlisten);
+	KEEP(listen_default);
+	KEEP(listen_tls);
+	KEEP(nlisten_tls);
+	KEEP(insecure);
+	KEEP(auth);
+	KEEP(store);
+	KEEP(state_dir);
+	KEEP(durability);
+	KEEP(history);
+	KEEP(metrics);
+#undef KEEP
 }
 
 int

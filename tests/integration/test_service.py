@@ -249,18 +249,23 @@ class Drain(unittest.TestCase):
             status, log = d.stop()
         self.assertEqual(status, 0, log[-3000:])
 
+    def stuck_daemon(self, timeout):
+        """A daemon with a subscriber that does not read and megabytes queued to it."""
+        d = Daemon("--shutdown-timeout", timeout, "--max-pending", "64m", "--observer", "stuck",
+                   "--store", "memory", "--max-data", "64k")
+        stuck = d.client("stuck")
+        stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.call("subscribe", {"user": "alice"})
+        a = d.client("alice")
+        for _ in range(300):
+            a.call("session.create", {"invitee": "bob", "data": {"blob": "x" * 60000}})
+        self.clients = (stuck, a)  # open until the test ends
+        return d
+
     def test_drain_is_bounded(self):
         """A client that never reads holds the exit back only --shutdown-timeout long."""
-        d = Daemon("--shutdown-timeout", "1", "--max-pending", "64m", "--observer", "stuck",
-                   "--store", "memory", "--max-data", "64k")
+        d = self.stuck_daemon("1")
         try:
-            stuck = d.client("stuck")
-            stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            stuck.call("subscribe", {"user": "alice"})
-            a, b = d.client("alice"), d.client("bob")
-            big = {"blob": "x" * 60000}
-            for _ in range(300):
-                a.call("session.create", {"invitee": "bob", "data": big})
             t0 = time.monotonic()
             d.proc.send_signal(signal.SIGTERM)
             self.assertEqual(d.proc.wait(30), 0)
@@ -270,18 +275,10 @@ class Drain(unittest.TestCase):
         self.assertEqual(status, 0, log[-3000:])
         self.assertIn("clients still reading after 1000 ms", log)
         self.assertLess(took, 20)
-        self.assertTrue(b)
 
     def test_second_signal_exits_at_once(self):
-        d = Daemon("--shutdown-timeout", "60", "--max-pending", "64m", "--observer", "stuck",
-                   "--store", "memory", "--max-data", "64k")
+        d = self.stuck_daemon("60")
         try:
-            stuck = d.client("stuck")
-            stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            stuck.call("subscribe", {"user": "alice"})
-            a = d.client("alice")
-            for _ in range(300):
-                a.call("session.create", {"invitee": "bob", "data": {"blob": "x" * 60000}})
             d.proc.send_signal(signal.SIGTERM)
             wait_for(lambda: "shutting down" in d.read_log(), "the drain")
             d.proc.send_signal(signal.SIGINT)
