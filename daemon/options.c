@@ -25,8 +25,6 @@
 /* The file read when --config is not given (systemd's ConfigurationDirectory= first). */
 #define CONFIG_DIR_DEFAULT "/etc/rendezvous"
 #define CONFIG_NAME "rendezvousd.conf"
-/* Longest line of the configuration file. */
-#define CONFIG_LINE_MAX 4096
 
 struct config config;
 
@@ -622,6 +620,7 @@ config_read_line(char *buf, int size, void *stream)
 	len = strlen(buf);
 	if (len > 0 && buf[len - 1] != '\n' && !feof(f)) {
 		int ch;
+		/* inih's line buffer, as Debian builds it, holds 198 bytes and a newline. */
 		loader_error(ld, "line longer than %d bytes", size - 2);
 		while ((ch = fgetc(f)) != EOF && ch != '\n')
 			;

@@ -100,7 +100,9 @@ class ConfigFile(unittest.TestCase):
                    "[rendezvousd]\n"
                    "durability = sloppy\n"
                    "[elsewhere]\n"
-                   "log-level = debug\n")
+                   "log-level = debug\n"
+                   "[rendezvousd]\n"
+                   "jwt-issuer = %s\n" % ("x" * 300))
         for args, status in ((("--check-config",), 1), ((), 2)):
             p = run("--config", self.path, *args)
             self.assertEqual(p.returncode, status, p.stderr)
@@ -112,6 +114,7 @@ class ConfigFile(unittest.TestCase):
                 "rendezvousd: %s:7: expected 'key = value' or '[section]'" % self.path,
                 "rendezvousd: %s:9: invalid value 'sloppy' for durability: expected normal or strict" % self.path,
                 "rendezvousd: %s:11: unknown section [elsewhere] (settings go before any section, or in [rendezvousd])" % self.path,
+                "rendezvousd: %s:13: line longer than 198 bytes" % self.path,
             ], errors, p.stderr)
 
     def test_flag_errors_and_missing_file(self):
