@@ -192,6 +192,7 @@ listener_add(struct event_base *base, struct evconnlistener *lev, const char *sp
 	}
 	l->lev = lev;
 	l->tls = tls;
+	evconnlistener_set_cb(l->lev, listener_on_accept, l);
 	evconnlistener_set_error_cb(l->lev, listener_on_error);
 	if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&ss, &sslen) == 0)
 		sockaddr_format((struct sockaddr *)&ss, l->name, sizeof l->name);
@@ -200,7 +201,10 @@ listener_add(struct event_base *base, struct evconnlistener *lev, const char *sp
 	return 0;
 }
 
-/* Bind a Unix socket at path, replacing a stale socket left there. */
+/*
+ * Bind a Unix socket at path, replacing a stale socket left there. Its mode
+ * follows the umask; rendezvousd.socket sets one of its own.
+ */
 static int
 listener_bind_unix(struct event_base *base, const char *spec, const char *path)
 {
@@ -225,7 +229,6 @@ listener_bind_unix(struct event_base *base, const char *spec, const char *path)
 				      (struct sockaddr *)&sun, (int)sizeof sun);
 	if (listener_add(base, lev, spec, false) != 0)
 		return -1;
-	evconnlistener_set_cb(lev, listener_on_accept, listeners[nlisteners - 1]);
 	listeners[nlisteners - 1]->unlink_path = strdup(path);
 	return 0;
 }
@@ -267,7 +270,6 @@ listener_bind(struct event_base *base, const char *spec, bool tls)
 					      511, ai->ai_addr, (int)ai->ai_addrlen);
 		if (listener_add(base, lev, spec, tls) != 0)
 			continue;
-		evconnlistener_set_cb(lev, listener_on_accept, listeners[nlisteners - 1]);
 		bound++;
 	}
 	freeaddrinfo(res);
@@ -282,6 +284,8 @@ listeners_adopt(struct event_base *base)
 	int *fds = NULL;
 	int n = activation_fds(&fds, &names), rc = 0;
 
+	if (n < 0)
+		return -1;
 	for (int i = 0; i < n; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sslen = sizeof ss;
@@ -307,11 +311,8 @@ listeners_adopt(struct event_base *base)
 					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fds[i]);
 		if (lev == NULL)
 			close(fds[i]);
-		if (listener_add(base, lev, spec, tls) != 0) {
+		if (listener_add(base, lev, spec, tls) != 0)
 			rc = -1;
-			continue;
-		}
-		evconnlistener_set_cb(lev, listener_on_accept, listeners[nlisteners - 1]);
 	}
 	activation_free(fds, names, n);
 	return rc;

@@ -23,8 +23,8 @@
 #include "stats.h"
 #include "store.h"
 #include "tls.h"
-#include "util.h"
 #include "token.h"
+#include "util.h"
 
 static struct event *drain_timer;
 

@@ -3,6 +3,7 @@
 errors with line numbers, --check-config), SIGHUP reloads that keep every
 connection, SIGTERM drains (server.shutdown, then exit 0 within a bound), and
 the notify messages of a reload."""
+import json
 import os
 import re
 import signal
@@ -289,6 +290,36 @@ class Drain(unittest.TestCase):
         finally:
             status, log = d.stop()
         self.assertIn("received SIGINT again: exiting now", log)
+
+
+class UnixSocket(unittest.TestCase):
+    def test_listen_unix(self):
+        with tempfile.TemporaryDirectory(prefix="rv-unix-") as tmp:
+            path = os.path.join(tmp, "rv.sock")
+            stale = socket.socket(socket.AF_UNIX)
+            stale.bind(path)  # left behind by a daemon that died: replaced
+            stale.close()
+            d = Daemon("--listen", "unix:" + path, "--store", "memory")
+            try:
+                self.assertIn("listening on unix:" + path, d.read_log())
+                s = socket.socket(socket.AF_UNIX)
+                s.settimeout(10)
+                s.connect(path)
+                s.sendall(b'{"jsonrpc":"2.0","method":"hello","params":{"user":"alice"},"id":1}\n')
+                self.assertEqual(json.loads(s.makefile().readline())["result"]["user"], "alice")
+                self.assertIn("conn 1 unix: hello user alice", d.read_log())
+                s.close()
+            finally:
+                status, log = d.stop()
+            self.assertEqual(status, 0, log[-3000:])
+            self.assertFalse(os.path.exists(path), "the socket outlived the daemon")
+            with open(path, "w") as f:
+                f.write("not a socket")
+            p = run("--config", "/dev/null", "--store", "memory", "--listen", "unix:" + path)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("exists and is not a socket", p.stderr)
+            self.assertEqual(open(path).read(), "not a socket")
+        self.assertEqual(run("--listen", "unix:relative.sock", "--check-config").returncode, 1)
 
 
 def notify_supported():
