@@ -81,6 +81,17 @@ class Daemon:
         if self.own_state is not None:
             shutil.rmtree(self.own_state, ignore_errors=True)
 
+    def wait_log(self, pattern, timeout=TIMEOUT):
+        """The first match of pattern in the log, waiting for it to appear."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.read_log())
+            if m or time.monotonic() > deadline or self.proc.poll() is not None:
+                if not m:
+                    raise AssertionError("no %r in the log:\n%s" % (pattern, self.read_log()))
+                return m
+            time.sleep(0.02)
+
     def read_log(self):
         with open(self.log.name, "r", errors="replace") as f:
             return f.read()

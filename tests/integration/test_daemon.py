@@ -69,6 +69,7 @@ class Program(unittest.TestCase):
 
     def test_two_listeners_and_port_zero(self):
         d = Daemon("--listen", "127.0.0.1:0")
+        d.wait_log(r"(listening on 127\.0\.0\.1:\d+\n.*){2}")
         ports = [int(p) for p in re.findall(r"listening on 127\.0\.0\.1:(\d+)", d.read_log())]
         self.assertEqual(len(ports), 2)
         self.assertNotIn(0, ports)
@@ -87,8 +88,7 @@ class Program(unittest.TestCase):
         except OSError:
             self.skipTest("no IPv6 loopback here")
         d = Daemon("--listen", "[::1]:0")
-        m = re.search(r"listening on \[::1\]:(\d+)", d.read_log())
-        self.assertIsNotNone(m)
+        m = d.wait_log(r"listening on \[::1\]:(\d+)")
         c = socket.create_connection(("::1", int(m.group(1))), timeout=10)
         c.sendall(b'{"jsonrpc":"2.0","method":"ping","id":1}\n')
         self.assertIn(b'"pong"', c.recv(4096))

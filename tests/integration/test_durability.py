@@ -3,7 +3,6 @@
 import http.client
 import os
 import random
-import re
 import resource
 import shutil
 import signal
@@ -409,7 +408,7 @@ class DiskFull(StoreTest):
 
     def http(self, d, path):
         """(status, body) of a GET on the daemon's metrics address."""
-        port = int(re.search(r"metrics on http://127\.0\.0\.1:(\d+)/", d.read_log()).group(1))
+        port = int(d.wait_log(r"metrics on http://127\.0\.0\.1:(\d+)/").group(1))
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
             conn.request("GET", path)

@@ -37,8 +37,7 @@ class Metrics(DaemonTest):
 
     def setUp(self):
         super().setUp()
-        m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", self.daemon.read_log())
-        self.assertTrue(m, self.daemon.read_log())
+        m = self.daemon.wait_log(r"metrics on http://127\.0\.0\.1:(\d+)/metrics")
         self.mport = int(m.group(1))
 
     def get(self, path, method="GET"):
