@@ -259,10 +259,11 @@ conn_close(struct conn *c, const char *reason)
 	conn_reap(c);
 }
 
-void
-conn_close_flush(struct conn *c, const char *reason)
+/* Close once the output is sent, or after timeout_ms. */
+static void
+conn_close_flush_within(struct conn *c, const char *reason, int64_t timeout_ms)
 {
-	struct timeval tv = {FLUSH_TIMEOUT_SEC, 0};
+	struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000 * 1000)};
 
 	if (c->state == CONN_CLOSING)
 		return;
@@ -281,6 +282,12 @@ conn_close_flush(struct conn *c, const char *reason)
 		event_add(c->wev, &tv);
 	}
 	conn_mark_pending(c);
+}
+
+void
+conn_close_flush(struct conn *c, const char *reason)
+{
+	conn_close_flush_within(c, reason, FLUSH_TIMEOUT_SEC * 1000);
 }
 
 /*
@@ -1010,7 +1017,9 @@ conns_shutdown(const char *reason)
 		next = TAILQ_NEXT(c, all);
 		if (msg != NULL)
 			conn_send_json(c, msg);
-		conn_close_flush(c, "daemon shutting down");
+		/* main.c's drain timer bounds the whole; this only outlasts it. */
+		conn_close_flush_within(c, "daemon shutting down",
+					config.shutdown_timeout_ms + FLUSH_TIMEOUT_SEC * 1000);
 	}
 	json_decref(msg);
 }
