@@ -290,7 +290,7 @@ metrics_init(struct event_base *base)
 
 	if (config.metrics == NULL)
 		return 0;
-	if (rv_parse_hostport(config.metrics, &host, &port, "9100") != 0) {
+	if (rv_parse_hostport(config.metrics, &host, &port, "9420") != 0) {
 		log_error("--metrics %s: expected HOST:PORT", config.metrics);
 		return -1;
 	}
