@@ -20,6 +20,7 @@ static struct session *all_sessions; /* in creation order (utlist) */
 static struct session *touched;      /* written in the store's open transaction */
 static struct timerq *deadlines;
 static uint64_t next_seq = 1;
+static size_t held[RV_STATE_COUNT]; /* sessions in the table, by state */
 
 static void session_on_deadline(struct timer_entry *e, int64_t now, void *arg);
 
@@ -37,6 +38,7 @@ static void
 session_free(struct session *s)
 {
 	idtable_remove(&table, &s->node);
+	held[s->m.state]--;
 	timerq_cancel(deadlines, &s->timer);
 	DL_DELETE2(s->inviter->inviting, s, inv_prev, inv_next);
 	DL_DELETE2(s->invitee->invited, s, vee_prev, vee_next);
@@ -77,13 +79,7 @@ sessions_count(void)
 void
 sessions_count_states(size_t counts[RV_STATE_COUNT])
 {
-	const struct session *s;
-
-	memset(counts, 0, RV_STATE_COUNT * sizeof *counts);
-	DL_FOREACH2 (all_sessions, s, all_next) {
-		if (!s->deleted)
-			counts[s->m.state]++;
-	}
+	memcpy(counts, held, sizeof held);
 }
 
 struct session *
@@ -247,6 +243,7 @@ session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_
 	s->seq = next_seq++;
 	s->data = data != NULL ? json_incref(data) : NULL;
 	idtable_insert(&table, &s->node);
+	held[s->m.state]++;
 	DL_APPEND2(inviter->inviting, s, inv_prev, inv_next);
 	DL_APPEND2(invitee->invited, s, vee_prev, vee_next);
 	DL_APPEND2(all_sessions, s, all_prev, all_next);
@@ -280,6 +277,8 @@ session_act(struct session *s, enum rv_action a, enum rv_role r, const struct us
 	if (a == RV_ACT_INVITE)
 		data = s->data;
 	stats.transitions[prev][s->m.state]++;
+	held[prev]--;
+	held[s->m.state]++;
 	if (rv_state_is_final(s->m.state)) {
 		stats_ended(a, r == RV_ROLE_DAEMON && args != NULL ? args->reason : NULL);
 		s->inviter->live_created--;
@@ -580,6 +579,7 @@ session_recover_one(const struct store_session *r, void *arg)
 	if (r->seq >= next_seq)
 		next_seq = r->seq + 1;
 	idtable_insert(&table, &s->node);
+	held[s->m.state]++;
 	DL_APPEND2(s->inviter->inviting, s, inv_prev, inv_next);
 	DL_APPEND2(s->invitee->invited, s, vee_prev, vee_next);
 	DL_APPEND2(all_sessions, s, all_prev, all_next);
@@ -599,7 +599,13 @@ sessions_recover(void)
 static int
 session_reload(const struct store_session *r, void *arg)
 {
-	return session_apply(arg, r);
+	struct session *s = arg;
+	int rc;
+
+	held[s->m.state]--;
+	rc = session_apply(s, r);
+	held[s->m.state]++;
+	return rc;
 }
 
 int

@@ -45,7 +45,7 @@ struct session {
 int sessions_init(struct event_base *base);
 void sessions_finish(void);
 size_t sessions_count(void);
-/* Sessions held, by state (ended ones until they are forgotten). */
+/* Sessions held, by state (ended ones until they are forgotten), kept as they change. */
 void sessions_count_states(size_t counts[RV_STATE_COUNT]);
 
 /*

@@ -3,6 +3,7 @@
 import http.client
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -449,6 +450,9 @@ class DiskFull(StoreTest):
         self.assertRegex(metrics, r'\nrendezvous_errors_total\{code="5003"\} [2-9]')
         listed = a.call("session.list", {"limit": 1000})["sessions"]
         self.assertEqual([s["session"] for s in listed], list(acked))
+        # The sessions of the undone pass are not counted either.
+        held = re.findall(r'\nrendezvous_sessions\{state="RSS_READY"\} (\d+)', metrics)
+        self.assertEqual(held, [str(len(acked))])
         last = o.call("subscribe", {"all": True})["last_event"]
         self.assertEqual(last, max(s["event"] for s in acked.values()))
         events = [o.event()["session"] for _ in range(len(acked) - len(before))]
