@@ -36,6 +36,7 @@ class Daemon:
         text (none is read otherwise, not even /etc/rendezvous's)."""
         self.own_state = None
         self.config = None
+        self.stopped = None
         if config is not None:
             fd, self.config = tempfile.mkstemp(prefix="rendezvousd-", suffix=".conf")
             with os.fdopen(fd, "w") as f:
@@ -97,7 +98,9 @@ class Daemon:
             return f.read()
 
     def stop(self, sig=signal.SIGTERM):
-        """Stop the daemon; returns (exit status, log)."""
+        """Stop the daemon; returns (exit status, log). Again: the same answer."""
+        if self.stopped is not None:
+            return self.stopped
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -107,7 +110,8 @@ class Daemon:
                 self.proc.wait()
         log = self.read_log()
         self._cleanup()
-        return self.proc.returncode, log
+        self.stopped = (self.proc.returncode, log)
+        return self.stopped
 
     def client(self, user=None, **kw):
         c = Client(self.port, **kw)
@@ -240,8 +244,10 @@ class DaemonTest(unittest.TestCase):
     def setUp(self):
         self.daemon = Daemon(*self.daemon_args)
         self.clients = []
+        # A cleanup, not tearDown: it runs even when a subclass's setUp fails after this.
+        self.addCleanup(self.stop_daemon)
 
-    def tearDown(self):
+    def stop_daemon(self):
         for c in self.clients:
             c.close()
         status, log = self.daemon.stop()

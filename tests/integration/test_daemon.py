@@ -141,10 +141,12 @@ class Program(unittest.TestCase):
 
     def test_port_in_use(self):
         d = Daemon()
-        p = run("--listen", "127.0.0.1:%d" % d.port)
-        self.assertNotEqual(p.returncode, 0)
-        self.assertIn("cannot bind", p.stderr)
-        self.check_stop(d, signal.SIGTERM)
+        try:
+            p = run("--listen", "127.0.0.1:%d" % d.port)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("cannot bind", p.stderr)
+        finally:
+            self.check_stop(d, signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -257,6 +257,7 @@ class Drain(unittest.TestCase):
         """A daemon with a subscriber that does not read and megabytes queued to it."""
         d = Daemon("--shutdown-timeout", timeout, "--max-pending", "64m", "--observer", "stuck",
                    "--store", "memory", "--max-data", "64k")
+        self.addCleanup(d.stop)  # (if this fails before the test stops it)
         stuck = d.client("stuck")
         stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stuck.call("subscribe", {"user": "alice"})
