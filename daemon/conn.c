@@ -968,18 +968,6 @@ conns_init(struct event_base *b)
 }
 
 struct conn *
-conn_find(uint64_t id)
-{
-	struct conn *c;
-
-	TAILQ_FOREACH (c, &live, all) {
-		if (c->id == id)
-			return c;
-	}
-	return NULL;
-}
-
-struct conn *
 conns_next(const struct conn *c)
 {
 	return c == NULL ? TAILQ_FIRST(&live) : TAILQ_NEXT(c, all);

@@ -104,8 +104,6 @@ void conn_note_reply(struct conn *c, json_t *id);
  */
 void conns_txn_end(bool committed);
 size_t conns_count(void);
-/* The live connection with this id (closing ones excluded), or NULL. */
-struct conn *conn_find(uint64_t id);
 /* The live connection after c in id order (NULL: the first), or NULL. */
 struct conn *conns_next(const struct conn *c);
 /* Bytes queued to c and not yet sent. */

@@ -142,6 +142,15 @@ sub_matches(const struct sub *s, const struct hist *h)
 	return false;
 }
 
+/* Queue an event's line to c, counted. */
+static void
+hub_deliver(struct conn *c, const struct hist *h)
+{
+	stats.events_delivered++;
+	stats.bytes_delivered += h->msg->len;
+	conn_send_msgbuf(c, h->msg);
+}
+
 static void
 deliver_list(struct sub *list, const struct hist *h)
 {
@@ -154,9 +163,7 @@ deliver_list(struct sub *list, const struct hist *h)
 		    !authz_event(c, h->inviter, h->invitee, h->invitee_visible))
 			continue;
 		c->mark = h->id;
-		stats.events_delivered++;
-		stats.bytes_delivered += h->msg->len;
-		conn_send_msgbuf(c, h->msg);
+		hub_deliver(c, h);
 	}
 }
 
@@ -550,11 +557,8 @@ hub_flush_replay(struct conn *c)
 	for (; id <= s->start && conn_live(c); id++) {
 		const struct hist *h = &hub.ring[(hub.head + (id - first)) % hub.cap];
 
-		if (sub_matches(s, h) && !seen_already(&seen, h)) {
-			stats.events_delivered++;
-			stats.bytes_delivered += h->msg->len;
-			conn_send_msgbuf(c, h->msg);
-		}
+		if (sub_matches(s, h) && !seen_already(&seen, h))
+			hub_deliver(c, h);
 	}
 	seen_free(&seen);
 }

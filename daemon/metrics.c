@@ -208,7 +208,8 @@ write_latency(struct evbuffer *out)
 	return 0;
 }
 
-int
+/* Append the whole exposition to out. 0, or -1 out of memory. */
+static int
 metrics_write(struct evbuffer *out)
 {
 	FAMILY("rendezvous_build_info", "gauge", "The daemon's version; always 1.");

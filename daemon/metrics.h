@@ -9,14 +9,11 @@
 #include <stdbool.h>
 
 struct event_base;
-struct evbuffer;
 
 /* Serve on config.metrics, if set; logs the bound address. 0, or -1 after logging. */
 int metrics_init(struct event_base *base);
 void metrics_finish(void);
 /* Whether /readyz may say ready: set once ready, cleared when shutdown begins. */
 void metrics_set_ready(bool ready);
-/* Append the whole exposition to out (also for tests). 0, or -1 out of memory. */
-int metrics_write(struct evbuffer *out);
 
 #endif
