@@ -161,7 +161,8 @@ rpc_admin_connections(struct conn *c, json_t *params, struct rpc_error *err)
 		if (json_array_append_new(list, connection_record(it, now)) != 0) {
 			json_decref(list);
 			json_decref(r);
-			return rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
+			return rpc_fail(err, RV_ERR_INTERNAL, NULL,
+					"internal error: out of memory");
 		}
 	}
 	json_object_set_new(r, "connections", list);
