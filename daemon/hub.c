@@ -587,18 +587,21 @@ hub_conn_gone(struct conn *c)
 	}
 }
 
-size_t
-hub_send_context(const char *sid_hex, const char *from, struct user *to, json_t *data)
+int
+hub_send_context(const uint8_t *sid, const char *from, struct user *to, json_t *data, size_t *out)
 {
+	char sid_hex[SESSION_ID_HEX + 1];
 	struct msgbuf *mb;
 	struct conn *c;
 	json_t *msg;
 	size_t n = 0;
 
+	*out = 0;
 	TAILQ_FOREACH (c, &to->conns, by_user)
 		n += conn_live(c);
 	if (n == 0)
 		return 0;
+	session_id_format(sid, sid_hex);
 	msg = rv_msg_notification(
 		"session.context_data",
 		json_pack("{s:s, s:s, s:O}", "session", sid_hex, "from", from, "data", data));
@@ -606,7 +609,7 @@ hub_send_context(const char *sid_hex, const char *from, struct user *to, json_t 
 	json_decref(msg);
 	if (mb == NULL) {
 		log_error("hub: out of memory encoding context data");
-		return 0;
+		return -1;
 	}
 	n = 0;
 	TAILQ_FOREACH (c, &to->conns, by_user) {
@@ -618,5 +621,6 @@ hub_send_context(const char *sid_hex, const char *from, struct user *to, json_t 
 		}
 	}
 	msgbuf_unref(mb);
-	return n;
+	*out = n;
+	return 0;
 }

@@ -88,7 +88,11 @@ int hub_unsubscribe(struct conn *c, uint32_t id);
 /* Drop every subscription of a connection being freed. */
 void hub_conn_gone(struct conn *c);
 
-/* Deliver session.context_data to every live connection of to. Returns N. */
-size_t hub_send_context(const char *sid_hex, const char *from, struct user *to, json_t *data);
+/*
+ * Deliver session.context_data (data borrowed) to every live connection of
+ * to; *n says how many. 0, or -1 when memory ran out (nothing was sent).
+ */
+int hub_send_context(const uint8_t *sid, const char *from, struct user *to, json_t *data,
+		     size_t *n);
 
 #endif

@@ -56,8 +56,12 @@ rpc_fail(struct rpc_error *err, int code, json_t *data, const char *fmt, ...)
 int
 rpc_check_data(const json_t *data, struct rpc_error *err)
 {
-	/* json_dumpb() with no buffer returns the size the encoding needs. */
-	if (data == NULL || json_dumpb(data, NULL, 0, JSON_COMPACT) <= config.max_data)
+	/*
+	 * json_dumpb() with no buffer returns the size the encoding needs;
+	 * JSON_ENCODE_ANY, or it returns 0 for a string or a number.
+	 */
+	if (data == NULL ||
+	    json_dumpb(data, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) <= config.max_data)
 		return 0;
 	stats.limit_data++;
 	rpc_fail(err, RV_ERR_LIMIT, json_pack("{s:I}", "max_data", (json_int_t)config.max_data),
@@ -158,6 +162,28 @@ error_reply(json_t *id, struct rpc_error *err)
 	return reply;
 }
 
+/*
+ * Answer id with -32603 when memory ran out building its reply: written
+ * without jansson, so that the client still learns which request failed.
+ */
+static void
+rpc_send_oom(struct conn *c, json_t *id)
+{
+	static const char head[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":"
+				   "\"internal error: out of memory\"},\"id\":";
+	char tail[160];
+	size_t idlen = json_dumpb(id != NULL ? id : json_null(), tail, sizeof tail - 2,
+				  JSON_COMPACT | JSON_ENCODE_ANY);
+
+	stats_error(RV_ERR_INTERNAL);
+	if (idlen == 0 || idlen > sizeof tail - 2) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	memcpy(tail + idlen, "}\n", 2);
+	conn_send_parts(c, head, sizeof head - 1, tail, idlen + 2, "", 0);
+}
+
 /* Send a raw result as the reply to id, without building a tree. */
 static void
 rpc_send_raw(struct conn *c, json_t *id, struct jsonw *raw)
@@ -182,7 +208,7 @@ rpc_send_raw(struct conn *c, json_t *id, struct jsonw *raw)
 	if (jsonw_ok(&w))
 		conn_send_parts(c, head, sizeof head - 1, raw->buf, raw->len, w.buf, w.len);
 	else
-		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+		rpc_send_oom(c, id);
 	jsonw_free(&w);
 }
 
@@ -268,7 +294,7 @@ out:
 		if (reply != NULL)
 			conn_send_json(c, reply);
 		else if (rm.kind != RV_MSG_NOTIFICATION)
-			conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+			rpc_send_oom(c, rm.id);
 		json_decref(reply);
 		reply = NULL;
 	}

@@ -101,16 +101,42 @@ msg_new(void)
 	return m;
 }
 
-json_t *
-rv_msg_request(const char *method, json_t *params, json_int_t id)
+/*
+ * Give m a member; the value is stolen, also when m is NULL or the call
+ * fails (json_object_set_new() releases it then). 0, or -1.
+ */
+static int
+msg_set(json_t *m, const char *key, json_t *value)
+{
+	if (m == NULL || value == NULL) {
+		json_decref(value);
+		return -1;
+	}
+	return json_object_set_new(m, key, value);
+}
+
+/* A message with a method and params (stolen, may be NULL); NULL on failure. */
+static json_t *
+msg_method(const char *method, json_t *params)
 {
 	json_t *m = msg_new();
 
-	if (m == NULL || json_object_set_new(m, "method", json_string(method)) != 0 ||
-	    (params != NULL && json_object_set_new(m, "params", params) != 0) ||
-	    json_object_set_new(m, "id", json_integer(id)) != 0) {
-		if (m == NULL)
-			json_decref(params);
+	if (msg_set(m, "method", json_string(method)) != 0 ||
+	    (params != NULL && msg_set(m, "params", params) != 0)) {
+		if (m == NULL || json_object_get(m, "method") == NULL)
+			json_decref(params); /* not handed over yet */
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+json_t *
+rv_msg_request(const char *method, json_t *params, json_int_t id)
+{
+	json_t *m = msg_method(method, params);
+
+	if (m != NULL && msg_set(m, "id", json_integer(id)) != 0) {
 		json_decref(m);
 		return NULL;
 	}
@@ -120,16 +146,7 @@ rv_msg_request(const char *method, json_t *params, json_int_t id)
 json_t *
 rv_msg_notification(const char *method, json_t *params)
 {
-	json_t *m = msg_new();
-
-	if (m == NULL || json_object_set_new(m, "method", json_string(method)) != 0 ||
-	    (params != NULL && json_object_set_new(m, "params", params) != 0)) {
-		if (m == NULL)
-			json_decref(params);
-		json_decref(m);
-		return NULL;
-	}
-	return m;
+	return msg_method(method, params);
 }
 
 json_t *
@@ -137,10 +154,8 @@ rv_msg_result(json_t *id, json_t *result)
 {
 	json_t *m = msg_new();
 
-	if (m == NULL || json_object_set_new(m, "result", result) != 0 ||
-	    json_object_set(m, "id", id != NULL ? id : json_null()) != 0) {
-		if (m == NULL)
-			json_decref(result);
+	if (msg_set(m, "result", result) != 0 ||
+	    msg_set(m, "id", json_incref(id != NULL ? id : json_null())) != 0) {
 		json_decref(m);
 		return NULL;
 	}
@@ -154,18 +169,19 @@ rv_msg_error(json_t *id, int code, const char *message, json_t *data)
 
 	if (message == NULL)
 		message = rv_error_message(code);
-	if (m == NULL || e == NULL || json_object_set_new(e, "code", json_integer(code)) != 0 ||
-	    json_object_set_new(e, "message", json_string(message)) != 0 ||
-	    (data != NULL && json_object_set(e, "data", data) != 0) ||
-	    json_object_set_new(m, "error", e) != 0 ||
-	    json_object_set(m, "id", id != NULL ? id : json_null()) != 0) {
-		if (m == NULL || json_object_get(m, "error") != e)
-			json_decref(e);
+	/* e and data are handed over first, so that any failure frees each once, with m. */
+	if (msg_set(m, "error", e) != 0 || (data != NULL && msg_set(e, "data", data) != 0)) {
+		if (json_object_get(m, "error") == NULL)
+			json_decref(data); /* not handed over */
 		json_decref(m);
-		json_decref(data);
 		return NULL;
 	}
-	json_decref(data);
+	if (msg_set(e, "code", json_integer(code)) != 0 ||
+	    msg_set(e, "message", json_string(message)) != 0 ||
+	    msg_set(m, "id", json_incref(id != NULL ? id : json_null())) != 0) {
+		json_decref(m);
+		return NULL;
+	}
 	return m;
 }
 
