@@ -6,16 +6,20 @@
 #include "sessions.h"
 #include "users.h"
 
+bool
+authz_session_hidden(const struct conn *c, const struct session *s)
+{
+	return session_role(s, c->user) == RV_ROLE_INVITEE && !session_invited(s);
+}
+
 int
 authz_session(const struct conn *c, const struct session *s)
 {
-	enum rv_role role = session_role(s, c->user);
-
-	if (c->observer || role == RV_ROLE_INVITER)
+	/* Party rules win: an invitee learns nothing of a session before it is invited. */
+	if (authz_session_hidden(c, s))
+		return RV_ERR_NO_SESSION;
+	if (c->observer || session_role(s, c->user) != RV_ROLE_NONE)
 		return 0;
-	if (role == RV_ROLE_INVITEE)
-		/* An invitee learns nothing of a session before it is invited. */
-		return session_invited(s) ? 0 : RV_ERR_NO_SESSION;
 	return RV_ERR_FORBIDDEN;
 }
 
@@ -23,7 +27,9 @@ bool
 authz_event(const struct conn *c, const struct user *inviter, const struct user *invitee,
 	    bool invitee_visible)
 {
-	return c->observer || c->user == inviter || (c->user == invitee && invitee_visible);
+	if (c->user == invitee)
+		return invitee_visible; /* whatever its roles */
+	return c->observer || c->user == inviter;
 }
 
 bool

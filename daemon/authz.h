@@ -16,6 +16,12 @@ struct conn;
 struct session;
 struct user;
 
+/*
+ * Whether s is hidden from c whatever its roles: c is the invitee and the
+ * invitation has not been sent (party rules win over observer and admin).
+ */
+bool authz_session_hidden(const struct conn *c, const struct session *s);
+
 /* May c read s? 0, or the error: RV_ERR_NO_SESSION (it may not even know s exists) or
  * RV_ERR_FORBIDDEN. */
 int authz_session(const struct conn *c, const struct session *s);

@@ -13,6 +13,9 @@
 #include "stats.h"
 #include "users.h"
 
+/* The longest client string hello takes (it goes into logs and admin.connections). */
+#define CLIENT_MAX 256
+
 static json_t *
 hello_result(const struct conn *c)
 {
@@ -47,6 +50,9 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 	if (rpc_unpack(params, err, "{s?s, s?s, s?s !}", "user", &user, "token", &token, "client",
 		       &client) != 0)
 		return NULL;
+	if (client != NULL && strlen(client) > CLIENT_MAX)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: client is longer than %d bytes", CLIENT_MAX);
 	if (c->state == CONN_HANDSHAKE && addr_auth_blocked(c->addr)) {
 		stats.auth_blocked++;
 		log_warn("conn %llu %s: hello refused: too many failed hellos from this address",
@@ -79,8 +85,11 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 		identity_clear(&id);
 		return NULL;
 	}
-	if (client != NULL && strlen(client) <= 256)
-		c->client = strdup(client);
+	if (client != NULL && (c->client = strdup(client)) == NULL) {
+		user_unref(u);
+		identity_clear(&id);
+		return NULL;
+	}
 	conn_authenticate(c, u, &id);
 	log_info("conn %llu %s: hello user %s%s%s%s", (unsigned long long)c->id, c->peer, u->name,
 		 id.admin      ? " (admin)"

@@ -16,13 +16,30 @@
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
 
+/*
+ * A session id as the daemon writes it (lower-case hex) into buf, whatever
+ * case the caller used; what is not an id at all comes back as given.
+ */
+static const char *
+sid_canonical(const char *given, char buf[SESSION_ID_HEX + 1])
+{
+	uint8_t sid[SESSION_ID_BYTES];
+
+	if (!session_id_parse(given, sid))
+		return given;
+	session_id_format(sid, buf);
+	return buf;
+}
+
 struct session *
 rpc_session_find(struct conn *c, const char *sid_hex, struct rpc_error *err)
 {
 	uint8_t sid[SESSION_ID_BYTES];
+	char canon[SESSION_ID_HEX + 1];
 	struct session *s = session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
 	int rc = s != NULL ? authz_session(c, s) : RV_ERR_NO_SESSION;
 
+	sid_hex = sid_canonical(sid_hex, canon);
 	if (rc == RV_ERR_NO_SESSION)
 		rpc_fail(err, rc, json_pack("{s:s}", "session", sid_hex), "no such session");
 	else if (rc != 0)
@@ -48,15 +65,21 @@ session_do(struct conn *c, const char *sid_hex, enum rv_action a, struct session
 	   struct rpc_error *err)
 {
 	struct session *s = rpc_session_find(c, sid_hex, err);
+	char canon[SESSION_ID_HEX + 1];
 	const char *reason = NULL;
 	enum rv_role role;
 	enum rv_state before;
 
 	if (s == NULL)
 		return NULL;
+	session_id_format(s->id, canon);
+	sid_hex = canon;
 	role = authz_role(c, s, a, &reason);
 	if (reason != NULL && args != NULL)
 		args->reason = reason;
+	/* A party's terminate carries a code (0 by default); an admin's only one it gave. */
+	if (a == RV_ACT_TERMINATE && role != RV_ROLE_DAEMON && args != NULL)
+		args->has_code = true;
 	before = s->m.state;
 	switch (session_act(s, a, role, c->user, args)) {
 	case RV_CHANGED:
@@ -188,19 +211,21 @@ rpc_session_cancel(struct conn *c, json_t *params, struct rpc_error *err)
 json_t *
 rpc_session_terminate(struct conn *c, json_t *params, struct rpc_error *err)
 {
-	struct session_act_args args = {.has_code = true};
+	struct session_act_args args = {0};
 	const char *sid;
 
 	if (rpc_unpack(params, err, "{s:s, s?I, s?o !}", "session", &sid, "code", &args.code,
 		       "data", &args.data) != 0 ||
 	    rpc_check_data(args.data, err) != 0)
 		return NULL;
+	args.has_code = json_object_get(params, "code") != NULL;
 	return session_do(c, sid, RV_ACT_TERMINATE, &args, err);
 }
 
 json_t *
 rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
 {
+	char canon[SESSION_ID_HEX + 1];
 	const char *sid;
 	json_t *data;
 	struct session *s;
@@ -214,6 +239,8 @@ rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
 	s = rpc_session_find(c, sid, err);
 	if (s == NULL)
 		return NULL;
+	session_id_format(s->id, canon);
+	sid = canon;
 	role = session_role(s, c->user);
 	if (role == RV_ROLE_NONE)
 		return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "session", sid),
@@ -224,7 +251,8 @@ rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
 					  rv_state_name(s->m.state), "action", "send"),
 				"invalid transition: cannot send in %s", rv_state_name(s->m.state));
 	peer = role == RV_ROLE_INVITER ? s->invitee : s->inviter;
-	n = hub_send_context(sid, c->user->name, peer, data);
+	if (hub_send_context(s->id, c->user->name, peer, data, &n) != 0)
+		return NULL; /* -32603 */
 	if (n == 0)
 		return rpc_fail(err, RV_ERR_PEER_UNAVAILABLE,
 				json_pack("{s:s, s:s}", "session", sid, "peer", peer->name),
@@ -251,6 +279,7 @@ json_t *
 rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 {
 	const char *state_name = NULL, *after_hex = NULL;
+	char canon[SESSION_ID_HEX + 1];
 	json_int_t limit = LIST_DEFAULT;
 	enum rv_state state = RSS_UNKNOWN;
 	const struct session *after = NULL;
@@ -271,11 +300,13 @@ rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 	if (after_hex != NULL) {
 		uint8_t sid[SESSION_ID_BYTES];
 		after = session_id_parse(after_hex, sid) ? session_find(sid) : NULL;
-		if (after == NULL || (!all && authz_session(c, after) != 0))
-			return rpc_fail(err, RV_ERR_NO_SESSION,
-					json_pack("{s:s}", "after", after_hex),
-					"no such session: the 'after' cursor names no session "
-					"of yours; list again from the start");
+		if (after == NULL || (!all && authz_session(c, after) != 0) ||
+		    (all && authz_session_hidden(c, after)))
+			return rpc_fail(
+				err, RV_ERR_NO_SESSION,
+				json_pack("{s:s}", "after", sid_canonical(after_hex, canon)),
+				"no such session: the 'after' cursor names no session "
+				"of yours; list again from the start");
 	}
 	sessions_list_write(&err->raw, c->user, all, state_name != NULL, state, (size_t)limit,
 			    after);

@@ -427,6 +427,8 @@ sessions_list_write(struct jsonw *w, const struct user *u, bool all, bool has_st
 		if (all) {
 			s = a;
 			a = a->all_next;
+			if (s->invitee == u && !session_invited(s))
+				continue; /* party rules win: not visible to its invitee yet */
 		} else if (b == NULL || (a != NULL && a->seq < b->seq)) {
 			s = a;
 			a = a->inv_next;

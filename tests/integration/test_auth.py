@@ -311,6 +311,47 @@ class Roles(DaemonTest):
         other = alice.call("session.create", {"invitee": "bob"})["session"]
         self.assertRpcError(4003, root.call, "session.invite", {"session": other})
 
+    def test_admin_terminate_carries_only_a_code_it_gave(self):
+        alice, bob, root = self.client("alice"), self.client("bob"), self.client("root")
+        alice.call("subscribe", {"user": "alice"})
+        sid = lifecycle_to(alice, bob, "RSS_CONNECTED")
+        rec = root.call("session.terminate", {"session": sid})
+        self.assertNotIn("code", rec)
+        ev = [alice.event() for _ in range(5)][-1]
+        self.assertEqual(ev["state"], "RSS_TERMINATED")
+        self.assertNotIn("code", ev)
+        self.assertNotIn("code", alice.call("session.get", {"session": sid}))
+        sid = lifecycle_to(alice, bob, "RSS_ACCEPTED")
+        self.assertEqual(root.call("session.terminate", {"session": sid, "code": 7})["code"], 7)
+        # A party's terminate keeps its documented default, 0.
+        sid = lifecycle_to(alice, bob, "RSS_ACCEPTED")
+        self.assertEqual(alice.call("session.terminate", {"session": sid})["code"], 0)
+
+    def test_party_rules_win_over_roles(self):
+        """An observer or admin who is the invitee sees nothing before the invitation."""
+        alice = self.client("alice")
+        for name in ("olga", "root"):
+            c = self.client(name)
+            c.call("subscribe", {"all": True})
+            c.call("subscribe", {"user": name})
+            sid = alice.call("session.create", {"invitee": name})["session"]
+            err = self.assertRpcError(4004, c.call, "session.get", {"session": sid})
+            self.assertEqual(err["data"], {"session": sid})
+            self.assertRpcError(4004, c.call, "session.accept", {"session": sid})
+            self.assertRpcError(4004, c.call, "session.decline", {"session": sid})
+            self.assertRpcError(4004, c.call, "subscribe", {"session": sid})
+            self.assertEqual(c.call("session.list")["sessions"], [])
+            if name == "root":
+                listed = c.call("session.list", {"all": True})["sessions"]
+                self.assertNotIn(sid, [r["session"] for r in listed])
+                self.assertRpcError(4004, c.call, "session.terminate", {"session": sid})
+            c.no_message()  # not even the creation event through {all: true}
+            alice.call("session.invite", {"session": sid})
+            ev = c.event()  # the invitation is the first it hears of it
+            self.assertEqual((ev["session"], ev["state"]), (sid, "RSS_INVITATION"))
+            c.no_message()
+            self.assertEqual(c.call("session.accept", {"session": sid})["state"], "RSS_ACCEPTED")
+
 
 class NothingSecretLogged(unittest.TestCase):
     """At debug level, with every kind of request: no token, key or data in the log."""

@@ -56,6 +56,14 @@ class Errors(DaemonTest):
         c.no_message()
         self.assertEqual(c.call("ping"), "pong")
 
+    def test_hello_client_string_is_bounded(self):
+        c = self.client()
+        err = c.error("hello", {"user": "alice", "client": "x" * 257})
+        self.assertEqual(err["code"], -32602)
+        self.assertIn("client", err["message"])
+        self.assertEqual(c.error("session.list")["code"], 4001)  # nothing was done
+        self.assertEqual(c.call("hello", {"user": "alice", "client": "y" * 256})["user"], "alice")
+
     def test_method_not_found_and_params(self):
         c = self.client("alice")
         err = c.error("session.nope")

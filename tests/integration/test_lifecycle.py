@@ -200,6 +200,31 @@ class Lifecycle(DaemonTest):
         self.assertRpcError(-32602, alice.call, "session.list", {"limit": 0})
         self.assertRpcError(4004, alice.call, "session.list", {"after": "0" * 32})
 
+    def test_session_ids_are_canonical(self):
+        """Whatever case a caller spells an id in, the daemon answers in lower case."""
+        alice, bob = self.client("alice"), self.client("bob")
+        bob.call("subscribe", {"user": "bob"})
+        sid = alice.call("session.create", {"invitee": "bob"})["session"]
+        self.assertEqual(sid, sid.lower())
+        up = sid.upper()
+        self.assertEqual(alice.call("session.invite", {"session": up})["session"], sid)
+        self.assertEqual(bob.call("session.accept", {"session": up})["session"], sid)
+        self.assertEqual(alice.call("subscribe", {"session": up})["subscription"], 1)
+        self.assertEqual(alice.call("session.send", {"session": up, "data": 1})["delivered"], 1)
+        ctx = bob.note(method="session.context_data")["params"]
+        self.assertEqual(ctx["session"], sid)
+        for ev in (bob.event(), bob.event()):
+            self.assertEqual(ev["session"], sid)
+        err = self.assertRpcError(4003, alice.call, "session.accept",
+                                  {"session": sid[:8].upper() + sid[8:]})
+        self.assertEqual(err["data"]["session"], sid)
+        err = self.assertRpcError(4004, alice.call, "session.get", {"session": "AB" * 16})
+        self.assertEqual(err["data"]["session"], "ab" * 16)
+        rec = alice.call("session.terminate", {"session": up, "code": 1})
+        self.assertEqual(rec["session"], sid)
+        self.assertEqual(alice.event()["session"], sid)
+        self.assertEqual(alice.call("session.list", {"after": up})["sessions"], [])
+
     def test_ttl_override_is_capped(self):
         alice, bob = self.client("alice"), self.client("bob")
         rec = alice.call("session.create", {"invitee": "bob", "ttl": 2.5})

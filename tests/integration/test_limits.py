@@ -56,6 +56,20 @@ class DataAndRate(DaemonTest):
         self.assertEqual(alice.call("session.send", {"session": sid, "data": "small"})["delivered"], 1)
         self.assertRpcError(4029, alice.call, "session.terminate", {"session": sid, "data": big})
 
+    def test_max_data_counts_every_json_value(self):
+        """A string, a number or an array over --max-data is refused as an object is."""
+        alice, bob = self.client("alice"), self.client("bob")
+        for big in ("x" * 200, [1] * 60, {"k": "x" * 100}):
+            err = self.assertRpcError(4029, alice.call, "session.create",
+                                      {"invitee": "bob", "data": big})
+            self.assertEqual(err["data"], {"max_data": 100}, big)
+            time.sleep(0.25)  # the request bucket refills 5 a second
+        time.sleep(1.2)
+        sid = lifecycle_to(alice, bob, "RSS_ACCEPTED", data="y" * 90)
+        self.assertRpcError(4029, alice.call, "session.send", {"session": sid, "data": "x" * 150})
+        self.assertRpcError(4029, alice.call, "session.terminate",
+                            {"session": sid, "data": "x" * 150})
+
     def test_request_rate(self):
         c = self.client()
         time.sleep(1.2)  # hello took one token
@@ -75,6 +89,19 @@ class DataAndRate(DaemonTest):
         self.assertEqual(status, 0)
         self.assertIn("limits: 7 requests refused (max-request-rate)", log)
         self.daemon = Daemon()  # for tearDown
+
+
+class DataNumbers(DaemonTest):
+    daemon_args = ("--max-data", "16")
+
+    def test_numbers_count_too(self):
+        alice = self.client("alice")
+        for big in (1234567890123456789, -1.2345678901234567e-300, "x" * 15):
+            err = self.assertRpcError(4029, alice.call, "session.create",
+                                      {"invitee": "bob", "data": big})
+            self.assertEqual(err["data"], {"max_data": 16})
+        for small in (123456789012345, "x" * 14, 0.5):
+            alice.call("session.create", {"invitee": "bob", "data": small})
 
 
 if __name__ == "__main__":
