@@ -43,9 +43,10 @@ static struct {
 	struct idtable buckets; /* struct bucket by session id */
 	struct sub *all;        /* subscribe {all: true} */
 	uint64_t delivered;     /* events up to this one have been fanned out */
-	struct sub *replay;     /* awaiting hub_flush_replay() */
-	uint64_t replay_since;
+	struct sub *replays;    /* subscriptions whose replay is not sent yet */
 } hub;
+
+static void hub_flush_replays(void);
 
 int
 hub_init(size_t history)
@@ -120,6 +121,12 @@ uint64_t
 hub_last_event(void)
 {
 	return hub.last;
+}
+
+bool
+hub_unflushed(void)
+{
+	return hub.delivered < hub.last;
 }
 
 uint64_t
@@ -226,6 +233,8 @@ hub_drop_oldest(void)
 static void
 hub_trim_age(int64_t now)
 {
+	if (hub.replays != NULL)
+		return; /* a replay waiting to be sent may need them */
 	while (hub.len > 0 && hub.ring[hub.head].time < now - config.history_age_ms &&
 	       hub.ring[hub.head].id <= hub.delivered)
 		hub_drop_oldest();
@@ -255,7 +264,11 @@ uint64_t
 hub_publish(const struct hub_event *ev)
 {
 	uint64_t id = hub.last + 1;
-	struct msgbuf *mb = event_encode(ev, id);
+	struct msgbuf *mb;
+
+	/* Replays go first: they may need the event that makes room for this one. */
+	hub_flush_replays();
+	mb = event_encode(ev, id);
 
 	if (mb == NULL) {
 		log_error("hub: out of memory encoding event %llu", (unsigned long long)id);
@@ -349,7 +362,10 @@ hub_fan_out(const struct hist *h)
 void
 hub_flush(void)
 {
-	uint64_t first = hub_first_held();
+	uint64_t first;
+
+	hub_flush_replays(); /* older than anything live: they go first */
+	first = hub_first_held();
 
 	if (hub.delivered < first - 1) {
 		log_error("hub: events %llu to %llu left history before fan-out",
@@ -397,8 +413,8 @@ sub_free(struct sub *s)
 			free(b);
 		}
 	}
-	if (hub.replay == s)
-		hub.replay = NULL;
+	if (s->replaying)
+		LL_DELETE2(hub.replays, s, replay_next);
 	user_unref(s->user);
 	s->conn->nsubs--;
 	nsubs_all--;
@@ -411,7 +427,8 @@ hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct use
 {
 	struct sub *s, **list;
 
-	hub_flush(); /* so that 'start' splits replayed from live exactly */
+	if (hub.delivered < hub.last)
+		hub_flush(); /* so that 'start' splits replayed from live exactly */
 	hub_trim_age(now_ms());
 	if (has_since && since > hub.last)
 		return RV_ERR_INVALID_PARAMS;
@@ -440,8 +457,8 @@ hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct use
 	c->nsubs++;
 	nsubs_all++;
 	if (has_since && since < hub.last) {
-		hub.replay = s;
-		hub.replay_since = since;
+		s->replaying = true;
+		LL_APPEND2(hub.replays, s, replay_next);
 	}
 	*out = s;
 	return 0;
@@ -468,9 +485,8 @@ struct seen_index {
 };
 
 static int
-seen_build(struct seen_index *ix, const struct sub *except)
+seen_build(struct seen_index *ix, const struct conn *c)
 {
-	const struct conn *c = except->conn;
 	size_t n = 0;
 
 	memset(ix, 0, sizeof *ix);
@@ -481,8 +497,8 @@ seen_build(struct seen_index *ix, const struct sub *except)
 	for (const struct sub *o = c->subs; o != NULL; o = o->conn_next) {
 		struct seen key = {0}, *e;
 
-		if (o == except)
-			continue;
+		if (o->replaying)
+			continue; /* being replayed itself */
 		if (o->kind == SUB_ALL) {
 			if (o->from < ix->all_from)
 				ix->all_from = o->from;
@@ -535,32 +551,84 @@ seen_free(struct seen_index *ix)
 	free(ix->slab);
 }
 
-void
-hub_flush_replay(struct conn *c)
+/* Queue an event's line to c as replayed: the same bytes with "replay":true added. */
+static void
+hub_deliver_replayed(struct conn *c, const struct hist *h)
 {
-	struct sub *s = hub.replay;
-	struct seen_index seen;
-	uint64_t first, id;
+	static const char mark[] = ",\"replay\":true";
+	const struct msgbuf *mb = h->msg;
 
-	if (s == NULL || s->conn != c)
+	stats.events_delivered++;
+	stats.bytes_delivered += mb->len + sizeof mark - 1;
+	/* Every event line ends with the end of its params and of the message. */
+	if (mb->len < 3 || memcmp(mb->data + mb->len - 3, "}}\n", 3) != 0) {
+		conn_send_msgbuf(c, h->msg);
 		return;
-	hub.replay = NULL;
-	if (seen_build(&seen, s) != 0) {
+	}
+	conn_send_parts(c, mb->data, mb->len - 3, mark, sizeof mark - 1, "}}\n", 3);
+}
+
+/*
+ * Send the replays waiting on c as one run in increasing event id order:
+ * an event goes out once if any of them asked for it and no other
+ * subscription of c has sent it already.
+ */
+static void
+hub_replay_conn(struct conn *c)
+{
+	struct seen_index seen;
+	struct sub *s, *tmp;
+	uint64_t first = hub_first_held(), id = UINT64_MAX, last = 0;
+	int rc = seen_build(&seen, c);
+
+	LL_FOREACH2(hub.replays, s, replay_next)
+	{
+		if (s->conn != c)
+			continue;
+		if (s->from + 1 < id)
+			id = s->from + 1;
+		if (s->start > last)
+			last = s->start;
+	}
+	/* Only what history holds now (each subscribe checked it was enough). */
+	if (id < first)
+		id = first;
+	for (; rc == 0 && id <= last && conn_live(c); id++) {
+		const struct hist *h = &hub.ring[(hub.head + (id - first)) % hub.cap];
+		bool wanted = false;
+
+		LL_FOREACH2(hub.replays, s, replay_next)
+		{
+			if (s->conn == c && s->from < id && id <= s->start && sub_matches(s, h)) {
+				wanted = true;
+				break;
+			}
+		}
+		if (wanted && !seen_already(&seen, h))
+			hub_deliver_replayed(c, h);
+	}
+	LL_FOREACH_SAFE2(hub.replays, s, tmp, replay_next)
+	{
+		if (s->conn == c) {
+			LL_DELETE2(hub.replays, s, replay_next);
+			s->replaying = false;
+		}
+	}
+	if (rc != 0) {
 		log_error("hub: out of memory replaying events to conn %llu",
 			  (unsigned long long)c->id);
 		conn_close(c, "out of memory");
 		return;
 	}
-	first = hub_first_held();
-	/* Only what history holds now (the subscribe checked it was enough). */
-	id = hub.replay_since + 1 > first ? hub.replay_since + 1 : first;
-	for (; id <= s->start && conn_live(c); id++) {
-		const struct hist *h = &hub.ring[(hub.head + (id - first)) % hub.cap];
-
-		if (sub_matches(s, h) && !seen_already(&seen, h))
-			hub_deliver(c, h);
-	}
 	seen_free(&seen);
+}
+
+/* Send every replay waiting, connection by connection. */
+static void
+hub_flush_replays(void)
+{
+	while (hub.replays != NULL)
+		hub_replay_conn(hub.replays->conn);
 }
 
 int

@@ -43,6 +43,8 @@ struct sub {
 	struct user *user;             /* SUB_USER: a reference */
 	struct sub *conn_next;         /* conn->subs */
 	struct sub *prev, *next;       /* the target's list */
+	bool replaying;                /* its replay (events from+1 .. start) is not sent yet */
+	struct sub *replay_next;       /* hub's list of those */
 };
 
 int hub_init(size_t history);
@@ -52,6 +54,8 @@ void hub_finish(void);
 uint64_t hub_last_event(void);
 /* Subscriptions of every connection. */
 size_t hub_subscriptions(void);
+/* Whether events were published that hub_flush() has not fanned out yet. */
+bool hub_unflushed(void);
 /* The oldest event id held, or hub_last_event() + 1 when none is. */
 uint64_t hub_first_held(void);
 
@@ -69,20 +73,23 @@ int hub_recover(void);
  * first.
  */
 uint64_t hub_publish(const struct hub_event *ev);
-/* Fan out every event published since the last flush. */
+/*
+ * Send the replays subscriptions asked for, then fan out every event
+ * published since the last flush. Call after replying to a request.
+ */
 void hub_flush(void);
 
 /*
  * Subscribe c to a target (sid for SUB_SESSION, user for SUB_USER; the
  * caller has checked permissions). With has_since, events after since are
- * replayed by hub_flush_replay(). Returns 0 and the new sub, or an rv_error
+ * replayed, marked "replay": true, by the next hub_flush(): the replays of
+ * several subscriptions made before it (a batch) go out as one run in
+ * increasing id order, each event once. Returns 0 and the new sub, or an rv_error
  * code: RV_ERR_HISTORY_GONE, RV_ERR_INVALID_PARAMS (since ahead of the last
  * event), RV_ERR_INTERNAL.
  */
 int hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct user *user,
 		  bool has_since, uint64_t since, struct sub **out);
-/* Send the replay a subscribe on c asked for, if any. Call after replying. */
-void hub_flush_replay(struct conn *c);
 /* Remove c's subscription id; 0, or -1 if there is none. */
 int hub_unsubscribe(struct conn *c, uint32_t id);
 /* Drop every subscription of a connection being freed. */

@@ -358,7 +358,6 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 	if (!json_is_array(msg)) {
 		json_t *id = json_object_get(msg, "id");
 		rpc_dispatch(c, msg, false);
-		hub_flush_replay(c);
 		hub_flush();
 		if (id != NULL && store_in_txn() && rpc_writes(msg))
 			conn_note_reply(c, id);
@@ -373,8 +372,9 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 	replies = json_array();
 	json_array_foreach (msg, i, elem) {
 		json_t *reply = rpc_dispatch(c, elem, true);
-		hub_flush_replay(c);
-		hub_flush();
+		/* Replays wait for the end of the batch, unless a change needs fanning out. */
+		if (hub_unflushed())
+			hub_flush();
 		if (store_in_txn()) {
 			/* A batch's reply is sent whole: commit each write on its own. */
 			uint64_t failures = commit_failures();
@@ -395,6 +395,7 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 		conn_send_json(c, replies);
 	else if (replies == NULL)
 		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+	hub_flush(); /* the batch's replays, after its reply as for a single subscribe */
 	json_decref(replies);
 	json_decref(msg);
 }

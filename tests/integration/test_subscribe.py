@@ -48,8 +48,14 @@ class Subscribe(DaemonTest):
         alice.call("session.cancel", {"session": sid})
         self.assertEqual(olga.event()["event"], 3)
         olga.call("subscribe", {"session": sid, "since": 0})
-        self.assertEqual(olga.event()["event"], 1)  # only the one it never had
+        ev = olga.event()
+        self.assertEqual((ev["event"], ev["replay"]), (1, True))  # only the one it never had
         olga.no_message()
+        # live events are never marked; they keep increasing on the connection
+        sid2 = alice.call("session.create", {"invitee": "bob"})["session"]
+        ev = olga.event()
+        self.assertEqual((ev["session"], ev["event"]), (sid2, 4))
+        self.assertNotIn("replay", ev)
 
     def test_since_replays_then_live(self):
         alice, bob, olga = self.client("alice"), self.client("bob"), self.client("olga")
@@ -61,9 +67,86 @@ class Subscribe(DaemonTest):
         self.assertEqual(first["id"], req)
         self.assertEqual(first["result"]["last_event"], 12)
         lifecycle_to(alice, bob, "RSS_READY")
-        ids = [olga.event()["event"] for _ in range(8)]
-        self.assertEqual(ids, list(range(6, 14)))
+        evs = [olga.event() for _ in range(8)]
+        self.assertEqual([e["event"] for e in evs], list(range(6, 14)))
+        self.assertEqual([e.get("replay") for e in evs], [True] * 7 + [None])
         olga.no_message()
+
+    def test_batch_replays_in_one_increasing_run(self):
+        """Subscriptions made in one batch replay as one run, in id order, each event once."""
+        alice, bob, olga = self.client("alice"), self.client("bob"), self.client("olga")
+        carol, dave = self.client("carol"), self.client("dave")
+        for _ in range(3):  # interleaved: alice's and bob's events alternate
+            lifecycle_to(alice, carol, "RSS_INVITATION")
+            lifecycle_to(bob, dave, "RSS_INVITATION")
+        batch = [{"jsonrpc": "2.0", "method": "subscribe", "params": p, "id": i}
+                 for i, p in enumerate([{"user": "alice", "since": 0}, {"user": "bob", "since": 0},
+                                        {"session": "0" * 32}, {"user": "alice", "since": 2}])]
+        import json
+        olga.send_raw((json.dumps(batch) + "\n").encode())
+        replies = olga.read_msg()
+        self.assertEqual([("result" in r) for r in replies], [True, True, False, True])
+        evs = [olga.event() for _ in range(12)]
+        self.assertEqual([e["event"] for e in evs], list(range(1, 13)))
+        self.assertTrue(all(e["replay"] for e in evs))
+        olga.no_message()
+
+    def test_resume_from_the_highest_id_seen(self):
+        """A client that keeps the highest event id it has seen, and on every reconnect
+        subscribes again with since: that id (all subscriptions in one batch), processes
+        every event once, in order, wherever its connection drops (mid-replay too)."""
+        import json
+        import random
+        import threading
+        rnd = random.Random(1217)
+        errors = []
+
+        def generate(inviter, invitee, n):
+            try:
+                a, b = self.daemon.client(inviter), self.daemon.client(invitee)
+                for _ in range(n):
+                    sid = lifecycle_to(a, b, "RSS_CONNECTED")
+                    a.call("session.terminate", {"session": sid})
+                a.close()
+                b.close()
+            except Exception as e:  # reported by the main thread
+                errors.append(e)
+
+        # Two disjoint streams, interleaved: alice's sessions and bob's.
+        gens = [threading.Thread(target=generate, args=(u, v, 60))
+                for u, v in (("alice", "carol"), ("bob", "dave"))]
+        for g in gens:
+            g.start()
+        processed, high, reconnects, last = [], 0, 0, None
+        while last is None or high < last:
+            if last is None and not any(g.is_alive() for g in gens):
+                last = self.client("x").call("hello", {"user": "x"})["last_event"]
+            c = self.daemon.client("olga")
+            batch = [{"jsonrpc": "2.0", "method": "subscribe", "params": {**p, "since": high},
+                      "id": i} for i, p in enumerate([{"user": "alice"}, {"user": "bob"}])]
+            c.send_raw((json.dumps(batch) + "\n").encode())
+            budget = rnd.randint(1, 40)
+            try:
+                while budget > 0:
+                    msg = c.read_msg(timeout=1.0)
+                    if isinstance(msg, list):
+                        self.assertTrue(all("result" in r for r in msg), msg)
+                        continue
+                    ev = msg["params"]
+                    self.assertGreater(ev["event"], high, "seen before, or out of order")
+                    high = ev["event"]
+                    processed.append(high)
+                    budget -= 1
+            except TimeoutError:
+                pass  # nothing new for a second
+            c.close()  # drop the connection wherever it is, mid-replay too
+            reconnects += 1
+        for g in gens:
+            g.join()
+        self.assertEqual(errors, [])
+        # Every event was one of alice's or bob's: all of them, each once, in order.
+        self.assertEqual(processed, list(range(1, last + 1)))
+        self.assertGreater(reconnects, 10)
 
     def test_since_zero_and_current(self):
         alice, bob = self.client("alice"), self.client("bob")
