@@ -169,15 +169,19 @@ rv_msg_error(json_t *id, int code, const char *message, json_t *data)
 
 	if (message == NULL)
 		message = rv_error_message(code);
-	/* e and data are handed over first, so that any failure frees each once, with m. */
-	if (msg_set(m, "error", e) != 0 || (data != NULL && msg_set(e, "data", data) != 0)) {
-		if (json_object_get(m, "error") == NULL)
-			json_decref(data); /* not handed over */
+	if (m == NULL || e == NULL || msg_set(e, "code", json_integer(code)) != 0 ||
+	    msg_set(e, "message", json_string(message)) != 0) {
+		json_decref(data); /* not handed over */
+		json_decref(e);
 		json_decref(m);
 		return NULL;
 	}
-	if (msg_set(e, "code", json_integer(code)) != 0 ||
-	    msg_set(e, "message", json_string(message)) != 0 ||
+	if (data != NULL && msg_set(e, "data", data) != 0) { /* data is gone either way */
+		json_decref(e);
+		json_decref(m);
+		return NULL;
+	}
+	if (msg_set(m, "error", e) != 0 || /* and e, with data, is m's or gone */
 	    msg_set(m, "id", json_incref(id != NULL ? id : json_null())) != 0) {
 		json_decref(m);
 		return NULL;
