@@ -220,7 +220,6 @@ static void
 conn_begin_close(struct conn *c, const char *reason)
 {
 	conn_set_state(c, CONN_CLOSING);
-	c->close_reason = reason;
 	TAILQ_REMOVE(&live, c, all);
 	nlive--;
 	log_info("conn %llu %s%s%s closed: %s", (unsigned long long)c->id, c->peer,
@@ -259,12 +258,10 @@ conn_close(struct conn *c, const char *reason)
 	conn_reap(c);
 }
 
-/* Close once the output is sent, or after timeout_ms. */
+/* Close once the output is sent, or timeout_ms from now, whichever comes first. */
 static void
 conn_close_flush_within(struct conn *c, const char *reason, int64_t timeout_ms)
 {
-	struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000 * 1000)};
-
 	if (c->state == CONN_CLOSING)
 		return;
 	conn_begin_close(c, reason);
@@ -274,12 +271,13 @@ conn_close_flush_within(struct conn *c, const char *reason, int64_t timeout_ms)
 	}
 	c->flushing = true;
 	TAILQ_INSERT_TAIL(&draining, c, all);
-	/* The write event now also bounds how long the flush may take. */
-	if (c->bev != NULL) {
-		bufferevent_set_timeouts(c->bev, NULL, &tv);
-	} else {
-		event_del(c->wev);
-		event_add(c->wev, &tv);
+	/*
+	 * The connection's deadline (hello's or the credential's, both moot
+	 * now) becomes the flush's: fixed from now, however the client reads.
+	 */
+	if (timerq_set(deadlines, &c->deadline, now_ms() + timeout_ms) != 0) {
+		conn_close(c, "out of memory");
+		return;
 	}
 	conn_mark_pending(c);
 }
@@ -310,6 +308,9 @@ conn_cut_off(struct conn *c)
 		 (unsigned long long)c->id, c->peer, c->user ? " user " : "",
 		 c->user ? c->user->name : "", out_len(c), config.max_pending);
 	c->out_len = nl != NULL ? (size_t)(nl - c->out) + 1 : c->out_off;
+	/* Of the open transaction's output, nothing is kept: it may yet be taken back. */
+	if (c->txn_touched && out_len(c) > c->txn_mark)
+		c->out_len = c->out_off + c->txn_mark;
 	n = snprintf(
 		line, sizeof line,
 		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"slow consumer: "
@@ -319,6 +320,9 @@ conn_cut_off(struct conn *c)
 		memcpy(c->out + c->out_len, line, (size_t)n);
 		c->out_len += (size_t)n;
 	}
+	/* The error line is not the transaction's: a rollback keeps it whole. */
+	if (c->txn_touched)
+		c->txn_mark = out_len(c);
 	conn_close_flush(c, "slow consumer");
 }
 
@@ -701,7 +705,7 @@ conn_tls_drained(struct conn *c)
 	size_t left = evbuffer_get_length(bufferevent_get_output(c->bev));
 
 	if (c->flushing && left == 0 && out_len(c) == 0) {
-		conn_close(c, c->close_reason);
+		conn_close(c, "flushed");
 		return;
 	}
 	if (c->paused && conn_live(c) && left <= OUT_LOW) {
@@ -757,13 +761,9 @@ conn_tls_on_event(struct bufferevent *bev, short what, void *arg)
 		log_debug("conn %llu %s: TLS handshake done", (unsigned long long)c->id, c->peer);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		conn_close(c, "timed out flushing output");
-		return;
-	}
 	e = bufferevent_get_openssl_error(bev);
 	if (e != 0) {
-		static char reason[200];
+		char reason[200]; /* logged at once by conn_close(), not kept */
 		ERR_error_string_n(e, reason, sizeof reason);
 		conn_close(c, reason);
 		return;
@@ -800,11 +800,11 @@ conn_write(struct conn *c)
 	if (out_len(c) == 0) {
 		conn_out_emptied(c);
 		if (c->flushing) {
-			conn_close(c, c->close_reason);
+			conn_close(c, "flushed");
 			return;
 		}
 		event_del(c->wev);
-	} else if (!c->flushing && !event_pending(c->wev, EV_WRITE, NULL)) {
+	} else if (!event_pending(c->wev, EV_WRITE, NULL)) {
 		event_add(c->wev, NULL);
 	}
 	if (c->paused && conn_live(c) && out_len(c) <= OUT_LOW) {
@@ -820,10 +820,7 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 
 	(void)fd;
-	if (what & EV_TIMEOUT) {
-		conn_close(c, "timed out flushing output");
-		return;
-	}
+	(void)what;
 	conn_write(c);
 }
 
@@ -942,6 +939,13 @@ conn_on_deadline(struct timer_entry *e, int64_t now, void *arg)
 
 	(void)now;
 	(void)arg;
+	if (c->flushing) {
+		log_warn("conn %llu %s: closed with %zu bytes unsent: the client did not read them "
+			 "in time",
+			 (unsigned long long)c->id, c->peer, conn_unsent(c));
+		conn_close(c, "timed out flushing output");
+		return;
+	}
 	if (!conn_live(c))
 		return;
 	commit_pass(); /* what it is told must not be taken back with the pass */

@@ -46,11 +46,10 @@ struct conn {
 	size_t out_off, out_len, out_cap;
 	bool pending;  /* queued for conns_flush() */
 	bool paused;   /* reading stopped until output drains */
-	bool flushing; /* CLOSING, but waiting for output to drain */
-	const char *close_reason;
+	bool flushing; /* CLOSING, but waiting for output to drain (until 'deadline') */
 
 	struct addr *addr;           /* the remote address's accounting */
-	struct timer_entry deadline; /* hello's, then the credential's expiry */
+	struct timer_entry deadline; /* hello's, the credential's expiry, then the flush's */
 	const char *close_after;     /* close once the current request is answered */
 	double rate_tokens;          /* requests allowed now (--max-request-rate) */
 	int64_t rate_at;             /* when rate_tokens was brought up to date (ms) */
@@ -152,7 +151,8 @@ void conn_close_after_reply(struct conn *c, const char *reason);
 /*
  * The one teardown path. Stops input at once; the connection is freed after
  * the current callback returns, never inside it. conn_close() drops unsent
- * output; conn_close_flush() first sends it (bounded by a timeout).
+ * output; conn_close_flush() first sends it, for at most 5 s from the call
+ * however slowly the client reads.
  */
 void conn_close(struct conn *c, const char *reason);
 void conn_close_flush(struct conn *c, const char *reason);

@@ -17,16 +17,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
-#include "addrs.h"
 #include "check.h"
-#include "config.h"
-#include "conn.h"
-#include "hub.h"
-#include "identity.h"
+#include "inproc.h"
 #include "rendezvous.h"
-#include "sessions.h"
 
 static long chaos_calls; /* allocations asked for since chaos_arm() */
 static long chaos_fail;  /* the call that fails (1-based); 0: none */
@@ -161,8 +154,6 @@ test_codec(void)
 
 #define CLIENTS 3
 
-static struct event_base *base;
-
 struct client {
 	struct conn *conn;
 	int peer;
@@ -285,22 +276,10 @@ conversation(void)
 static bool
 daemon_pass(long nth)
 {
-	struct sockaddr_storage ss = {.ss_family = AF_UNIX};
-
-	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0 ||
-	    addrs_init(base) != 0)
-		abort();
+	inproc_start();
 	memset(clients, 0, sizeof clients);
-	for (int i = 0; i < CLIENTS; i++) {
-		int sv[2];
-		struct addr *a = addr_connect((struct sockaddr *)&ss);
-		if (a == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
-			abort();
-		clients[i].conn = conn_create(sv[0], (struct sockaddr *)&ss, a);
-		clients[i].peer = sv[1];
-		if (clients[i].conn == NULL)
-			abort();
-	}
+	for (int i = 0; i < CLIENTS; i++)
+		clients[i].conn = inproc_connect(&clients[i].peer, 0);
 	chaos_arm(nth);
 	conversation();
 	chaos_fail = 0;
@@ -313,10 +292,7 @@ daemon_pass(long nth)
 		CHECK_MSG(c->in_len == 0, "allocation %ld failing: client %d got a partial line",
 			  nth, i);
 	}
-	conns_finish();
-	addrs_finish();
-	sessions_finish();
-	hub_finish();
+	inproc_stop();
 	for (int i = 0; i < CLIENTS; i++)
 		close(clients[i].peer);
 	CHECK_MSG(chaos_live == 0, "daemon, allocation %ld failing: %ld jansson blocks leaked", nth,
@@ -345,10 +321,7 @@ test_daemon(void)
 			NULL};
 	long n;
 
-	options_parse((int)(sizeof args / sizeof args[0]) - 1, args);
-	base = event_base_new();
-	if (base == NULL || identity_init() != 0)
-		abort();
+	inproc_init((int)(sizeof args / sizeof args[0]) - 1, args);
 	daemon_pass(0);
 	CHECK_MSG(clients[0].answered == clients[0].asked && clients[0].asked > 8,
 		  "without failures every request is answered (%d of %d)", clients[0].answered,
@@ -357,9 +330,7 @@ test_daemon(void)
 		;
 	CHECK_MSG(n > 100, "only %ld allocations: the daemon was not exercised", n);
 	printf("daemon: %ld jansson allocations in the conversation, each failed in turn\n", n);
-	identity_finish();
-	event_base_free(base);
-	options_finish();
+	inproc_finish();
 }
 
 int
