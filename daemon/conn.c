@@ -70,6 +70,7 @@ static struct event *reaper;
 static struct timerq *deadlines; /* hello timeouts and credential expiries */
 static size_t nlive;
 static uint64_t next_id = 1;
+static bool shutting_down; /* answer what was read, whatever the backpressure */
 
 static const char *const state_names[] = {"handshake", "ready", "closing"};
 
@@ -571,7 +572,7 @@ conn_consume(struct conn *c, char *buf, size_t len)
 			rpc_handle_line(c, line, n);
 		if (c->close_after != NULL && conn_live(c))
 			conn_close_flush(c, c->close_after);
-		if (conn_live(c) && conn_unsent(c) > OUT_HIGH) {
+		if (conn_live(c) && !shutting_down && conn_unsent(c) > OUT_HIGH) {
 			/* Backpressure: read no more requests until the client reads. */
 			c->paused = true;
 			conn_reading(c, false);
@@ -1005,6 +1006,20 @@ conns_shutdown(const char *reason)
 				"server.shutdown", "params", "reason", reason, "timeout_ms",
 				(json_int_t)config.shutdown_timeout_ms);
 
+	/*
+	 * First answer every request already read: a connection paused by
+	 * backpressure may hold complete lines it has not handled. The output
+	 * they add is bounded by --max-pending, like any other.
+	 */
+	shutting_down = true;
+	for (c = TAILQ_FIRST(&live); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, all);
+		if (c->paused) {
+			c->paused = false;
+			conn_process(c);
+		}
+	}
+	commit_pass(); /* so that server.shutdown follows committed answers */
 	for (c = TAILQ_FIRST(&live); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, all);
 		if (msg != NULL)

@@ -110,8 +110,10 @@ size_t conn_unsent(const struct conn *c);
 /* Work out every authenticated connection's roles again (the lists were reloaded). */
 void conns_reauthorize(void);
 /*
- * Shutdown: send every connection a server.shutdown notification and close
- * it once its output is sent (each within the flush timeout).
+ * Shutdown: answer every request already read (also those a connection
+ * paused by backpressure had not handled yet), commit, then send every
+ * connection a server.shutdown notification and close it once its output
+ * is sent (each within the flush timeout).
  */
 void conns_shutdown(const char *reason);
 /* Whether no connection is left, not even one still sending its last output. */

@@ -253,6 +253,44 @@ class Drain(unittest.TestCase):
             status, log = d.stop()
         self.assertEqual(status, 0, log[-3000:])
 
+    def test_requests_read_while_paused_are_answered(self):
+        """Requests already read from a connection paused by backpressure are answered
+        before server.shutdown, not dropped."""
+        d = Daemon("--shutdown-timeout", "20", "--store", "memory", "--admin", "root")
+        self.addCleanup(d.stop)
+        a, root = d.client("alice"), d.client("root")
+        for _ in range(999):
+            a.call("session.create", {"invitee": "bob", "data": "x" * 16000})
+        # One write: a listing of 16 MB (more than the kernel's socket buffers take, and
+        # past the 1 MiB at which reading pauses) and four more requests, read at once.
+        lines = [{"jsonrpc": "2.0", "method": "session.list", "params": {"limit": 1000},
+                  "id": 100},
+                 {"jsonrpc": "2.0", "method": "ping", "id": 101},
+                 {"jsonrpc": "2.0", "method": "session.create", "params": {"invitee": "carol"},
+                  "id": 102},
+                 {"jsonrpc": "2.0", "method": "ping", "id": 103},
+                 {"jsonrpc": "2.0", "method": "session.get", "params": {"session": "0" * 32},
+                  "id": 104}]
+        a.send_raw("".join(json.dumps(m) + "\n" for m in lines).encode())
+        # The five lines arrive together and are read in one go; the listing,
+        # unsent, pauses reading right after the first (until 64 KiB are left).
+        wait_for(lambda: any(c["unsent_bytes"] > 1 << 20 for c in
+                             root.call("admin.connections")["connections"]),
+                 "the listing to back up")
+        d.proc.send_signal(signal.SIGTERM)
+        data = bytearray(a.buf)
+        a.sock.settimeout(30)
+        while True:  # everything, to the end of the connection
+            chunk = a.sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        msgs = [json.loads(line) for line in bytes(data).split(b"\n") if line]
+        self.assertEqual([m.get("id", m.get("method")) for m in msgs],
+                         [100, 101, 102, 103, 104, "server.shutdown"])
+        self.assertEqual(msgs[2]["result"]["state"], "RSS_READY")
+        self.assertEqual(d.proc.wait(30), 0)
+
     def stuck_daemon(self, timeout):
         """A daemon with a subscriber that does not read and megabytes queued to it."""
         d = Daemon("--shutdown-timeout", timeout, "--max-pending", "64m", "--observer", "stuck",
