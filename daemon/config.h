@@ -50,9 +50,11 @@ struct config {
 	size_t max_request_rate;      /* requests per second per connection; 0: no limit */
 	size_t max_request_burst;     /* requests at once above that rate */
 	size_t max_sessions_per_user; /* live sessions a user may have created */
+	size_t max_user_bytes;        /* what those and its lingering ones may hold; 0: no limit */
 	size_t max_subscriptions;     /* subscriptions per connection */
 	size_t history;               /* events kept for subscribe {since} */
 	int64_t history_age_ms;       /* and for at most this long */
+	size_t history_bytes;         /* and in at most this much memory (encoded lines) */
 
 	char *store;     /* "memory" or "sqlite:PATH"; NULL: sqlite:rendezvous.db */
 	char *state_dir; /* where a relative store path points */

@@ -40,6 +40,7 @@ static struct {
 	uint64_t last;     /* newest event id */
 	struct hist *ring; /* history, oldest at 'head' */
 	size_t cap, len, head;
+	size_t bytes;           /* encoded events held, for --history-bytes */
 	struct idtable buckets; /* struct bucket by session id */
 	struct sub *all;        /* subscribe {all: true} */
 	uint64_t delivered;     /* events up to this one have been fanned out */
@@ -97,7 +98,7 @@ hub_clear_history(void)
 {
 	for (size_t i = 0; i < hub.len; i++)
 		hist_clear(&hub.ring[(hub.head + i) % hub.cap]);
-	hub.len = hub.head = 0;
+	hub.len = hub.head = hub.bytes = 0;
 }
 
 void
@@ -224,6 +225,7 @@ event_encode(const struct hub_event *ev, uint64_t id)
 static void
 hub_drop_oldest(void)
 {
+	hub.bytes -= hub.ring[hub.head].msg->len;
 	hist_clear(&hub.ring[hub.head]);
 	hub.head = (hub.head + 1) % hub.cap;
 	hub.len--;
@@ -249,6 +251,11 @@ hub_append(uint64_t id, int64_t time, const uint8_t *sid, struct user *inviter,
 
 	if (hub.len == hub.cap)
 		hub_drop_oldest();
+	/* Within --history-bytes too, but never dropping what is not fanned out yet. */
+	while (hub.len > 0 && hub.bytes + mb->len > config.history_bytes &&
+	       hub.ring[hub.head].id <= hub.delivered)
+		hub_drop_oldest();
+	hub.bytes += mb->len;
 	h = &hub.ring[(hub.head + hub.len) % hub.cap];
 	hub.len++;
 	h->id = id;

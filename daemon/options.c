@@ -57,9 +57,11 @@ enum {
 	OPT_MAX_PENDING,
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_SESSIONS,
+	OPT_MAX_USER_BYTES,
 	OPT_MAX_SUBSCRIPTIONS,
 	OPT_HISTORY,
 	OPT_HISTORY_AGE,
+	OPT_HISTORY_BYTES,
 	OPT_STORE,
 	OPT_STATE_DIR,
 	OPT_DURABILITY,
@@ -108,9 +110,11 @@ static const struct option long_options[] = {
 	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
 	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
 	{"max-sessions-per-user", required_argument, NULL, OPT_MAX_SESSIONS},
+	{"max-user-bytes", required_argument, NULL, OPT_MAX_USER_BYTES},
 	{"max-subscriptions", required_argument, NULL, OPT_MAX_SUBSCRIPTIONS},
 	{"history", required_argument, NULL, OPT_HISTORY},
 	{"history-age", required_argument, NULL, OPT_HISTORY_AGE},
+	{"history-bytes", required_argument, NULL, OPT_HISTORY_BYTES},
 	{"store", required_argument, NULL, OPT_STORE},
 	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 	{"durability", required_argument, NULL, OPT_DURABILITY},
@@ -245,9 +249,12 @@ usage(FILE *f)
 	      "                            [default: 0]\n"
 	      "  --max-sessions-per-user N live sessions one user may have created\n"
 	      "                            [default: 1000]\n"
+	      "  --max-user-bytes BYTES    memory the sessions one user created may hold,\n"
+	      "                            live and lingering; 0: no limit [default: 8m]\n"
 	      "  --max-subscriptions N     subscriptions per connection [default: 1024]\n"
 	      "  --history N               events kept for subscribe {since} [default: 10000]\n"
 	      "  --history-age S           and for at most this long [default: 86400]\n"
+	      "  --history-bytes BYTES     and in at most this much memory [default: 32m]\n"
 	      "Operation:\n"
 	      "  --metrics HOST:PORT       serve Prometheus metrics at /metrics, and /healthz\n"
 	      "                            and /readyz, over HTTP (PORT defaults to 9420)\n"
@@ -548,6 +555,12 @@ apply(struct loader *ld, int id, const char *value)
 		cfg->max_subscriptions = opt_size(ld, id, value, 1, cfg->max_subscriptions);
 		break;
 	case OPT_HISTORY: cfg->history = opt_size(ld, id, value, 1, cfg->history); break;
+	case OPT_HISTORY_BYTES:
+		cfg->history_bytes = opt_size(ld, id, value, 64 * 1024, cfg->history_bytes);
+		break;
+	case OPT_MAX_USER_BYTES:
+		cfg->max_user_bytes = opt_size(ld, id, value, 0, cfg->max_user_bytes);
+		break;
 	case OPT_HISTORY_AGE:
 		cfg->history_age_ms = opt_seconds(ld, id, value, false, cfg->history_age_ms);
 		break;
@@ -708,6 +721,8 @@ config_defaults(struct config *cfg)
 	cfg->max_subscriptions = 1024;
 	cfg->history = 10000;
 	cfg->history_age_ms = 86400 * 1000;
+	cfg->history_bytes = 32u << 20;
+	cfg->max_user_bytes = 8u << 20;
 	cfg->shutdown_timeout_ms = 5 * 1000;
 	cfg->log_level = LOG_LEVEL_INFO;
 }

@@ -110,6 +110,7 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 	const char *invitee_name;
 	double ttl = -1;
 	json_t *data = NULL, *ttl_json;
+	const char *limit = NULL;
 	int64_t ttl_ms = config.invite_ttl_ms;
 	struct user *invitee;
 	struct session *s;
@@ -137,8 +138,17 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 	invitee = user_get(invitee_name);
 	if (invitee == NULL)
 		return NULL;
-	rc = session_create(c->user, invitee, ttl_ms, data, &s);
+	rc = session_create(c->user, invitee, ttl_ms, data, &s, &limit);
 	user_unref(invitee);
+	if (rc == RV_ERR_LIMIT && strcmp(limit, "max_user_bytes") == 0) {
+		stats.limit_user_bytes++;
+		return rpc_fail(
+			err, rc,
+			json_pack("{s:I}", "max_user_bytes", (json_int_t)config.max_user_bytes),
+			"limit exceeded: this user's sessions, live and ended ones not yet "
+			"freed, hold more than %zu bytes",
+			config.max_user_bytes);
+	}
 	if (rc == RV_ERR_LIMIT) {
 		stats.limit_sessions_per_user++;
 		return rpc_fail(err, rc,

@@ -35,9 +35,28 @@ sessions_init(struct event_base *base)
 	return deadlines != NULL ? 0 : -1;
 }
 
+/* Encoded size of a JSON value (0 for none). */
+static size_t
+json_bytes(const json_t *j)
+{
+	return j != NULL ? json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+}
+
+/* Bring what s counts against its inviter's --max-user-bytes up to date. */
+static void
+session_charge(struct session *s)
+{
+	size_t bytes = SESSION_BYTES + json_bytes(s->data) + json_bytes(s->app_data) +
+		       (s->reason != NULL ? strlen(s->reason) : 0);
+
+	s->inviter->held_bytes = s->inviter->held_bytes - s->bytes + bytes;
+	s->bytes = bytes;
+}
+
 static void
 session_free(struct session *s)
 {
+	s->inviter->held_bytes -= s->bytes;
 	idtable_remove(&table, &s->node);
 	held[s->m.state]--;
 	timerq_cancel(deadlines, &s->timer);
@@ -225,12 +244,20 @@ session_store(struct session *s, bool insert)
 
 int
 session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_t *data,
-	       struct session **out)
+	       struct session **out, const char **limit)
 {
 	struct session *s;
 
-	if (inviter->live_created >= config.max_sessions_per_user)
+	if (inviter->live_created >= config.max_sessions_per_user) {
+		*limit = "max_sessions_per_user";
 		return RV_ERR_LIMIT;
+	}
+	/* Ended sessions count too until they are freed: memory, not only live ones. */
+	if (config.max_user_bytes != 0 &&
+	    inviter->held_bytes + SESSION_BYTES + json_bytes(data) > config.max_user_bytes) {
+		*limit = "max_user_bytes";
+		return RV_ERR_LIMIT;
+	}
 	s = calloc(1, sizeof *s);
 	if (s == NULL || random_bytes(s->id, sizeof s->id) != 0) {
 		log_error("sessions: cannot create a session: %s",
@@ -252,6 +279,7 @@ session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_
 	DL_APPEND2(invitee->invited, s, vee_prev, vee_next);
 	DL_APPEND2(all_sessions, s, all_prev, all_next);
 	inviter->live_created++;
+	session_charge(s);
 	session_reschedule(s);
 	stats.sessions_created++;
 	stats.transitions[RSS_UNKNOWN][s->m.state]++;
@@ -295,6 +323,7 @@ session_act(struct session *s, enum rv_action a, enum rv_role r, const struct us
 		if (args != NULL && args->data != NULL)
 			s->app_data = json_incref(args->data);
 		data = s->app_data;
+		session_charge(s);
 	}
 	session_reschedule(s);
 	session_publish(s, prev, by, data);
@@ -552,6 +581,7 @@ session_apply(struct session *s, const struct store_session *r)
 		s->inviter->live_created--;
 	else if (!was_live && !rv_state_is_final(s->m.state))
 		s->inviter->live_created++;
+	session_charge(s);
 	session_reschedule(s);
 	return 0;
 }

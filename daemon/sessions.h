@@ -32,6 +32,7 @@ struct session {
 	bool txn_touched; /* written in the store's open transaction (on 'touched') */
 	bool deleted;     /* deleted from the store: freed once that commits */
 	json_int_t code;
+	size_t bytes;                        /* what it counts against inviter->held_bytes */
 	json_t *data;                        /* invitation data from session.create, or NULL */
 	json_t *app_data;                    /* data given to session.terminate, or NULL */
 	struct session *inv_prev, *inv_next; /* inviter->inviting */
@@ -69,13 +70,17 @@ enum rv_role session_role(const struct session *s, const struct user *u);
 /* Whether the invitation has been sent (the invitee may see the session). */
 bool session_invited(const struct session *s);
 
+/* What a session costs its inviter's --max-user-bytes besides its data and reason. */
+#define SESSION_BYTES 512
+
 /*
  * Create a session in RSS_READY for inviter (connected) and invitee, with a
  * ttl in ms and optional invitation data (borrowed). 0 and *out, or
- * RV_ERR_LIMIT (too many live sessions), RV_ERR_INTERNAL.
+ * RV_ERR_LIMIT with *limit the limit's name ("max_sessions_per_user",
+ * "max_user_bytes"), or RV_ERR_INTERNAL.
  */
 int session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_t *data,
-		   struct session **out);
+		   struct session **out, const char **limit);
 
 /* Optional details of an action. */
 struct session_act_args {

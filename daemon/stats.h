@@ -49,6 +49,7 @@ struct stats {
 	uint64_t hello_timeouts;          /* --hello-timeout */
 	uint64_t lines_too_long;          /* --max-line, --max-hello-line */
 	uint64_t limit_sessions_per_user; /* --max-sessions-per-user */
+	uint64_t limit_user_bytes;        /* --max-user-bytes */
 	uint64_t limit_subscriptions;     /* --max-subscriptions */
 	uint64_t limit_data;              /* --max-data */
 	uint64_t limit_request_rate;      /* --max-request-rate */
@@ -79,7 +80,7 @@ struct stats_limit {
 	const char *name;
 	const uint64_t *value;
 };
-#define STATS_LIMITS 10
+#define STATS_LIMITS 11
 extern const struct stats_limit stats_limits[STATS_LIMITS];
 
 /* Count one observation of seconds. */

@@ -24,6 +24,7 @@ struct user {
 	struct session *inviting; /* sessions this user created (utlist, by age) */
 	struct session *invited;  /* sessions this user was invited to */
 	size_t live_created;      /* live sessions in 'inviting', for the limit */
+	size_t held_bytes;        /* what every session in 'inviting' holds (sessions.c) */
 	struct sub *subs;         /* subscribe {user: name} targeting this user */
 	UT_hash_handle hh;
 };

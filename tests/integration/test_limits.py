@@ -104,5 +104,70 @@ class DataNumbers(DaemonTest):
             alice.call("session.create", {"invitee": "bob", "data": small})
 
 
+def rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def create_cancel(c, rounds, data):
+    """rounds of session.create then, if it was taken, session.cancel, pipelined by 100.
+    Returns how many creates were refused, and the last refusal."""
+    refused, last = 0, None
+    for start in range(0, rounds, 100):
+        ids = [c.request("session.create", {"invitee": "bob", "data": data})
+               for _ in range(min(100, rounds - start))]
+        sids = []
+        for i in ids:
+            r = c.response(i)
+            if "error" in r:
+                refused += 1
+                last = r["error"]
+            else:
+                sids.append(r["result"]["session"])
+        for i in [c.request("session.cancel", {"session": sid}) for sid in sids]:
+            assert "result" in c.response(i)
+    return refused, last
+
+
+class Memory(DaemonTest):
+    """Memory stays bounded at default settings, ended sessions included."""
+
+    def test_ended_sessions_count_against_their_user(self):
+        alice, bob = self.client("alice"), self.client("bob")
+        create_cancel(alice, 200, "w" * 16000)  # warm up the allocator and the store
+        before = rss(self.daemon.proc.pid)
+        refused, err = create_cancel(alice, 10000, "x" * 16000)
+        grown = rss(self.daemon.proc.pid) - before
+        self.assertGreater(refused, 9000)
+        self.assertEqual(err["code"], 4029)
+        self.assertEqual(err["data"], {"max_user_bytes": 8 << 20})
+        self.assertLess(grown, 64 << 20, "RSS grew by %d MB" % (grown >> 20))
+        # Another user is not held back by alice's sessions.
+        self.assertEqual(bob.call("session.create", {"invitee": "alice"})["state"], "RSS_READY")
+
+
+class UserBytes(DaemonTest):
+    daemon_args = ("--max-user-bytes", "64k", "--linger", "0.5", "--store", "memory")
+
+    def test_freed_sessions_give_their_room_back(self):
+        alice = self.client("alice")
+        refused, err = create_cancel(alice, 20, "y" * 10000)
+        self.assertEqual(refused, 14)  # 6 sessions of 10,512 bytes fit in 64 KiB
+        deadline = time.monotonic() + 10
+        while True:  # once the ended ones are freed (--linger), there is room again
+            r = alice.response(alice.request("session.create", {"invitee": "bob"}))
+            if "result" in r:
+                break
+            self.assertLess(time.monotonic(), deadline, r)
+            time.sleep(0.05)
+        status, log = self.daemon.stop()
+        self.assertEqual(status, 0)
+        self.assertRegex(log, r"limits: \d+ sessions refused \(max-user-bytes\)")
+        self.daemon = Daemon()  # for tearDown
+
+
 if __name__ == "__main__":
     main()

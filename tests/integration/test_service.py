@@ -25,8 +25,8 @@ VALUES = {
     "peer-grace": "10", "linger": "5", "max-line": "32k", "max-pending": "1m",
     "max-connections": "100", "max-connections-per-address": "10", "max-auth-failures": "5",
     "hello-timeout": "2", "max-hello-line": "1k", "max-data": "4k", "max-request-rate": "100",
-    "max-request-burst": "200", "max-sessions-per-user": "10", "max-subscriptions": "8",
-    "history": "100", "history-age": "3600", "metrics": "127.0.0.1:0", "shutdown-timeout": "3",
+    "max-request-burst": "200", "max-sessions-per-user": "10", "max-user-bytes": "1m", "max-subscriptions": "8",
+    "history": "100", "history-age": "3600", "history-bytes": "1m", "metrics": "127.0.0.1:0", "shutdown-timeout": "3",
     "log-level": "debug",
 }
 ACTIONS = {"config", "check-config", "check-store", "help", "version"}
@@ -256,7 +256,8 @@ class Drain(unittest.TestCase):
     def test_requests_read_while_paused_are_answered(self):
         """Requests already read from a connection paused by backpressure are answered
         before server.shutdown, not dropped."""
-        d = Daemon("--shutdown-timeout", "20", "--store", "memory", "--admin", "root")
+        d = Daemon("--shutdown-timeout", "20", "--store", "memory", "--admin", "root",
+                   "--max-user-bytes", "0")
         self.addCleanup(d.stop)
         a, root = d.client("alice"), d.client("root")
         for _ in range(999):
@@ -294,7 +295,7 @@ class Drain(unittest.TestCase):
     def stuck_daemon(self, timeout):
         """A daemon with a subscriber that does not read and megabytes queued to it."""
         d = Daemon("--shutdown-timeout", timeout, "--max-pending", "64m", "--observer", "stuck",
-                   "--store", "memory", "--max-data", "64k")
+                   "--store", "memory", "--max-data", "64k", "--max-user-bytes", "0")
         self.addCleanup(d.stop)  # (if this fails before the test stops it)
         stuck = d.client("stuck")
         stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -23,7 +23,8 @@ def drain(sock):
 
 
 class SlowConsumer(DaemonTest):
-    daemon_args = ("--observer", "olga", "--max-pending", "256k", "--max-sessions-per-user", "100000")
+    daemon_args = ("--observer", "olga", "--max-pending", "256k", "--max-sessions-per-user", "100000",
+                   "--max-user-bytes", "0")
 
     def test_context_data_reader_cut_off(self):
         alice, bob = self.client("alice"), self.client("bob")

@@ -164,7 +164,8 @@ class TlsSlowConsumer(DaemonTest):
 
     def setUp(self):
         self.daemon_args = tls_args("server", "--observer", "olga", "--max-pending", "256k",
-                                    "--max-sessions-per-user", "100000")
+                                    "--max-sessions-per-user", "100000",
+                                    "--max-user-bytes", "0")
         super().setUp()
 
     def test_subscriber_cut_off(self):
