@@ -233,9 +233,12 @@ listener_bind_unix(struct event_base *base, const char *spec, const char *path)
 	return 0;
 }
 
-/* Bind one address (every address it resolves to). */
+/*
+ * Bind one address (every address it resolves to). An optional one (the
+ * default's ::1) that the system cannot have, IPv6 being off, is skipped.
+ */
 static int
-listener_bind(struct event_base *base, const char *spec, bool tls)
+listener_bind(struct event_base *base, const char *spec, bool tls, bool optional)
 {
 	struct addrinfo hints = {0}, *res, *ai;
 	char *host, *port;
@@ -268,6 +271,12 @@ listener_bind(struct event_base *base, const char *spec, bool tls)
 					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 						      LEV_OPT_CLOSE_ON_EXEC,
 					      511, ai->ai_addr, (int)ai->ai_addrlen);
+		if (lev == NULL && optional &&
+		    (errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT)) {
+			log_info("not listening on %s: %s (IPv6 is off)", spec, strerror(errno));
+			freeaddrinfo(res);
+			return 0;
+		}
 		if (listener_add(base, lev, spec, tls) != 0)
 			continue;
 		bound++;
@@ -330,11 +339,13 @@ listeners_init(struct event_base *base)
 		/* The default address is for when systemd passes none. */
 		if (adopted > 0 && config.listen_default)
 			break;
-		if (listener_bind(base, config.listen[i], false) != 0)
+		/* The default's second address, ::1, is optional. */
+		if (listener_bind(base, config.listen[i], false, config.listen_default && i > 0) !=
+		    0)
 			return -1;
 	}
 	for (size_t i = 0; i < config.nlisten_tls; i++) {
-		if (listener_bind(base, config.listen_tls[i], true) != 0)
+		if (listener_bind(base, config.listen_tls[i], true, false) != 0)
 			return -1;
 	}
 	return 0;

@@ -167,8 +167,8 @@ usage(FILE *f)
 		"  --listen HOST:PORT|unix:/PATH\n"
 		"                            address to listen on; repeatable; port 0 picks a\n"
 		"                            free port (the bound address is logged)\n"
-		"                            [default: 127.0.0.1:%d, or the sockets systemd\n"
-		"                            passes (socket activation)]\n"
+		"                            [default: 127.0.0.1:%d and [::1]:%d (where IPv6\n"
+		"                            is on), or the sockets systemd passes]\n"
 		"  --listen-tls HOST:PORT    address to listen on with TLS (1.2 or later);\n"
 		"                            repeatable; needs --tls-cert and --tls-key\n"
 		"  --tls-cert FILE           PEM certificate chain for TLS listeners\n"
@@ -193,7 +193,7 @@ usage(FILE *f)
 		"                            subscribe to everything, change nothing); repeatable\n"
 		"  --admin NAME              give user NAME the admin role (also lists every\n"
 		"                            session and terminates any); repeatable\n",
-		RV_DEFAULT_PORT);
+		RV_DEFAULT_PORT, RV_DEFAULT_PORT);
 	fputs("Configuration (rendezvousd.conf(5)):\n"
 	      "  --config FILE             read settings from FILE: one 'key = value' per line,\n"
 	      "                            every option below by its name (insecure = yes);\n"
@@ -744,7 +744,9 @@ config_complete(struct loader *ld)
 	if (cfg->nlisten == 0 && cfg->nlisten_tls == 0) {
 		ld->listed[OPT_LISTEN] = true;
 		cfg->listen_default = true;
+		/* Both loopbacks, as Redis 7's "bind 127.0.0.1 -::1": ::1 where IPv6 is on. */
 		push(ld, OPT_LISTEN, &cfg->listen, &cfg->nlisten, "127.0.0.1:" RV_DEFAULT_PORT_STR);
+		push(ld, OPT_LISTEN, &cfg->listen, &cfg->nlisten, "[::1]:" RV_DEFAULT_PORT_STR);
 	}
 	if (cfg->state_dir == NULL) {
 		/* systemd's StateDirectory= (the first, if it names several). */

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "tls.h"
+#include "tlsconf.h"
 
 static SSL_CTX *server_ctx; /* what new TLS connections accept with */
 
@@ -34,7 +35,8 @@ tls_context_load(const struct config *cfg)
 		return NULL;
 	}
 	ctx = SSL_CTX_new(TLS_server_method());
-	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, RV_TLS12_CIPHERS) != 1) {
 		log_error("TLS: cannot set up: %s", tls_error());
 		goto fail;
 	}

@@ -1,15 +1,21 @@
-/* Asynchronous JSON-RPC client for rendezvousd, on a caller's event_base. */
+/*
+ * Asynchronous JSON-RPC client for rendezvousd, on a caller's event_base.
+ * The name is resolved with libevent's evdns, so the caller's loop never
+ * blocks, and every address it resolves to is tried in turn (IPv6 and
+ * IPv4, in the resolver's order) until one accepts the connection.
+ */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
-#include <stdio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -17,8 +23,11 @@
 #include <uthash.h>
 
 #include "rendezvous.h"
+#include "tlsconf.h"
 
 #define CLIENT_DEFAULT_MAX_LINE (16u * 1024 * 1024)
+/* How long one address may take to accept the connection before the next is tried. */
+#define CLIENT_CONNECT_TIMEOUT_SEC 10
 
 struct pending {
 	json_int_t id;
@@ -28,8 +37,10 @@ struct pending {
 };
 
 struct rv_client {
-	struct bufferevent *bev; /* the socket, or a TLS filter over it */
+	struct event_base *base;
+	struct bufferevent *bev; /* once connected: the socket, or a TLS filter over it */
 	SSL_CTX *ssl_ctx;        /* TLS only */
+	char *server_name;       /* TLS: the name the daemon's certificate must carry */
 	struct rv_client_callbacks cbs;
 	struct rv_framer framer;
 	struct pending *pending; /* uthash by id */
@@ -37,6 +48,18 @@ struct rv_client {
 	bool closed;
 	unsigned depth; /* nesting of our callbacks into the user's */
 	bool dead;      /* destroyed from inside a callback: free on the way out */
+
+	/* Connecting: resolve the name, then try each address it resolved to. */
+	char *host;
+	struct evdns_base *dns;
+	struct evdns_getaddrinfo_request *dns_req;
+	struct evutil_addrinfo *addrs;     /* what the name resolved to */
+	struct evutil_addrinfo *next_addr; /* the next address to try */
+	struct bufferevent *attempt;       /* the socket connecting now */
+	struct event *step;                /* runs the next step from the loop */
+	struct evbuffer *queued;           /* requests made before the connection was up */
+	char last_error[200];              /* why the last address (or the name) failed */
+	unsigned tried;
 };
 
 static void client_free(struct rv_client *c);
@@ -64,10 +87,14 @@ client_fail_pending(struct rv_client *c, const char *reason)
 	struct pending *p, *tmp;
 	json_t *err = json_pack("{s:i, s:s}", "code", RV_ERR_INTERNAL, "message", reason);
 
+	/*
+	 * Every call is answered exactly once: without memory for the error
+	 * object, its callback still gets one, jansson's static null.
+	 */
 	HASH_ITER (hh, c->pending, p, tmp) {
 		HASH_DEL(c->pending, p);
 		if (p->cb != NULL && !c->dead)
-			p->cb(c, NULL, err, p->arg);
+			p->cb(c, NULL, err != NULL ? err : json_null(), p->arg);
 		free(p);
 	}
 	json_decref(err);
@@ -80,7 +107,8 @@ client_lost(struct rv_client *c, const char *reason)
 	if (c->closed)
 		return;
 	c->closed = true;
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	if (c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	client_enter(c);
 	client_fail_pending(c, reason);
 	if (!c->dead && c->cbs.on_close != NULL)
@@ -157,12 +185,10 @@ client_on_event(struct bufferevent *bev, short what, void *arg)
 	struct rv_client *c = arg;
 
 	if (what & BEV_EVENT_CONNECTED)
-		return;
+		return; /* the TLS handshake is done */
 	if (what & BEV_EVENT_EOF) {
 		client_lost(c, "connection closed by server");
 	} else if (what & BEV_EVENT_ERROR) {
-		struct bufferevent *sock = bufferevent_get_underlying(bev);
-		int dns = bufferevent_socket_get_dns_error(sock != NULL ? sock : bev);
 		unsigned long tls = c->ssl_ctx != NULL ? bufferevent_get_openssl_error(bev) : 0;
 		char buf[256];
 
@@ -170,12 +196,10 @@ client_on_event(struct bufferevent *bev, short what, void *arg)
 			char why[200];
 			ERR_error_string_n(tls, why, sizeof why);
 			snprintf(buf, sizeof buf, "TLS failed: %s", why);
-		} else if (dns != 0)
-			snprintf(buf, sizeof buf, "cannot resolve host: %s",
-				 evutil_gai_strerror(dns));
-		else
+		} else {
 			snprintf(buf, sizeof buf, "connection failed: %s",
 				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		}
 		client_lost(c, buf);
 	}
 }
@@ -186,7 +210,8 @@ client_ssl_ctx(const struct rv_tls_options *tls)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
-	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, RV_TLS12_CIPHERS) != 1)
 		goto fail;
 	if (tls->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL) != 1
 				 : SSL_CTX_set_default_verify_paths(ctx) != 1)
@@ -222,12 +247,159 @@ client_ssl(SSL_CTX *ctx, const char *name)
 	return ssl;
 }
 
+/* Have the loop run the next connection step: never inside rv_client_create(). */
+static void
+client_schedule(struct rv_client *c)
+{
+	event_active(c->step, EV_TIMEOUT, 0);
+}
+
+/* The connection is up on sock: put TLS over it if asked, and send what was queued. */
+static void
+client_established(struct rv_client *c, struct bufferevent *sock)
+{
+	bufferevent_set_timeouts(sock, NULL, NULL);
+	c->bev = sock;
+	if (c->ssl_ctx != NULL) {
+		/* TLS as a filter over the connected socket. */
+		SSL *ssl = client_ssl(c->ssl_ctx, c->server_name);
+		c->bev = ssl != NULL ? bufferevent_openssl_filter_new(c->base, sock, ssl,
+								      BUFFEREVENT_SSL_CONNECTING,
+								      BEV_OPT_CLOSE_ON_FREE)
+				     : NULL;
+		if (c->bev == NULL) {
+			/*
+			 * Without an ssl, sock is still ours. A failed filter (out
+			 * of memory) may already have freed ssl and sock, on some of
+			 * libevent's paths: leak them rather than free them twice.
+			 */
+			if (ssl == NULL)
+				bufferevent_free(sock);
+			client_lost(c, "TLS failed: cannot set up the connection");
+			return;
+		}
+	}
+	bufferevent_setcb(c->bev, client_on_read, NULL, client_on_event, c);
+	if (bufferevent_write_buffer(c->bev, c->queued) != 0 ||
+	    bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
+		client_lost(c, "out of memory");
+}
+
+static void
+client_on_connect_event(struct bufferevent *sock, short what, void *arg)
+{
+	struct rv_client *c = arg;
+
+	c->attempt = NULL;
+	if (what & BEV_EVENT_CONNECTED) {
+		client_established(c, sock);
+		return;
+	}
+	snprintf(c->last_error, sizeof c->last_error, "%s",
+		 what & BEV_EVENT_TIMEOUT ? "timed out"
+					  : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	bufferevent_free(sock);
+	client_schedule(c); /* the next address, if any */
+}
+
+/* Start connecting to the next address; when none is left, give up. */
+static void
+client_try_next(struct rv_client *c)
+{
+	static const struct timeval timeout = {CLIENT_CONNECT_TIMEOUT_SEC, 0};
+	char why[320];
+
+	while (c->next_addr != NULL) {
+		struct evutil_addrinfo *ai = c->next_addr;
+		struct bufferevent *sock =
+			bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+		c->next_addr = ai->ai_next;
+		c->tried++;
+		if (sock == NULL) {
+			snprintf(c->last_error, sizeof c->last_error, "out of memory");
+			continue;
+		}
+		bufferevent_setcb(sock, NULL, NULL, client_on_connect_event, c);
+		bufferevent_set_timeouts(sock, NULL, &timeout);
+		if (bufferevent_socket_connect(sock, ai->ai_addr, (int)ai->ai_addrlen) == 0) {
+			c->attempt = sock;
+			return; /* client_on_connect_event() says how it went */
+		}
+		snprintf(c->last_error, sizeof c->last_error, "%s",
+			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		bufferevent_free(sock);
+	}
+	if (c->tried > 1)
+		snprintf(why, sizeof why, "connection failed: %s (tried %u addresses of %s)",
+			 c->last_error, c->tried, c->host);
+	else
+		snprintf(why, sizeof why, "connection failed: %s", c->last_error);
+	client_lost(c, why);
+}
+
+/* The loop's turn: the name resolved (or did not), or an address failed. */
+static void
+client_on_step(evutil_socket_t fd, short what, void *arg)
+{
+	struct rv_client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->closed || c->dns_req != NULL || c->attempt != NULL || c->bev != NULL)
+		return;
+	if (c->addrs == NULL)
+		client_lost(c, c->last_error); /* the name did not resolve */
+	else
+		client_try_next(c);
+}
+
+static void
+client_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct rv_client *c = arg;
+
+	c->dns_req = NULL;
+	if (result == EVUTIL_EAI_CANCEL)
+		return; /* the client is being freed */
+	if (result != 0 || res == NULL) {
+		snprintf(c->last_error, sizeof c->last_error, "cannot resolve host %s: %s", c->host,
+			 result != 0 ? evutil_gai_strerror(result) : "no address");
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+	} else {
+		c->addrs = c->next_addr = res;
+	}
+	/* A numeric host resolves inside rv_client_create(): carry on from the loop. */
+	client_schedule(c);
+}
+
+/*
+ * A resolver on base for this client: /etc/resolv.conf and /etc/hosts as
+ * the system has them; it keeps no event pending while it has no request.
+ */
+static struct evdns_base *
+client_resolver(struct event_base *base)
+{
+	struct evdns_base *dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+							      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+
+	if (dns == NULL) {
+		/* No usable resolv.conf: names from /etc/hosts, and numeric addresses, still work.
+		 */
+		dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		if (dns != NULL)
+			evdns_base_load_hosts(dns, NULL);
+	}
+	return dns;
+}
+
 static struct rv_client *
 client_create(struct event_base *base, const char *host, const char *port,
 	      const struct rv_tls_options *tls, const struct rv_client_callbacks *cbs)
 {
+	struct evutil_addrinfo hints;
 	struct rv_client *c;
-	struct bufferevent *sock;
 	char *end;
 	long portnum;
 
@@ -242,49 +414,35 @@ client_create(struct event_base *base, const char *host, const char *port,
 		return NULL;
 	if (cbs != NULL)
 		c->cbs = *cbs;
+	c->base = base;
 	c->next_id = 1;
 	rv_framer_init(&c->framer, CLIENT_DEFAULT_MAX_LINE);
-	sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (sock == NULL) {
-		free(c);
-		return NULL;
-	}
-	c->bev = sock;
+	c->host = strdup(host);
+	c->queued = evbuffer_new();
+	c->step = event_new(base, -1, 0, client_on_step, c);
+	c->dns = client_resolver(base);
+	if (c->host == NULL || c->queued == NULL || c->step == NULL || c->dns == NULL)
+		goto fail;
 	if (tls != NULL) {
-		/* TLS as a filter over the socket, so the socket may still be connecting. */
-		SSL *ssl = NULL;
 		c->ssl_ctx = client_ssl_ctx(tls);
-		if (c->ssl_ctx != NULL)
-			ssl = client_ssl(c->ssl_ctx,
-					 tls->server_name != NULL ? tls->server_name : host);
-		c->bev = ssl != NULL ? bufferevent_openssl_filter_new(base, sock, ssl,
-								      BUFFEREVENT_SSL_CONNECTING,
-								      BEV_OPT_CLOSE_ON_FREE)
-				     : NULL;
-		if (c->bev == NULL) {
-			/*
-			 * Without an ssl, sock is still ours. A failed filter (out
-			 * of memory) may already have freed ssl and sock, on some of
-			 * libevent's paths: leak them rather than free them twice.
-			 */
-			if (ssl == NULL)
-				bufferevent_free(sock);
-			SSL_CTX_free(c->ssl_ctx); /* an SSL holds its own reference */
-			free(c);
+		c->server_name = strdup(tls->server_name != NULL ? tls->server_name : host);
+		if (c->ssl_ctx == NULL || c->server_name == NULL) {
 			errno = EPROTO;
-			return NULL;
+			goto fail;
 		}
 	}
-	bufferevent_setcb(c->bev, client_on_read, NULL, client_on_event, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect_hostname(sock, NULL, AF_UNSPEC, host, (int)portnum) != 0) {
-		bufferevent_free(c->bev);
-		SSL_CTX_free(c->ssl_ctx);
-		free(c);
-		errno = ECONNREFUSED;
-		return NULL;
-	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	/* A numeric host answers at once, from inside this call: see client_on_resolved(). */
+	c->dns_req = evdns_getaddrinfo(c->dns, host, port, &hints, client_on_resolved, c);
 	return c;
+fail:
+	if (errno == 0)
+		errno = ENOMEM;
+	client_free(c);
+	return NULL;
 }
 
 struct rv_client *
@@ -307,14 +465,31 @@ static void
 client_free(struct rv_client *c)
 {
 	struct pending *p, *tmp;
+	int saved = errno;
 
 	HASH_ITER (hh, c->pending, p, tmp) {
 		HASH_DEL(c->pending, p);
 		free(p);
 	}
-	bufferevent_free(c->bev); /* and the socket under a TLS filter */
+	if (c->dns_req != NULL)
+		evdns_getaddrinfo_cancel(c->dns_req); /* its callback sees EVUTIL_EAI_CANCEL */
+	if (c->dns != NULL)
+		evdns_base_free(c->dns, 0);
+	if (c->addrs != NULL)
+		evutil_freeaddrinfo(c->addrs);
+	if (c->attempt != NULL)
+		bufferevent_free(c->attempt);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev); /* and the socket under a TLS filter */
+	if (c->step != NULL)
+		event_free(c->step);
+	if (c->queued != NULL)
+		evbuffer_free(c->queued);
 	SSL_CTX_free(c->ssl_ctx);
+	free(c->server_name);
+	free(c->host);
 	free(c);
+	errno = saved;
 }
 
 void
@@ -324,7 +499,8 @@ rv_client_destroy(struct rv_client *c)
 		return;
 	if (c->depth > 0) {
 		c->dead = true;
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		if (c->bev != NULL)
+			bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		return;
 	}
 	client_free(c);
@@ -364,7 +540,9 @@ rv_client_call(struct rv_client *c, const char *method, json_t *params, rv_reply
 		errno = ENOMEM;
 		return -1;
 	}
-	rc = bufferevent_write(c->bev, line, len);
+	/* Until the connection is up, requests wait in order in 'queued'. */
+	rc = c->bev != NULL ? bufferevent_write(c->bev, line, len)
+			    : evbuffer_add(c->queued, line, len);
 	free(line);
 	if (rc != 0) {
 		free(p);

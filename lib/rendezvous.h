@@ -204,7 +204,8 @@ struct event_base;
 struct rv_client;
 
 /* A reply: exactly one of result and error is non-NULL (both borrowed).
- * On a lost connection error is a synthesised -32603 error object. */
+ * On a lost connection error is a synthesised -32603 error object (or, when
+ * memory ran out building it, JSON null): every call is answered once. */
 typedef void (*rv_reply_cb)(struct rv_client *c, json_t *result, json_t *error, void *arg);
 /*
  * A notification from the daemon; params is borrowed. An error reply with a
@@ -222,8 +223,12 @@ struct rv_client_callbacks {
 };
 
 /*
- * Connect to host:port on base. Calls may be queued at once; they are sent
- * when the connection is up. Returns NULL (with errno set) on failure.
+ * Connect to host:port on base. host is a name or a numeric address; a name
+ * is resolved with libevent's evdns (/etc/hosts, then the servers of
+ * /etc/resolv.conf), never blocking the loop, and each address it resolves
+ * to is tried in order (10 s each at most) until one accepts. Calls may be
+ * made at once; they are sent, in order, when the connection is up. No
+ * callback runs before this returns. NULL (with errno set) on failure.
  */
 struct rv_client *rv_client_create(struct event_base *base, const char *host, const char *port,
 				   const struct rv_client_callbacks *cbs);

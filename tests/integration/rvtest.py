@@ -30,10 +30,12 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 class Daemon:
     """One rendezvousd process on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, *args, preexec_fn=None, state_dir=None, env=None, config=None):
+    def __init__(self, *args, preexec_fn=None, state_dir=None, env=None, config=None,
+                 listen=("--listen", "127.0.0.1:0")):
         """Without state_dir (or --store/--state-dir in args) the store goes in a
         fresh directory that stop() removes. config: the configuration file's
-        text (none is read otherwise, not even /etc/rendezvous's)."""
+        text (none is read otherwise, not even /etc/rendezvous's). listen: the
+        listen flags (() for the daemon's default addresses)."""
         self.own_state = None
         self.config = None
         self.stopped = None
@@ -54,12 +56,12 @@ class Daemon:
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         state = ["--state-dir", state_dir] if state_dir is not None else []
         self.proc = subprocess.Popen(
-            [DAEMON, "--listen", "127.0.0.1:0", *state, *args],
+            [DAEMON, *listen, *state, *args],
             stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn)
         self.port = None
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
-            m = re.search(r"listening on 127\.0\.0\.1:(\d+)\n", self.read_log())
+            m = re.search(r"listening on (?:127\.0\.0\.1|\[::1\]):(\d+)\n", self.read_log())
             if m and ("--listen-tls" not in args or "(TLS)" in self.read_log()):
                 self.port = int(m.group(1))
                 break

@@ -95,6 +95,32 @@ class Tls(DaemonTest):
         return subprocess.run([CTL, "--connect", "127.0.0.1:%d" % (port or self.daemon.tls_port),
                                *args], capture_output=True, text=True, timeout=30)
 
+    def handshake(self, maximum, ciphers=None):
+        """(version, cipher) of a handshake with the daemon; raises ssl.SSLError if refused."""
+        ctx = client_ctx()
+        ctx.maximum_version = maximum
+        if ciphers:
+            ctx.set_ciphers(ciphers)  # (raises here if this OpenSSL has none of them)
+        with socket.create_connection(("127.0.0.1", self.daemon.tls_port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                return t.version(), t.cipher()[0]
+
+    def test_intermediate_profile(self):
+        """Mozilla's intermediate profile: TLS 1.3, or TLS 1.2 with ECDHE and an AEAD
+        cipher; a client offering only CBC suites (or static RSA key exchange) is refused."""
+        self.assertEqual(self.handshake(ssl.TLSVersion.TLSv1_3)[0], "TLSv1.3")
+        version, cipher = self.handshake(ssl.TLSVersion.TLSv1_2)
+        self.assertEqual(version, "TLSv1.2")
+        self.assertTrue(cipher.startswith("ECDHE-") and ("GCM" in cipher or "CHACHA20" in cipher),
+                        cipher)
+        for offered in ("ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:"
+                        "ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256",
+                        "AES128-SHA:AES256-SHA:AES128-SHA256:AES256-SHA256",
+                        "AES128-GCM-SHA256:AES256-GCM-SHA384"):
+            with self.assertRaises(ssl.SSLError, msg=offered):
+                self.handshake(ssl.TLSVersion.TLSv1_2, offered)
+        self.assertEqual(self.tls_client("alice").call("ping"), "pong")  # still serving
+
     def test_sessions_over_tls_and_plain_together(self):
         self.assertIsNotNone(self.daemon.tls_port)
         alice, bob = self.tls_client("alice"), self.tls_client("bob")
