@@ -3,9 +3,14 @@
 # if any of it is missing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-packages=(gcc libc6-dev binutils meson ninja-build pkg-config python3 openssl
+# dpkg-dev: meson asks its dpkg-architecture for Debian's library directory
+# (/usr/lib/x86_64-linux-gnu); without it 'meson install' uses /usr/lib64,
+# where pkg-config does not look. clang-format: the format check (CI fails on
+# unformatted code, so it must not skip). systemd: systemd-analyze, for the
+# unit checks.
+packages=(gcc libc6-dev binutils meson ninja-build pkg-config dpkg-dev python3 openssl
           libevent-dev libjansson-dev uthash-dev libjwt-dev libssl-dev
-          libsqlite3-dev libsystemd-dev libinih-dev scdoc systemd)
+          libsqlite3-dev libsystemd-dev libinih-dev scdoc systemd clang-format)
 
 missing=()
 for p in "${packages[@]}"; do
