@@ -5,11 +5,15 @@
  * left allocated, and a well-formed answer (a result, or an error) for
  * every request, unless the daemon closed that connection.
  *
- * Two subjects: the codec of lib/codec.c, and the daemon's modules in
- * process (as fuzz/fuzz_rpc.c drives them) answering a conversation that
- * goes through every method and every encoder of replies and events.
+ * Three subjects: the codec of lib/codec.c; the client library, whose
+ * calls must each be answered once when the connection drops; and the
+ * daemon's modules in process (as fuzz/fuzz_rpc.c drives them) answering
+ * a conversation that goes through every method and every encoder of
+ * replies and events.
  */
+#include <arpa/inet.h>
 #include <dlfcn.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -333,11 +337,97 @@ test_daemon(void)
 	inproc_finish();
 }
 
+/* ---- The client library ---- */
+
+static int client_answers;
+static bool client_closed;
+
+static void
+client_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
+{
+	(void)c;
+	(void)arg;
+	client_answers++;
+	CHECK_MSG((result == NULL) != (error == NULL), "a reply with %s",
+		  result == NULL ? "neither result nor error" : "both");
+}
+
+static void
+client_on_close(struct rv_client *c, const char *reason, void *arg)
+{
+	(void)c;
+	(void)reason;
+	(void)arg;
+	client_closed = true;
+}
+
+/*
+ * A client makes three calls, then the daemon's end closes unanswered:
+ * each call gets exactly one answer, whichever allocation fails.
+ */
+static bool
+client_pass(long nth)
+{
+	static const struct rv_client_callbacks cbs = {.on_close = client_on_close};
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sin;
+	struct event_base *b = event_base_new();
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), calls = 0;
+	struct rv_client *c;
+	char port[16];
+
+	if (b == NULL || lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+	    listen(lfd, 1) != 0 || getsockname(lfd, (struct sockaddr *)&sin, &len) != 0)
+		abort();
+	snprintf(port, sizeof port, "%d", ntohs(sin.sin_port));
+	client_answers = 0;
+	client_closed = false;
+	chaos_arm(nth);
+	c = rv_client_create(b, "127.0.0.1", port, &cbs);
+	if (c != NULL) {
+		for (int i = 0; i < 3; i++)
+			calls += rv_client_call(c, "ping", json_pack("{s:i}", "n", i),
+						client_on_reply, NULL) == 0;
+		for (int i = 0; i < 50 && !client_closed; i++) {
+			int afd;
+			event_base_loop(b, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+			afd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+			if (afd >= 0)
+				close(afd); /* the daemon goes away without answering */
+			usleep(2000);
+		}
+		CHECK_MSG(client_closed, "allocation %ld failing: the client never saw the close",
+			  nth);
+		CHECK_MSG(client_answers == calls, "allocation %ld failing: %d answers to %d calls",
+			  nth, client_answers, calls);
+		rv_client_destroy(c);
+	}
+	chaos_fail = 0;
+	close(lfd);
+	event_base_free(b);
+	CHECK_MSG(chaos_live == 0, "client, allocation %ld failing: %ld jansson blocks leaked", nth,
+		  chaos_live);
+	return chaos_hit;
+}
+
+static void
+test_client(void)
+{
+	long n;
+
+	client_pass(0);
+	CHECK(client_answers == 3);
+	for (n = 1; client_pass(n); n++)
+		;
+	CHECK_MSG(n > 10, "only %ld allocations: the client was not exercised", n);
+}
+
 int
 main(void)
 {
 	json_set_alloc_funcs(chaos_malloc, chaos_free);
 	test_codec();
+	test_client();
 	test_daemon();
 	return check_done("test_chaos");
 }
