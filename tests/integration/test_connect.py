@@ -21,52 +21,71 @@ def ipv6_loopback():
         return False
 
 
-def with_hosts(text, argv):
-    """argv run with /etc/hosts reading text, in a mount namespace of its own
-    (root only: unshare and mount). None where that cannot be done."""
+def hosts_maps_localhost_to_both():
+    """Whether /etc/hosts names localhost as both 127.0.0.1 and ::1 (Debian's own)."""
+    found = set()
+    with open("/etc/hosts") as f:
+        for line in f:
+            words = line.split("#")[0].split()
+            if len(words) > 1 and "localhost" in words[1:]:
+                found.add(words[0])
+    return {"127.0.0.1", "::1"} <= found
+
+
+HOSTS = "::1 rvtest-dual\n127.0.0.1 rvtest-dual\n"
+
+
+def ctl_by_name(port, *args):
+    """rendezvousctl reaching 127.0.0.1 or ::1 by a name that resolves to both: localhost
+    where /etc/hosts says so (a standard Debian 12), else rvtest-dual from an /etc/hosts
+    of its own (::1 first) in a private mount namespace (root, unshare). None if neither."""
+    if hosts_maps_localhost_to_both():
+        return subprocess.run([CTL, "--connect", "localhost:%d" % port, *args],
+                              capture_output=True, text=True, timeout=60)
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return None
     fd, path = tempfile.mkstemp(prefix="rv-hosts-")
     with os.fdopen(fd, "w") as f:
-        f.write(text)
+        f.write(HOSTS)
     try:
-        p = subprocess.run(["unshare", "-m", "sh", "-c",
-                            'mount --bind "$0" /etc/hosts && exec "$@"', path, *argv],
+        p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            'mount --bind "$0" /etc/hosts && exec "$@"', path,
+                            CTL, "--connect", "rvtest-dual:%d" % port, *args],
                            capture_output=True, text=True, timeout=60)
     finally:
         os.unlink(path)
-    if "mount" in p.stderr and p.returncode != 0 and "rendezvousctl" not in p.stderr:
+    if p.returncode != 0 and p.stderr.startswith(("unshare:", "mount:")):
         return None  # not allowed here
     return p
 
 
 class EveryAddress(unittest.TestCase):
-    """A name that resolves to ::1 and 127.0.0.1, the daemon on only one of them."""
+    """A name that resolves to ::1 and 127.0.0.1, the daemon on only one of them: the
+    client goes on to the other address (it used to stop at the first)."""
 
     def setUp(self):
         if not ipv6_loopback():
             self.skipTest("no IPv6 loopback on this machine")
 
-    def ping(self, port, hosts):
-        p = with_hosts(hosts, [CTL, "--connect", "rvtest-dual:%d" % port, "--user", "u", "ping"])
+    def ping(self, port):
+        p = ctl_by_name(port, "--user", "u", "ping")
         if p is None:
-            self.skipTest("needs root and unshare to give the client its own /etc/hosts")
+            self.skipTest("/etc/hosts does not map localhost to both loopbacks, and no "
+                          "mount namespace can give the client one that does")
         return p
 
-    def test_v6_first_daemon_on_v4(self):
-        d = Daemon()  # 127.0.0.1 only
+    def test_daemon_on_ipv4_only(self):
+        d = Daemon()  # 127.0.0.1
         try:
-            # ::1 refuses; the client goes on to 127.0.0.1 (it used to stop at ::1).
-            p = self.ping(d.port, "::1 rvtest-dual\n127.0.0.1 rvtest-dual\n")
+            p = self.ping(d.port)
             self.assertEqual((p.returncode, p.stdout.strip()), (0, "pong"), p.stderr)
         finally:
             self.assertEqual(d.stop()[0], 0)
 
-    def test_v4_first_daemon_on_v6(self):
+    def test_daemon_on_ipv6_only(self):
         d = Daemon(listen=("--listen", "[::1]:0"))
         try:
-            port = int(d.wait_log(r"listening on \[::1\]:(\d+)").group(1))
-            p = self.ping(port, "127.0.0.1 rvtest-dual\n::1 rvtest-dual\n")
+            p = self.ping(d.port)
             self.assertEqual((p.returncode, p.stdout.strip()), (0, "pong"), p.stderr)
         finally:
             self.assertEqual(d.stop()[0], 0)
@@ -74,15 +93,9 @@ class EveryAddress(unittest.TestCase):
     def test_nothing_listens(self):
         with socket.socket() as s:  # a port nobody listens on (bound, not listening)
             s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            p = self.ping(port, "::1 rvtest-dual\n127.0.0.1 rvtest-dual\n")
+            p = self.ping(s.getsockname()[1])
         self.assertEqual(p.returncode, 1)
-        self.assertIn("tried 2 addresses of rvtest-dual", p.stderr)
-
-    def test_unknown_name(self):
-        p = self.ping(1, "127.0.0.1 rvtest-other\n")
-        self.assertEqual(p.returncode, 1)
-        self.assertIn("cannot resolve host rvtest-dual", p.stderr)
+        self.assertRegex(p.stderr, r"connection failed: .* \(tried 2 addresses of ")
 
 
 class DefaultListen(unittest.TestCase):
