@@ -434,7 +434,7 @@ hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct use
 {
 	struct sub *s, **list;
 
-	if (hub.delivered < hub.last)
+	if (hub_unflushed())
 		hub_flush(); /* so that 'start' splits replayed from live exactly */
 	hub_trim_age(now_ms());
 	if (has_since && since > hub.last)
