@@ -18,14 +18,6 @@ from rvtest import Daemon  # noqa: E402
 EXTRA = os.environ.get("RV_EXTRA_ARGS", "").split()
 
 
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def linger(c, n, data):
     for _ in range(n):
         params = {"invitee": "bob"}
@@ -48,10 +40,10 @@ def main():
             c = daemon.client("alice")
             linger(c, 50, data)  # warm up allocator pools
             time.sleep(0.3)
-            before = rss(daemon.proc.pid)
+            before = daemon.rss()
             linger(c, n, data)
             time.sleep(0.3)
-            per = (rss(daemon.proc.pid) - before) / n
+            per = (daemon.rss() - before) / n
             results.append((label, per))
             c.close()
         finally:

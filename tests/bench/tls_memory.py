@@ -18,14 +18,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from rvtest import Client, Daemon  # noqa: E402
 
 
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def hold(n, port, tls):
     conns = []
     for i in range(n):
@@ -53,10 +45,10 @@ def main():
             for kind, port, tls in (("plain", daemon.port, None), ("TLS", daemon.tls_port, ctx)):
                 hold(50, port, tls)  # warm up allocator pools
                 time.sleep(0.5)
-                before = rss(daemon.proc.pid)
+                before = daemon.rss()
                 conns = hold(n, port, tls)
                 time.sleep(0.5)
-                results[kind] = (rss(daemon.proc.pid) - before) / n
+                results[kind] = (daemon.rss() - before) / n
                 for c in conns:
                     c.close()
                 time.sleep(0.5)

@@ -99,6 +99,14 @@ class Daemon:
         with open(self.log.name, "r", errors="replace") as f:
             return f.read()
 
+    def rss(self):
+        """The daemon's resident memory now, in bytes (/proc)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS for pid %d" % self.proc.pid)
+
     def stop(self, sig=signal.SIGTERM):
         """Stop the daemon; returns (exit status, log). Again: the same answer."""
         if self.stopped is not None:

@@ -105,14 +105,6 @@ class DataNumbers(DaemonTest):
             alice.call("session.create", {"invitee": "bob", "data": small})
 
 
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def create_cancel(c, rounds, data):
     """rounds of session.create then, if it was taken, session.cancel, pipelined by 100.
     Returns how many creates were refused, and the last refusal."""
@@ -148,9 +140,9 @@ class Memory(DaemonTest):
     def test_ended_sessions_count_against_their_user(self):
         alice, bob = self.client("alice"), self.client("bob")
         create_cancel(alice, 200, "w" * 16000)  # warm up the allocator and the store
-        before = rss(self.daemon.proc.pid)
+        before = self.daemon.rss()
         refused, err = create_cancel(alice, 10000, "x" * 16000)
-        grown = rss(self.daemon.proc.pid) - before
+        grown = self.daemon.rss() - before
         self.assertGreater(refused, 9000)
         self.assertEqual(err["code"], 4029)
         self.assertEqual(err["data"], {"max_user_bytes": 8 << 20})
