@@ -129,6 +129,12 @@ class Daemon:
             c.hello(user)
         return c
 
+    def ctl(self, *args, port=None, env=None):
+        """Run rendezvousctl against this daemon (port: another of its ports)."""
+        return subprocess.run([CTL, "--connect", "127.0.0.1:%d" % (port or self.port), *args],
+                              capture_output=True, text=True, timeout=30,
+                              env={**os.environ, **(env or {})})
+
 
 class RpcError(Exception):
     def __init__(self, error):
@@ -270,6 +276,9 @@ class DaemonTest(unittest.TestCase):
         self.clients.append(c)
         return c
 
+    def ctl(self, *args, **kw):
+        return self.daemon.ctl(*args, **kw)
+
     def restart(self, *args):
         """Stop the current daemon (checking it) and start another."""
         status, log = self.daemon.stop()
@@ -281,6 +290,15 @@ class DaemonTest(unittest.TestCase):
             fn(*args)
         self.assertEqual(cm.exception.code, code, cm.exception.error)
         return cm.exception.error
+
+
+def wait_for(cond, what, timeout=TIMEOUT):
+    """Wait until cond() is true, or fail saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.02)
 
 
 def lifecycle_to(c_inviter, c_invitee, state, **create):

@@ -2,18 +2,13 @@
 """The admin role's methods (admin.stats, admin.connections, admin.kick) and
 rendezvousctl's admin commands and top."""
 import json
-import subprocess
 import unittest
 
-from rvtest import CTL, DaemonTest, lifecycle_to, main
+from rvtest import DaemonTest, lifecycle_to, main
 
 
 class Admin(DaemonTest):
     daemon_args = ("--admin", "root", "--observer", "olga")
-
-    def ctl(self, *args):
-        return subprocess.run([CTL, "--connect", "127.0.0.1:%d" % self.daemon.port, *args],
-                              capture_output=True, text=True, timeout=30)
 
     def test_admin_only(self):
         for user in ("alice", "olga"):

@@ -8,7 +8,7 @@ import time
 import unittest
 
 from jwtmint import Keys
-from rvtest import CTL, DAEMON, Daemon, DaemonTest, lifecycle_to, main
+from rvtest import DAEMON, Daemon, DaemonTest, lifecycle_to, main
 
 KEYS = None
 AUD = "rendezvous-test"
@@ -136,9 +136,7 @@ class Cli(DaemonTest):
         super().setUp()
 
     def ctl(self, *args, env=None):
-        return subprocess.run([CTL, "--connect", "127.0.0.1:%d" % self.daemon.port, "--json", *args],
-                              capture_output=True, text=True, timeout=30,
-                              env={**os.environ, **(env or {})})
+        return super().ctl("--json", *args, env=env)
 
     def test_tokens(self):
         path = os.path.join(KEYS.dir.name, "alice.jwt")

@@ -13,8 +13,7 @@ class Cli(DaemonTest):
     daemon_args = ("--observer", "olga")
 
     def ctl(self, user, *args, ok=True):
-        cmd = [CTL, "--connect", "127.0.0.1:%d" % self.daemon.port, "--user", user, *args]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        p = super().ctl("--user", user, *args)
         if ok:
             self.assertEqual(p.returncode, 0, p.stderr)
         return p

@@ -13,7 +13,8 @@ import tempfile
 import time
 import unittest
 
-from rvtest import DAEMON, Client, Daemon, DaemonTest, SANITIZER_MARKS, lifecycle_to, main
+from rvtest import (DAEMON, Client, Daemon, DaemonTest, SANITIZER_MARKS, lifecycle_to, main,
+                    wait_for)
 
 # A valid value for every setting; test_every_option_is_a_key checks none is missing.
 VALUES = {
@@ -34,14 +35,6 @@ ACTIONS = {"config", "check-config", "check-store", "help", "version"}
 
 def run(*args, timeout=30):
     return subprocess.run([DAEMON, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(cond, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
 
 
 class ConfigFile(unittest.TestCase):

@@ -6,13 +6,12 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import unittest
 import warnings
 
 import signal
 
-from rvtest import CTL, Client, Daemon, DaemonTest, lifecycle_to, main
+from rvtest import CTL, Client, Daemon, DaemonTest, lifecycle_to, main, wait_for
 
 D = None  # certificates, made fresh for the run
 
@@ -37,15 +36,6 @@ def make_cert(name, ca, subject, san=None):
             "-CAkey", os.path.join(D.name, ca + ".key"), "-CAcreateserial", "-out", pem,
             "-days", "2", "-extfile", ext)
     return key, pem
-
-
-def wait_for(cond, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def path(name):
@@ -92,8 +82,7 @@ class Tls(DaemonTest):
         return c
 
     def ctl(self, *args, port=None):
-        return subprocess.run([CTL, "--connect", "127.0.0.1:%d" % (port or self.daemon.tls_port),
-                               *args], capture_output=True, text=True, timeout=30)
+        return super().ctl(*args, port=port or self.daemon.tls_port)
 
     def handshake(self, maximum, ciphers=None):
         """(version, cipher) of a handshake with the daemon; raises ssl.SSLError if refused."""
@@ -153,8 +142,8 @@ class Tls(DaemonTest):
             pass
         with self.assertRaises((ssl.SSLError, ConnectionError)):
             Client(self.daemon.tls_port, tls=ctx).call("ping")
-        self.assertTrue(wait_for(lambda: "unsupported protocol" in self.daemon.read_log()),
-                        self.daemon.read_log())  # the daemon said no
+        # the daemon said no
+        wait_for(lambda: "unsupported protocol" in self.daemon.read_log(), "the refusal logged")
         # Plain JSON to the TLS port: the handshake fails, the connection closes.
         s = socket.create_connection(("127.0.0.1", self.daemon.tls_port), timeout=10)
         s.sendall(b'{"jsonrpc":"2.0","method":"ping","id":1}\n')
@@ -203,7 +192,7 @@ class TlsSlowConsumer(DaemonTest):
         blob = {"pad": "y" * 16000}
         for _ in range(1000):  # 16 MB of events for a reader that reads nothing
             alice.call("session.create", {"invitee": "bob", "data": blob})
-        self.assertTrue(wait_for(lambda: "slow consumer cut off" in self.daemon.read_log()))
+        wait_for(lambda: "slow consumer cut off" in self.daemon.read_log(), "the cut-off logged")
         slow.sock.settimeout(10)
         data = b""
         try:
@@ -259,8 +248,7 @@ class MutualTls(DaemonTest):
                             "--tls-ca", path("ca.pem"), "--user", "alice", "ping"],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 1)
-        self.assertTrue(wait_for(lambda: "certificate" in self.daemon.read_log()),
-                        self.daemon.read_log())
+        wait_for(lambda: "certificate" in self.daemon.read_log(), "the failure logged")
 
 
 class BadSetup(unittest.TestCase):
@@ -288,7 +276,7 @@ class Reload(unittest.TestCase):
         with open(d.config, "w") as f:
             f.write(text)
         d.proc.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: d.read_log().count(expect) > n), d.read_log())
+        wait_for(lambda: d.read_log().count(expect) > n, expect)
 
     def test_certificate_reload(self):
         d = Daemon("--listen-tls", "127.0.0.1:0", config=self.conf("server"))
