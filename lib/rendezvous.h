@@ -22,7 +22,8 @@
 extern "C" {
 #endif
 
-#define RV_VERSION "0.1.0"
+/* RV_VERSION, "MAJOR.MINOR.PATCH": meson.build's project version, said once. */
+#include "rendezvous_version.h"
 /* The port rendezvousd listens on by default, on 127.0.0.1. */
 #define RV_DEFAULT_PORT 7420
 #define RV_DEFAULT_PORT_STR "7420"

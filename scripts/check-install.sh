@@ -14,12 +14,14 @@ ninja -C "$work/build" >/dev/null
 DESTDIR="$work/root" meson install -C "$work/build" --no-rebuild >/dev/null
 root=$work/root
 ma=$(gcc -print-multiarch)
+version=$(meson introspect --projectinfo "$work/build" | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
 unitdir=$(pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /usr/lib/systemd/system)
 
 status=0
 for f in usr/sbin/rendezvousd usr/bin/rendezvousctl \
          "usr/lib/$ma/librendezvous.so" "usr/lib/$ma/librendezvous.so.0" \
-         "usr/lib/$ma/librendezvous.so.0.1.0" usr/include/rendezvous.h \
+         "usr/lib/$ma/librendezvous.so.$version" usr/include/rendezvous.h \
+         usr/include/rendezvous_version.h \
          "usr/lib/$ma/pkgconfig/rendezvous.pc" \
          "${unitdir#/}/rendezvousd.service" "${unitdir#/}/rendezvousd.socket" \
          etc/rendezvous/rendezvousd.conf \
@@ -34,7 +36,7 @@ for f in usr/sbin/rendezvousd usr/bin/rendezvousctl \
 done
 # Nothing else: an unexpected file is a packaging surprise.
 extra=$(cd "$root" && find . -type f -o -type l | sed 's|^\./||' | grep -vE \
-    "^(usr/sbin/rendezvousd|usr/bin/rendezvousctl|usr/lib/$ma/librendezvous\.so.*|usr/include/rendezvous\.h|usr/lib/$ma/pkgconfig/rendezvous\.pc|${unitdir#/}/rendezvousd\.(service|socket)|etc/rendezvous/rendezvousd\.conf|usr/share/man/man[158]/rendezvous.*)$" || true)
+    "^(usr/sbin/rendezvousd|usr/bin/rendezvousctl|usr/lib/$ma/librendezvous\.so.*|usr/include/rendezvous(_version)?\.h|usr/lib/$ma/pkgconfig/rendezvous\.pc|${unitdir#/}/rendezvousd\.(service|socket)|etc/rendezvous/rendezvousd\.conf|usr/share/man/man[158]/rendezvous.*)$" || true)
 if [ -n "$extra" ]; then
     echo "unexpected files: $extra" >&2
     status=1
@@ -46,12 +48,12 @@ grep -q "^ExecStart=/usr/sbin/rendezvousd" "$root/${unitdir#/}/rendezvousd.servi
 cat > "$work/client.c" <<'C'
 #include <rendezvous.h>
 #include <stdio.h>
-int main(void) { printf("%s\n", rv_state_name(RSS_CONNECTED)); return 0; }
+int main(void) { printf("%s %s\n", rv_state_name(RSS_CONNECTED), RV_VERSION); return 0; }
 C
 flags=$(PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_PATH="$root/usr/lib/$ma/pkgconfig" \
         pkg-config --cflags --libs rendezvous)
 gcc -o "$work/client" "$work/client.c" $flags
-[ "$(LD_LIBRARY_PATH="$root/usr/lib/$ma" "$work/client")" = RSS_CONNECTED ] ||
+[ "$(LD_LIBRARY_PATH="$root/usr/lib/$ma" "$work/client")" = "RSS_CONNECTED $version" ] ||
     { echo "a program built against the installed library does not run" >&2; status=1; }
 LD_LIBRARY_PATH="$root/usr/lib/$ma" "$root/usr/sbin/rendezvousd" --version
 LD_LIBRARY_PATH="$root/usr/lib/$ma" "$root/usr/sbin/rendezvousd" \
