@@ -7,7 +7,12 @@
 #include <stdint.h>
 
 #include "log.h"
-#include "store.h"
+
+/* What a reply to a change promises (--durability); the store acts on it. */
+enum store_durability {
+	STORE_NORMAL = 0, /* committed with write(): survives any process crash */
+	STORE_STRICT,     /* and fsync()ed at each commit: survives power loss */
+};
 
 enum auth_mode {
 	AUTH_NONE = 0, /* the claimed user name is trusted */

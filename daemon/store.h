@@ -16,13 +16,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config.h" /* enum store_durability, and the settings the store reads */
 #include "rendezvous.h"
 #include "util.h"
-
-enum store_durability {
-	STORE_NORMAL = 0, /* committed with write(): survives any process crash */
-	STORE_STRICT,     /* and fsync()ed at each commit: survives power loss */
-};
 
 /* Everything durable about a session. Strings are borrowed. */
 struct store_session {
