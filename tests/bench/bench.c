@@ -230,8 +230,9 @@ server_start(struct bench *b)
 			snprintf(listen, sizeof listen, "127.0.0.1:%s", port);
 			execl(opt_daemon, opt_daemon, "--listen", listen, "--observer", "obs",
 			      "--linger", "0.05", "--max-sessions-per-user", "10000000",
-			      "--max-user-bytes", "0", "--max-connections", maxconn, "--max-subscriptions", "10",
-			      "--log-level", "warn", durable ? "--state-dir" : "--store",
+			      "--max-user-bytes", "0", "--max-connections", maxconn,
+			      "--max-subscriptions", "10", "--log-level", "warn",
+			      durable ? "--state-dir" : "--store",
 			      durable ? b->state_dir : "memory", "--durability",
 			      durable ? opt_durability : "normal", (char *)NULL);
 		} else {
