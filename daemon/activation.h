@@ -1,6 +1,9 @@
 /*
  * Socket activation: the listening sockets systemd passes (sd_listen_fds(3),
  * LISTEN_FDS, LISTEN_FDNAMES). Without libsystemd there are none.
+ *
+ * Called once at start-up, on the loop thread. The fds returned belong to
+ * the caller.
  */
 #ifndef RV_ACTIVATION_H
 #define RV_ACTIVATION_H

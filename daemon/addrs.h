@@ -3,6 +3,9 @@
  * --max-connections-per-address) and failed hellos per IP address (for
  * --max-auth-failures, a token bucket refilled over a minute). An address is
  * forgotten once it has no connection and its failures are forgiven.
+ *
+ * Loop thread only. An address is owned here: addr_connect() hands out a
+ * reference, which addr_disconnect() gives back.
  */
 #ifndef RV_ADDRS_H
 #define RV_ADDRS_H

@@ -2,60 +2,60 @@
 #include <string.h>
 
 #include "authz.h"
-#include "conn.h"
-#include "sessions.h"
 #include "users.h"
 
-bool
-authz_session_hidden(const struct conn *c, const struct session *s)
+enum rv_role
+authz_party_role(const struct authz_parties *s, const struct user *u)
 {
-	return session_role(s, c->user) == RV_ROLE_INVITEE && !session_invited(s);
+	if (u == s->inviter)
+		return RV_ROLE_INVITER;
+	if (u == s->invitee)
+		return RV_ROLE_INVITEE;
+	return RV_ROLE_NONE;
+}
+
+bool
+authz_hidden(const struct principal *p, const struct authz_parties *s)
+{
+	return p->user == s->invitee && !s->invited;
 }
 
 int
-authz_session(const struct conn *c, const struct session *s)
+authz_read(const struct principal *p, const struct authz_parties *s)
 {
 	/* Party rules win: an invitee learns nothing of a session before it is invited. */
-	if (authz_session_hidden(c, s))
+	if (authz_hidden(p, s))
 		return RV_ERR_NO_SESSION;
-	if (c->observer || session_role(s, c->user) != RV_ROLE_NONE)
+	if (p->observer || authz_party_role(s, p->user) != RV_ROLE_NONE)
 		return 0;
 	return RV_ERR_FORBIDDEN;
 }
 
 bool
-authz_event(const struct conn *c, const struct user *inviter, const struct user *invitee,
-	    bool invitee_visible)
+authz_subscribe_user(const struct principal *p, const char *name)
 {
-	if (c->user == invitee)
-		return invitee_visible; /* whatever its roles */
-	return c->observer || c->user == inviter;
+	return p->observer || strcmp(name, p->user->name) == 0;
 }
 
 bool
-authz_subscribe_user(const struct conn *c, const char *name)
+authz_subscribe_all(const struct principal *p)
 {
-	return c->observer || strcmp(name, c->user->name) == 0;
+	return p->observer;
 }
 
 bool
-authz_subscribe_all(const struct conn *c)
+authz_list_all(const struct principal *p)
 {
-	return c->observer;
-}
-
-bool
-authz_list_all(const struct conn *c)
-{
-	return c->admin;
+	return p->admin;
 }
 
 enum rv_role
-authz_role(const struct conn *c, const struct session *s, enum rv_action a, const char **reason)
+authz_role(const struct principal *p, const struct authz_parties *s, enum rv_action a,
+	   const char **reason)
 {
-	enum rv_role role = session_role(s, c->user);
+	enum rv_role role = authz_party_role(s, p->user);
 
-	if (role == RV_ROLE_NONE && c->admin && a == RV_ACT_TERMINATE) {
+	if (role == RV_ROLE_NONE && p->admin && a == RV_ACT_TERMINATE) {
 		*reason = "admin";
 		return RV_ROLE_DAEMON;
 	}

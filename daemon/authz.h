@@ -1,9 +1,15 @@
 /*
- * Authorization: what a connection may see and do, decided here and only
+ * Authorization: what a principal may see and do, decided here and only
  * here. This is the matrix of proto/PROTOCOL.md 4.2: parties act on their own
  * sessions as the state machine allows; observers read and subscribe to
  * everything and change nothing (unless a party); admins also list every
- * session and terminate any. Knowing a session id grants nothing.
+ * session and terminate any. Knowing a session id grants nothing. Party
+ * rules win: an invitee learns nothing of a session before it is invited,
+ * whatever its roles.
+ *
+ * rpc (requests), sessions (lists) and the hub (fan-out and replay) ask it;
+ * it knows users and the facts of a session it is given, nothing above.
+ * Pure functions: any thread; nothing returned is owned.
  */
 #ifndef RV_AUTHZ_H
 #define RV_AUTHZ_H
@@ -12,37 +18,46 @@
 
 #include "rendezvous.h"
 
-struct conn;
-struct session;
 struct user;
 
+/* Who acts: an authenticated connection's user and roles. */
+struct principal {
+	struct user *user; /* a reference, held by the client; NULL before hello */
+	bool observer;     /* reads everything, changes nothing */
+	bool admin;        /* also lists and terminates every session */
+};
+
+/* What authorization needs to know of a session. Borrowed. */
+struct authz_parties {
+	const struct user *inviter, *invitee;
+	bool invited; /* the invitee has been invited: it may know the session */
+};
+
+/* The role u has in a session with these parties (RV_ROLE_NONE: not a party). */
+enum rv_role authz_party_role(const struct authz_parties *s, const struct user *u);
+
+/* Whether s is hidden from p whatever its roles: p is the invitee, not yet invited. */
+bool authz_hidden(const struct principal *p, const struct authz_parties *s);
+
 /*
- * Whether s is hidden from c whatever its roles: c is the invitee and the
- * invitation has not been sent (party rules win over observer and admin).
+ * May p read s (get, subscribe to it, see its events)? 0, or the error:
+ * RV_ERR_NO_SESSION (it may not even know s exists) or RV_ERR_FORBIDDEN.
  */
-bool authz_session_hidden(const struct conn *c, const struct session *s);
+int authz_read(const struct principal *p, const struct authz_parties *s);
 
-/* May c read s? 0, or the error: RV_ERR_NO_SESSION (it may not even know s exists) or
- * RV_ERR_FORBIDDEN. */
-int authz_session(const struct conn *c, const struct session *s);
-
-/* May c see an event of a session with these parties? */
-bool authz_event(const struct conn *c, const struct user *inviter, const struct user *invitee,
-		 bool invitee_visible);
-
-/* May c subscribe to every session of the user named name? */
-bool authz_subscribe_user(const struct conn *c, const char *name);
-/* May c subscribe to every session? */
-bool authz_subscribe_all(const struct conn *c);
-/* May c list every session? */
-bool authz_list_all(const struct conn *c);
+/* May p subscribe to every session of the user named name? */
+bool authz_subscribe_user(const struct principal *p, const char *name);
+/* May p subscribe to every session? */
+bool authz_subscribe_all(const struct principal *p);
+/* May p list every session? */
+bool authz_list_all(const struct principal *p);
 
 /*
- * The role c acts in when taking action a on s (the state machine then
+ * The role p acts in when taking action a on s (the state machine then
  * decides). An admin that is not a party terminates as the daemon: *reason
  * is then set to "admin". RV_ROLE_NONE is refused with 4003.
  */
-enum rv_role authz_role(const struct conn *c, const struct session *s, enum rv_action a,
+enum rv_role authz_role(const struct principal *p, const struct authz_parties *s, enum rv_action a,
 			const char **reason);
 
 #endif

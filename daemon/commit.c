@@ -1,62 +1,89 @@
-/* Group commit, and the undo of a pass whose commit failed. */
+/* Group commit: the store's transaction, and the participants told of its end. */
 #include <stdlib.h>
 
 #include "commit.h"
-#include "conn.h"
-#include "hub.h"
 #include "log.h"
-#include "sessions.h"
+#include "rendezvous.h"
 #include "stats.h"
 #include "store.h"
 #include "util.h"
 
-/* Trim the stored history once this many events have left memory. */
-#define TRIM_STEP 1024
+/* The answer to a change whose commit failed (error 5003). */
+#define COMMIT_FAILED_MESSAGE \
+	"unavailable: the store could not save the change; nothing was applied"
 
 static struct {
+	const struct commit_participant *parts[COMMIT_SLOTS];
 	int64_t retry_at;  /* writes refused until then; 0: not refused */
 	uint64_t failures; /* failed commits */
-	uint64_t trimmed;  /* events below this were deleted from the store */
 } cm;
+
+/* The store opened a transaction: tell every participant, in order. */
+static void
+commit_on_begin(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < COMMIT_SLOTS; i++) {
+		const struct commit_participant *p = cm.parts[i];
+		if (p != NULL && p->begin != NULL)
+			p->begin(p->arg);
+	}
+}
+
+void
+commit_init(void)
+{
+	store_on_begin(commit_on_begin, NULL);
+}
+
+void
+commit_register(enum commit_slot slot, const struct commit_participant *p)
+{
+	cm.parts[slot] = p;
+}
 
 /* A commit failed: make memory what the store holds again. */
 static void
 commit_undo(void)
 {
-	if (sessions_undo() != 0 || hub_recover() != 0) {
+	for (int i = 0; i < COMMIT_SLOTS; i++) {
+		const struct commit_participant *p = cm.parts[i];
+		if (p == NULL || p->rolled_back == NULL || p->rolled_back(p->arg) == 0)
+			continue;
 		/*
 		 * Memory cannot be made to match the store: exit without
-		 * sending anything, so that a restart recovers from what
-		 * was committed.
+		 * sending anything, so that a restart recovers from what was
+		 * committed.
 		 */
-		log_error("store %s: cannot read back what was committed; exiting so that a "
+		log_error("store %s: %s cannot read back what was committed; exiting so that a "
 			  "restart recovers it",
-			  store_describe());
+			  store_describe(), p->name);
 		exit(EXIT_FAILURE);
 	}
-	conns_txn_end(false);
 }
 
 void
 commit_pass(void)
 {
-	uint64_t first;
 	double t0;
 	int rc;
 
 	if (!store_in_txn())
 		return;
-	first = hub_first_held();
-	if (first > cm.trimmed + TRIM_STEP) {
-		store_trim_events(first);
-		cm.trimmed = first;
+	for (int i = 0; i < COMMIT_SLOTS; i++) {
+		const struct commit_participant *p = cm.parts[i];
+		if (p != NULL && p->prepare != NULL)
+			p->prepare(p->arg);
 	}
 	t0 = stats_clock();
-	rc = store_commit(hub_last_event());
+	rc = store_commit();
 	histogram_observe(&stats.commit_seconds, stats_clock() - t0);
 	if (rc == 0) {
-		sessions_committed();
-		conns_txn_end(true);
+		for (int i = 0; i < COMMIT_SLOTS; i++) {
+			const struct commit_participant *p = cm.parts[i];
+			if (p != NULL && p->committed != NULL)
+				p->committed(p->arg);
+		}
 		cm.retry_at = 0;
 		return;
 	}
@@ -85,4 +112,11 @@ uint64_t
 commit_failures(void)
 {
 	return cm.failures;
+}
+
+json_t *
+commit_failed_error(json_t *id)
+{
+	stats_error(RV_ERR_UNAVAILABLE);
+	return rv_msg_error(id, RV_ERR_UNAVAILABLE, COMMIT_FAILED_MESSAGE, NULL);
 }

@@ -1,4 +1,10 @@
-/* The daemon's settings, filled by options_parse(). */
+/*
+ * The daemon's settings, filled by options_parse().
+ *
+ * Process-wide: `config` is written only by options_parse() and
+ * options_use() (start-up and SIGHUP, on the loop thread) and read by every
+ * module. Strings and arrays in it are owned by it.
+ */
 #ifndef RV_CONFIG_H
 #define RV_CONFIG_H
 

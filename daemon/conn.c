@@ -1,6 +1,6 @@
 /*
- * Client connections: reading and framing, output buffering, backpressure,
- * output bounds, teardown.
+ * The transport: reading and framing, output buffering, backpressure,
+ * output bounds, the output fence, TLS, teardown.
  *
  * Output is appended to a flat per-connection buffer and written by
  * conns_flush(), which main.c runs once per pass of the event loop: every
@@ -24,20 +24,13 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
-#include "addrs.h"
-#include "commit.h"
 #include "config.h"
 #include "conn.h"
-#include "hub.h"
-#include "identity.h"
 #include "log.h"
 #include "msgbuf.h"
-#include "rpc.h"
-#include "sessions.h"
 #include "stats.h"
-#include "store.h"
 #include "tls.h"
-#include "users.h"
+#include "util.h"
 
 /* Stop reading requests while this much output waits; resume below LOW. */
 #define OUT_HIGH (1024 * 1024)
@@ -60,19 +53,22 @@ static char read_buf[READ_MAX];
 /* How long a closing connection may take to take its last output. */
 #define FLUSH_TIMEOUT_SEC 5
 
+TAILQ_HEAD(conn_list, conn);
+
 static struct event_base *base;
 static struct conn_list live = TAILQ_HEAD_INITIALIZER(live);
 static struct conn_list draining = TAILQ_HEAD_INITIALIZER(draining);
 static struct conn_list closing = TAILQ_HEAD_INITIALIZER(closing);
-static struct conn_list pending = TAILQ_HEAD_INITIALIZER(pending);     /* output to flush */
-static struct conn_list txn_conns = TAILQ_HEAD_INITIALIZER(txn_conns); /* output held */
+static struct conn_list pending = TAILQ_HEAD_INITIALIZER(pending); /* output to flush */
+static struct conn_list fenced = TAILQ_HEAD_INITIALIZER(fenced);   /* output held */
+static bool fence_up;                                              /* output queued now is held */
 static struct event *reaper;
-static struct timerq *deadlines; /* hello timeouts and credential expiries */
+static struct timerq *flush_timers; /* how long a closing connection may take to flush */
 static size_t nlive;
 static uint64_t next_id = 1;
-static bool shutting_down; /* answer what was read, whatever the backpressure */
+static bool draining_input; /* hand up what was read, whatever the backpressure */
 
-static const char *const state_names[] = {"handshake", "ready", "closing"};
+static const char *const state_names[] = {"open", "closing"};
 
 static void conn_process(struct conn *c);
 static void conn_write(struct conn *c);
@@ -175,20 +171,11 @@ conn_unmark_pending(struct conn *c)
 static void
 conn_free(struct conn *c)
 {
-	hub_conn_gone(c);
-	if (c->user != NULL) {
-		struct user *u = c->user;
-		TAILQ_REMOVE(&u->conns, c, by_user);
-		if (--u->nconns == 0)
-			sessions_user_offline(u);
-		user_unref(u);
-	}
+	c->ops->on_close(c->arg);
 	conn_unmark_pending(c);
-	if (c->txn_touched)
-		TAILQ_REMOVE(&txn_conns, c, txn_entry);
-	json_decref(c->unacked);
-	timerq_cancel(deadlines, &c->deadline);
-	addr_disconnect(c->addr);
+	if (c->fenced)
+		TAILQ_REMOVE(&fenced, c, fence_entry);
+	timerq_cancel(flush_timers, &c->flush_by);
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev); /* closes the socket */
 	} else {
@@ -198,7 +185,6 @@ conn_free(struct conn *c)
 	}
 	free(c->in);
 	free(c->out);
-	free(c->client);
 	free(c);
 }
 
@@ -224,7 +210,7 @@ conn_begin_close(struct conn *c, const char *reason)
 	TAILQ_REMOVE(&live, c, all);
 	nlive--;
 	log_info("conn %llu %s%s%s closed: %s", (unsigned long long)c->id, c->peer,
-		 c->user ? " user " : "", c->user ? c->user->name : "", reason);
+		 c->who != NULL ? " " : "", c->who != NULL ? c->who : "", reason);
 	conn_reading(c, false);
 }
 
@@ -260,7 +246,7 @@ conn_close(struct conn *c, const char *reason)
 }
 
 /* Close once the output is sent, or timeout_ms from now, whichever comes first. */
-static void
+void
 conn_close_flush_within(struct conn *c, const char *reason, int64_t timeout_ms)
 {
 	if (c->state == CONN_CLOSING)
@@ -272,11 +258,8 @@ conn_close_flush_within(struct conn *c, const char *reason, int64_t timeout_ms)
 	}
 	c->flushing = true;
 	TAILQ_INSERT_TAIL(&draining, c, all);
-	/*
-	 * The connection's deadline (hello's or the credential's, both moot
-	 * now) becomes the flush's: fixed from now, however the client reads.
-	 */
-	if (timerq_set(deadlines, &c->deadline, now_ms() + timeout_ms) != 0) {
+	/* Fixed from now, however the client reads. */
+	if (timerq_set(flush_timers, &c->flush_by, now_ms() + timeout_ms) != 0) {
 		conn_close(c, "out of memory");
 		return;
 	}
@@ -291,39 +274,30 @@ conn_close_flush(struct conn *c, const char *reason)
 
 /*
  * A client stopped reading: keep the rest of the line it is partway through
- * (up to the first newline), drop everything after, append one error line,
- * and close once that much is sent or the flush timeout passes. Nothing new
- * is queued for it meanwhile, so its memory is bounded.
+ * (up to the first newline), drop everything after, let the layer above
+ * append one last line, and close once that much is sent or the flush
+ * timeout passes. Nothing new is queued for it meanwhile, so its memory is
+ * bounded.
  */
 static void
 conn_cut_off(struct conn *c)
 {
 	const char *start = c->out + c->out_off;
 	const char *nl = memchr(start, '\n', out_len(c));
-	char line[256];
-	int n;
 
 	stats.slow_consumers++;
-	stats_error(RV_ERR_LIMIT);
 	log_warn("conn %llu %s%s%s: slow consumer cut off with %zu bytes unsent (max-pending %zu)",
-		 (unsigned long long)c->id, c->peer, c->user ? " user " : "",
-		 c->user ? c->user->name : "", out_len(c), config.max_pending);
+		 (unsigned long long)c->id, c->peer, c->who != NULL ? " " : "",
+		 c->who != NULL ? c->who : "", out_len(c), config.max_pending);
 	c->out_len = nl != NULL ? (size_t)(nl - c->out) + 1 : c->out_off;
-	/* Of the open transaction's output, nothing is kept: it may yet be taken back. */
-	if (c->txn_touched && out_len(c) > c->txn_mark)
-		c->out_len = c->out_off + c->txn_mark;
-	n = snprintf(
-		line, sizeof line,
-		"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"slow consumer: "
-		"unsent output passed %zu bytes\",\"data\":{\"max_pending\":%zu}},\"id\":null}\n",
-		RV_ERR_LIMIT, config.max_pending, config.max_pending);
-	if (out_reserve(c, (size_t)n) == 0) {
-		memcpy(c->out + c->out_len, line, (size_t)n);
-		c->out_len += (size_t)n;
-	}
-	/* The error line is not the transaction's: a rollback keeps it whole. */
-	if (c->txn_touched)
-		c->txn_mark = out_len(c);
+	/* Of the output behind the fence, nothing is kept: it may yet be taken back. */
+	if (c->fenced && out_len(c) > c->fence_at)
+		c->out_len = c->out_off + c->fence_at;
+	c->cut_off = true;
+	c->ops->on_cut_off(c->arg, config.max_pending);
+	/* The last line is not the fence's: dropping the fence keeps it whole. */
+	if (c->fenced)
+		c->fence_at = out_len(c);
 	conn_close_flush(c, "slow consumer");
 }
 
@@ -332,25 +306,24 @@ static void
 conn_queued(struct conn *c)
 {
 	conn_mark_pending(c);
-	if (out_len(c) > config.max_pending ||
-	    (c->bev != NULL && conn_unsent(c) > config.max_pending))
+	if (!c->cut_off && (out_len(c) > config.max_pending ||
+			    (c->bev != NULL && conn_unsent(c) > config.max_pending)))
 		conn_cut_off(c);
 }
 
-/* Output is about to be added: from here on it is held while the store's transaction is open. */
+/* Output is about to be added: while the fence is up, from here on it is held. */
 static void
 conn_hold(struct conn *c)
 {
-	if (!c->txn_touched && store_in_txn()) {
-		c->txn_touched = true;
-		c->txn_mark = out_len(c);
-		TAILQ_INSERT_TAIL(&txn_conns, c, txn_entry);
+	if (!c->fenced && fence_up) {
+		c->fenced = true;
+		c->fence_at = out_len(c);
+		TAILQ_INSERT_TAIL(&fenced, c, fence_entry);
 	}
 }
 
-/* Queue n bytes for the client. */
-static void
-conn_append(struct conn *c, const void *data, size_t n)
+void
+conn_send(struct conn *c, const void *data, size_t n)
 {
 	if (!conn_live(c))
 		return;
@@ -367,87 +340,48 @@ conn_append(struct conn *c, const void *data, size_t n)
 }
 
 void
-conn_note_reply(struct conn *c, json_t *id)
+conns_fence_raise(void)
 {
-	if (!c->txn_touched || !conn_live(c))
-		return;
-	if (c->unacked == NULL)
-		c->unacked = json_array();
-	if (c->unacked == NULL ||
-	    json_array_append(c->unacked, id != NULL ? id : json_null()) != 0) {
-		log_error("conn %llu: out of memory noting a reply", (unsigned long long)c->id);
-		/*
-		 * It could not be taken back: fail the transaction, and close
-		 * rather than leave the client waiting for an answer.
-		 */
-		store_fail();
-		conn_close(c, "out of memory");
-	}
+	fence_up = true;
+}
+
+bool
+conns_fenced(void)
+{
+	return fence_up;
 }
 
 void
-conns_txn_end(bool committed)
+conns_fence_release(void)
 {
 	struct conn *c;
 
-	while ((c = TAILQ_FIRST(&txn_conns)) != NULL) {
-		TAILQ_REMOVE(&txn_conns, c, txn_entry);
-		c->txn_touched = false;
-		if (!committed) {
-			json_t *id;
-			size_t i;
-
-			if (out_len(c) >= c->txn_mark)
-				c->out_len = c->out_off + c->txn_mark;
-			c->mark = 0; /* event ids not committed will be used again */
-			json_array_foreach (c->unacked, i, id) {
-				json_t *msg = rv_msg_error(id, RV_ERR_UNAVAILABLE,
-							   COMMIT_FAILED_MESSAGE, NULL);
-				stats_error(RV_ERR_UNAVAILABLE);
-				if (msg == NULL) {
-					conn_close(c, "out of memory");
-					break;
-				}
-				conn_send_json(c, msg);
-				json_decref(msg);
-			}
-		}
-		json_decref(c->unacked);
-		c->unacked = NULL;
+	fence_up = false;
+	while ((c = TAILQ_FIRST(&fenced)) != NULL) {
+		TAILQ_REMOVE(&fenced, c, fence_entry);
+		c->fenced = false;
 	}
 }
 
 void
-conn_send_json(struct conn *c, const json_t *msg)
+conns_fence_drop(void)
 {
-	size_t room = 512, need;
+	struct conn *c;
 
-	if (!conn_live(c))
-		return;
-	conn_hold(c);
-	/* Encode straight into the output buffer; a second try if it did not fit. */
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (out_reserve(c, room + 1) != 0)
-			break;
-		need = json_dumpb(msg, c->out + c->out_len, room, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (need == 0)
-			break;
-		if (need <= room) {
-			c->out[c->out_len + need] = '\n'; /* room + 1 was reserved */
-			c->out_len += need + 1;
-			conn_queued(c);
-			return;
-		}
-		room = need;
+	fence_up = false;
+	while ((c = TAILQ_FIRST(&fenced)) != NULL) {
+		TAILQ_REMOVE(&fenced, c, fence_entry);
+		c->fenced = false;
+		if (out_len(c) >= c->fence_at)
+			c->out_len = c->out_off + c->fence_at;
+		c->ops->on_fence_dropped(c->arg);
 	}
-	log_error("conn %llu: out of memory encoding a reply", (unsigned long long)c->id);
-	conn_close(c, "out of memory");
 }
 
 void
 conn_send_msgbuf(struct conn *c, struct msgbuf *mb)
 {
-	conn_append(c, mb->data, mb->len);
+	conn_send(c, mb->data, mb->len);
 }
 
 void
@@ -472,71 +406,49 @@ conn_send_parts(struct conn *c, const char *a, size_t alen, const char *b, size_
 }
 
 void
-conn_send_error(struct conn *c, int code, const char *message, json_t *data)
+conn_set_max_line(struct conn *c, const size_t *max)
 {
-	json_t *msg = rv_msg_error(NULL, code, message, data);
+	c->max_line = max;
+}
 
-	stats_error(code);
+void
+conn_set_who(struct conn *c, const char *who)
+{
+	c->who = who;
+}
 
-	if (msg == NULL) {
+char *
+conn_reserve(struct conn *c, size_t n)
+{
+	if (!conn_live(c))
+		return NULL;
+	if (out_reserve(c, n) != 0) {
+		log_error("conn %llu: out of memory queueing %zu bytes", (unsigned long long)c->id,
+			  n);
 		conn_close(c, "out of memory");
-		return;
+		return NULL;
 	}
-	conn_send_json(c, msg);
-	json_decref(msg);
+	return c->out + c->out_len;
 }
 
 void
-conn_authenticate(struct conn *c, struct user *u, const struct identity *id)
+conn_queue_reserved(struct conn *c, size_t n)
 {
-	c->user = u;
-	c->observer = id->observer;
-	c->admin = id->admin;
-	c->cred_observer = id->cred_observer;
-	c->cred_admin = id->cred_admin;
-	conn_set_expiry(c, id->expires_ms);
-	TAILQ_INSERT_TAIL(&u->conns, c, by_user);
-	if (u->nconns++ == 0)
-		sessions_user_online(u);
-	conn_set_state(c, CONN_READY);
+	conn_hold(c);
+	c->out_len += n;
+	conn_queued(c);
 }
 
 void
-conn_set_expiry(struct conn *c, int64_t expires_ms)
+conn_keep_output(struct conn *c, bool keep)
 {
-	if (expires_ms == 0)
-		timerq_cancel(deadlines, &c->deadline);
-	else if (timerq_set(deadlines, &c->deadline, expires_ms) != 0)
-		conn_close_after_reply(c, "out of memory");
-}
-
-void
-conn_close_after_reply(struct conn *c, const char *reason)
-{
-	if (c->close_after == NULL)
-		c->close_after = reason;
-}
-
-/* The longest line accepted now: before hello, only a small one. */
-static size_t
-conn_max_line(const struct conn *c)
-{
-	return c->state == CONN_READY ? config.max_line : config.max_hello_line;
-}
-
-static void
-conn_send_too_long(struct conn *c)
-{
-	stats.lines_too_long++;
-	commit_pass(); /* an error that does not go back with the pass */
-	conn_send_error(c, RV_ERR_TOO_LARGE, "line too long",
-			json_pack("{s:I}", "max_line", (json_int_t)conn_max_line(c)));
+	c->keep_out = keep;
 }
 
 /*
- * Hand the complete lines in buf[0 .. len) to rpc until none is left, the
+ * Hand the complete lines in buf[0 .. len) up until none is left, the
  * connection closes or its output backs up. Returns the bytes used; a line
- * over max-line is answered with an error and skipped up to its newline.
+ * over max_line is reported and skipped up to its newline.
  */
 static size_t
 conn_consume(struct conn *c, char *buf, size_t len)
@@ -550,10 +462,10 @@ conn_consume(struct conn *c, char *buf, size_t len)
 		if (nl == NULL) {
 			if (c->discarding)
 				return len;
-			if (len - pos > conn_max_line(c) + 1) {
+			if (len - pos > *c->max_line + 1) {
 				/* Too long even if a "\r\n" ended it right here. */
 				c->discarding = true;
-				conn_send_too_long(c);
+				c->ops->on_line_too_long(c->arg, *c->max_line);
 				return len;
 			}
 			return pos;
@@ -566,13 +478,11 @@ conn_consume(struct conn *c, char *buf, size_t len)
 		}
 		if (n > 0 && line[n - 1] == '\r')
 			n--;
-		if (n > conn_max_line(c))
-			conn_send_too_long(c);
+		if (n > *c->max_line)
+			c->ops->on_line_too_long(c->arg, *c->max_line);
 		else
-			rpc_handle_line(c, line, n);
-		if (c->close_after != NULL && conn_live(c))
-			conn_close_flush(c, c->close_after);
-		if (conn_live(c) && !shutting_down && conn_unsent(c) > OUT_HIGH) {
+			c->ops->on_line(c->arg, line, n);
+		if (conn_live(c) && !draining_input && conn_unsent(c) > OUT_HIGH) {
 			/* Backpressure: read no more requests until the client reads. */
 			c->paused = true;
 			conn_reading(c, false);
@@ -692,7 +602,7 @@ static void
 conn_out_emptied(struct conn *c)
 {
 	c->out_off = c->out_len = 0;
-	if (c->nsubs == 0 || c->out_cap > OUT_KEEP) {
+	if (!c->keep_out || c->out_cap > OUT_KEEP) {
 		free(c->out);
 		c->out = NULL;
 		c->out_cap = 0;
@@ -776,8 +686,8 @@ conn_tls_on_event(struct bufferevent *bev, short what, void *arg)
 static void
 conn_write(struct conn *c)
 {
-	if (store_in_txn()) {
-		/* Nothing leaves before it is committed: the end of the pass writes it. */
+	if (fence_up) {
+		/* Nothing leaves before the fence falls: the end of the pass writes it. */
 		conn_mark_pending(c);
 		return;
 	}
@@ -844,86 +754,55 @@ conns_flush(void)
 	return !TAILQ_EMPTY(&pending);
 }
 
-/*
- * A connection's state for an accepted socket, before its transport is set
- * up. On failure the socket is closed and addr released.
- */
-static struct conn *
-conn_new(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
+struct conn *
+conn_create(evutil_socket_t fd, const struct sockaddr *sa, bool tls, const struct conn_ops *ops,
+	    void *arg)
 {
 	struct conn *c = calloc(1, sizeof *c);
 	int one = 1;
 
-	if (c == NULL ||
-	    timerq_set(deadlines, &c->deadline, now_ms() + config.hello_timeout_ms) != 0) {
-		free(c);
-		addr_disconnect(addr);
+	if (c == NULL) {
 		evutil_closesocket(fd);
 		return NULL;
 	}
 	c->fd = fd;
-	c->addr = addr;
-	c->rate_tokens = (double)config.max_request_burst;
-	c->id = next_id++;
+	c->ops = ops;
+	c->arg = arg;
+	c->max_line = &config.max_line;
 	c->since = now_ms();
 	sockaddr_format(sa, c->peer, sizeof c->peer);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	evutil_make_socket_nonblocking(fd);
-	return c;
-}
-
-static struct conn *
-conn_add(struct conn *c)
-{
+	if (tls) {
+		c->bev = tls_accept(base, fd); /* owns fd, even on failure */
+		if (c->bev == NULL || bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) {
+			log_warn("conn %s: cannot set up TLS: %s", c->peer, tls_error());
+			if (c->bev != NULL)
+				bufferevent_free(c->bev);
+			free(c);
+			return NULL;
+		}
+		bufferevent_setcb(c->bev, conn_tls_on_read, conn_tls_on_write, conn_tls_on_event,
+				  c);
+	} else {
+		c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+		c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+		if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
+			if (c->rev != NULL)
+				event_free(c->rev);
+			if (c->wev != NULL)
+				event_free(c->wev);
+			evutil_closesocket(fd);
+			free(c);
+			return NULL;
+		}
+	}
+	c->id = next_id++;
 	TAILQ_INSERT_TAIL(&live, c, all);
 	nlive++;
 	log_debug("conn %llu %s: accepted%s", (unsigned long long)c->id, c->peer,
 		  c->bev != NULL ? " (TLS)" : "");
 	return c;
-}
-
-struct conn *
-conn_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
-{
-	struct conn *c = conn_new(fd, sa, addr);
-
-	if (c == NULL)
-		return NULL;
-	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
-	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
-	if (c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
-		timerq_cancel(deadlines, &c->deadline);
-		if (c->rev != NULL)
-			event_free(c->rev);
-		if (c->wev != NULL)
-			event_free(c->wev);
-		addr_disconnect(addr);
-		evutil_closesocket(fd);
-		free(c);
-		return NULL;
-	}
-	return conn_add(c);
-}
-
-struct conn *
-conn_create_tls(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr)
-{
-	struct conn *c = conn_new(fd, sa, addr);
-
-	if (c == NULL)
-		return NULL;
-	c->bev = tls_accept(base, fd); /* owns fd, even on failure */
-	if (c->bev == NULL || bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) {
-		log_warn("conn %s: cannot set up TLS: %s", c->peer, tls_error());
-		if (c->bev != NULL)
-			bufferevent_free(c->bev);
-		timerq_cancel(deadlines, &c->deadline);
-		addr_disconnect(addr);
-		free(c);
-		return NULL;
-	}
-	bufferevent_setcb(c->bev, conn_tls_on_read, conn_tls_on_write, conn_tls_on_event, c);
-	return conn_add(c);
 }
 
 size_t
@@ -932,35 +811,19 @@ conns_count(void)
 	return nlive;
 }
 
-/* A connection's deadline: no hello in time, or its credential expired. */
+/* A closing connection did not take its last output in time. */
 static void
-conn_on_deadline(struct timer_entry *e, int64_t now, void *arg)
+conn_on_flush_timeout(struct timer_entry *e, int64_t now, void *arg)
 {
-	struct conn *c = container_of(e, struct conn, deadline);
+	struct conn *c = container_of(e, struct conn, flush_by);
 
 	(void)now;
 	(void)arg;
-	if (c->flushing) {
-		log_warn("conn %llu %s: closed with %zu bytes unsent: the client did not read them "
-			 "in time",
-			 (unsigned long long)c->id, c->peer, conn_unsent(c));
-		conn_close(c, "timed out flushing output");
+	if (!c->flushing)
 		return;
-	}
-	if (!conn_live(c))
-		return;
-	commit_pass(); /* what it is told must not be taken back with the pass */
-	if (c->state == CONN_HANDSHAKE) {
-		stats.hello_timeouts++;
-		conn_send_error(c, RV_ERR_UNAUTHENTICATED, "not authenticated: no hello in time",
-				json_pack("{s:f}", "hello_timeout",
-					  (double)config.hello_timeout_ms / 1000.0));
-		conn_close_flush(c, "no hello in time");
-	} else {
-		conn_send_error(c, RV_ERR_UNAUTHENTICATED, "not authenticated: credential expired",
-				NULL);
-		conn_close_flush(c, "credential expired");
-	}
+	log_warn("conn %llu %s: closed with %zu bytes unsent: the client did not read them in time",
+		 (unsigned long long)c->id, c->peer, conn_unsent(c));
+	conn_close(c, "timed out flushing output");
 }
 
 int
@@ -968,50 +831,16 @@ conns_init(struct event_base *b)
 {
 	base = b;
 	reaper = event_new(base, -1, 0, conns_on_reap, NULL);
-	deadlines = timerq_create(base, conn_on_deadline, NULL);
-	return reaper != NULL && deadlines != NULL ? 0 : -1;
-}
-
-struct conn *
-conns_next(const struct conn *c)
-{
-	return c == NULL ? TAILQ_FIRST(&live) : TAILQ_NEXT(c, all);
+	flush_timers = timerq_create(base, conn_on_flush_timeout, NULL);
+	return reaper != NULL && flush_timers != NULL ? 0 : -1;
 }
 
 void
-conns_reauthorize(void)
-{
-	struct conn *c;
-
-	TAILQ_FOREACH (c, &live, all) {
-		bool observer, admin;
-
-		if (c->state != CONN_READY)
-			continue;
-		identity_roles(c->user->name, c->cred_observer, c->cred_admin, &observer, &admin);
-		if (observer != c->observer || admin != c->admin)
-			log_info("%s: user %s is now%s%s%s", c->peer, c->user->name,
-				 admin ? " admin" : "", observer && !admin ? " observer" : "",
-				 !observer ? " neither observer nor admin" : "");
-		c->observer = observer;
-		c->admin = admin;
-	}
-}
-
-void
-conns_shutdown(const char *reason)
+conns_drain_input(void)
 {
 	struct conn *c, *next;
-	json_t *msg = json_pack("{s:s, s:s, s:{s:s, s:I}}", "jsonrpc", "2.0", "method",
-				"server.shutdown", "params", "reason", reason, "timeout_ms",
-				(json_int_t)config.shutdown_timeout_ms);
 
-	/*
-	 * First answer every request already read: a connection paused by
-	 * backpressure may hold complete lines it has not handled. The output
-	 * they add is bounded by --max-pending, like any other.
-	 */
-	shutting_down = true;
+	draining_input = true;
 	for (c = TAILQ_FIRST(&live); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, all);
 		if (c->paused) {
@@ -1019,16 +848,6 @@ conns_shutdown(const char *reason)
 			conn_process(c);
 		}
 	}
-	commit_pass(); /* so that server.shutdown follows committed answers */
-	for (c = TAILQ_FIRST(&live); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, all);
-		if (msg != NULL)
-			conn_send_json(c, msg);
-		/* main.c's drain timer bounds the whole; this only outlasts it. */
-		conn_close_flush_within(c, "daemon shutting down",
-					config.shutdown_timeout_ms + FLUSH_TIMEOUT_SEC * 1000);
-	}
-	json_decref(msg);
 }
 
 bool
@@ -1052,6 +871,7 @@ conns_finish(void)
 	if (reaper != NULL)
 		event_free(reaper);
 	reaper = NULL;
-	timerq_destroy(deadlines);
-	deadlines = NULL;
+	timerq_destroy(flush_timers);
+	flush_timers = NULL;
+	draining_input = false;
 }

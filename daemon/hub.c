@@ -6,6 +6,7 @@
 #include <utlist.h>
 
 #include "authz.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
@@ -45,9 +46,40 @@ static struct {
 	struct sub *all;        /* subscribe {all: true} */
 	uint64_t delivered;     /* events up to this one have been fanned out */
 	struct sub *replays;    /* subscriptions whose replay is not sent yet */
+	uint64_t trimmed;       /* events below this were deleted from the store */
 } hub;
 
 static void hub_flush_replays(void);
+
+/* Trim the stored history once this many events have left memory. */
+#define TRIM_STEP 1024
+
+/* Before a commit: forget, in the store, what history no longer holds. */
+static void
+hub_on_prepare(void *arg)
+{
+	uint64_t first = hub_first_held();
+
+	(void)arg;
+	if (first > hub.trimmed + TRIM_STEP) {
+		store_trim_events(first);
+		hub.trimmed = first;
+	}
+}
+
+static int
+hub_on_rolled_back(void *arg)
+{
+	(void)arg;
+	return hub_recover();
+}
+
+/* The hub's part in group commit (commit.h). */
+static const struct commit_participant hub_participant = {
+	.name = "the hub",
+	.prepare = hub_on_prepare,
+	.rolled_back = hub_on_rolled_back,
+};
 
 int
 hub_init(size_t history)
@@ -64,6 +96,7 @@ hub_init(size_t history)
 		free(hub.ring);
 		return -1;
 	}
+	commit_register(COMMIT_HUB, &hub_participant);
 	return 0;
 }
 
@@ -136,10 +169,19 @@ hub_first_held(void)
 	return hub.len > 0 ? hub.ring[hub.head].id : hub.last + 1;
 }
 
+/* Whether p may see h (authz.c decides). */
+static bool
+hist_visible(const struct hub_peer *p, const struct hist *h)
+{
+	const struct authz_parties parties = {h->inviter, h->invitee, h->invitee_visible};
+
+	return authz_read(p->who, &parties) == 0;
+}
+
 static bool
 sub_matches(const struct sub *s, const struct hist *h)
 {
-	if (!authz_event(s->conn, h->inviter, h->invitee, h->invitee_visible))
+	if (!hist_visible(s->peer, h))
 		return false;
 	switch (s->kind) {
 	case SUB_ALL: return true;
@@ -165,13 +207,12 @@ deliver_list(struct sub *list, const struct hist *h)
 	struct sub *s;
 
 	DL_FOREACH (list, s) {
-		struct conn *c = s->conn;
+		struct hub_peer *p = s->peer;
 
-		if (!conn_live(c) || c->mark == h->id ||
-		    !authz_event(c, h->inviter, h->invitee, h->invitee_visible))
+		if (!conn_live(p->conn) || p->mark == h->id || !hist_visible(p, h))
 			continue;
-		c->mark = h->id;
-		hub_deliver(c, h);
+		p->mark = h->id;
+		hub_deliver(p->conn, h);
 	}
 }
 
@@ -423,13 +464,14 @@ sub_free(struct sub *s)
 	if (s->replaying)
 		LL_DELETE2(hub.replays, s, replay_next);
 	user_unref(s->user);
-	s->conn->nsubs--;
+	if (--s->peer->nsubs == 0)
+		conn_keep_output(s->peer->conn, false);
 	nsubs_all--;
 	free(s);
 }
 
 int
-hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct user *user,
+hub_subscribe(struct hub_peer *p, enum sub_kind kind, const uint8_t *sid, struct user *user,
 	      bool has_since, uint64_t since, struct sub **out)
 {
 	struct sub *s, **list;
@@ -444,9 +486,9 @@ hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct use
 	s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return RV_ERR_INTERNAL;
-	s->id = ++c->next_sub_id;
+	s->id = ++p->next_sub_id;
 	s->kind = kind;
-	s->conn = c;
+	s->peer = p;
 	s->start = hub.last;
 	s->from = has_since ? since : hub.last;
 	if (kind == SUB_SESSION)
@@ -460,8 +502,9 @@ hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct use
 		return RV_ERR_INTERNAL;
 	}
 	DL_APPEND(*list, s);
-	LL_PREPEND2(c->subs, s, conn_next);
-	c->nsubs++;
+	LL_PREPEND2(p->subs, s, conn_next);
+	if (p->nsubs++ == 0)
+		conn_keep_output(p->conn, true); /* it will be refilled soon */
 	nsubs_all++;
 	if (has_since && since < hub.last) {
 		s->replaying = true;
@@ -492,7 +535,7 @@ struct seen_index {
 };
 
 static int
-seen_build(struct seen_index *ix, const struct conn *c)
+seen_build(struct seen_index *ix, const struct hub_peer *c)
 {
 	size_t n = 0;
 
@@ -576,21 +619,22 @@ hub_deliver_replayed(struct conn *c, const struct hist *h)
 }
 
 /*
- * Send the replays waiting on c as one run in increasing event id order:
+ * Send the replays waiting on p as one run in increasing event id order:
  * an event goes out once if any of them asked for it and no other
- * subscription of c has sent it already.
+ * subscription of p has sent it already.
  */
 static void
-hub_replay_conn(struct conn *c)
+hub_replay_peer(struct hub_peer *p)
 {
+	struct conn *c = p->conn;
 	struct seen_index seen;
 	struct sub *s, *tmp;
 	uint64_t first = hub_first_held(), id = UINT64_MAX, last = 0;
-	int rc = seen_build(&seen, c);
+	int rc = seen_build(&seen, p);
 
 	LL_FOREACH2(hub.replays, s, replay_next)
 	{
-		if (s->conn != c)
+		if (s->peer != p)
 			continue;
 		if (s->from + 1 < id)
 			id = s->from + 1;
@@ -606,7 +650,7 @@ hub_replay_conn(struct conn *c)
 
 		LL_FOREACH2(hub.replays, s, replay_next)
 		{
-			if (s->conn == c && s->from < id && id <= s->start && sub_matches(s, h)) {
+			if (s->peer == p && s->from < id && id <= s->start && sub_matches(s, h)) {
 				wanted = true;
 				break;
 			}
@@ -616,7 +660,7 @@ hub_replay_conn(struct conn *c)
 	}
 	LL_FOREACH_SAFE2(hub.replays, s, tmp, replay_next)
 	{
-		if (s->conn == c) {
+		if (s->peer == p) {
 			LL_DELETE2(hub.replays, s, replay_next);
 			s->replaying = false;
 		}
@@ -635,29 +679,29 @@ static void
 hub_flush_replays(void)
 {
 	while (hub.replays != NULL)
-		hub_replay_conn(hub.replays->conn);
+		hub_replay_peer(hub.replays->peer);
 }
 
 int
-hub_unsubscribe(struct conn *c, uint32_t id)
+hub_unsubscribe(struct hub_peer *p, uint32_t id)
 {
 	struct sub *s;
 
-	LL_SEARCH_SCALAR2(c->subs, s, id, id, conn_next);
+	LL_SEARCH_SCALAR2(p->subs, s, id, id, conn_next);
 	if (s == NULL)
 		return -1;
-	LL_DELETE2(c->subs, s, conn_next);
+	LL_DELETE2(p->subs, s, conn_next);
 	sub_free(s);
 	return 0;
 }
 
 void
-hub_conn_gone(struct conn *c)
+hub_peer_gone(struct hub_peer *p)
 {
 	struct sub *s;
 
-	while ((s = c->subs) != NULL) {
-		c->subs = s->conn_next;
+	while ((s = p->subs) != NULL) {
+		p->subs = s->conn_next;
 		sub_free(s);
 	}
 }
@@ -667,13 +711,13 @@ hub_send_context(const uint8_t *sid, const char *from, struct user *to, json_t *
 {
 	char sid_hex[SESSION_ID_HEX + 1];
 	struct msgbuf *mb;
-	struct conn *c;
+	struct hub_peer *p;
 	json_t *msg;
 	size_t n = 0;
 
 	*out = 0;
-	TAILQ_FOREACH (c, &to->conns, by_user)
-		n += conn_live(c);
+	TAILQ_FOREACH (p, &to->conns, by_user)
+		n += conn_live(p->conn);
 	if (n == 0)
 		return 0;
 	session_id_format(sid, sid_hex);
@@ -687,11 +731,11 @@ hub_send_context(const uint8_t *sid, const char *from, struct user *to, json_t *
 		return -1;
 	}
 	n = 0;
-	TAILQ_FOREACH (c, &to->conns, by_user) {
-		if (conn_live(c)) {
+	TAILQ_FOREACH (p, &to->conns, by_user) {
+		if (conn_live(p->conn)) {
 			stats.contexts_relayed++;
 			stats.bytes_delivered += mb->len;
-			conn_send_msgbuf(c, mb);
+			conn_send_msgbuf(p->conn, mb);
 			n++;
 		}
 	}

@@ -1,21 +1,42 @@
 /*
  * The hub: numbers events, encodes each once, keeps a bounded history, and
  * fans events out to subscriptions, each connection getting an event at
- * most once. Also relays context data to a party's connections.
+ * most once. Also relays context data to a party's connections. What each
+ * subscriber may see, authz.c decides.
+ *
+ * A connection, as the hub sees it, is a struct hub_peer that the client
+ * layer embeds and owns: its transport, its principal, its subscriptions
+ * (owned by the hub, freed by hub_peer_gone()).
+ *
+ * Loop thread only. Pointers returned are borrowed.
  */
 #ifndef RV_HUB_H
 #define RV_HUB_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <jansson.h>
 
+#include "authz.h"
 #include "rendezvous.h"
 #include "util.h"
 
 struct conn;
 struct user;
+struct sub;
+
+/* A connection as the hub sees it (embedded in struct client). */
+struct hub_peer {
+	struct conn *conn;           /* where its events go */
+	const struct principal *who; /* what it may see */
+	struct sub *subs;            /* its subscriptions */
+	size_t nsubs;
+	uint32_t next_sub_id;
+	uint64_t mark;                 /* last event delivered (dedupe) */
+	TAILQ_ENTRY(hub_peer) by_user; /* who->user->conns, once authenticated */
+};
 
 /* A state change, as sessions.c describes it. Everything is borrowed. */
 struct hub_event {
@@ -36,12 +57,12 @@ enum sub_kind { SUB_SESSION, SUB_USER, SUB_ALL };
 struct sub {
 	uint32_t id; /* unique within its connection */
 	enum sub_kind kind;
-	struct conn *conn;
+	struct hub_peer *peer;
 	uint64_t start;                /* last event when subscribed: later ones go out live */
 	uint64_t from;                 /* events after this went out (replayed or live) */
 	uint8_t sid[SESSION_ID_BYTES]; /* SUB_SESSION */
 	struct user *user;             /* SUB_USER: a reference */
-	struct sub *conn_next;         /* conn->subs */
+	struct sub *conn_next;         /* peer->subs */
 	struct sub *prev, *next;       /* the target's list */
 	bool replaying;                /* its replay (events from+1 .. start) is not sent yet */
 	struct sub *replay_next;       /* hub's list of those */
@@ -52,7 +73,7 @@ void hub_finish(void);
 
 /* The id of the newest event (0 before any). */
 uint64_t hub_last_event(void);
-/* Subscriptions of every connection. */
+/* Subscriptions of every peer. */
 size_t hub_subscriptions(void);
 /* Whether events were published that hub_flush() has not fanned out yet. */
 bool hub_unflushed(void);
@@ -80,7 +101,7 @@ uint64_t hub_publish(const struct hub_event *ev);
 void hub_flush(void);
 
 /*
- * Subscribe c to a target (sid for SUB_SESSION, user for SUB_USER; the
+ * Subscribe p to a target (sid for SUB_SESSION, user for SUB_USER; the
  * caller has checked permissions). With has_since, events after since are
  * replayed, marked "replay": true, by the next hub_flush(): the replays of
  * several subscriptions made before it (a batch) go out as one run in
@@ -88,12 +109,12 @@ void hub_flush(void);
  * code: RV_ERR_HISTORY_GONE, RV_ERR_INVALID_PARAMS (since ahead of the last
  * event), RV_ERR_INTERNAL.
  */
-int hub_subscribe(struct conn *c, enum sub_kind kind, const uint8_t *sid, struct user *user,
+int hub_subscribe(struct hub_peer *p, enum sub_kind kind, const uint8_t *sid, struct user *user,
 		  bool has_since, uint64_t since, struct sub **out);
-/* Remove c's subscription id; 0, or -1 if there is none. */
-int hub_unsubscribe(struct conn *c, uint32_t id);
-/* Drop every subscription of a connection being freed. */
-void hub_conn_gone(struct conn *c);
+/* Remove p's subscription id; 0, or -1 if there is none. */
+int hub_unsubscribe(struct hub_peer *p, uint32_t id);
+/* Drop every subscription of a peer whose connection is being freed. */
+void hub_peer_gone(struct hub_peer *p);
 
 /*
  * Deliver session.context_data (data borrowed) to every live connection of

@@ -2,6 +2,9 @@
  * Identity: who a connection is, decided in one place. Backends: "none" (the
  * claimed user name is trusted) and "jwt" (hello carries a JSON Web Token,
  * token.c). Roles come from the token and from --observer / --admin.
+ *
+ * Loop thread only. A filled struct identity owns its strings until
+ * identity_clear().
  */
 #ifndef RV_IDENTITY_H
 #define RV_IDENTITY_H

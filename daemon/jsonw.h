@@ -2,6 +2,9 @@
  * A JSON text writer for the hot path: records and events are written as
  * bytes into one growing buffer, without building a jansson tree. Errors
  * (out of memory) are sticky: check jsonw_ok() once at the end.
+ *
+ * Any thread (no shared state). The buffer is owned by the struct jsonw;
+ * jsonw_free() releases it.
  */
 #ifndef RV_JSONW_H
 #define RV_JSONW_H

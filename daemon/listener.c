@@ -1,4 +1,4 @@
-/* Listeners: bind every --listen address and hand accepted sockets to conn. */
+/* Listeners: bind every --listen address and hand accepted sockets to new clients. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -16,6 +16,7 @@
 #include "activation.h"
 #include "addrs.h"
 #include "config.h"
+#include "client.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
@@ -43,14 +44,17 @@ static size_t nlisteners;
 static void
 listener_refuse(evutil_socket_t fd, const char *what, const char *limit, size_t value)
 {
-	char line[256];
-	int n = snprintf(line, sizeof line,
-			 "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%d,\"message\":\"limit "
-			 "exceeded: %s\",\"data\":{\"%s\":%zu}},\"id\":null}\n",
-			 RV_ERR_LIMIT, what, limit, value);
+	char message[128], line[256];
+	json_t *msg;
+	size_t n;
 
+	snprintf(message, sizeof message, "limit exceeded: %s", what);
+	msg = rv_msg_error(NULL, RV_ERR_LIMIT, message,
+			   json_pack("{s:I}", limit, (json_int_t)value));
+	n = msg != NULL ? rv_msg_encode_into(msg, line, sizeof line) : 0;
+	json_decref(msg);
 	stats_error(RV_ERR_LIMIT);
-	if (send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+	if (n > 0 && n <= sizeof line && send(fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("refusing connection: %s", strerror(errno));
 	evutil_closesocket(fd);
 }
@@ -91,7 +95,7 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 		return;
 	}
 	stats.connections_accepted++;
-	if ((l->tls ? conn_create_tls(fd, sa, a) : conn_create(fd, sa, a)) == NULL)
+	if (client_create(fd, sa, a, l->tls) == NULL)
 		log_error("cannot set up a new connection: out of memory");
 }
 

@@ -1,4 +1,9 @@
-/* Listening sockets: bind, accept, connection limit, fd-exhaustion back-off. */
+/*
+ * Listening sockets: bind, accept, connection limit, fd-exhaustion back-off.
+ *
+ * Loop thread only. Each accepted socket goes to client_create(), which
+ * owns it from then on.
+ */
 #ifndef RV_LISTENER_H
 #define RV_LISTENER_H
 

@@ -1,4 +1,9 @@
-/* Levelled logging to stderr. Every function keeps errno. */
+/*
+ * Levelled logging to stderr. Every function keeps errno.
+ *
+ * Any thread: the store's checkpointer thread logs too, and its lines may
+ * interleave with the loop's (stdio locks stderr per call, not per line).
+ */
 #ifndef RV_LOG_H
 #define RV_LOG_H
 

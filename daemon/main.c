@@ -10,6 +10,7 @@
 #include <event2/thread.h>
 
 #include "addrs.h"
+#include "client.h"
 #include "commit.h"
 #include "config.h"
 #include "conn.h"
@@ -19,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "rpc.h"
 #include "sessions.h"
 #include "stats.h"
 #include "store.h"
@@ -62,7 +64,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	notify_stopping();
 	listeners_finish();
 	metrics_set_ready(false);
-	conns_shutdown(name);
+	clients_shutdown(name);
 	drain_timer = evtimer_new(base, on_drain_timeout, base);
 	if (drain_timer == NULL || evtimer_add(drain_timer, &tv) != 0)
 		event_base_loopexit(base, NULL);
@@ -96,7 +98,7 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 		token_keys_use(keys);
 	if (tls != NULL)
 		tls_context_use(tls);
-	conns_reauthorize();
+	clients_reauthorize();
 	stats.reloads++;
 	log_info("reloaded: log level %s, %zu observers, %zu admins%s%s",
 		 log_level_name(config.log_level), config.nobservers, config.nadmins,
@@ -199,8 +201,9 @@ main(int argc, char **argv)
 		fatal("cannot set up authentication; exiting");
 	if (tls_init() != 0)
 		fatal("cannot set up TLS; exiting");
+	commit_init();
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0 ||
-	    addrs_init(base) != 0)
+	    clients_init(base, rpc_handle_line) != 0 || addrs_init(base) != 0)
 		fatal("out of memory at start-up");
 	recover();
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
@@ -243,6 +246,7 @@ main(int argc, char **argv)
 	stats_log();
 	listeners_finish();
 	conns_finish();
+	clients_finish();
 	addrs_finish();
 	sessions_finish();
 	hub_finish();

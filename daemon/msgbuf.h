@@ -1,6 +1,9 @@
 /*
  * An encoded message line shared by every connection it is sent to: encoded
  * once, reference-counted, shared by history and every receiver.
+ *
+ * Loop thread only. A msgbuf is owned by its references: msgbuf_unref()
+ * frees it with the last one.
  */
 #ifndef RV_MSGBUF_H
 #define RV_MSGBUF_H

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "client.h"
 #include "commit.h"
 #include "config.h"
-#include "conn.h"
 #include "hub.h"
 #include "log.h"
 #include "rendezvous.h"
@@ -71,7 +71,7 @@ rpc_check_data(const json_t *data, struct rpc_error *err)
 
 /* Take one request from the connection's token bucket (--max-request-rate). */
 static bool
-rpc_rate_ok(struct conn *c)
+rpc_rate_ok(struct client *c)
 {
 	int64_t now;
 
@@ -167,7 +167,7 @@ error_reply(json_t *id, struct rpc_error *err)
  * without jansson, so that the client still learns which request failed.
  */
 static void
-rpc_send_oom(struct conn *c, json_t *id)
+rpc_send_oom(struct client *c, json_t *id)
 {
 	static const char head[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":"
 				   "\"internal error: out of memory\"},\"id\":";
@@ -177,16 +177,16 @@ rpc_send_oom(struct conn *c, json_t *id)
 
 	stats_error(RV_ERR_INTERNAL);
 	if (idlen == 0 || idlen > sizeof tail - 2) {
-		conn_close(c, "out of memory");
+		conn_close(c->conn, "out of memory");
 		return;
 	}
 	memcpy(tail + idlen, "}\n", 2);
-	conn_send_parts(c, head, sizeof head - 1, tail, idlen + 2, "", 0);
+	conn_send_parts(c->conn, head, sizeof head - 1, tail, idlen + 2, "", 0);
 }
 
 /* Send a raw result as the reply to id, without building a tree. */
 static void
-rpc_send_raw(struct conn *c, json_t *id, struct jsonw *raw)
+rpc_send_raw(struct client *c, json_t *id, struct jsonw *raw)
 {
 	static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":";
 	char tail[96];
@@ -198,7 +198,8 @@ rpc_send_raw(struct conn *c, json_t *id, struct jsonw *raw)
 		/* The common case, a short id: one copy into the connection's buffer. */
 		memcpy(tail, ",\"id\":", 6);
 		memcpy(tail + 6 + idlen, "}\n", 2);
-		conn_send_parts(c, head, sizeof head - 1, raw->buf, raw->len, tail, idlen + 8);
+		conn_send_parts(c->conn, head, sizeof head - 1, raw->buf, raw->len, tail,
+				idlen + 8);
 		return;
 	}
 	jsonw_init(&w);
@@ -206,7 +207,7 @@ rpc_send_raw(struct conn *c, json_t *id, struct jsonw *raw)
 	jsonw_json(&w, id);
 	jsonw_lit(&w, "}\n");
 	if (jsonw_ok(&w))
-		conn_send_parts(c, head, sizeof head - 1, raw->buf, raw->len, w.buf, w.len);
+		conn_send_parts(c->conn, head, sizeof head - 1, raw->buf, raw->len, w.buf, w.len);
 	else
 		rpc_send_oom(c, id);
 	jsonw_free(&w);
@@ -217,7 +218,7 @@ rpc_send_raw(struct conn *c, json_t *id, struct jsonw *raw)
  * (or NULL for none); otherwise it is sent, and NULL returned.
  */
 static json_t *
-rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
+rpc_dispatch(struct client *c, json_t *msg, bool in_batch)
 {
 	struct rpc_error err = {0};
 	const struct method *m = NULL;
@@ -245,7 +246,7 @@ rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 	} else if (m == NULL) {
 		rpc_fail(&err, RV_ERR_METHOD_NOT_FOUND, json_pack("{s:s}", "method", rm.method),
 			 "method not found: %s", rm.method);
-	} else if (!m->before_hello && c->state != CONN_READY) {
+	} else if (!m->before_hello && c->state != CLIENT_READY) {
 		rpc_fail(&err, RV_ERR_UNAUTHENTICATED, json_pack("{s:s}", "method", rm.method),
 			 "not authenticated: send hello first");
 	} else if (json_is_array(rm.params)) {
@@ -292,7 +293,7 @@ rpc_dispatch(struct conn *c, json_t *msg, bool in_batch)
 out:
 	if (!in_batch) {
 		if (reply != NULL)
-			conn_send_json(c, reply);
+			client_send_json(c, reply);
 		else if (rm.kind != RV_MSG_NOTIFICATION)
 			rpc_send_oom(c, rm.id);
 		json_decref(reply);
@@ -303,7 +304,7 @@ out:
 }
 
 static void
-rpc_parse_error(struct conn *c, const json_error_t *jerr)
+rpc_parse_error(struct client *c, const json_error_t *jerr)
 {
 	json_t *data = json_pack("{s:i, s:i, s:i, s:s}", "line", jerr->line, "column", jerr->column,
 				 "position", jerr->position, "text", jerr->text);
@@ -311,7 +312,7 @@ rpc_parse_error(struct conn *c, const json_error_t *jerr)
 	if (data == NULL) /* the text quoted bytes that are not UTF-8 */
 		data = json_pack("{s:i, s:i, s:i}", "line", jerr->line, "column", jerr->column,
 				 "position", jerr->position);
-	conn_send_error(c, RV_ERR_PARSE, "parse error: not valid JSON", data);
+	client_send_error(c, RV_ERR_PARSE, "parse error: not valid JSON", data);
 }
 
 /* Whether msg is one request (not a batch) for a method that writes. */
@@ -324,17 +325,8 @@ rpc_writes(json_t *msg)
 	return m != NULL && m->writes;
 }
 
-/* The error a write in a batch gets when its commit failed. */
-static json_t *
-rpc_unapplied(json_t *msg)
-{
-	stats_error(RV_ERR_UNAVAILABLE);
-	return rv_msg_error(json_object_get(msg, "id"), RV_ERR_UNAVAILABLE, COMMIT_FAILED_MESSAGE,
-			    NULL);
-}
-
 void
-rpc_handle_line(struct conn *c, const char *line, size_t len)
+rpc_handle_line(struct client *c, const char *line, size_t len)
 {
 	json_error_t jerr;
 	json_t *msg, *replies, *elem;
@@ -360,12 +352,12 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 		rpc_dispatch(c, msg, false);
 		hub_flush();
 		if (id != NULL && store_in_txn() && rpc_writes(msg))
-			conn_note_reply(c, id);
+			client_note_reply(c, id);
 		json_decref(msg);
 		return;
 	}
 	if (json_array_size(msg) == 0) {
-		conn_send_error(c, RV_ERR_INVALID_REQUEST, "invalid request: empty batch", NULL);
+		client_send_error(c, RV_ERR_INVALID_REQUEST, "invalid request: empty batch", NULL);
 		json_decref(msg);
 		return;
 	}
@@ -381,20 +373,20 @@ rpc_handle_line(struct conn *c, const char *line, size_t len)
 			commit_pass();
 			if (commit_failures() != failures && reply != NULL) {
 				json_decref(reply);
-				reply = rpc_unapplied(elem);
+				reply = commit_failed_error(json_object_get(elem, "id"));
 			}
 		}
 		if (reply != NULL && replies != NULL)
 			json_array_append_new(replies, reply);
 		else
 			json_decref(reply);
-		if (!conn_live(c))
+		if (!client_live(c))
 			break;
 	}
 	if (replies != NULL && json_array_size(replies) > 0)
-		conn_send_json(c, replies);
+		client_send_json(c, replies);
 	else if (replies == NULL)
-		conn_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+		client_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
 	hub_flush(); /* the batch's replays, after its reply as for a single subscribe */
 	json_decref(replies);
 	json_decref(msg);

@@ -1,6 +1,9 @@
 /*
  * JSON-RPC 2.0 on a connection: decode a line, validate, dispatch single
  * requests and batches to the method handlers, and answer.
+ *
+ * Loop thread only. Handlers get params and the client borrowed; what they
+ * return is a new reference the dispatcher takes.
  */
 #ifndef RV_RPC_H
 #define RV_RPC_H
@@ -11,7 +14,7 @@
 
 #include "jsonw.h"
 
-struct conn;
+struct client;
 
 /*
  * What a handler reports besides its result: an error (data is a new
@@ -33,33 +36,33 @@ json_t *rpc_fail(struct rpc_error *err, int code, json_t *data, const char *fmt,
  * A method: params is a borrowed object (empty when absent). Returns the
  * result (new reference) or NULL with err filled.
  */
-typedef json_t *(*rpc_handler)(struct conn *c, json_t *params, struct rpc_error *err);
+typedef json_t *(*rpc_handler)(struct client *c, json_t *params, struct rpc_error *err);
 
 /* Handle one line a client sent (without its "\n"). */
-void rpc_handle_line(struct conn *c, const char *line, size_t len);
+void rpc_handle_line(struct client *c, const char *line, size_t len);
 
 /* rpc_conn.c */
-json_t *rpc_hello(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_ping(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_unsubscribe(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_hello(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_ping(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_subscribe(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_unsubscribe(struct client *c, json_t *params, struct rpc_error *err);
 
 /* rpc_admin.c */
-json_t *rpc_admin_stats(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_admin_connections(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_admin_kick(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_admin_stats(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_admin_connections(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_admin_kick(struct client *c, json_t *params, struct rpc_error *err);
 
 /* rpc_session.c */
-json_t *rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_session_invite(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_session_accept(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_session_decline(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_session_cancel(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_session_connect(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_session_terminate(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_session_get(struct conn *c, json_t *params, struct rpc_error *err);
-json_t *rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_create(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_invite(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_accept(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_decline(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_cancel(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_connect(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_terminate(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_send(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_get(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_list(struct client *c, json_t *params, struct rpc_error *err);
 
 /*
  * For handlers whose result is written with jsonw into err->raw: return
@@ -74,7 +77,7 @@ int rpc_unpack(json_t *params, struct rpc_error *err, const char *fmt, ...);
  * The session named sid_hex, if c may read it (authz.c); else NULL with err
  * filled: 4004 (also for an invitee before the invitation) or 4003.
  */
-struct session *rpc_session_find(struct conn *c, const char *sid_hex, struct rpc_error *err);
+struct session *rpc_session_find(struct client *c, const char *sid_hex, struct rpc_error *err);
 
 /* 0 if data (may be NULL) is within --max-data; else fills err (4029) and returns -1. */
 int rpc_check_data(const json_t *data, struct rpc_error *err);

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "conn.h"
+#include "client.h"
 #include "hub.h"
 #include "log.h"
 #include "rpc.h"
@@ -19,7 +19,7 @@
 
 #define ADMIN_ONLY(c, err)                                                               \
 	do {                                                                             \
-		if (!(c)->admin)                                                         \
+		if (!(c)->who.admin)                                                     \
 			return rpc_fail(err, RV_ERR_FORBIDDEN, NULL,                     \
 					"forbidden: admin methods need the admin role"); \
 	} while (0)
@@ -39,7 +39,7 @@ states_object(void)
 }
 
 json_t *
-rpc_admin_stats(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_admin_stats(struct client *c, json_t *params, struct rpc_error *err)
 {
 	json_t *r, *ended, *errors, *limits, *transitions;
 	int64_t now = now_ms();
@@ -100,22 +100,23 @@ rpc_admin_stats(struct conn *c, json_t *params, struct rpc_error *err)
 }
 
 static json_t *
-connection_record(const struct conn *c, int64_t now)
+connection_record(const struct client *c, int64_t now)
 {
+	const struct conn *t = c->conn;
 	json_t *r = json_pack("{s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I}", "connection",
-			      (json_int_t)c->id, "peer", c->peer, "state",
-			      c->state == CONN_READY ? "ready" : "handshake", "tls", c->bev != NULL,
-			      "since", (json_int_t)c->since, "age_ms", (json_int_t)(now - c->since),
-			      "requests", (json_int_t)c->requests, "unsent_bytes",
-			      (json_int_t)conn_unsent(c));
+			      (json_int_t)t->id, "peer", t->peer, "state",
+			      c->state == CLIENT_READY ? "ready" : "handshake", "tls",
+			      t->bev != NULL, "since", (json_int_t)t->since, "age_ms",
+			      (json_int_t)(now - t->since), "requests", (json_int_t)c->requests,
+			      "unsent_bytes", (json_int_t)conn_unsent(t));
 
 	if (r == NULL)
 		return NULL;
-	json_object_set_new(r, "subscriptions", json_integer((json_int_t)c->nsubs));
-	if (c->user != NULL) {
-		json_object_set_new(r, "user", json_string(c->user->name));
-		json_object_set_new(r, "observer", json_boolean(c->observer));
-		json_object_set_new(r, "admin", json_boolean(c->admin));
+	json_object_set_new(r, "subscriptions", json_integer((json_int_t)c->peer.nsubs));
+	if (c->who.user != NULL) {
+		json_object_set_new(r, "user", json_string(c->who.user->name));
+		json_object_set_new(r, "observer", json_boolean(c->who.observer));
+		json_object_set_new(r, "admin", json_boolean(c->who.admin));
 	}
 	if (c->client != NULL)
 		json_object_set_new(r, "client", json_string(c->client));
@@ -123,11 +124,11 @@ connection_record(const struct conn *c, int64_t now)
 }
 
 json_t *
-rpc_admin_connections(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_admin_connections(struct client *c, json_t *params, struct rpc_error *err)
 {
 	json_int_t limit = CONNECTIONS_DEFAULT, after = 0;
 	const char *user = NULL;
-	const struct conn *it;
+	const struct client *it;
 	json_t *list, *r;
 	int64_t now = now_ms();
 
@@ -146,10 +147,10 @@ rpc_admin_connections(struct conn *c, json_t *params, struct rpc_error *err)
 		json_decref(r);
 		return rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
 	}
-	for (it = conns_next(NULL); it != NULL; it = conns_next(it)) {
-		if ((json_int_t)it->id <= after)
+	for (it = clients_next(NULL); it != NULL; it = clients_next(it)) {
+		if ((json_int_t)it->conn->id <= after)
 			continue;
-		if (user != NULL && (it->user == NULL || strcmp(it->user->name, user) != 0))
+		if (user != NULL && (it->who.user == NULL || strcmp(it->who.user->name, user) != 0))
 			continue;
 		if ((json_int_t)json_array_size(list) == limit) {
 			json_object_set_new(r, "next",
@@ -170,11 +171,11 @@ rpc_admin_connections(struct conn *c, json_t *params, struct rpc_error *err)
 }
 
 json_t *
-rpc_admin_kick(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_admin_kick(struct client *c, json_t *params, struct rpc_error *err)
 {
 	json_int_t id = -1;
 	const char *user = NULL;
-	struct conn *it, *next;
+	struct client *it, *next;
 	size_t n = 0;
 
 	ADMIN_ONLY(c, err);
@@ -183,21 +184,21 @@ rpc_admin_kick(struct conn *c, json_t *params, struct rpc_error *err)
 	if ((id < 0) == (user == NULL))
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 				"invalid params: give either connection or user");
-	for (it = conns_next(NULL); it != NULL; it = next) {
-		next = conns_next(it);
-		if (id >= 0 ? (json_int_t)it->id != id
-			    : it->user == NULL || strcmp(it->user->name, user) != 0)
+	for (it = clients_next(NULL); it != NULL; it = next) {
+		next = clients_next(it);
+		if (id >= 0 ? (json_int_t)it->conn->id != id
+			    : it->who.user == NULL || strcmp(it->who.user->name, user) != 0)
 			continue;
-		log_info("conn %llu %s: kicked by admin %s", (unsigned long long)it->id, it->peer,
-			 c->user->name);
+		log_info("conn %llu %s: kicked by admin %s", (unsigned long long)it->conn->id,
+			 it->conn->peer, c->who.user->name);
 		n++;
 		if (it == c) {
 			/* Kicking oneself: after this reply. */
-			conn_close_after_reply(c, "kicked by an admin");
+			client_close_after_reply(c, "kicked by an admin");
 			continue;
 		}
-		conn_send_error(it, RV_ERR_FORBIDDEN, "disconnected by an admin", NULL);
-		conn_close_flush(it, "kicked by an admin");
+		client_send_error(it, RV_ERR_FORBIDDEN, "disconnected by an admin", NULL);
+		conn_close_flush(it->conn, "kicked by an admin");
 	}
 	return json_pack("{s:I}", "kicked", (json_int_t)n);
 }

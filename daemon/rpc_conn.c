@@ -4,7 +4,7 @@
 #include "addrs.h"
 #include "authz.h"
 #include "config.h"
-#include "conn.h"
+#include "client.h"
 #include "hub.h"
 #include "identity.h"
 #include "log.h"
@@ -17,30 +17,30 @@
 #define CLIENT_MAX 256
 
 static json_t *
-hello_result(const struct conn *c)
+hello_result(const struct client *c)
 {
-	return json_pack("{s:s, s:b, s:b, s:s, s:s, s:I, s:I}", "user", c->user->name, "observer",
-			 c->observer, "admin", c->admin, "server", "rendezvousd", "version",
-			 RV_VERSION, "connection", (json_int_t)c->id, "last_event",
-			 (json_int_t)hub_last_event());
+	return json_pack("{s:s, s:b, s:b, s:s, s:s, s:I, s:I}", "user", c->who.user->name,
+			 "observer", c->who.observer, "admin", c->who.admin, "server",
+			 "rendezvousd", "version", RV_VERSION, "connection",
+			 (json_int_t)c->conn->id, "last_event", (json_int_t)hub_last_event());
 }
 
 /* A failed hello: counted against the address; the client learns only 4001. */
 static json_t *
-hello_failed(struct conn *c, int rc, const char *why, const char *detail, struct rpc_error *err)
+hello_failed(struct client *c, int rc, const char *why, const char *detail, struct rpc_error *err)
 {
 	if (rc == RV_ERR_UNAUTHENTICATED) {
 		stats.auth_failures++;
-		log_warn("conn %llu %s: authentication failed: %s", (unsigned long long)c->id,
-			 c->peer, detail != NULL ? detail : why);
-		if (c->state == CONN_HANDSHAKE)
+		log_warn("conn %llu %s: authentication failed: %s", (unsigned long long)c->conn->id,
+			 c->conn->peer, detail != NULL ? detail : why);
+		if (c->state == CLIENT_HANDSHAKE)
 			addr_auth_failed(c->addr);
 	}
 	return rpc_fail(err, rc, NULL, "%s", why);
 }
 
 json_t *
-rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_hello(struct client *c, json_t *params, struct rpc_error *err)
 {
 	const char *user = NULL, *token = NULL, *client = NULL, *why = NULL, *detail = NULL;
 	struct identity id;
@@ -53,11 +53,11 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 	if (client != NULL && strlen(client) > CLIENT_MAX)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 				"invalid params: client is longer than %d bytes", CLIENT_MAX);
-	if (c->state == CONN_HANDSHAKE && addr_auth_blocked(c->addr)) {
+	if (c->state == CLIENT_HANDSHAKE && addr_auth_blocked(c->addr)) {
 		stats.auth_blocked++;
 		log_warn("conn %llu %s: hello refused: too many failed hellos from this address",
-			 (unsigned long long)c->id, c->peer);
-		conn_close_after_reply(c, "too many failed hellos");
+			 (unsigned long long)c->conn->id, c->conn->peer);
+		client_close_after_reply(c, "too many failed hellos");
 		return rpc_fail(err, RV_ERR_LIMIT,
 				json_pack("{s:I}", "max_auth_failures",
 					  (json_int_t)config.max_auth_failures),
@@ -66,15 +66,15 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 	rc = identity_authenticate(user, token, &id, &why, &detail);
 	if (rc != 0)
 		return hello_failed(c, rc, why, detail, err);
-	if (c->state == CONN_READY) {
+	if (c->state == CLIENT_READY) {
 		json_t *r;
-		if (strcmp(c->user->name, id.user) == 0) {
+		if (strcmp(c->who.user->name, id.user) == 0) {
 			/* A retried hello; a fresh token extends the connection's life. */
-			conn_set_expiry(c, id.expires_ms);
+			client_set_expiry(c, id.expires_ms);
 			r = hello_result(c);
 		} else {
 			r = rpc_fail(err, RV_ERR_FORBIDDEN,
-				     json_pack("{s:s}", "user", c->user->name),
+				     json_pack("{s:s}", "user", c->who.user->name),
 				     "this connection is already authenticated as another user");
 		}
 		identity_clear(&id);
@@ -90,8 +90,9 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 		identity_clear(&id);
 		return NULL;
 	}
-	conn_authenticate(c, u, &id);
-	log_info("conn %llu %s: hello user %s%s%s%s", (unsigned long long)c->id, c->peer, u->name,
+	client_authenticate(c, u, &id);
+	log_info("conn %llu %s: hello user %s%s%s%s", (unsigned long long)c->conn->id,
+		 c->conn->peer, u->name,
 		 id.admin      ? " (admin)"
 		 : id.observer ? " (observer)"
 			       : "",
@@ -101,7 +102,7 @@ rpc_hello(struct conn *c, json_t *params, struct rpc_error *err)
 }
 
 json_t *
-rpc_ping(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_ping(struct client *c, json_t *params, struct rpc_error *err)
 {
 	(void)c;
 	(void)params;
@@ -110,7 +111,7 @@ rpc_ping(struct conn *c, json_t *params, struct rpc_error *err)
 }
 
 json_t *
-rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_subscribe(struct client *c, json_t *params, struct rpc_error *err)
 {
 	const char *sid_hex = NULL, *user = NULL;
 	json_int_t since = -1;
@@ -136,7 +137,7 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 		memcpy(sid, ses->id, SESSION_ID_BYTES);
 		kind = SUB_SESSION;
 	} else if (user != NULL) {
-		if (!authz_subscribe_user(c, user))
+		if (!authz_subscribe_user(&c->who, user))
 			return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "user", user),
 					"forbidden: only observers may subscribe to other users");
 		if (!user_name_valid(user))
@@ -144,12 +145,12 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 					"invalid params: not a valid user name");
 		kind = SUB_USER;
 	} else {
-		if (!authz_subscribe_all(c))
+		if (!authz_subscribe_all(&c->who))
 			return rpc_fail(err, RV_ERR_FORBIDDEN, NULL,
 					"forbidden: only observers may subscribe to all");
 		kind = SUB_ALL;
 	}
-	if (c->nsubs >= config.max_subscriptions) {
+	if (c->peer.nsubs >= config.max_subscriptions) {
 		stats.limit_subscriptions++;
 		return rpc_fail(err, RV_ERR_LIMIT,
 				json_pack("{s:I}", "max_subscriptions",
@@ -158,8 +159,8 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 	}
 	if (kind == SUB_USER && (target = user_get(user)) == NULL)
 		return NULL;
-	rc = hub_subscribe(c, kind, sid, target, since >= 0, (uint64_t)(since >= 0 ? since : 0),
-			   &s);
+	rc = hub_subscribe(&c->peer, kind, sid, target, since >= 0,
+			   (uint64_t)(since >= 0 ? since : 0), &s);
 	user_unref(target);
 	switch (rc) {
 	case 0:
@@ -180,13 +181,13 @@ rpc_subscribe(struct conn *c, json_t *params, struct rpc_error *err)
 }
 
 json_t *
-rpc_unsubscribe(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_unsubscribe(struct client *c, json_t *params, struct rpc_error *err)
 {
 	json_int_t id;
 
 	if (rpc_unpack(params, err, "{s:I !}", "subscription", &id) != 0)
 		return NULL;
-	if (id <= 0 || id > UINT32_MAX || hub_unsubscribe(c, (uint32_t)id) != 0)
+	if (id <= 0 || id > UINT32_MAX || hub_unsubscribe(&c->peer, (uint32_t)id) != 0)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, json_pack("{s:I}", "subscription", id),
 				"invalid params: no such subscription on this connection");
 	return json_true();

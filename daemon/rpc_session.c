@@ -4,7 +4,7 @@
 
 #include "authz.h"
 #include "config.h"
-#include "conn.h"
+#include "client.h"
 #include "hub.h"
 #include "log.h"
 #include "rpc.h"
@@ -32,12 +32,18 @@ sid_canonical(const char *given, char buf[SESSION_ID_HEX + 1])
 }
 
 struct session *
-rpc_session_find(struct conn *c, const char *sid_hex, struct rpc_error *err)
+rpc_session_find(struct client *c, const char *sid_hex, struct rpc_error *err)
 {
 	uint8_t sid[SESSION_ID_BYTES];
 	char canon[SESSION_ID_HEX + 1];
 	struct session *s = session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
-	int rc = s != NULL ? authz_session(c, s) : RV_ERR_NO_SESSION;
+	struct authz_parties parties;
+	int rc = RV_ERR_NO_SESSION;
+
+	if (s != NULL) {
+		parties = session_parties(s);
+		rc = authz_read(&c->who, &parties);
+	}
 
 	sid_hex = sid_canonical(sid_hex, canon);
 	if (rc == RV_ERR_NO_SESSION)
@@ -61,12 +67,13 @@ role_name(enum rv_role r)
 
 /* Apply an action for the caller and turn the outcome into a reply. */
 static json_t *
-session_do(struct conn *c, const char *sid_hex, enum rv_action a, struct session_act_args *args,
+session_do(struct client *c, const char *sid_hex, enum rv_action a, struct session_act_args *args,
 	   struct rpc_error *err)
 {
 	struct session *s = rpc_session_find(c, sid_hex, err);
 	char canon[SESSION_ID_HEX + 1];
 	const char *reason = NULL;
+	struct authz_parties parties;
 	enum rv_role role;
 	enum rv_state before;
 
@@ -74,17 +81,18 @@ session_do(struct conn *c, const char *sid_hex, enum rv_action a, struct session
 		return NULL;
 	session_id_format(s->id, canon);
 	sid_hex = canon;
-	role = authz_role(c, s, a, &reason);
+	parties = session_parties(s);
+	role = authz_role(&c->who, &parties, a, &reason);
 	if (reason != NULL && args != NULL)
 		args->reason = reason;
 	/* A party's terminate carries a code (0 by default); an admin's only one it gave. */
 	if (a == RV_ACT_TERMINATE && role != RV_ROLE_DAEMON && args != NULL)
 		args->has_code = true;
 	before = s->m.state;
-	switch (session_act(s, a, role, c->user, args)) {
+	switch (session_act(s, a, role, c->who.user, args)) {
 	case RV_CHANGED:
 	case RV_RECORDED:
-	case RV_REPEATED: session_record_write(&err->raw, s, c->user); return rpc_raw(err);
+	case RV_REPEATED: session_record_write(&err->raw, s, c->who.user); return rpc_raw(err);
 	case RV_FORBIDDEN:
 		if (role == RV_ROLE_NONE)
 			return rpc_fail(err, RV_ERR_FORBIDDEN,
@@ -105,7 +113,7 @@ session_do(struct conn *c, const char *sid_hex, enum rv_action a, struct session
 }
 
 json_t *
-rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_create(struct client *c, json_t *params, struct rpc_error *err)
 {
 	const char *invitee_name;
 	double ttl = -1;
@@ -124,7 +132,7 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 		return rpc_fail(
 			err, RV_ERR_INVALID_PARAMS, NULL,
 			"invalid params: invitee must be 1 to 256 bytes, no control characters");
-	if (strcmp(invitee_name, c->user->name) == 0)
+	if (strcmp(invitee_name, c->who.user->name) == 0)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 				"invalid params: a user cannot invite itself");
 	ttl_json = json_object_get(params, "ttl");
@@ -138,7 +146,7 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 	invitee = user_get(invitee_name);
 	if (invitee == NULL)
 		return NULL;
-	rc = session_create(c->user, invitee, ttl_ms, data, &s, &limit);
+	rc = session_create(c->who.user, invitee, ttl_ms, data, &s, &limit);
 	user_unref(invitee);
 	if (rc == RV_ERR_LIMIT && strcmp(limit, "max_user_bytes") == 0) {
 		stats.limit_user_bytes++;
@@ -158,13 +166,13 @@ rpc_session_create(struct conn *c, json_t *params, struct rpc_error *err)
 	}
 	if (rc != 0)
 		return NULL;
-	session_record_write(&err->raw, s, c->user);
+	session_record_write(&err->raw, s, c->who.user);
 	return rpc_raw(err);
 }
 
 /* Methods that take {session} alone. */
 static json_t *
-session_simple(struct conn *c, json_t *params, enum rv_action a, struct rpc_error *err)
+session_simple(struct client *c, json_t *params, enum rv_action a, struct rpc_error *err)
 {
 	const char *sid;
 
@@ -175,7 +183,7 @@ session_simple(struct conn *c, json_t *params, enum rv_action a, struct rpc_erro
 
 /* Methods that take {session, reason?}. */
 static json_t *
-session_with_reason(struct conn *c, json_t *params, enum rv_action a, struct rpc_error *err)
+session_with_reason(struct client *c, json_t *params, enum rv_action a, struct rpc_error *err)
 {
 	struct session_act_args args = {0};
 	const char *sid;
@@ -189,37 +197,37 @@ session_with_reason(struct conn *c, json_t *params, enum rv_action a, struct rpc
 }
 
 json_t *
-rpc_session_invite(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_invite(struct client *c, json_t *params, struct rpc_error *err)
 {
 	return session_simple(c, params, RV_ACT_INVITE, err);
 }
 
 json_t *
-rpc_session_accept(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_accept(struct client *c, json_t *params, struct rpc_error *err)
 {
 	return session_simple(c, params, RV_ACT_ACCEPT, err);
 }
 
 json_t *
-rpc_session_connect(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_connect(struct client *c, json_t *params, struct rpc_error *err)
 {
 	return session_simple(c, params, RV_ACT_CONNECT, err);
 }
 
 json_t *
-rpc_session_decline(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_decline(struct client *c, json_t *params, struct rpc_error *err)
 {
 	return session_with_reason(c, params, RV_ACT_DECLINE, err);
 }
 
 json_t *
-rpc_session_cancel(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_cancel(struct client *c, json_t *params, struct rpc_error *err)
 {
 	return session_with_reason(c, params, RV_ACT_CANCEL, err);
 }
 
 json_t *
-rpc_session_terminate(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_terminate(struct client *c, json_t *params, struct rpc_error *err)
 {
 	struct session_act_args args = {0};
 	const char *sid;
@@ -233,7 +241,7 @@ rpc_session_terminate(struct conn *c, json_t *params, struct rpc_error *err)
 }
 
 json_t *
-rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_send(struct client *c, json_t *params, struct rpc_error *err)
 {
 	char canon[SESSION_ID_HEX + 1];
 	const char *sid;
@@ -251,7 +259,7 @@ rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
 		return NULL;
 	session_id_format(s->id, canon);
 	sid = canon;
-	role = session_role(s, c->user);
+	role = session_role(s, c->who.user);
 	if (role == RV_ROLE_NONE)
 		return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "session", sid),
 				"forbidden: only the parties may send context data");
@@ -261,7 +269,7 @@ rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
 					  rv_state_name(s->m.state), "action", "send"),
 				"invalid transition: cannot send in %s", rv_state_name(s->m.state));
 	peer = role == RV_ROLE_INVITER ? s->invitee : s->inviter;
-	if (hub_send_context(s->id, c->user->name, peer, data, &n) != 0)
+	if (hub_send_context(s->id, c->who.user->name, peer, data, &n) != 0)
 		return NULL; /* -32603 */
 	if (n == 0)
 		return rpc_fail(err, RV_ERR_PEER_UNAVAILABLE,
@@ -271,7 +279,7 @@ rpc_session_send(struct conn *c, json_t *params, struct rpc_error *err)
 }
 
 json_t *
-rpc_session_get(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_get(struct client *c, json_t *params, struct rpc_error *err)
 {
 	const char *sid;
 	struct session *s;
@@ -281,12 +289,12 @@ rpc_session_get(struct conn *c, json_t *params, struct rpc_error *err)
 	s = rpc_session_find(c, sid, err);
 	if (s == NULL)
 		return NULL;
-	session_record_write(&err->raw, s, c->user);
+	session_record_write(&err->raw, s, c->who.user);
 	return rpc_raw(err);
 }
 
 json_t *
-rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
+rpc_session_list(struct client *c, json_t *params, struct rpc_error *err)
 {
 	const char *state_name = NULL, *after_hex = NULL;
 	char canon[SESSION_ID_HEX + 1];
@@ -298,7 +306,7 @@ rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 	if (rpc_unpack(params, err, "{s?s, s?I, s?s, s?b !}", "state", &state_name, "limit", &limit,
 		       "after", &after_hex, "all", &all) != 0)
 		return NULL;
-	if (all && !authz_list_all(c))
+	if (all && !authz_list_all(&c->who))
 		return rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "role", "admin"),
 				"forbidden: listing every session needs the admin role");
 	if (state_name != NULL && rv_state_from_name(state_name, &state) != 0)
@@ -309,16 +317,20 @@ rpc_session_list(struct conn *c, json_t *params, struct rpc_error *err)
 				"invalid params: limit must be from 1 to %d", LIST_MAX);
 	if (after_hex != NULL) {
 		uint8_t sid[SESSION_ID_BYTES];
+		struct authz_parties parties;
+
 		after = session_id_parse(after_hex, sid) ? session_find(sid) : NULL;
-		if (after == NULL || (!all && authz_session(c, after) != 0) ||
-		    (all && authz_session_hidden(c, after)))
+		if (after != NULL)
+			parties = session_parties(after);
+		if (after == NULL || (!all && authz_read(&c->who, &parties) != 0) ||
+		    (all && authz_hidden(&c->who, &parties)))
 			return rpc_fail(
 				err, RV_ERR_NO_SESSION,
 				json_pack("{s:s}", "after", sid_canonical(after_hex, canon)),
 				"no such session: the 'after' cursor names no session "
 				"of yours; list again from the start");
 	}
-	sessions_list_write(&err->raw, c->user, all, state_name != NULL, state, (size_t)limit,
+	sessions_list_write(&err->raw, &c->who, all, state_name != NULL, state, (size_t)limit,
 			    after);
 	return rpc_raw(err);
 }

@@ -25,6 +25,16 @@ static size_t held[RV_STATE_COUNT]; /* sessions in the table, by state */
 
 static void session_on_deadline(struct timer_entry *e, int64_t now, void *arg);
 
+static void sessions_on_committed(void *arg);
+static int sessions_on_rolled_back(void *arg);
+
+/* Sessions' part in group commit (commit.h). */
+static const struct commit_participant sessions_participant = {
+	.name = "sessions",
+	.committed = sessions_on_committed,
+	.rolled_back = sessions_on_rolled_back,
+};
+
 int
 sessions_init(struct event_base *base)
 {
@@ -32,7 +42,10 @@ sessions_init(struct event_base *base)
 					 (ptrdiff_t)offsetof(struct session, node)) != 0)
 		return -1;
 	deadlines = timerq_create(base, session_on_deadline, NULL);
-	return deadlines != NULL ? 0 : -1;
+	if (deadlines == NULL)
+		return -1;
+	commit_register(COMMIT_SESSIONS, &sessions_participant);
+	return 0;
 }
 
 /* Encoded size of a JSON value (0 for none). */
@@ -127,6 +140,12 @@ bool
 session_invited(const struct session *s)
 {
 	return (s->m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0;
+}
+
+struct authz_parties
+session_parties(const struct session *s)
+{
+	return (struct authz_parties){s->inviter, s->invitee, session_invited(s)};
 }
 
 /* The invitee counts as engaged, for peer loss, once it has accepted. */
@@ -436,9 +455,10 @@ session_record_write(struct jsonw *w, const struct session *s, const struct user
 }
 
 void
-sessions_list_write(struct jsonw *w, const struct user *u, bool all, bool has_state,
+sessions_list_write(struct jsonw *w, const struct principal *p, bool all, bool has_state,
 		    enum rv_state state, size_t limit, const struct session *after)
 {
+	const struct user *u = p->user;
 	const struct session *a = u->inviting, *b = u->invited, *last = NULL;
 	uint64_t after_seq = after != NULL ? after->seq : 0;
 	size_t n = 0;
@@ -453,20 +473,21 @@ sessions_list_write(struct jsonw *w, const struct user *u, bool all, bool has_st
 	while (a != NULL || b != NULL) {
 		const struct session *s;
 
+		struct authz_parties parties;
+
 		if (all) {
 			s = a;
 			a = a->all_next;
-			if (s->invitee == u && !session_invited(s))
-				continue; /* party rules win: not visible to its invitee yet */
 		} else if (b == NULL || (a != NULL && a->seq < b->seq)) {
 			s = a;
 			a = a->inv_next;
 		} else {
 			s = b;
 			b = b->vee_next;
-			if (!session_invited(s))
-				continue;
 		}
+		parties = session_parties(s);
+		if (authz_hidden(p, &parties))
+			continue; /* party rules win: not visible to its invitee yet */
 		if (s->seq <= after_seq || (has_state && s->m.state != state))
 			continue;
 		if (n == limit) {
@@ -528,11 +549,13 @@ sessions_user_offline(struct user *u)
 	}
 }
 
-void
-sessions_committed(void)
+/* Free the sessions whose deletion committed. */
+static void
+sessions_on_committed(void *arg)
 {
 	struct session *s;
 
+	(void)arg;
 	while ((s = touched) != NULL) {
 		touched = s->txn_next;
 		s->txn_next = NULL;
@@ -644,12 +667,14 @@ session_reload(const struct store_session *r, void *arg)
 	return rc;
 }
 
-int
-sessions_undo(void)
+/* Reload the sessions the failed transaction touched; free those it created. */
+static int
+sessions_on_rolled_back(void *arg)
 {
 	struct session *s;
 	int rc = 0;
 
+	(void)arg;
 	while ((s = touched) != NULL) {
 		int found;
 

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "authz.h"
 #include "idtable.h"
 #include "rendezvous.h"
 #include "timerq.h"
@@ -43,6 +44,11 @@ struct session {
 	struct idnode node; /* the session table */
 };
 
+/*
+ * Set up the table and timers, and take part in group commit (commit.h):
+ * deletions are freed once committed; a rollback puts every session written
+ * since the last commit back as the store has it.
+ */
 int sessions_init(struct event_base *base);
 void sessions_finish(void);
 size_t sessions_count(void);
@@ -54,13 +60,6 @@ void sessions_count_states(size_t counts[RV_STATE_COUNT]);
  * connection: every party counts as away from now). 0, or -1 after logging.
  */
 int sessions_recover(void);
-/* The store committed what this pass wrote. */
-void sessions_committed(void);
-/*
- * The store rolled back: put every session written since the last commit
- * back as the store has it. 0, or -1 if the store cannot be read.
- */
-int sessions_undo(void);
 
 /* Borrowed pointer, or NULL. */
 struct session *session_find(const uint8_t id[SESSION_ID_BYTES]);
@@ -69,6 +68,8 @@ struct session *session_find(const uint8_t id[SESSION_ID_BYTES]);
 enum rv_role session_role(const struct session *s, const struct user *u);
 /* Whether the invitation has been sent (the invitee may see the session). */
 bool session_invited(const struct session *s);
+/* What authorization (authz.h) needs to know of s. */
+struct authz_parties session_parties(const struct session *s);
 
 /* What a session costs its inviter's --max-user-bytes besides its data and reason. */
 #define SESSION_BYTES 512
@@ -107,7 +108,7 @@ void session_record_write(struct jsonw *w, const struct session *s, const struct
  * Write {sessions: [...], next?}: u's visible sessions (every session if
  * all) in creation order, as u sees them.
  */
-void sessions_list_write(struct jsonw *w, const struct user *u, bool all, bool has_state,
+void sessions_list_write(struct jsonw *w, const struct principal *p, bool all, bool has_state,
 			 enum rv_state state, size_t limit, const struct session *after);
 
 /* A user's first connection arrived / last connection went. */

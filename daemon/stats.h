@@ -3,6 +3,9 @@
  * deliveries, and latency histograms. Counted where each thing happens,
  * read by metrics.c (Prometheus), admin.stats and the shutdown log. Loop
  * thread only.
+ *
+ * Process-wide: `stats` is the one other global every module may write
+ * (next to `config`); it is read and written on the loop thread only.
  */
 #ifndef RV_STATS_H
 #define RV_STATS_H

@@ -13,10 +13,24 @@
 static struct {
 	const struct store_backend *be; /* NULL: memory, nothing kept */
 	void *h;
-	char *desc;    /* "memory" or "sqlite:PATH" */
-	bool in_txn;   /* begun and not yet committed or rolled back */
-	bool poisoned; /* a write of the open transaction failed */
+	char *desc;          /* "memory" or "sqlite:PATH" */
+	bool in_txn;         /* begun and not yet committed or rolled back */
+	bool poisoned;       /* a write of the open transaction failed */
+	uint64_t last_event; /* the newest event id written */
 } st;
+
+/* Told when a transaction opens (commit.c); kept across store_open()s. */
+static struct {
+	void (*fn)(void *arg);
+	void *arg;
+} on_begin;
+
+void
+store_on_begin(void (*fn)(void *arg), void *arg)
+{
+	on_begin.fn = fn;
+	on_begin.arg = arg;
+}
 
 /*
  * The file --store sqlite:PATH names: PATH, relative to --state-dir (created
@@ -123,6 +137,8 @@ store_begin(void)
 		return false;
 	if (!st.in_txn) {
 		st.in_txn = true;
+		if (on_begin.fn != NULL)
+			on_begin.fn(on_begin.arg);
 		if (st.be->begin(st.h) != 0) {
 			st.poisoned = true;
 			return false;
@@ -148,6 +164,8 @@ store_delete_session(uint64_t seq)
 void
 store_add_event(const struct store_event *ev)
 {
+	if (ev->id > st.last_event)
+		st.last_event = ev->id;
 	if (store_begin() && st.be->add_event(st.h, ev) != 0)
 		st.poisoned = true;
 }
@@ -175,13 +193,13 @@ store_in_txn(void)
 }
 
 int
-store_commit(uint64_t last_event)
+store_commit(void)
 {
 	int rc = -1;
 
 	if (!st.in_txn)
 		return 0;
-	if (!st.poisoned && st.be->commit(st.h, last_event) == 0)
+	if (!st.poisoned && st.be->commit(st.h, st.last_event) == 0)
 		rc = 0;
 	else
 		st.be->rollback(st.h);

@@ -108,7 +108,12 @@ void store_fail(void);
 /* Whether a transaction is open (something was written since the last commit). */
 bool store_in_txn(void);
 /* Commit the open transaction; -1 if it failed and was rolled back. */
-int store_commit(uint64_t last_event);
+int store_commit(void);
+/*
+ * Call fn(arg) each time a transaction opens, before its first write (for
+ * commit.c: the store reaches its coordinator only through this).
+ */
+void store_on_begin(void (*fn)(void *arg), void *arg);
 /* --check-store: verify and summarise; 0 if sound. */
 int store_check(FILE *out);
 

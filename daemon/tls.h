@@ -2,6 +2,9 @@
  * TLS for --listen-tls: one server context from --tls-cert, --tls-key and
  * (for mutual TLS) --tls-client-ca; TLS 1.2 or later only. Connections run
  * through libevent's OpenSSL bufferevents (conn.c).
+ *
+ * Loop thread only (start-up and reload build contexts; connections use
+ * them). A loaded context is owned here once tls_context_use() took it.
  */
 #ifndef RV_TLS_H
 #define RV_TLS_H

@@ -3,6 +3,10 @@
  * check of one token (header, signature, claims). libjwt verifies the
  * signature; this module decides which key may, refuses "none" and any
  * algorithm other than the key's, and checks HMACs in constant time first.
+ *
+ * Loop thread only. Keys from token_keys_load() are owned by the caller
+ * until token_keys_use() takes them; claims filled by token_verify() own
+ * their strings until token_claims_clear().
  */
 #ifndef RV_TOKEN_H
 #define RV_TOKEN_H

@@ -1,6 +1,9 @@
 /*
  * Users by name: who is connected, which sessions they are in, and who
  * subscribed to them. A user lives while anything holds a reference.
+ *
+ * Loop thread only. A user is owned by its references (user_get(),
+ * user_ref(), user_unref()); user_find() returns a borrowed pointer.
  */
 #ifndef RV_USERS_H
 #define RV_USERS_H
@@ -10,17 +13,17 @@
 
 #include <uthash.h>
 
-struct conn;
+struct hub_peer;
 struct session;
 struct sub;
 
-TAILQ_HEAD(conn_list, conn);
+TAILQ_HEAD(peer_list, hub_peer);
 
 struct user {
 	char *name;
 	unsigned refs;
 	size_t nconns;            /* authenticated connections, closing excluded */
-	struct conn_list conns;   /* those connections */
+	struct peer_list conns;   /* those connections, as the hub sees them (hub.h) */
 	struct session *inviting; /* sessions this user created (utlist, by age) */
 	struct session *invited;  /* sessions this user was invited to */
 	size_t live_created;      /* live sessions in 'inviting', for the limit */

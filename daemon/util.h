@@ -1,4 +1,10 @@
-/* Small helpers: clocks, randomness, session ids. */
+/*
+ * Small helpers: clocks, randomness, session ids.
+ *
+ * Clocks and option parsing: any thread. Randomness and session ids: the
+ * loop thread only (one pool of random bytes). Nothing returned needs
+ * freeing unless said.
+ */
 #ifndef RV_UTIL_H
 #define RV_UTIL_H
 

@@ -18,10 +18,13 @@
 #include <event2/event.h>
 
 #include "addrs.h"
+#include "client.h"
+#include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
 #include "identity.h"
+#include "rpc.h"
 #include "sessions.h"
 
 #define CLIENTS 3
@@ -80,18 +83,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int peers[CLIENTS] = {-1, -1, -1};
 	size_t pos = 0;
 
+	commit_init();
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0 ||
-	    addrs_init(base) != 0)
+	    clients_init(base, rpc_handle_line) != 0 || addrs_init(base) != 0)
 		abort();
 	for (int i = 0; i < CLIENTS; i++) {
 		int sv[2];
 		struct addr *a = addr_connect((struct sockaddr *)&ss);
 		if (a == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
 			abort();
-		conns[i] = conn_create(sv[0], (struct sockaddr *)&ss, a);
-		peers[i] = sv[1];
-		if (conns[i] == NULL)
+		struct client *c = client_create(sv[0], (struct sockaddr *)&ss, a, false);
+		if (c == NULL)
 			abort();
+		conns[i] = c->conn;
+		peers[i] = sv[1];
 	}
 	while (pos < size) {
 		unsigned ctl = data[pos++], who = ctl & 3;
@@ -115,6 +120,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		close(peers[i]);
 	}
 	conns_finish();
+	clients_finish();
 	addrs_finish();
 	sessions_finish();
 	hub_finish();

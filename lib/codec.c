@@ -62,25 +62,36 @@ rv_msg_decode(const char *line, size_t len, json_error_t *err)
 	return json_loadb(line, len, JSON_DECODE_ANY, err);
 }
 
+size_t
+rv_msg_encode_into(const json_t *msg, char *buf, size_t size)
+{
+	size_t need = json_dumpb(msg, buf, size > 0 ? size - 1 : 0, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	if (need == 0)
+		return 0;
+	if (need < size)
+		buf[need] = '\n';
+	return need + 1;
+}
+
 char *
 rv_msg_encode(const json_t *msg, size_t *len)
 {
 	size_t room = 512, need;
 	char *buf = NULL;
 
-	/* Dump into a buffer; a second try with the exact size if it did not fit. */
+	/* Encode into a buffer; a second try with the exact size if it did not fit. */
 	for (int attempt = 0; attempt < 2; attempt++) {
-		char *p = realloc(buf, room + 2);
+		char *p = realloc(buf, room + 1);
 		if (p == NULL)
 			break;
 		buf = p;
-		need = json_dumpb(msg, buf, room, JSON_COMPACT | JSON_ENCODE_ANY);
+		need = rv_msg_encode_into(msg, buf, room);
 		if (need == 0)
 			break;
 		if (need <= room) {
-			buf[need] = '\n';
-			buf[need + 1] = '\0';
-			*len = need + 1;
+			buf[need] = '\0';
+			*len = need;
 			return buf;
 		}
 		room = need;

@@ -165,6 +165,13 @@ json_t *rv_msg_decode(const char *line, size_t len, json_error_t *err);
  * free() with its length in *len, or NULL on allocation failure.
  */
 char *rv_msg_encode(const json_t *msg, size_t *len);
+/*
+ * The same, into buf: writes the line (its "\n" included) if it fits in
+ * size bytes. Returns the line's length, which is more than size when it
+ * did not fit (nothing useful was written: try again with that much), or 0
+ * if msg cannot be encoded. The one encoder of the daemon and the library.
+ */
+size_t rv_msg_encode_into(const json_t *msg, char *buf, size_t size);
 
 /* Builders; each returns a new reference, or NULL on allocation failure. */
 json_t *rv_msg_request(const char *method, json_t *params /* stolen */, json_int_t id);

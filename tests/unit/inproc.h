@@ -13,11 +13,13 @@
 #include <event2/event.h>
 
 #include "addrs.h"
+#include "client.h"
 #include "commit.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
 #include "identity.h"
+#include "rpc.h"
 #include "sessions.h"
 #include "store.h"
 
@@ -37,9 +39,10 @@ inproc_init(int argc, char **argv)
 static inline void
 inproc_start(void)
 {
+	commit_init();
 	if (store_open(false) != 0 || hub_init(config.history) != 0 || hub_recover() != 0 ||
 	    sessions_init(inproc_base) != 0 || conns_init(inproc_base) != 0 ||
-	    addrs_init(inproc_base) != 0)
+	    clients_init(inproc_base, rpc_handle_line) != 0 || addrs_init(inproc_base) != 0)
 		abort();
 }
 
@@ -49,18 +52,18 @@ inproc_connect(int *peer, int sndbuf)
 {
 	struct sockaddr_storage ss = {.ss_family = AF_UNIX};
 	struct addr *a = addr_connect((struct sockaddr *)&ss);
-	struct conn *c;
+	struct client *c;
 	int sv[2];
 
 	if (a == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
 		abort();
 	if (sndbuf > 0)
 		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-	c = conn_create(sv[0], (struct sockaddr *)&ss, a);
+	c = client_create(sv[0], (struct sockaddr *)&ss, a, false);
 	if (c == NULL)
 		abort();
 	*peer = sv[1];
-	return c;
+	return c->conn;
 }
 
 /* One pass of the event loop as main.c runs it: events, commit, output. */
@@ -79,6 +82,7 @@ inproc_stop(void)
 {
 	commit_pass();
 	conns_finish();
+	clients_finish();
 	addrs_finish();
 	sessions_finish();
 	hub_finish();

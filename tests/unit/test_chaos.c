@@ -158,7 +158,7 @@ test_codec(void)
 
 #define CLIENTS 3
 
-struct client {
+struct chaos_client {
 	struct conn *conn;
 	int peer;
 	char in[1 << 16];
@@ -167,11 +167,11 @@ struct client {
 	char sid[40];        /* the session id its last create returned */
 };
 
-static struct client clients[CLIENTS];
+static struct chaos_client clients[CLIENTS];
 
 /* Read what the daemon sent c; check each line and note replies (jansson unfailing). */
 static void
-client_read(struct client *c)
+client_read(struct chaos_client *c)
 {
 	long saved = chaos_fail;
 	ssize_t n;
@@ -214,7 +214,7 @@ client_read(struct client *c)
 static void
 client_send(int who, const char *method, const char *params, int of)
 {
-	struct client *c = &clients[who];
+	struct chaos_client *c = &clients[who];
 	const char *sid = clients[of].sid[0] ? clients[of].sid : "00000000000000000000000000000000";
 	const char *hole = strstr(params, "%s");
 	char line[1024];
@@ -288,7 +288,7 @@ daemon_pass(long nth)
 	conversation();
 	chaos_fail = 0;
 	for (int i = 0; i < CLIENTS; i++) {
-		struct client *c = &clients[i];
+		struct chaos_client *c = &clients[i];
 		/* Every request answered, unless the daemon gave up on the connection. */
 		CHECK_MSG(c->answered == c->asked || !conn_live(c->conn),
 			  "allocation %ld failing: client %d got %d answers to %d requests", nth, i,
