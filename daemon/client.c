@@ -30,6 +30,7 @@ static struct {
 	struct client_list unacked; /* clients with write requests answered in the transaction */
 	struct timerq *deadlines;   /* hello timeouts and credential expiries */
 	client_line_fn on_line;
+	client_gone_fn on_gone;
 } cl = {
 	.all = TAILQ_HEAD_INITIALIZER(cl.all),
 	.unacked = TAILQ_HEAD_INITIALIZER(cl.unacked),
@@ -104,6 +105,7 @@ client_on_close(void *arg)
 {
 	struct client *c = arg;
 
+	cl.on_gone(c);
 	hub_peer_gone(&c->peer);
 	if (c->who.user != NULL) {
 		struct user *u = c->who.user;
@@ -192,9 +194,10 @@ static const struct commit_participant output_participant = {
 };
 
 int
-clients_init(struct event_base *base, client_line_fn on_line)
+clients_init(struct event_base *base, client_line_fn on_line, client_gone_fn on_gone)
 {
 	cl.on_line = on_line;
+	cl.on_gone = on_gone;
 	cl.deadlines = timerq_create(base, client_on_deadline, NULL);
 	if (cl.deadlines == NULL)
 		return -1;

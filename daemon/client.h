@@ -37,6 +37,7 @@
 struct addr;
 struct event_base;
 struct identity;
+struct rpc_req;
 struct user;
 
 enum client_state {
@@ -58,7 +59,8 @@ struct client {
 	int64_t rate_at;                /* when rate_tokens was brought up to date (ms) */
 	uint64_t requests;              /* requests handled (batch elements each) */
 	struct hub_peer peer;           /* subscriptions and delivery (hub.h) */
-	json_t *unacked; /* ids of write requests answered in the open transaction, or NULL */
+	json_t *unacked;      /* ids of write requests answered in the open transaction, or NULL */
+	struct rpc_req *held; /* rpc.c's: a request answered later; its input waits */
 
 	TAILQ_ENTRY(client) all;           /* every client, in id order */
 	TAILQ_ENTRY(client) unacked_entry; /* clients with unacked != NULL */
@@ -66,9 +68,11 @@ struct client {
 
 /* What clients_init() is given: handle one line a client sent (without "\n"). */
 typedef void (*client_line_fn)(struct client *c, const char *line, size_t len);
+/* And: a client is about to be freed (the handler's state of it must go). */
+typedef void (*client_gone_fn)(struct client *c);
 
-/* Set up the client layer; lines go to on_line. */
-int clients_init(struct event_base *base, client_line_fn on_line);
+/* Set up the client layer; lines go to on_line, and on_gone hears of each client freed. */
+int clients_init(struct event_base *base, client_line_fn on_line, client_gone_fn on_gone);
 /* Free what clients_init() made (after conns_finish() closed every client). */
 void clients_finish(void);
 

@@ -440,6 +440,22 @@ conn_queue_reserved(struct conn *c, size_t n)
 }
 
 void
+conn_hold_input(struct conn *c, bool hold)
+{
+	bool was = c->input_held;
+
+	c->input_held = hold;
+	if (hold == was || !conn_live(c))
+		return;
+	if (hold) {
+		conn_reading(c, false);
+	} else if (!c->paused) {
+		conn_reading(c, true);
+		conn_process(c);
+	}
+}
+
+void
 conn_keep_output(struct conn *c, bool keep)
 {
 	c->keep_out = keep;
@@ -455,7 +471,7 @@ conn_consume(struct conn *c, char *buf, size_t len)
 {
 	size_t pos = 0;
 
-	while (pos < len && conn_live(c) && !c->paused) {
+	while (pos < len && conn_live(c) && !c->paused && !c->input_held) {
 		char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
 		size_t n;
 
@@ -621,7 +637,7 @@ conn_tls_drained(struct conn *c)
 	}
 	if (c->paused && conn_live(c) && left <= OUT_LOW) {
 		c->paused = false;
-		conn_reading(c, true);
+		conn_reading(c, !c->input_held);
 		conn_process(c);
 	}
 }
@@ -720,7 +736,7 @@ conn_write(struct conn *c)
 	}
 	if (c->paused && conn_live(c) && out_len(c) <= OUT_LOW) {
 		c->paused = false;
-		conn_reading(c, true);
+		conn_reading(c, !c->input_held);
 		conn_process(c);
 	}
 }

@@ -78,11 +78,12 @@ struct conn {
 	bool discarding;        /* inside a line longer than max_line */
 	char *out;              /* unsent output: out[out_off .. out_len) */
 	size_t out_off, out_len, out_cap;
-	bool keep_out; /* keep an emptied output buffer (it will be refilled soon) */
-	bool pending;  /* queued for conns_flush() */
-	bool paused;   /* reading stopped until output drains */
-	bool flushing; /* CLOSING, but waiting for output to drain (until 'flush_by') */
-	bool cut_off;  /* past the output bound: one last line, then close */
+	bool keep_out;   /* keep an emptied output buffer (it will be refilled soon) */
+	bool pending;    /* queued for conns_flush() */
+	bool paused;     /* reading stopped until output drains */
+	bool input_held; /* reading stopped from above (conn_hold_input()) */
+	bool flushing;   /* CLOSING, but waiting for output to drain (until 'flush_by') */
+	bool cut_off;    /* past the output bound: one last line, then close */
 	struct timer_entry flush_by;
 
 	bool fenced;     /* given output while the fence was raised */
@@ -127,6 +128,12 @@ void conn_received(struct conn *c, const char *data, size_t len);
 void conn_set_max_line(struct conn *c, const size_t *max);
 /* Name the connection in its log lines ("user alice"); who is borrowed and must outlive it. */
 void conn_set_who(struct conn *c, const char *who);
+/*
+ * Stop handing lines up (and reading) until released; released, the lines
+ * read meanwhile are handed up at once. For a request answered later: the
+ * next one waits for it. Release it outside the connection's own on_line.
+ */
+void conn_hold_input(struct conn *c, bool hold);
 /* Keep the output buffer when emptied: more will come soon (a subscriber). */
 void conn_keep_output(struct conn *c, bool keep);
 

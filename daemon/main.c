@@ -203,7 +203,7 @@ main(int argc, char **argv)
 		fatal("cannot set up TLS; exiting");
 	commit_init();
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0 ||
-	    clients_init(base, rpc_handle_line) != 0 || addrs_init(base) != 0)
+	    clients_init(base, rpc_handle_line, rpc_client_gone) != 0 || addrs_init(base) != 0)
 		fatal("out of memory at start-up");
 	recover();
 	sigint = evsignal_new(base, SIGINT, on_signal, base);

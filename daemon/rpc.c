@@ -1,5 +1,6 @@
 /* JSON-RPC 2.0: decode, validate, dispatch, batches, error replies. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -213,29 +214,186 @@ rpc_send_raw(struct client *c, json_t *id, struct jsonw *raw)
 	jsonw_free(&w);
 }
 
+/* A batch being run: its elements one after another, each perhaps answered later. */
+struct rpc_batch {
+	json_t *msg;     /* the batch (a reference) */
+	size_t next;     /* the element to run next */
+	json_t *replies; /* the replies so far; NULL when memory ran out */
+};
+
 /*
- * Run one message of a request or batch. In a batch the reply is returned
- * (or NULL for none); otherwise it is sent, and NULL returned.
+ * A request being answered. Most are answered before rpc_dispatch()
+ * returns, from this struct on its stack; one whose handler called
+ * rpc_defer() moves to the heap and is answered by rpc_complete().
+ */
+struct rpc_req {
+	struct client *c; /* NULL once the client is gone */
+	const struct method *m;
+	json_t *msg; /* the request (a reference: keeps its id alive) */
+	json_t *id;  /* borrowed from msg, or NULL */
+	bool notification;
+	double t0;
+	struct rpc_batch *batch; /* the batch it belongs to, or NULL */
+	/* Deferred: set while its handler runs; an answer given meanwhile waits here. */
+	bool in_handler, answered;
+	json_t *result;
+	struct rpc_error err;
+};
+
+static void rpc_batch_run(struct client *c, struct rpc_batch *b);
+
+/*
+ * The reply to r: a result (new reference, may be NULL) or the error in
+ * err. In a batch the reply is returned (or NULL for none); otherwise it is
+ * sent, and NULL returned. Sync and deferred requests both end here.
  */
 static json_t *
-rpc_dispatch(struct client *c, json_t *msg, bool in_batch)
+rpc_finish(struct rpc_req *r, json_t *result, struct rpc_error *err)
 {
-	struct rpc_error err = {0};
-	const struct method *m = NULL;
+	struct client *c = r->c;
+	bool in_batch = r->batch != NULL;
+	json_t *reply = NULL;
+
+	if (result != NULL) {
+		if (r->notification) {
+			reply = NULL;
+		} else if (err->raw.buf == NULL) {
+			reply = rv_msg_result(r->id, json_incref(result));
+		} else if (!in_batch) {
+			rpc_send_raw(c, r->id, &err->raw);
+			json_decref(result);
+			jsonw_free(&err->raw);
+			json_decref(err->data);
+			rpc_observe(r->m, r->t0);
+			return NULL;
+		} else {
+			json_t *j = json_loadb(err->raw.buf, err->raw.len, 0, NULL);
+			reply = j != NULL ? rv_msg_result(r->id, j) : NULL;
+		}
+		json_decref(result);
+		jsonw_free(&err->raw);
+		json_decref(err->data);
+		err->data = NULL;
+	} else {
+		jsonw_free(&err->raw);
+		if (err->code == 0)
+			rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
+		if (r->notification) {
+			json_decref(err->data);
+			rpc_observe(r->m, r->t0);
+			return NULL;
+		}
+		reply = error_reply(r->id, err);
+	}
+	if (!in_batch) {
+		if (reply != NULL)
+			client_send_json(c, reply);
+		else if (!r->notification)
+			rpc_send_oom(c, r->id);
+		json_decref(reply);
+		reply = NULL;
+	}
+	rpc_observe(r->m, r->t0);
+	return reply;
+}
+
+struct rpc_req *
+rpc_defer(struct rpc_error *err)
+{
+	struct rpc_req *r = malloc(sizeof *r);
+
+	if (r == NULL)
+		return NULL;
+	*r = *err->req;
+	r->in_handler = true;
+	json_incref(r->msg);
+	err->deferred = r;
+	return r;
+}
+
+json_t *
+rpc_later(struct rpc_error *err)
+{
+	return err->deferred != NULL ? json_true() : NULL; /* a placeholder, as rpc_raw()'s */
+}
+
+/* Whether msg is one request (not a batch) for a method that writes. */
+static bool
+rpc_writes(json_t *msg)
+{
+	const char *name = json_string_value(json_object_get(msg, "method"));
+	const struct method *m = name != NULL ? method_find(name) : NULL;
+
+	return m != NULL && m->writes;
+}
+
+/* What follows a single request's reply: its events, and its note for commit. */
+static void
+rpc_single_done(struct client *c, json_t *msg)
+{
+	json_t *id = json_object_get(msg, "id");
+
+	hub_flush();
+	if (id != NULL && store_in_txn() && rpc_writes(msg))
+		client_note_reply(c, id);
+}
+
+/* A batch element was answered: commit it, keep its reply. */
+static void
+rpc_batch_element_done(struct rpc_batch *b, json_t *elem, json_t *reply)
+{
+	/* Replays wait for the end of the batch, unless a change needs fanning out. */
+	if (hub_unflushed())
+		hub_flush();
+	if (store_in_txn()) {
+		/* A batch's reply is sent whole: commit each write on its own. */
+		uint64_t failures = commit_failures();
+		commit_pass();
+		if (commit_failures() != failures && reply != NULL) {
+			json_decref(reply);
+			reply = commit_failed_error(json_object_get(elem, "id"));
+		}
+	}
+	if (reply != NULL && b->replies != NULL)
+		json_array_append_new(b->replies, reply);
+	else
+		json_decref(reply);
+}
+
+static void
+rpc_batch_free(struct rpc_batch *b)
+{
+	json_decref(b->replies);
+	json_decref(b->msg);
+	free(b);
+}
+
+/*
+ * Run one message of a request or batch (b: NULL for a single request).
+ * Returns false if its handler deferred the answer (rpc_complete() gives
+ * it); otherwise the answer was given: sent, or for b returned in *reply.
+ */
+static bool
+rpc_dispatch(struct client *c, json_t *msg, struct rpc_batch *b, json_t **reply)
+{
+	struct rpc_req r = {.c = c, .msg = msg, .batch = b, .t0 = stats_clock()};
+	struct rpc_error err = {.req = &r};
 	struct rv_msg rm;
-	json_t *params, *result, *reply;
-	double t0 = stats_clock();
+	json_t *params, *result = NULL;
 
 	c->requests++;
-
+	*reply = NULL;
 	if (rv_msg_classify(msg, &rm) == RV_MSG_INVALID || rm.kind == RV_MSG_RESPONSE) {
 		rpc_fail(&err, RV_ERR_INVALID_REQUEST, NULL, "invalid request: %s",
 			 rm.kind == RV_MSG_RESPONSE ? "the daemon takes requests, not responses"
 						    : rm.why);
-		reply = error_reply(rm.id, &err);
-		goto out;
+		r.id = rm.id;
+		*reply = rpc_finish(&r, NULL, &err);
+		return true;
 	}
-	m = method_find(rm.method);
+	r.id = rm.id;
+	r.notification = rm.kind == RV_MSG_NOTIFICATION;
+	r.m = method_find(rm.method);
 	if (!rpc_rate_ok(c)) {
 		rpc_fail(&err, RV_ERR_LIMIT,
 			 json_pack("{s:I, s:I}", "max_request_rate",
@@ -243,64 +401,94 @@ rpc_dispatch(struct client *c, json_t *msg, bool in_batch)
 				   (json_int_t)config.max_request_burst),
 			 "limit exceeded: more than %zu requests per second",
 			 config.max_request_rate);
-	} else if (m == NULL) {
+	} else if (r.m == NULL) {
 		rpc_fail(&err, RV_ERR_METHOD_NOT_FOUND, json_pack("{s:s}", "method", rm.method),
 			 "method not found: %s", rm.method);
-	} else if (!m->before_hello && c->state != CLIENT_READY) {
+	} else if (!r.m->before_hello && c->state != CLIENT_READY) {
 		rpc_fail(&err, RV_ERR_UNAUTHENTICATED, json_pack("{s:s}", "method", rm.method),
 			 "not authenticated: send hello first");
 	} else if (json_is_array(rm.params)) {
 		rpc_fail(&err, RV_ERR_INVALID_PARAMS, NULL,
 			 "invalid params: pass params by name, as an object");
-	} else if (m->writes && store_durable() && !commit_writable()) {
+	} else if (r.m->writes && store_durable() && !commit_writable()) {
 		int64_t wait = commit_retry_at() - now_ms();
 		rpc_fail(&err, RV_ERR_UNAVAILABLE,
 			 json_pack("{s:I}", "retry_after_ms", (json_int_t)(wait > 0 ? wait : 0)),
 			 "unavailable: the store cannot save changes now; nothing was applied");
 	} else {
 		params = rm.params != NULL ? json_incref(rm.params) : json_object();
-		result = params != NULL ? m->handler(c, params, &err) : NULL;
+		result = params != NULL ? r.m->handler(c, params, &err) : NULL;
 		json_decref(params);
-		if (result != NULL) {
-			if (rm.kind == RV_MSG_NOTIFICATION) {
-				reply = NULL;
-			} else if (err.raw.buf == NULL) {
-				reply = rv_msg_result(rm.id, json_incref(result));
-			} else if (!in_batch) {
-				rpc_send_raw(c, rm.id, &err.raw);
-				json_decref(result);
-				jsonw_free(&err.raw);
-				rpc_observe(m, t0);
-				return NULL;
-			} else {
-				json_t *r = json_loadb(err.raw.buf, err.raw.len, 0, NULL);
-				reply = r != NULL ? rv_msg_result(rm.id, r) : NULL;
+		if (err.deferred != NULL) {
+			struct rpc_req *d = err.deferred;
+
+			json_decref(result); /* rpc_later()'s placeholder */
+			d->in_handler = false;
+			if (!d->answered) {
+				/* Answered later: the connection's next request waits for it. */
+				c->held = d;
+				conn_hold_input(c->conn, true);
+				return false;
 			}
-			json_decref(result);
+			/* Answered before its handler returned: as if it had not deferred. */
+			result = d->result;
 			jsonw_free(&err.raw);
-			goto out;
+			json_decref(err.data);
+			err = d->err;
+			json_decref(d->msg);
+			free(d);
 		}
-		jsonw_free(&err.raw);
-		if (err.code == 0)
-			rpc_fail(&err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
 	}
-	if (rm.kind == RV_MSG_NOTIFICATION) {
-		json_decref(err.data);
-		rpc_observe(m, t0);
-		return NULL;
+	*reply = rpc_finish(&r, result, &err);
+	return true;
+}
+
+void
+rpc_complete(struct rpc_req *r, json_t *result, struct rpc_error *err)
+{
+	struct client *c = r->c;
+	struct rpc_batch *b = r->batch;
+	json_t *reply;
+
+	if (r->in_handler) {
+		/* Its handler has not returned yet: rpc_dispatch() answers it. */
+		r->answered = true;
+		r->result = result;
+		r->err = *err;
+		return;
 	}
-	reply = error_reply(rm.id, &err);
-out:
-	if (!in_batch) {
-		if (reply != NULL)
-			client_send_json(c, reply);
-		else if (rm.kind != RV_MSG_NOTIFICATION)
-			rpc_send_oom(c, rm.id);
-		json_decref(reply);
-		reply = NULL;
+	if (c == NULL) {
+		/* The client is gone: nobody to answer. */
+		json_decref(result);
+		json_decref(err->data);
+		jsonw_free(&err->raw);
+		if (b != NULL)
+			rpc_batch_free(b);
+		json_decref(r->msg);
+		free(r);
+		return;
 	}
-	rpc_observe(m, t0);
-	return reply;
+	c->held = NULL;
+	reply = rpc_finish(r, result, err);
+	if (b == NULL) {
+		rpc_single_done(c, r->msg);
+	} else {
+		rpc_batch_element_done(b, r->msg, reply);
+		rpc_batch_run(c, b); /* the rest of it, or its reply */
+	}
+	json_decref(r->msg);
+	free(r);
+	if (c->held == NULL)
+		conn_hold_input(c->conn, false); /* the requests that waited */
+}
+
+void
+rpc_client_gone(struct client *c)
+{
+	if (c->held != NULL) {
+		c->held->c = NULL;
+		c->held = NULL;
+	}
 }
 
 static void
@@ -315,22 +503,31 @@ rpc_parse_error(struct client *c, const json_error_t *jerr)
 	client_send_error(c, RV_ERR_PARSE, "parse error: not valid JSON", data);
 }
 
-/* Whether msg is one request (not a batch) for a method that writes. */
-static bool
-rpc_writes(json_t *msg)
+/* Run a batch's elements from b->next until one is answered later or none is left. */
+static void
+rpc_batch_run(struct client *c, struct rpc_batch *b)
 {
-	const char *name = json_string_value(json_object_get(msg, "method"));
-	const struct method *m = name != NULL ? method_find(name) : NULL;
+	while (b->next < json_array_size(b->msg) && client_live(c)) {
+		json_t *elem = json_array_get(b->msg, b->next++), *reply;
 
-	return m != NULL && m->writes;
+		if (!rpc_dispatch(c, elem, b, &reply))
+			return; /* rpc_complete() goes on from here */
+		rpc_batch_element_done(b, elem, reply);
+	}
+	if (b->replies != NULL && json_array_size(b->replies) > 0)
+		client_send_json(c, b->replies);
+	else if (b->replies == NULL)
+		client_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+	hub_flush(); /* the batch's replays, after its reply as for a single subscribe */
+	rpc_batch_free(b);
 }
 
 void
 rpc_handle_line(struct client *c, const char *line, size_t len)
 {
 	json_error_t jerr;
-	json_t *msg, *replies, *elem;
-	size_t i;
+	struct rpc_batch *b;
+	json_t *msg, *reply;
 
 	if (len == 0)
 		return; /* blank lines are keep-alives */
@@ -348,11 +545,8 @@ rpc_handle_line(struct client *c, const char *line, size_t len)
 		return;
 	}
 	if (!json_is_array(msg)) {
-		json_t *id = json_object_get(msg, "id");
-		rpc_dispatch(c, msg, false);
-		hub_flush();
-		if (id != NULL && store_in_txn() && rpc_writes(msg))
-			client_note_reply(c, id);
+		if (rpc_dispatch(c, msg, NULL, &reply))
+			rpc_single_done(c, msg);
 		json_decref(msg);
 		return;
 	}
@@ -361,33 +555,13 @@ rpc_handle_line(struct client *c, const char *line, size_t len)
 		json_decref(msg);
 		return;
 	}
-	replies = json_array();
-	json_array_foreach (msg, i, elem) {
-		json_t *reply = rpc_dispatch(c, elem, true);
-		/* Replays wait for the end of the batch, unless a change needs fanning out. */
-		if (hub_unflushed())
-			hub_flush();
-		if (store_in_txn()) {
-			/* A batch's reply is sent whole: commit each write on its own. */
-			uint64_t failures = commit_failures();
-			commit_pass();
-			if (commit_failures() != failures && reply != NULL) {
-				json_decref(reply);
-				reply = commit_failed_error(json_object_get(elem, "id"));
-			}
-		}
-		if (reply != NULL && replies != NULL)
-			json_array_append_new(replies, reply);
-		else
-			json_decref(reply);
-		if (!client_live(c))
-			break;
-	}
-	if (replies != NULL && json_array_size(replies) > 0)
-		client_send_json(c, replies);
-	else if (replies == NULL)
+	b = calloc(1, sizeof *b);
+	if (b == NULL) {
 		client_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
-	hub_flush(); /* the batch's replays, after its reply as for a single subscribe */
-	json_decref(replies);
-	json_decref(msg);
+		json_decref(msg);
+		return;
+	}
+	b->msg = msg; /* the reference moves to the batch */
+	b->replies = json_array();
+	rpc_batch_run(c, b);
 }

@@ -1,6 +1,7 @@
 /*
  * JSON-RPC 2.0 on a connection: decode a line, validate, dispatch single
- * requests and batches to the method handlers, and answer.
+ * requests and batches to the method handlers, and answer, now or later
+ * (rpc_defer()).
  *
  * Loop thread only. Handlers get params and the client borrowed; what they
  * return is a new reference the dispatcher takes.
@@ -26,6 +27,8 @@ struct rpc_error {
 	char message[256];
 	json_t *data;
 	struct jsonw raw;
+	struct rpc_req *req;      /* the request being answered (rpc.c's) */
+	struct rpc_req *deferred; /* set by rpc_defer() */
 };
 
 /* Fill err (data stolen) and return NULL, for "return rpc_fail(...)". */
@@ -38,8 +41,29 @@ json_t *rpc_fail(struct rpc_error *err, int code, json_t *data, const char *fmt,
  */
 typedef json_t *(*rpc_handler)(struct client *c, json_t *params, struct rpc_error *err);
 
-/* Handle one line a client sent (without its "\n"). */
+/*
+ * Handle one line a client sent (without its "\n"): the handler given to
+ * clients_init().
+ */
 void rpc_handle_line(struct client *c, const char *line, size_t len);
+/* The client is being freed: a request of its held open is answered to nobody. */
+void rpc_client_gone(struct client *c);
+
+/*
+ * A request may complete later (an asynchronous store's round trip). Its
+ * handler calls rpc_defer(err), starts the operation, and returns
+ * rpc_later(err); when the operation ends, rpc_complete() answers it with
+ * a result (new reference) or NULL and the error in err, exactly as the
+ * handler would have. Reply order per connection is kept: its next request
+ * (and a batch's next element) is not read until this one is answered. An
+ * answer given before the handler returned is sent as a synchronous one.
+ * rpc_defer() returns NULL when memory ran out (the handler then fails).
+ */
+struct rpc_req;
+struct rpc_req *rpc_defer(struct rpc_error *err);
+json_t *rpc_later(struct rpc_error *err);
+/* err (its data and raw text) is taken over; r is freed. */
+void rpc_complete(struct rpc_req *r, json_t *result, struct rpc_error *err);
 
 /* rpc_conn.c */
 json_t *rpc_hello(struct client *c, json_t *params, struct rpc_error *err);

@@ -85,7 +85,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	commit_init();
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0 ||
-	    clients_init(base, rpc_handle_line) != 0 || addrs_init(base) != 0)
+	    clients_init(base, rpc_handle_line, rpc_client_gone) != 0 || addrs_init(base) != 0)
 		abort();
 	for (int i = 0; i < CLIENTS; i++) {
 		int sv[2];

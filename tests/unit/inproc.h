@@ -42,7 +42,8 @@ inproc_start(void)
 	commit_init();
 	if (store_open(false) != 0 || hub_init(config.history) != 0 || hub_recover() != 0 ||
 	    sessions_init(inproc_base) != 0 || conns_init(inproc_base) != 0 ||
-	    clients_init(inproc_base, rpc_handle_line) != 0 || addrs_init(inproc_base) != 0)
+	    clients_init(inproc_base, rpc_handle_line, rpc_client_gone) != 0 ||
+	    addrs_init(inproc_base) != 0)
 		abort();
 }
 
