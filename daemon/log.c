@@ -15,7 +15,7 @@
 
 /* Changed on the loop at reload, read by every thread. */
 static _Atomic(enum log_level) current = LOG_LEVEL_INFO;
-static const char *const names[] = {"error", "warn", "info", "debug"};
+const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const int priorities[] = {3, 4, 6, 7}; /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
 static int journal = -1;                      /* whether stderr is the journal; -1: not known yet */
 
@@ -49,14 +49,14 @@ log_get_level(void)
 const char *
 log_level_name(enum log_level level)
 {
-	return names[level];
+	return log_level_names[level];
 }
 
 int
 log_level_from_name(const char *name, enum log_level *level)
 {
-	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
-		if (strcmp(name, names[i]) == 0) {
+	for (unsigned i = 0; log_level_names[i] != NULL; i++) {
+		if (strcmp(name, log_level_names[i]) == 0) {
 			*level = (enum log_level)i;
 			return 0;
 		}
@@ -79,13 +79,13 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	flockfile(stderr); /* one whole line, also from the store's checkpoint thread */
 	if (journal) {
 		/* The journal stamps the time and names the program itself. */
-		fprintf(stderr, "<%d>%s: ", priorities[level], names[level]);
+		fprintf(stderr, "<%d>%s: ", priorities[level], log_level_names[level]);
 	} else {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
 		fprintf(stderr, "%s.%03ldZ rendezvousd %s: ", stamp, ts.tv_nsec / 1000000,
-			names[level]);
+			log_level_names[level]);
 	}
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);

@@ -18,6 +18,8 @@ enum log_level {
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
+/* The levels' names, by level, NULL-terminated. */
+extern const char *const log_level_names[];
 const char *log_level_name(enum log_level level);
 /* Parse "error", "warn", "info" or "debug"; 0 on success, -1 otherwise. */
 int log_level_from_name(const char *name, enum log_level *level);

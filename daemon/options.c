@@ -1,7 +1,8 @@
 /*
  * Settings: defaults, the configuration file, command-line flags, --help and
- * --version. Every setting is a flag and a key of the same name in the file;
- * flags win. SIGHUP loads them again (options_reload()).
+ * --version, all derived from the table in options_table.c. Every setting is
+ * a flag and a key of the same name in the file; flags win. SIGHUP loads
+ * them again (options_load_next()), keeping what only a restart changes.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "config.h"
+#include "options.h"
 #include "notify.h"
 #include "rendezvous.h"
 #include "util.h"
@@ -28,106 +30,26 @@
 
 struct config config;
 
-enum {
-	OPT_LISTEN = 256,
-	OPT_OBSERVER,
-	OPT_ADMIN,
-	OPT_AUTH,
-	OPT_JWT_KEY,
-	OPT_JWT_AUDIENCE,
-	OPT_JWT_ISSUER,
-	OPT_JWT_LEEWAY,
-	OPT_INSECURE,
-	OPT_LISTEN_TLS,
-	OPT_TLS_CERT,
-	OPT_TLS_KEY,
-	OPT_TLS_CLIENT_CA,
-	OPT_MAX_CONNS_PER_ADDRESS,
-	OPT_MAX_AUTH_FAILURES,
-	OPT_HELLO_TIMEOUT,
-	OPT_MAX_HELLO_LINE,
-	OPT_MAX_DATA,
-	OPT_MAX_REQUEST_RATE,
-	OPT_MAX_REQUEST_BURST,
-	OPT_INVITE_TTL,
-	OPT_MAX_TTL,
-	OPT_PEER_GRACE,
-	OPT_LINGER,
-	OPT_MAX_LINE,
-	OPT_MAX_PENDING,
-	OPT_MAX_CONNECTIONS,
-	OPT_MAX_SESSIONS,
-	OPT_MAX_USER_BYTES,
-	OPT_MAX_SUBSCRIPTIONS,
-	OPT_HISTORY,
-	OPT_HISTORY_AGE,
-	OPT_HISTORY_BYTES,
-	OPT_STORE,
-	OPT_STATE_DIR,
-	OPT_DURABILITY,
-	OPT_METRICS,
-	OPT_SHUTDOWN_TIMEOUT,
-	OPT_LOG_LEVEL,
-	/* Actions: flags only. */
-	OPT_CONFIG,
-	OPT_CHECK_CONFIG,
-	OPT_CHECK_STORE,
-	OPT_HELP,
-	OPT_VERSION,
-	OPT_END,
-};
+/* Loaded lists may hold this many options at most (options_table.c has fewer). */
+#define OPTIONS_MAX 64
 
-/* Settings that SIGHUP cannot change: they take effect at the next start. */
-#define RESTART_ONLY \
-	"listen, listen-tls, insecure, auth, store, state-dir, durability, history and metrics"
+/* The index of the option named name in options_table, or -1. */
+static int
+opt_find(const char *name)
+{
+	for (size_t i = 0; i < options_count; i++) {
+		if (strcmp(options_table[i].name, name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
 
-static const struct option long_options[] = {
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"observer", required_argument, NULL, OPT_OBSERVER},
-	{"admin", required_argument, NULL, OPT_ADMIN},
-	{"auth", required_argument, NULL, OPT_AUTH},
-	{"jwt-key", required_argument, NULL, OPT_JWT_KEY},
-	{"jwt-audience", required_argument, NULL, OPT_JWT_AUDIENCE},
-	{"jwt-issuer", required_argument, NULL, OPT_JWT_ISSUER},
-	{"jwt-leeway", required_argument, NULL, OPT_JWT_LEEWAY},
-	{"insecure", no_argument, NULL, OPT_INSECURE},
-	{"listen-tls", required_argument, NULL, OPT_LISTEN_TLS},
-	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
-	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
-	{"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
-	{"max-connections-per-address", required_argument, NULL, OPT_MAX_CONNS_PER_ADDRESS},
-	{"max-auth-failures", required_argument, NULL, OPT_MAX_AUTH_FAILURES},
-	{"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
-	{"max-hello-line", required_argument, NULL, OPT_MAX_HELLO_LINE},
-	{"max-data", required_argument, NULL, OPT_MAX_DATA},
-	{"max-request-rate", required_argument, NULL, OPT_MAX_REQUEST_RATE},
-	{"max-request-burst", required_argument, NULL, OPT_MAX_REQUEST_BURST},
-	{"invite-ttl", required_argument, NULL, OPT_INVITE_TTL},
-	{"max-ttl", required_argument, NULL, OPT_MAX_TTL},
-	{"peer-grace", required_argument, NULL, OPT_PEER_GRACE},
-	{"linger", required_argument, NULL, OPT_LINGER},
-	{"max-line", required_argument, NULL, OPT_MAX_LINE},
-	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
-	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
-	{"max-sessions-per-user", required_argument, NULL, OPT_MAX_SESSIONS},
-	{"max-user-bytes", required_argument, NULL, OPT_MAX_USER_BYTES},
-	{"max-subscriptions", required_argument, NULL, OPT_MAX_SUBSCRIPTIONS},
-	{"history", required_argument, NULL, OPT_HISTORY},
-	{"history-age", required_argument, NULL, OPT_HISTORY_AGE},
-	{"history-bytes", required_argument, NULL, OPT_HISTORY_BYTES},
-	{"store", required_argument, NULL, OPT_STORE},
-	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-	{"durability", required_argument, NULL, OPT_DURABILITY},
-	{"metrics", required_argument, NULL, OPT_METRICS},
-	{"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"config", required_argument, NULL, OPT_CONFIG},
-	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
-	{"check-store", no_argument, NULL, OPT_CHECK_STORE},
-	{"help", no_argument, NULL, OPT_HELP},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{NULL, 0, NULL, 0},
-};
+/* A field of cfg, as the table places it. */
+static void *
+opt_field(const struct config *cfg, size_t off)
+{
+	return (char *)cfg + off;
+}
 
 /* The flags given, kept for reloads: flags win over the file every time. */
 struct flag {
@@ -152,134 +74,114 @@ struct loader {
 		char *text;
 	} * msgs; /* the file's errors, told in line order once it is read */
 	size_t nmsgs;
-	char bad_section[64]; /* the unknown section last reported */
-	bool listed[OPT_END]; /* a list flag was given: it replaces the file's list */
+	char bad_section[64];     /* the unknown section last reported */
+	bool listed[OPTIONS_MAX]; /* a list flag was given: it replaces the file's list */
 };
+/*
+ * Every restart-only option's name, "a, b and c", for --help and the log.
+ * Built once from the table; static.
+ */
+static const char *
+restart_only(void)
+{
+	static char names[512];
+	size_t n = 0, count = 0, seen = 0;
+
+	if (names[0] != '\0')
+		return names;
+	for (size_t i = 0; i < options_count; i++)
+		count += options_table[i].restart;
+	for (size_t i = 0; i < options_count && n < sizeof names; i++) {
+		if (!options_table[i].restart)
+			continue;
+		seen++;
+		n += (size_t)snprintf(names + n, sizeof names - n, "%s%s",
+				      seen == 1       ? ""
+				      : seen == count ? " and "
+						      : ", ",
+				      options_table[i].name);
+	}
+	return names;
+}
+
+/*
+ * Write text to f from column col, wrapped at 80 columns, further lines
+ * indented by indent. A '\1' is a space that does not break.
+ */
+static void
+wrap(FILE *f, const char *text, int col, int indent)
+{
+	bool first = true; /* of its line */
+
+	while (*text != '\0') {
+		size_t word = strcspn(text, " ");
+
+		if (!first && col + 1 + (int)word > 80) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+			first = true;
+		}
+		if (!first) {
+			fputc(' ', f);
+			col++;
+		}
+		for (size_t i = 0; i < word; i++)
+			fputc(text[i] == '\1' ? ' ' : text[i], f);
+		col += (int)word;
+		first = false;
+		text += word;
+		text += strspn(text, " ");
+	}
+	fputc('\n', f);
+}
+
+/* --help: every option of the table, in its order and sections. */
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: rendezvousd [OPTION]...\n"
-		"Track invitations between two parties and broadcast every state change,\n"
-		"speaking JSON-RPC 2.0, one message per line, over TCP (proto/PROTOCOL.md).\n"
-		"\n"
-		"Listening:\n"
-		"  --listen HOST:PORT|unix:/PATH\n"
-		"                            address to listen on; repeatable; port 0 picks a\n"
-		"                            free port (the bound address is logged)\n"
-		"                            [default: 127.0.0.1:%d and [::1]:%d (where IPv6\n"
-		"                            is on), or the sockets systemd passes]\n"
-		"  --listen-tls HOST:PORT    address to listen on with TLS (1.2 or later);\n"
-		"                            repeatable; needs --tls-cert and --tls-key\n"
-		"  --tls-cert FILE           PEM certificate chain for TLS listeners\n"
-		"  --tls-key FILE            PEM private key for TLS listeners\n"
-		"  --tls-client-ca FILE      require client certificates signed by these CAs\n"
-		"                            (mutual TLS)\n"
-		"  --insecure                allow --auth none on an address other than\n"
-		"                            loopback (anyone can claim any user)\n"
-		"Identity (proto/PROTOCOL.md, Authentication):\n"
-		"  --auth none|jwt           none: hello's user is trusted; jwt: hello must carry\n"
-		"                            a JSON Web Token whose sub is the user [default: "
-		"none]\n"
-		"  --jwt-key [KID=]ALG:FILE  a key that verifies tokens; repeatable (rotation,\n"
-		"                            chosen by the token's kid). ALG is HS256 (FILE holds\n"
-		"                            the shared secret, at least 32 bytes), RS256 or\n"
-		"                            ES256 (FILE holds a PEM public key)\n"
-		"  --jwt-audience AUD        tokens must name AUD in aud (without it, tokens\n"
-		"                            with an aud are refused)\n"
-		"  --jwt-issuer ISS          tokens must have iss ISS\n"
-		"  --jwt-leeway S            clock skew allowed on exp and nbf [default: 0]\n"
-		"  --observer NAME           give user NAME the observer role (may read and\n"
-		"                            subscribe to everything, change nothing); repeatable\n"
-		"  --admin NAME              give user NAME the admin role (also lists every\n"
-		"                            session and terminates any); repeatable\n",
-		RV_DEFAULT_PORT, RV_DEFAULT_PORT);
-	fputs("Configuration (rendezvousd.conf(5)):\n"
-	      "  --config FILE             read settings from FILE: one 'key = value' per line,\n"
-	      "                            every option below by its name (insecure = yes);\n"
-	      "                            flags win [default: $CONFIGURATION_DIRECTORY/\n"
-	      "                            rendezvousd.conf, else "
-	      "/etc/rendezvous/rendezvousd.conf,\n"
-	      "                            if it exists]\n"
-	      "  --check-config            check the settings (and load keys and certificates),\n"
-	      "                            print the errors with their line numbers, and exit:\n"
-	      "                            0 if they are valid, 1 if not\n"
-	      "Storage (README.md, Durability):\n"
-	      "  --store sqlite:PATH|memory\n"
-	      "                            where sessions and the event history are kept:\n"
-	      "                            an SQLite file (PATH relative to --state-dir), or\n"
-	      "                            memory (lost at exit) [default: sqlite:rendezvous.db]\n"
-	      "  --state-dir DIR           directory for the store, created if missing\n"
-	      "                            [default: $STATE_DIRECTORY, else /var/lib/rendezvous]\n"
-	      "  --durability normal|strict\n"
-	      "                            normal: a reply leaves once its change is written to\n"
-	      "                            the store (survives any crash of the process);\n"
-	      "                            strict: once it is also fsync()ed (survives power\n"
-	      "                            loss) [default: normal]\n"
-	      "  --check-store             verify the store, print a summary and exit: 0 if it\n"
-	      "                            is sound, 1 if not\n",
+	enum { TEXT_COL = 28 };
+
+	fputs("Usage: rendezvousd [OPTION]...\n"
+	      "Track invitations between two parties and broadcast every state change,\n"
+	      "speaking JSON-RPC 2.0, one message per line, over TCP (proto/PROTOCOL.md).\n"
+	      "\n",
 	      f);
-	fputs("Durations (seconds, fractions allowed):\n"
-	      "  --invite-ttl S            time for an invitation to reach RSS_CONNECTED\n"
-	      "                            before it expires [default: 300]\n"
-	      "  --max-ttl S               largest ttl session.create may ask for; larger\n"
-	      "                            requests are clamped [default: 86400]\n"
-	      "  --peer-grace S            how long an engaged party may have no live\n"
-	      "                            connection before the session ends [default: 30]\n"
-	      "  --linger S                how long ended sessions stay readable [default: 60]\n",
-	      f);
-	fputs("Limits (sizes take a k, m or g suffix):\n"
-	      "  --max-line BYTES          longest request line [default: 64k]\n"
-	      "  --max-pending BYTES       unsent output after which a client that does not\n"
-	      "                            read is cut off [default: 32m]\n"
-	      "  --max-connections N       connections at once [default: 10000]\n"
-	      "  --max-connections-per-address N\n"
-	      "                            connections from one IP address; 0: no limit\n"
-	      "                            [default: 0]\n"
-	      "  --max-auth-failures N     failed hellos one IP address may make per minute\n"
-	      "                            before its hellos are refused [default: 20]\n"
-	      "  --hello-timeout S         time a new connection has to complete hello\n"
-	      "                            [default: 5]\n"
-	      "  --max-hello-line BYTES    longest line before hello [default: 4k]\n"
-	      "  --max-data BYTES          largest context or app data (as compact JSON) in\n"
-	      "                            session.create, .send and .terminate [default: 16k]\n"
-	      "  --max-request-rate N      requests per second one connection may make;\n"
-	      "                            0: no limit [default: 0]\n"
-	      "  --max-request-burst N     requests at once above that rate; 0: the rate\n"
-	      "                            [default: 0]\n"
-	      "  --max-sessions-per-user N live sessions one user may have created\n"
-	      "                            [default: 1000]\n"
-	      "  --max-user-bytes BYTES    memory the sessions one user created may hold,\n"
-	      "                            live and lingering; 0: no limit [default: 8m]\n"
-	      "  --max-subscriptions N     subscriptions per connection [default: 1024]\n"
-	      "  --history N               events kept for subscribe {since} [default: 10000]\n"
-	      "  --history-age S           and for at most this long [default: 86400]\n"
-	      "  --history-bytes BYTES     and in at most this much memory [default: 32m]\n"
-	      "Operation:\n"
-	      "  --metrics HOST:PORT       serve Prometheus metrics at /metrics, and /healthz\n"
-	      "                            and /readyz, over HTTP (PORT defaults to 9420)\n"
-	      "                            [default: off]\n"
-	      "  --shutdown-timeout S      on SIGTERM, how long to wait for clients to read\n"
-	      "                            what they were sent before closing [default: 5]\n"
-	      "  --log-level LEVEL         error, warn, info or debug [default: info]\n"
-	      "  --help                    show this help and exit\n"
-	      "  --version                 show the version and exit\n"
-	      "\n"
-	      "SIGHUP reloads the configuration file, keys and certificates without dropping\n"
-	      "a connection (" RESTART_ONLY "\n"
-	      "change only at a restart). SIGTERM or SIGINT stops accepting, sends clients\n"
-	      "server.shutdown, flushes, and exits 0.\n",
-	      f);
+	for (size_t i = 0; i < options_count; i++) {
+		const struct opt_def *o = &options_table[i];
+		const char *def = o->help_default != NULL ? o->help_default : o->def;
+		char lead[96], text[1024];
+		int n;
+
+		if (o->section != NULL)
+			fprintf(f, "%s\n", o->section);
+		n = snprintf(lead, sizeof lead, "  --%s%s%s", o->name, o->arg != NULL ? " " : "",
+			     o->arg != NULL ? o->arg : "");
+		snprintf(text, sizeof text, "%s%s%s%s", o->help, def != NULL ? " [default:\1" : "",
+			 def != NULL ? def : "", def != NULL ? "]" : "");
+		if (n < TEXT_COL) {
+			fprintf(f, "%-*s", TEXT_COL, lead);
+			wrap(f, text, TEXT_COL, TEXT_COL);
+		} else {
+			fprintf(f, "%s\n%*s", lead, TEXT_COL, "");
+			wrap(f, text, TEXT_COL, TEXT_COL);
+		}
+	}
+	fputs("\n", f);
+	{
+		char footer[1024];
+		snprintf(footer, sizeof footer,
+			 "SIGHUP reloads the configuration file, keys and certificates without "
+			 "dropping a connection (%s change only at a restart). SIGTERM or SIGINT "
+			 "stops accepting, sends clients server.shutdown, flushes, and exits 0.",
+			 restart_only());
+		wrap(f, footer, 0, 0);
+	}
 }
 
 static const char *
 option_name(int id)
 {
-	for (const struct option *o = long_options; o->name != NULL; o++) {
-		if (o->val == id)
-			return o->name;
-	}
-	return "?";
+	return id >= 0 && (size_t)id < options_count ? options_table[id].name : "?";
 }
 
 /* Report one error: "FILE:LINE: ..." from the file, "--name ..." from flags. */
@@ -441,171 +343,66 @@ push(struct loader *ld, int id, char ***list, size_t *n, const char *value)
 	(*n)++;
 }
 
-static bool
-valid_hostport(const char *value)
+/* "expected a, b or c" for a choice. */
+static void
+bad_choice(struct loader *ld, int id, const char *value)
 {
-	char *host, *port;
+	const char *const *ch = options_table[id].choices;
+	char expect[256];
+	size_t n = (size_t)snprintf(expect, sizeof expect, "expected");
 
-	if (rv_parse_hostport(value, &host, &port, RV_DEFAULT_PORT_STR) != 0)
-		return false;
-	free(host);
-	free(port);
-	return true;
+	for (size_t i = 0; ch[i] != NULL && n < sizeof expect; i++)
+		n += (size_t)snprintf(expect + n, sizeof expect - n, "%s%s",
+				      i == 0              ? " "
+				      : ch[i + 1] == NULL ? " or "
+							  : ", ",
+				      ch[i]);
+	bad_value(ld, id, value, expect);
 }
 
-static bool
-valid_listen(const char *value)
-{
-	if (strncmp(value, "unix:", 5) == 0)
-		return value[5] == '/' && strlen(value + 5) < 108;
-	return valid_hostport(value);
-}
-
-/* Set one setting from a flag or a line of the file. */
+/* Set option id from a flag, a line of the file or the table's default. */
 static void
 apply(struct loader *ld, int id, const char *value)
 {
+	const struct opt_def *o = &options_table[id];
 	struct config *cfg = ld->cfg;
+	void *field = opt_field(cfg, o->off);
 
-	switch (id) {
-	case OPT_LISTEN:
-		if (!valid_listen(value))
-			bad_value(ld, id, value, "expected HOST:PORT or unix:/PATH");
-		else
-			push(ld, id, &cfg->listen, &cfg->nlisten, value);
-		break;
-	case OPT_LISTEN_TLS:
-		if (!valid_hostport(value))
-			bad_value(ld, id, value, "expected HOST:PORT");
-		else
-			push(ld, id, &cfg->listen_tls, &cfg->nlisten_tls, value);
-		break;
-	case OPT_OBSERVER:
-	case OPT_ADMIN:
-		if (*value == '\0')
-			bad_value(ld, id, value, "expected a user name");
-		else if (id == OPT_OBSERVER)
-			push(ld, id, &cfg->observers, &cfg->nobservers, value);
-		else
-			push(ld, id, &cfg->admins, &cfg->nadmins, value);
-		break;
-	case OPT_AUTH:
-		if (strcmp(value, "none") == 0)
-			cfg->auth = AUTH_NONE;
-		else if (strcmp(value, "jwt") == 0)
-			cfg->auth = AUTH_JWT;
-		else
-			bad_value(ld, id, value, "expected none or jwt");
-		break;
-	case OPT_JWT_KEY:
-		if (*value == '\0')
-			bad_value(ld, id, value, "expected [KID=]ALG:FILE");
-		else
-			push(ld, id, &cfg->jwt_keys, &cfg->njwt_keys, value);
-		break;
-	case OPT_JWT_AUDIENCE: set_string(&cfg->jwt_audience, value); break;
-	case OPT_JWT_ISSUER: set_string(&cfg->jwt_issuer, value); break;
-	case OPT_JWT_LEEWAY:
-		cfg->jwt_leeway_ms = opt_seconds(ld, id, value, true, cfg->jwt_leeway_ms);
-		break;
-	case OPT_INSECURE: cfg->insecure = opt_bool(ld, id, value, cfg->insecure); break;
-	case OPT_TLS_CERT: set_string(&cfg->tls_cert, value); break;
-	case OPT_TLS_KEY: set_string(&cfg->tls_key, value); break;
-	case OPT_TLS_CLIENT_CA: set_string(&cfg->tls_client_ca, value); break;
-	case OPT_MAX_CONNS_PER_ADDRESS:
-		cfg->max_conns_per_address = opt_size(ld, id, value, 0, cfg->max_conns_per_address);
-		break;
-	case OPT_MAX_AUTH_FAILURES:
-		cfg->max_auth_failures = opt_size(ld, id, value, 1, cfg->max_auth_failures);
-		break;
-	case OPT_HELLO_TIMEOUT:
-		cfg->hello_timeout_ms = opt_seconds(ld, id, value, false, cfg->hello_timeout_ms);
-		break;
-	case OPT_MAX_DATA: cfg->max_data = opt_size(ld, id, value, 16, cfg->max_data); break;
-	case OPT_MAX_REQUEST_RATE:
-		cfg->max_request_rate = opt_size(ld, id, value, 0, cfg->max_request_rate);
-		break;
-	case OPT_MAX_REQUEST_BURST:
-		cfg->max_request_burst = opt_size(ld, id, value, 0, cfg->max_request_burst);
-		break;
-	case OPT_MAX_HELLO_LINE:
-		cfg->max_hello_line = opt_size(ld, id, value, 256, cfg->max_hello_line);
-		break;
-	case OPT_INVITE_TTL:
-		cfg->invite_ttl_ms = opt_seconds(ld, id, value, false, cfg->invite_ttl_ms);
-		break;
-	case OPT_MAX_TTL:
-		cfg->max_ttl_ms = opt_seconds(ld, id, value, false, cfg->max_ttl_ms);
-		break;
-	case OPT_PEER_GRACE:
-		cfg->peer_grace_ms = opt_seconds(ld, id, value, true, cfg->peer_grace_ms);
-		break;
-	case OPT_LINGER: cfg->linger_ms = opt_seconds(ld, id, value, true, cfg->linger_ms); break;
-	case OPT_MAX_LINE: cfg->max_line = opt_size(ld, id, value, 256, cfg->max_line); break;
-	case OPT_MAX_PENDING:
-		cfg->max_pending = opt_size(ld, id, value, 1024, cfg->max_pending);
-		break;
-	case OPT_MAX_CONNECTIONS:
-		cfg->max_connections = opt_size(ld, id, value, 1, cfg->max_connections);
-		break;
-	case OPT_MAX_SESSIONS:
-		cfg->max_sessions_per_user = opt_size(ld, id, value, 1, cfg->max_sessions_per_user);
-		break;
-	case OPT_MAX_SUBSCRIPTIONS:
-		cfg->max_subscriptions = opt_size(ld, id, value, 1, cfg->max_subscriptions);
-		break;
-	case OPT_HISTORY: cfg->history = opt_size(ld, id, value, 1, cfg->history); break;
-	case OPT_HISTORY_BYTES:
-		cfg->history_bytes = opt_size(ld, id, value, 64 * 1024, cfg->history_bytes);
-		break;
-	case OPT_MAX_USER_BYTES:
-		cfg->max_user_bytes = opt_size(ld, id, value, 0, cfg->max_user_bytes);
-		break;
-	case OPT_HISTORY_AGE:
-		cfg->history_age_ms = opt_seconds(ld, id, value, false, cfg->history_age_ms);
-		break;
-	case OPT_STORE:
-		if (strcmp(value, "memory") != 0 &&
-		    (strncmp(value, "sqlite:", 7) != 0 || value[7] == '\0'))
-			bad_value(ld, id, value, "expected sqlite:PATH or memory");
-		else
-			set_string(&cfg->store, value);
-		break;
-	case OPT_STATE_DIR:
-		if (*value == '\0')
-			bad_value(ld, id, value, "expected a directory");
-		else
-			set_string(&cfg->state_dir, value);
-		break;
-	case OPT_DURABILITY:
-		if (strcmp(value, "normal") == 0)
-			cfg->durability = STORE_NORMAL;
-		else if (strcmp(value, "strict") == 0)
-			cfg->durability = STORE_STRICT;
-		else
-			bad_value(ld, id, value, "expected normal or strict");
-		break;
-	case OPT_METRICS:
-		if (*value == '\0') { /* an empty value turns metrics off */
-			free(cfg->metrics);
-			cfg->metrics = NULL;
-		} else if (!valid_hostport(value)) {
-			bad_value(ld, id, value, "expected HOST:PORT");
+	switch (o->type) {
+	case OPT_STRING:
+		if (o->empty_unsets && *value == '\0') {
+			free(*(char **)field);
+			*(char **)field = NULL;
+		} else if (o->valid != NULL && !o->valid(value)) {
+			bad_value(ld, id, value, o->expect);
 		} else {
-			set_string(&cfg->metrics, value);
+			set_string(field, value);
 		}
 		break;
-	case OPT_SHUTDOWN_TIMEOUT:
-		cfg->shutdown_timeout_ms =
-			opt_seconds(ld, id, value, true, cfg->shutdown_timeout_ms);
+	case OPT_LIST:
+		if (o->valid != NULL && !o->valid(value))
+			bad_value(ld, id, value, o->expect);
+		else
+			push(ld, id, field, opt_field(cfg, o->count_off), value);
 		break;
-	case OPT_LOG_LEVEL:
-		if (log_level_from_name(value, &cfg->log_level) != 0)
-			bad_value(ld, id, value, "expected error, warn, info or debug");
+	case OPT_BOOL: *(bool *)field = opt_bool(ld, id, value, *(bool *)field); break;
+	case OPT_SIZE: *(size_t *)field = opt_size(ld, id, value, o->min, *(size_t *)field); break;
+	case OPT_SECONDS:
+		*(int64_t *)field = opt_seconds(ld, id, value, o->min == 0, *(int64_t *)field);
 		break;
-	case OPT_CHECK_STORE: cfg->check_store = true; break;
-	case OPT_CHECK_CONFIG: cfg->check_config = true; break;
-	default: break;
+	case OPT_CHOICE:
+		for (int i = 0; o->choices[i] != NULL; i++) {
+			if (strcmp(value, o->choices[i]) == 0) {
+				memcpy(field, &i, sizeof i); /* an enum (its size is checked) */
+				return;
+			}
+		}
+		bad_choice(ld, id, value);
+		break;
+	case OPT_ACTION:
+		if (o->size == sizeof(bool))
+			*(bool *)field = true;
+		break;
 	}
 }
 
@@ -613,11 +410,9 @@ apply(struct loader *ld, int id, const char *value)
 static int
 key_id(const char *name)
 {
-	for (const struct option *o = long_options; o->name != NULL; o++) {
-		if (strcmp(o->name, name) == 0)
-			return o->val < OPT_CONFIG ? o->val : -1;
-	}
-	return -1;
+	int id = opt_find(name);
+
+	return id >= 0 && options_table[id].type != OPT_ACTION ? id : -1;
 }
 
 /* inih's reader: one line at a time, counted, and none cut short silently. */
@@ -702,29 +497,19 @@ config_read(struct loader *ld)
 	ld->file = NULL;
 }
 
+/* The table's defaults: each applied as if given. */
 static void
 config_defaults(struct config *cfg)
 {
+	struct loader ld = {.cfg = cfg};
+
 	memset(cfg, 0, sizeof *cfg);
-	cfg->invite_ttl_ms = 300 * 1000;
-	cfg->max_ttl_ms = 86400 * 1000;
-	cfg->peer_grace_ms = 30 * 1000;
-	cfg->linger_ms = 60 * 1000;
-	cfg->max_line = 64 * 1024;
-	cfg->max_pending = 32 * 1024 * 1024;
-	cfg->max_connections = 10000;
-	cfg->max_auth_failures = 20;
-	cfg->hello_timeout_ms = 5 * 1000;
-	cfg->max_hello_line = 4096;
-	cfg->max_data = 16 * 1024;
-	cfg->max_sessions_per_user = 1000;
-	cfg->max_subscriptions = 1024;
-	cfg->history = 10000;
-	cfg->history_age_ms = 86400 * 1000;
-	cfg->history_bytes = 32u << 20;
-	cfg->max_user_bytes = 8u << 20;
-	cfg->shutdown_timeout_ms = 5 * 1000;
-	cfg->log_level = LOG_LEVEL_INFO;
+	for (size_t i = 0; i < options_count; i++) {
+		if (options_table[i].def != NULL)
+			apply(&ld, (int)i, options_table[i].def);
+	}
+	if (ld.errors != 0)
+		fatal("options_table.c: a default is not a valid value");
 }
 
 /* Checks across settings, and the defaults that depend on others. */
@@ -742,11 +527,12 @@ config_complete(struct loader *ld)
 	if (cfg->invite_ttl_ms > cfg->max_ttl_ms)
 		cfg->max_ttl_ms = cfg->invite_ttl_ms;
 	if (cfg->nlisten == 0 && cfg->nlisten_tls == 0) {
-		ld->listed[OPT_LISTEN] = true;
+		int id = opt_find("listen");
+		ld->listed[id] = true;
 		cfg->listen_default = true;
 		/* Both loopbacks, as Redis 7's "bind 127.0.0.1 -::1": ::1 where IPv6 is on. */
-		push(ld, OPT_LISTEN, &cfg->listen, &cfg->nlisten, "127.0.0.1:" RV_DEFAULT_PORT_STR);
-		push(ld, OPT_LISTEN, &cfg->listen, &cfg->nlisten, "[::1]:" RV_DEFAULT_PORT_STR);
+		push(ld, id, &cfg->listen, &cfg->nlisten, "127.0.0.1:" RV_DEFAULT_PORT_STR);
+		push(ld, id, &cfg->listen, &cfg->nlisten, "[::1]:" RV_DEFAULT_PORT_STR);
 	}
 	if (cfg->state_dir == NULL) {
 		/* systemd's StateDirectory= (the first, if it names several). */
@@ -775,19 +561,15 @@ config_load(struct config *cfg, bool reload)
 static void
 config_free(struct config *cfg)
 {
-	free_list(cfg->listen, cfg->nlisten);
-	free_list(cfg->observers, cfg->nobservers);
-	free_list(cfg->admins, cfg->nadmins);
-	free_list(cfg->jwt_keys, cfg->njwt_keys);
-	free_list(cfg->listen_tls, cfg->nlisten_tls);
-	free(cfg->tls_cert);
-	free(cfg->tls_key);
-	free(cfg->tls_client_ca);
-	free(cfg->jwt_audience);
-	free(cfg->jwt_issuer);
-	free(cfg->store);
-	free(cfg->state_dir);
-	free(cfg->metrics);
+	for (size_t i = 0; i < options_count; i++) {
+		const struct opt_def *o = &options_table[i];
+		void *field = opt_field(cfg, o->off);
+
+		if (o->type == OPT_STRING)
+			free(*(char **)field);
+		else if (o->type == OPT_LIST)
+			free_list(*(char ***)field, *(size_t *)opt_field(cfg, o->count_off));
+	}
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -799,25 +581,54 @@ print_version(void)
 	       notify_supported() ? "yes" : "no");
 }
 
+/* The table's check of itself: what the code relies on. */
+static void
+options_check_table(void)
+{
+	if (options_count > OPTIONS_MAX)
+		fatal("options_table.c: more than %d options", OPTIONS_MAX);
+	for (size_t i = 0; i < options_count; i++) {
+		const struct opt_def *o = &options_table[i];
+		if (o->type == OPT_CHOICE && o->size != sizeof(int))
+			fatal("options_table.c: %s: a choice must be an enum", o->name);
+	}
+}
+
 void
 options_parse(int argc, char **argv)
 {
-	int c;
+	struct option long_options[OPTIONS_MAX + 1] = {{0}};
+	int c, config_id = opt_find("config"), help_id = opt_find("help"),
+	       version_id = opt_find("version");
 
+	options_check_table();
+	for (size_t i = 0; i < options_count; i++) {
+		const struct opt_def *o = &options_table[i];
+		long_options[i].name = o->name;
+		long_options[i].has_arg = o->arg != NULL ? required_argument : no_argument;
+		long_options[i].val = (int)i + 256;
+	}
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
 		struct flag *grown;
 
-		switch (c) {
-		case OPT_HELP: usage(stdout); exit(0);
-		case OPT_VERSION: print_version(); exit(0);
-		case OPT_CONFIG:
+		if (c == '?' || c == ':' || c < 256) {
+			fprintf(stderr, "Try 'rendezvousd --help'.\n");
+			exit(2);
+		}
+		c -= 256;
+		if (c == help_id) {
+			usage(stdout);
+			exit(0);
+		}
+		if (c == version_id) {
+			print_version();
+			exit(0);
+		}
+		if (c == config_id) {
 			free(config_path);
 			config_path = xstrdup(optarg);
 			config_explicit = true;
 			continue;
-		case '?':
-		case ':': fprintf(stderr, "Try 'rendezvousd --help'.\n"); exit(2);
-		default: break;
 		}
 		grown = realloc(flags, (nflags + 1) * sizeof *flags);
 		if (grown == NULL)
@@ -847,7 +658,7 @@ options_parse(int argc, char **argv)
 	if (config_load(&config, false) != 0) {
 		bool check = false;
 		for (size_t i = 0; i < nflags; i++)
-			check = check || flags[i].id == OPT_CHECK_CONFIG;
+			check = check || flags[i].id == opt_find("check-config");
 		if (!check)
 			fprintf(stderr, "Try 'rendezvousd --help'.\n");
 		exit(check ? 1 : 2);
@@ -879,42 +690,54 @@ strings_equal(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* Whether option o has the same value in a and b. */
+static bool
+opt_equal(const struct opt_def *o, const struct config *a, const struct config *b)
+{
+	const void *x = opt_field(a, o->off), *y = opt_field(b, o->off);
+
+	switch (o->type) {
+	case OPT_STRING: return strings_equal(*(char *const *)x, *(char *const *)y);
+	case OPT_LIST:
+		return lists_equal(*(char **const *)x, *(const size_t *)opt_field(a, o->count_off),
+				   *(char **const *)y, *(const size_t *)opt_field(b, o->count_off));
+	default: return memcmp(x, y, o->size) == 0;
+	}
+}
+
+/* Swap a field of a and b. */
+static void
+field_swap(struct config *a, struct config *b, size_t off, size_t size)
+{
+	unsigned char tmp[sizeof(struct config)];
+
+	memcpy(tmp, opt_field(a, off), size);
+	memcpy(opt_field(a, off), opt_field(b, off), size);
+	memcpy(opt_field(b, off), tmp, size);
+}
+
 /* Keep what only a restart changes, warning when the new settings differ. */
 static void
 keep_restart_only(struct config *next, struct config *cur)
 {
-	bool changed = !lists_equal(next->listen, next->nlisten, cur->listen, cur->nlisten) ||
-		       !lists_equal(next->listen_tls, next->nlisten_tls, cur->listen_tls,
-				    cur->nlisten_tls) ||
-		       next->insecure != cur->insecure || next->auth != cur->auth ||
-		       !strings_equal(next->store, cur->store) ||
-		       !strings_equal(next->state_dir, cur->state_dir) ||
-		       next->durability != cur->durability || next->history != cur->history ||
-		       !strings_equal(next->metrics, cur->metrics);
+	bool changed = false;
 
+	for (size_t i = 0; i < options_count; i++)
+		changed = changed ||
+			  (options_table[i].restart && !opt_equal(&options_table[i], next, cur));
 	if (changed)
-		log_warn("reload: a setting among " RESTART_ONLY " changed; it takes effect at "
-			 "the next start");
-		/* next takes the values in use; cur, about to be freed, takes next's. */
-#define KEEP(field)                                        \
-	do {                                               \
-		__typeof__(cur->field) kept_ = cur->field; \
-		cur->field = next->field;                  \
-		next->field = kept_;                       \
-	} while (0)
-	KEEP(listen);
-	KEEP(nlisten);
-	KEEP(listen_default);
-	KEEP(listen_tls);
-	KEEP(nlisten_tls);
-	KEEP(insecure);
-	KEEP(auth);
-	KEEP(store);
-	KEEP(state_dir);
-	KEEP(durability);
-	KEEP(history);
-	KEEP(metrics);
-#undef KEEP
+		log_warn("reload: a setting among %s changed; it takes effect at the next start",
+			 restart_only());
+	/* next takes the values in use; cur, about to be freed, takes next's. */
+	for (size_t i = 0; i < options_count; i++) {
+		const struct opt_def *o = &options_table[i];
+		if (!o->restart)
+			continue;
+		field_swap(next, cur, o->off, o->size);
+		if (o->type == OPT_LIST)
+			field_swap(next, cur, o->count_off, sizeof(size_t));
+	}
+	field_swap(next, cur, offsetof(struct config, listen_default), sizeof(bool));
 }
 
 int
