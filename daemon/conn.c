@@ -472,30 +472,20 @@ conn_consume(struct conn *c, char *buf, size_t len)
 	size_t pos = 0;
 
 	while (pos < len && conn_live(c) && !c->paused && !c->input_held) {
-		char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
-		size_t n;
+		char *line = buf + pos;
+		size_t used, n = 0;
+		enum rv_frame r;
 
-		if (nl == NULL) {
-			if (c->discarding)
-				return len;
-			if (len - pos > *c->max_line + 1) {
-				/* Too long even if a "\r\n" ended it right here. */
-				c->discarding = true;
-				c->ops->on_line_too_long(c->arg, *c->max_line);
-				return len;
-			}
-			return pos;
-		}
-		n = (size_t)(nl - line);
-		pos += n + 1;
-		if (c->discarding) {
-			c->discarding = false;
+		c->framer.max = *c->max_line;
+		r = rv_frame_scan(&c->framer, line, len - pos, &used, &n);
+		pos += used;
+		if (r == RV_FRAME_NONE) {
+			if (used == 0)
+				break; /* the rest of a line is to come */
 			continue;
 		}
-		if (n > 0 && line[n - 1] == '\r')
-			n--;
-		if (n > *c->max_line)
-			c->ops->on_line_too_long(c->arg, *c->max_line);
+		if (r == RV_FRAME_TOO_LONG)
+			c->ops->on_line_too_long(c->arg, c->framer.max);
 		else
 			c->ops->on_line(c->arg, line, n);
 		if (conn_live(c) && !draining_input && conn_unsent(c) > OUT_HIGH) {

@@ -26,6 +26,7 @@
 
 #include <event2/util.h>
 
+#include "rendezvous.h"
 #include "timerq.h"
 
 struct bufferevent;
@@ -74,9 +75,9 @@ struct conn {
 
 	char *in; /* input not handled yet: a partial line (or more, while paused); NULL if none */
 	size_t in_len, in_cap;
-	const size_t *max_line; /* longest line handed up (a setting: reloads apply) */
-	bool discarding;        /* inside a line longer than max_line */
-	char *out;              /* unsent output: out[out_off .. out_len) */
+	const size_t *max_line;  /* longest line handed up (a setting: reloads apply) */
+	struct rv_framer framer; /* lib's line framer: its state between reads */
+	char *out;               /* unsent output: out[out_off .. out_len) */
 	size_t out_off, out_len, out_cap;
 	bool keep_out;   /* keep an emptied output buffer (it will be refilled soon) */
 	bool pending;    /* queued for conns_flush() */

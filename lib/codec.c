@@ -209,54 +209,66 @@ rv_framer_init(struct rv_framer *f, size_t max)
 }
 
 enum rv_frame
+rv_frame_scan(struct rv_framer *f, const char *buf, size_t len, size_t *used, size_t *n)
+{
+	const char *nl = f->scanned < len ? memchr(buf + f->scanned, '\n', len - f->scanned) : NULL;
+	size_t line;
+
+	*used = 0;
+	if (nl == NULL) {
+		f->scanned = len;
+		if (f->discarding) {
+			*used = len;
+			f->scanned = 0;
+			return RV_FRAME_NONE;
+		}
+		if (len > f->max + 1) {
+			/* Too long even if a "\r\n" ended it right here. */
+			*used = len;
+			f->scanned = 0;
+			f->discarding = true;
+			return RV_FRAME_TOO_LONG;
+		}
+		return RV_FRAME_NONE;
+	}
+	line = (size_t)(nl - buf);
+	*used = line + 1;
+	f->scanned = 0;
+	if (f->discarding) {
+		f->discarding = false;
+		return RV_FRAME_NONE;
+	}
+	if (line > 0 && buf[line - 1] == '\r')
+		line--;
+	if (line > f->max)
+		return RV_FRAME_TOO_LONG;
+	*n = line;
+	return RV_FRAME_LINE;
+}
+
+enum rv_frame
 rv_framer_next(struct rv_framer *f, struct evbuffer *buf, char **line, size_t *len)
 {
 	for (;;) {
-		size_t have = evbuffer_get_length(buf);
-		struct evbuffer_ptr start, nl;
+		size_t have = evbuffer_get_length(buf), used, n;
+		unsigned char *p;
+		enum rv_frame r;
 
-		if (have <= f->scanned)
+		if (have == 0 || have <= f->scanned)
 			return RV_FRAME_NONE;
-		if (evbuffer_ptr_set(buf, &start, f->scanned, EVBUFFER_PTR_SET) != 0)
-			return RV_FRAME_NONE;
-		nl = evbuffer_search(buf, "\n", 1, &start);
-		if (nl.pos < 0) {
-			f->scanned = have;
-			if (f->discarding) {
-				evbuffer_drain(buf, have);
-				f->scanned = 0;
-				return RV_FRAME_NONE;
-			}
-			if (have > f->max + 1) {
-				/* Too long even if a "\r\n" ended it right here. */
-				evbuffer_drain(buf, have);
-				f->scanned = 0;
-				f->discarding = true;
-				return RV_FRAME_TOO_LONG;
-			}
-			return RV_FRAME_NONE;
-		}
-		if (f->discarding) {
-			evbuffer_drain(buf, (size_t)nl.pos + 1);
-			f->scanned = 0;
-			f->discarding = false;
-			continue;
-		}
-		size_t n = (size_t)nl.pos;
-		unsigned char *p = evbuffer_pullup(buf, (ev_ssize_t)n + 1);
+		p = evbuffer_pullup(buf, -1);
 		if (p == NULL)
 			return RV_FRAME_NONE;
-		f->scanned = n + 1; /* what rv_framer_consume() drains */
-		if (n > 0 && p[n - 1] == '\r')
-			n--;
-		if (n > f->max) {
-			evbuffer_drain(buf, f->scanned);
-			f->scanned = 0;
-			return RV_FRAME_TOO_LONG;
+		r = rv_frame_scan(f, (const char *)p, have, &used, &n);
+		if (r == RV_FRAME_LINE) {
+			f->scanned = used; /* what rv_framer_consume() drains */
+			*line = (char *)p;
+			*len = n;
+			return r;
 		}
-		*line = (char *)p;
-		*len = n;
-		return RV_FRAME_LINE;
+		evbuffer_drain(buf, used);
+		if (r == RV_FRAME_TOO_LONG || used == 0)
+			return r;
 	}
 }
 

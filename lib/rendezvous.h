@@ -188,7 +188,7 @@ json_t *rv_msg_error(json_t *id /* borrowed */, int code, const char *message,
 struct evbuffer;
 struct rv_framer {
 	size_t max;      /* longest line accepted, without its "\n" */
-	size_t scanned;  /* bytes already searched for "\n" */
+	size_t scanned;  /* bytes already searched for "\n" (after a line: its length) */
 	bool discarding; /* inside a line that was too long */
 };
 enum rv_frame {
@@ -205,6 +205,21 @@ void rv_framer_init(struct rv_framer *f, size_t max);
  */
 enum rv_frame rv_framer_next(struct rv_framer *f, struct evbuffer *buf, char **line, size_t *len);
 void rv_framer_consume(struct rv_framer *f, struct evbuffer *buf);
+
+/*
+ * The framing rule itself, on flat bytes: the one framer of the library
+ * (rv_framer_next() runs it over an evbuffer) and of the daemon. Looks at
+ * buf[0 .. len), the input not taken yet; f->scanned of it are known to
+ * hold no newline. *used is how many bytes to take off the front:
+ *   RV_FRAME_LINE: the line is buf[0 .. *n), a trailing '\r' dropped;
+ *     *used counts it and its "\n".
+ *   RV_FRAME_TOO_LONG: a line over f->max, reported once; *used bytes of it
+ *     are dropped now, the rest as it arrives.
+ *   RV_FRAME_NONE: *used bytes (of a line being dropped) go; if 0, more
+ *     input is needed.
+ */
+enum rv_frame rv_frame_scan(struct rv_framer *f, const char *buf, size_t len, size_t *used,
+			    size_t *n);
 
 /* ---- Asynchronous client ---- */
 

@@ -165,6 +165,30 @@ test_framer(void)
 	evbuffer_free(b);
 }
 
+/* The framing rule on flat bytes, as the daemon runs it over its read buffer. */
+static void
+test_frame_scan(void)
+{
+	struct rv_framer f;
+	size_t used, n;
+
+	rv_framer_init(&f, 8);
+	CHECK(rv_frame_scan(&f, "abc", 3, &used, &n) == RV_FRAME_NONE && used == 0);
+	CHECK(f.scanned == 3); /* the next call searches only what came since */
+	CHECK(rv_frame_scan(&f, "abcd\r\nxy", 9, &used, &n) == RV_FRAME_LINE);
+	CHECK(used == 6 && n == 4);
+	CHECK(rv_frame_scan(&f, "xy", 2, &used, &n) == RV_FRAME_NONE && used == 0);
+	/* Over max with no newline yet: reported once, dropped as it arrives. */
+	CHECK(rv_frame_scan(&f, "0123456789", 10, &used, &n) == RV_FRAME_TOO_LONG && used == 10);
+	CHECK(rv_frame_scan(&f, "01234", 5, &used, &n) == RV_FRAME_NONE && used == 5);
+	CHECK(rv_frame_scan(&f, "56\nok\n", 6, &used, &n) == RV_FRAME_NONE && used == 3);
+	CHECK(rv_frame_scan(&f, "ok\n", 3, &used, &n) == RV_FRAME_LINE && used == 3 && n == 2);
+	/* Over max with its newline: reported, taken whole, the next line intact. */
+	CHECK(rv_frame_scan(&f, "123456789\nz\n", 12, &used, &n) == RV_FRAME_TOO_LONG);
+	CHECK(used == 10 && !f.discarding);
+	CHECK(rv_frame_scan(&f, "z\n", 2, &used, &n) == RV_FRAME_LINE && n == 1);
+}
+
 static void
 test_hostport(void)
 {
@@ -193,6 +217,7 @@ main(void)
 	test_classify();
 	test_builders();
 	test_framer();
+	test_frame_scan();
 	test_hostport();
 	return check_done("test_codec");
 }
