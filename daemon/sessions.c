@@ -129,11 +129,9 @@ session_find(const uint8_t id[SESSION_ID_BYTES])
 enum rv_role
 session_role(const struct session *s, const struct user *u)
 {
-	if (u == s->inviter)
-		return RV_ROLE_INVITER;
-	if (u == s->invitee)
-		return RV_ROLE_INVITEE;
-	return RV_ROLE_NONE;
+	struct authz_parties parties = session_parties(s);
+
+	return authz_party_role(&parties, u);
 }
 
 bool

@@ -56,6 +56,19 @@ peer_read(int fd, char *buf, size_t cap, size_t want)
 	return len;
 }
 
+/* Answer the held request: with result (a new reference), or with error code if result is NULL. */
+static void
+answer_held(json_t *result, int code)
+{
+	struct rpc_error e = {0};
+	struct rpc_req *r = held;
+
+	held = NULL;
+	if (result == NULL)
+		rpc_fail(&e, code, NULL, "unavailable: test");
+	rpc_complete(r, result, &e);
+}
+
 static void
 send_line(int peer, const char *line)
 {
@@ -78,12 +91,7 @@ test_single_keeps_order(void)
 		  "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n");
 	CHECK(held != NULL);
 	CHECK_MSG(peer_read(peer, out, sizeof out, 1) == 0, "answered out of turn: %s", out);
-	{
-		struct rpc_error e = {0};
-		struct rpc_req *r = held;
-		held = NULL;
-		rpc_complete(r, json_string("later"), &e);
-	}
+	answer_held(json_string("later"), 0);
 	peer_read(peer, out, sizeof out, 100);
 	CHECK_MSG(strcmp(out, "{\"jsonrpc\":\"2.0\",\"result\":\"later\",\"id\":1}\n"
 			      "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2}\n") == 0,
@@ -106,13 +114,7 @@ test_batch_keeps_order(void)
 		  "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"}]\n");
 	CHECK(held != NULL);
 	CHECK_MSG(peer_read(peer, out, sizeof out, 1) == 0, "answered out of turn: %s", out);
-	{
-		struct rpc_error e = {0};
-		struct rpc_req *r = held;
-		held = NULL;
-		rpc_fail(&e, RV_ERR_UNAVAILABLE, NULL, "unavailable: test");
-		rpc_complete(r, NULL, &e);
-	}
+	answer_held(NULL, RV_ERR_UNAVAILABLE);
 	peer_read(peer, out, sizeof out, 100);
 	CHECK_MSG(strcmp(out, "[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":5003,\"message\":"
 			      "\"unavailable: test\"},\"id\":3},"
@@ -158,12 +160,7 @@ test_client_gone(void)
 	close(peer);
 	for (int i = 0; i < 5; i++)
 		inproc_pass(); /* the daemon sees the end of input, and frees the client */
-	{
-		struct rpc_error e = {0};
-		struct rpc_req *r = held;
-		held = NULL;
-		rpc_complete(r, json_string("too late"), &e);
-	}
+	answer_held(json_string("too late"), 0);
 	inproc_stop();
 }
 
