@@ -115,6 +115,14 @@ commit_failures(void)
 }
 
 json_t *
+commit_paused_data(void)
+{
+	int64_t wait = cm.retry_at - now_ms();
+
+	return json_pack("{s:I}", "retry_after_ms", (json_int_t)(wait > 0 ? wait : 0));
+}
+
+json_t *
 commit_failed_error(json_t *id)
 {
 	stats_error(RV_ERR_UNAVAILABLE);

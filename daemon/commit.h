@@ -72,4 +72,9 @@ uint64_t commit_failures(void);
  */
 json_t *commit_failed_error(json_t *id);
 
+/* The answer to a write refused in the pause after a failure (5003): its message... */
+#define COMMIT_PAUSED_MESSAGE "unavailable: the store cannot save changes now; nothing was applied"
+/* ...and its data, {retry_after_ms}: a new reference, or NULL. */
+json_t *commit_paused_data(void);
+
 #endif

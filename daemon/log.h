@@ -1,7 +1,8 @@
 /*
  * Levelled logging to stderr. Every function keeps errno.
  *
- * Any thread: the store's checkpointer thread logs too, and its lines may
+ * Nothing is returned to own (level names are static). Any thread: the
+ * store's checkpointer thread logs too, and its lines may
  * interleave with the loop's (stdio locks stderr per call, not per line).
  */
 #ifndef RV_LOG_H

@@ -6,7 +6,8 @@
  * tests/unit/check_man.py checks the man pages against it (as tmux's
  * options-table.c).
  *
- * For options.c and options_table.c only. The table is constant.
+ * For options.c and options_table.c only, on the loop thread (start-up and
+ * SIGHUP). The table is constant and static: nothing in it is owned.
  */
 #ifndef RV_OPTIONS_H
 #define RV_OPTIONS_H

@@ -411,10 +411,8 @@ rpc_dispatch(struct client *c, json_t *msg, struct rpc_batch *b, json_t **reply)
 		rpc_fail(&err, RV_ERR_INVALID_PARAMS, NULL,
 			 "invalid params: pass params by name, as an object");
 	} else if (r.m->writes && store_durable() && !commit_writable()) {
-		int64_t wait = commit_retry_at() - now_ms();
-		rpc_fail(&err, RV_ERR_UNAVAILABLE,
-			 json_pack("{s:I}", "retry_after_ms", (json_int_t)(wait > 0 ? wait : 0)),
-			 "unavailable: the store cannot save changes now; nothing was applied");
+		rpc_fail(&err, RV_ERR_UNAVAILABLE, commit_paused_data(), "%s",
+			 COMMIT_PAUSED_MESSAGE);
 	} else {
 		params = rm.params != NULL ? json_incref(rm.params) : json_object();
 		result = params != NULL ? r.m->handler(c, params, &err) : NULL;

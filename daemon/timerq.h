@@ -1,7 +1,9 @@
 /*
  * Deadlines for many objects on one libevent timer: a binary min-heap of
  * embedded entries, O(log n) to set or cancel, one timer armed for the
- * earliest. Cheap with millions of sessions. Loop thread only.
+ * earliest. Cheap with millions of sessions. Loop thread only. Entries
+ * are owned by the objects that embed them; the queue only points at them,
+ * so an object cancels its entry before it is freed.
  */
 #ifndef RV_TIMERQ_H
 #define RV_TIMERQ_H
