@@ -47,6 +47,10 @@ usage(FILE *f)
 		"  --connect HOST:PORT  daemon address [default: $RENDEZVOUS_CONNECT or "
 		"127.0.0.1:%d]\n"
 		"  --user NAME          who you are [default: $RENDEZVOUS_USER]\n"
+		"  --device NAME        the device you act from, the same in every command, so\n"
+		"                       that a later command may connect or send in a session\n"
+		"                       an earlier one answered [default: $RENDEZVOUS_DEVICE,\n"
+		"                       else this host's name]\n"
 		"  --token-file FILE    a JSON Web Token proving who you are, for a daemon\n"
 		"                       run with --auth jwt [default: $RENDEZVOUS_TOKEN_FILE]\n"
 		"  --token TOKEN        the token itself (visible to other local users in\n"
@@ -703,12 +707,36 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 	ctl->params = p;
 }
 
+/*
+ * This host's name as a device (1-64 bytes of A-Z a-z 0-9 . _ : -, others
+ * replaced by '-'), or "rendezvousctl" when it has none.
+ */
+static const char *
+host_device_name(char *buf, size_t size)
+{
+	size_t n;
+
+	if (gethostname(buf, size) != 0 || buf[0] == '\0') {
+		snprintf(buf, size, "rendezvousctl");
+		return buf;
+	}
+	buf[size - 1] = '\0';
+	n = strlen(buf);
+	for (size_t i = 0; i < n; i++) {
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-",
+			   buf[i]) == NULL)
+			buf[i] = '-';
+	}
+	return buf;
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"connect", required_argument, NULL, 'c'},
 		{"user", required_argument, NULL, 'u'},
+		{"device", required_argument, NULL, 'D'},
 		{"token", required_argument, NULL, 'k'},
 		{"token-file", required_argument, NULL, 'K'},
 		{"tls", no_argument, NULL, 'T'},
@@ -723,6 +751,8 @@ main(int argc, char **argv)
 	};
 	struct ctl ctl = {.timeout = 10, .status = 1, .interval = 2};
 	const char *connect = getenv("RENDEZVOUS_CONNECT"), *user = getenv("RENDEZVOUS_USER");
+	const char *device = getenv("RENDEZVOUS_DEVICE");
+	char host_device[65];
 	const char *token = getenv("RENDEZVOUS_TOKEN"),
 		   *token_file = getenv("RENDEZVOUS_TOKEN_FILE");
 	char *token_buf = NULL;
@@ -739,6 +769,7 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'c': connect = optarg; break;
 		case 'u': user = optarg; break;
+		case 'D': device = optarg; break;
 		case 'k': token = optarg; break;
 		case 'K': token_file = optarg; break;
 		case 'T': use_tls = true; break;
@@ -793,6 +824,10 @@ main(int argc, char **argv)
 		json_object_set_new(hello, "user", json_string(user));
 	if (hello != NULL && token != NULL && *token != '\0')
 		json_object_set_new(hello, "token", json_string(token));
+	if (device == NULL || *device == '\0')
+		device = host_device_name(host_device, sizeof host_device);
+	if (hello != NULL)
+		json_object_set_new(hello, "device", json_string(device));
 	rv_client_call(ctl.client, "hello", hello, ctl_on_hello, &ctl);
 	if (token_buf != NULL) {
 		explicit_bzero(token_buf, strlen(token_buf));

@@ -22,9 +22,10 @@ struct user;
 
 /* Who acts: an authenticated connection's user and roles. */
 struct principal {
-	struct user *user; /* a reference, held by the client; NULL before hello */
-	bool observer;     /* reads everything, changes nothing */
-	bool admin;        /* also lists and terminates every session */
+	struct user *user;     /* a reference, held by the client; NULL before hello */
+	bool observer;         /* reads everything, changes nothing */
+	bool admin;            /* also lists and terminates every session */
+	struct device *device; /* what it acts from (hello's, or one assigned; a reference) */
 };
 
 /* What authorization needs to know of a session. Borrowed. */

@@ -110,8 +110,9 @@ client_on_close(void *arg)
 	if (c->who.user != NULL) {
 		struct user *u = c->who.user;
 		TAILQ_REMOVE(&u->conns, &c->peer, by_user);
-		if (--u->nconns == 0)
-			sessions_user_offline(u);
+		u->nconns--;
+		sessions_presence_changed(u);
+		device_unref(c->who.device);
 		user_unref(u);
 	}
 	client_forget_unacked(c);
@@ -251,17 +252,19 @@ clients_next(const struct client *c)
 }
 
 void
-client_authenticate(struct client *c, struct user *u, const struct identity *id)
+client_authenticate(struct client *c, struct user *u, struct device *device,
+		    const struct identity *id)
 {
 	c->who.user = u;
+	c->who.device = device;
 	c->who.observer = id->observer;
 	c->who.admin = id->admin;
 	c->cred_observer = id->cred_observer;
 	c->cred_admin = id->cred_admin;
 	client_set_expiry(c, id->expires_ms);
 	TAILQ_INSERT_TAIL(&u->conns, &c->peer, by_user);
-	if (u->nconns++ == 0)
-		sessions_user_online(u);
+	u->nconns++;
+	sessions_presence_changed(u);
 	c->state = CLIENT_READY;
 	conn_set_max_line(c->conn, &config.max_line);
 	if (asprintf(&c->label, "user %s", u->name) >= 0)

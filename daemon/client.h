@@ -96,8 +96,9 @@ void clients_reauthorize(void);
  */
 void clients_shutdown(const char *reason);
 
-/* Tie the client to user u (reference stolen) after a successful hello. */
-void client_authenticate(struct client *c, struct user *u, const struct identity *id);
+/* Tie the client to user u and its device (references stolen) after a successful hello. */
+void client_authenticate(struct client *c, struct user *u, struct device *device,
+			 const struct identity *id);
 /* Close the client when its credential expires (Unix ms); 0: never. */
 void client_set_expiry(struct client *c, int64_t expires_ms);
 /* Close (flushing) once the request being handled has been answered. */

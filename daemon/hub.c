@@ -239,6 +239,8 @@ event_encode(const struct hub_event *ev, uint64_t id)
 	jsonw_int(&w, ev->time);
 	jsonw_lit(&w, ",\"by\":");
 	jsonw_str(&w, ev->by);
+	jsonw_lit(&w, ",\"by_device\":");
+	jsonw_str(&w, ev->by_device);
 	jsonw_lit(&w, ",\"inviter\":");
 	jsonw_str(&w, ev->inviter->name);
 	jsonw_lit(&w, ",\"invitee\":");
@@ -706,8 +708,16 @@ hub_peer_gone(struct hub_peer *p)
 	}
 }
 
+/* Whether p is a live connection from device (any device if NULL). */
+static bool
+peer_from(const struct hub_peer *p, const struct device *device)
+{
+	return conn_live(p->conn) && (device == NULL || p->who->device == device);
+}
+
 int
-hub_send_context(const uint8_t *sid, const char *from, struct user *to, json_t *data, size_t *out)
+hub_send_context(const uint8_t *sid, const char *from, struct user *to, const struct device *device,
+		 json_t *data, size_t *out)
 {
 	char sid_hex[SESSION_ID_HEX + 1];
 	struct msgbuf *mb;
@@ -717,7 +727,7 @@ hub_send_context(const uint8_t *sid, const char *from, struct user *to, json_t *
 
 	*out = 0;
 	TAILQ_FOREACH (p, &to->conns, by_user)
-		n += conn_live(p->conn);
+		n += peer_from(p, device);
 	if (n == 0)
 		return 0;
 	session_id_format(sid, sid_hex);
@@ -732,7 +742,7 @@ hub_send_context(const uint8_t *sid, const char *from, struct user *to, json_t *
 	}
 	n = 0;
 	TAILQ_FOREACH (p, &to->conns, by_user) {
-		if (conn_live(p->conn)) {
+		if (peer_from(p, device)) {
 			stats.contexts_relayed++;
 			stats.bytes_delivered += mb->len;
 			conn_send_msgbuf(p->conn, mb);

@@ -24,6 +24,7 @@
 #include "util.h"
 
 struct conn;
+struct device;
 struct user;
 struct sub;
 
@@ -45,7 +46,8 @@ struct hub_event {
 	bool invitee_visible; /* the invitee has been invited */
 	enum rv_state prev, state;
 	int64_t time;
-	const char *by; /* acting user, NULL for the daemon */
+	const char *by;        /* acting user, NULL for the daemon */
+	const char *by_device; /* its device, NULL for the daemon */
 	const char *reason;
 	bool has_code;
 	json_int_t code;
@@ -117,10 +119,11 @@ int hub_unsubscribe(struct hub_peer *p, uint32_t id);
 void hub_peer_gone(struct hub_peer *p);
 
 /*
- * Deliver session.context_data (data borrowed) to every live connection of
- * to; *n says how many. 0, or -1 when memory ran out (nothing was sent).
+ * Deliver session.context_data (data borrowed) from user from to every live
+ * connection of to from device (every one if device is NULL); *n says how
+ * many. 0, or -1 when memory ran out (nothing was sent).
  */
-int hub_send_context(const uint8_t *sid, const char *from, struct user *to, json_t *data,
-		     size_t *n);
+int hub_send_context(const uint8_t *sid, const char *from, struct user *to,
+		     const struct device *device, json_t *data, size_t *n);
 
 #endif

@@ -115,6 +115,7 @@ connection_record(const struct client *c, int64_t now)
 	json_object_set_new(r, "subscriptions", json_integer((json_int_t)c->peer.nsubs));
 	if (c->who.user != NULL) {
 		json_object_set_new(r, "user", json_string(c->who.user->name));
+		json_object_set_new(r, "device", json_string(c->who.device->name));
 		json_object_set_new(r, "observer", json_boolean(c->who.observer));
 		json_object_set_new(r, "admin", json_boolean(c->who.admin));
 	}

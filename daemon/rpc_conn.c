@@ -1,4 +1,5 @@
 /* Connection-level methods: hello, ping, subscribe, unsubscribe. */
+#include <stdio.h>
 #include <string.h>
 
 #include "addrs.h"
@@ -12,6 +13,7 @@
 #include "sessions.h"
 #include "stats.h"
 #include "users.h"
+#include "util.h"
 
 /* The longest client string hello takes (it goes into logs and admin.connections). */
 #define CLIENT_MAX 256
@@ -19,9 +21,9 @@
 static json_t *
 hello_result(const struct client *c)
 {
-	return json_pack("{s:s, s:b, s:b, s:s, s:s, s:I, s:I}", "user", c->who.user->name,
-			 "observer", c->who.observer, "admin", c->who.admin, "server",
-			 "rendezvousd", "version", RV_VERSION, "connection",
+	return json_pack("{s:s, s:s, s:b, s:b, s:s, s:s, s:I, s:I}", "user", c->who.user->name,
+			 "device", c->who.device->name, "observer", c->who.observer, "admin",
+			 c->who.admin, "server", "rendezvousd", "version", RV_VERSION, "connection",
 			 (json_int_t)c->conn->id, "last_event", (json_int_t)hub_last_event());
 }
 
@@ -42,17 +44,24 @@ hello_failed(struct client *c, int rc, const char *why, const char *detail, stru
 json_t *
 rpc_hello(struct client *c, json_t *params, struct rpc_error *err)
 {
-	const char *user = NULL, *token = NULL, *client = NULL, *why = NULL, *detail = NULL;
+	const char *user = NULL, *token = NULL, *client = NULL, *device = NULL, *why = NULL,
+		   *detail = NULL;
+	char assigned[DEVICE_NAME_MAX + 1];
 	struct identity id;
+	struct device *d;
 	struct user *u;
 	int rc;
 
-	if (rpc_unpack(params, err, "{s?s, s?s, s?s !}", "user", &user, "token", &token, "client",
-		       &client) != 0)
+	if (rpc_unpack(params, err, "{s?s, s?s, s?s, s?s !}", "user", &user, "token", &token,
+		       "client", &client, "device", &device) != 0)
 		return NULL;
 	if (client != NULL && strlen(client) > CLIENT_MAX)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 				"invalid params: client is longer than %d bytes", CLIENT_MAX);
+	if (device != NULL && !device_name_valid(device))
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: device must be 1-%d bytes of A-Z a-z 0-9 . _ : -",
+				DEVICE_NAME_MAX);
 	if (c->state == CLIENT_HANDSHAKE && addr_auth_blocked(c->addr)) {
 		stats.auth_blocked++;
 		log_warn("conn %llu %s: hello refused: too many failed hellos from this address",
@@ -68,7 +77,12 @@ rpc_hello(struct client *c, json_t *params, struct rpc_error *err)
 		return hello_failed(c, rc, why, detail, err);
 	if (c->state == CLIENT_READY) {
 		json_t *r;
-		if (strcmp(c->who.user->name, id.user) == 0) {
+		if (strcmp(c->who.user->name, id.user) == 0 && device != NULL &&
+		    strcmp(device, c->who.device->name) != 0) {
+			r = rpc_fail(err, RV_ERR_FORBIDDEN,
+				     json_pack("{s:s}", "device", c->who.device->name),
+				     "this connection is already another device's");
+		} else if (strcmp(c->who.user->name, id.user) == 0) {
 			/* A retried hello; a fresh token extends the connection's life. */
 			client_set_expiry(c, id.expires_ms);
 			r = hello_result(c);
@@ -80,19 +94,28 @@ rpc_hello(struct client *c, json_t *params, struct rpc_error *err)
 		identity_clear(&id);
 		return r;
 	}
-	u = user_get(id.user);
-	if (u == NULL) {
-		identity_clear(&id);
-		return NULL;
+	if (device == NULL) {
+		/* One for this connection: random, so never a device of another connection. */
+		uint8_t r[8];
+		if (random_bytes(r, sizeof r) != 0) {
+			identity_clear(&id);
+			return NULL;
+		}
+		snprintf(assigned, sizeof assigned, "conn-%02x%02x%02x%02x%02x%02x%02x%02x", r[0],
+			 r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+		device = assigned;
 	}
-	if (client != NULL && (c->client = strdup(client)) == NULL) {
+	u = user_get(id.user);
+	d = u != NULL ? device_get(u, device) : NULL;
+	if (d == NULL || (client != NULL && (c->client = strdup(client)) == NULL)) {
+		device_unref(d);
 		user_unref(u);
 		identity_clear(&id);
 		return NULL;
 	}
-	client_authenticate(c, u, &id);
-	log_info("conn %llu %s: hello user %s%s%s%s", (unsigned long long)c->conn->id,
-		 c->conn->peer, u->name,
+	client_authenticate(c, u, d, &id);
+	log_info("conn %llu %s: hello user %s device %s%s%s%s", (unsigned long long)c->conn->id,
+		 c->conn->peer, u->name, d->name,
 		 id.admin      ? " (admin)"
 		 : id.observer ? " (observer)"
 			       : "",

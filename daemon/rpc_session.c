@@ -89,7 +89,15 @@ session_do(struct client *c, const char *sid_hex, enum rv_action a, struct sessi
 	if (a == RV_ACT_TERMINATE && role != RV_ROLE_DAEMON && args != NULL)
 		args->has_code = true;
 	before = s->m.state;
-	switch (session_act(s, a, role, c->who.user, args)) {
+	if (session_answered_elsewhere(s, a, role, c->who.device))
+		return rpc_fail(err, RV_ERR_INVALID_TRANSITION,
+				json_pack("{s:s, s:s, s:s, s:s, s:s}", "session", sid_hex, "state",
+					  rv_state_name(before), "action", rv_action_name(a),
+					  "answered_by", s->answered_by->name, "reason",
+					  "answered_elsewhere"),
+				"invalid transition: answered on another device (%s)",
+				s->answered_by->name);
+	switch (session_act(s, a, role, c->who.user, c->who.device, args)) {
 	case RV_CHANGED:
 	case RV_RECORDED:
 	case RV_REPEATED: session_record_write(&err->raw, s, c->who.user); return rpc_raw(err);
@@ -146,7 +154,7 @@ rpc_session_create(struct client *c, json_t *params, struct rpc_error *err)
 	invitee = user_get(invitee_name);
 	if (invitee == NULL)
 		return NULL;
-	rc = session_create(c->who.user, invitee, ttl_ms, data, &s, &limit);
+	rc = session_create(c->who.user, c->who.device, invitee, ttl_ms, data, &s, &limit);
 	user_unref(invitee);
 	if (rc == RV_ERR_LIMIT && strcmp(limit, "max_user_bytes") == 0) {
 		stats.limit_user_bytes++;
@@ -240,6 +248,19 @@ rpc_session_terminate(struct client *c, json_t *params, struct rpc_error *err)
 	return session_do(c, sid, RV_ACT_TERMINATE, &args, err);
 }
 
+/* Whether u has a live connection from any device. */
+static bool
+user_live(const struct user *u)
+{
+	const struct hub_peer *p;
+
+	TAILQ_FOREACH (p, &u->conns, by_user) {
+		if (conn_live(p->conn))
+			return true;
+	}
+	return false;
+}
+
 json_t *
 rpc_session_send(struct client *c, json_t *params, struct rpc_error *err)
 {
@@ -269,8 +290,17 @@ rpc_session_send(struct client *c, json_t *params, struct rpc_error *err)
 					  rv_state_name(s->m.state), "action", "send"),
 				"invalid transition: cannot send in %s", rv_state_name(s->m.state));
 	peer = role == RV_ROLE_INVITER ? s->invitee : s->inviter;
-	if (hub_send_context(s->id, c->who.user->name, peer, data, &n) != 0)
+	/* Only to the device that takes part: the answering one, or the creating one. */
+	if (hub_send_context(s->id, c->who.user->name, peer, session_engaged_device(s, peer), data,
+			     &n) != 0)
 		return NULL; /* -32603 */
+	if (n == 0 && user_live(peer) && session_engaged_device(s, peer) != NULL)
+		return rpc_fail(err, RV_ERR_PEER_UNAVAILABLE,
+				json_pack("{s:s, s:s, s:s}", "session", sid, "peer", peer->name,
+					  "device", session_engaged_device(s, peer)->name),
+				"peer unavailable: %s has no live connection from the device "
+				"that answered or created the session",
+				peer->name);
 	if (n == 0)
 		return rpc_fail(err, RV_ERR_PEER_UNAVAILABLE,
 				json_pack("{s:s, s:s}", "session", sid, "peer", peer->name),

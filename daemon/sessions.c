@@ -83,6 +83,9 @@ session_free(struct session *s)
 	json_decref(s->data);
 	json_decref(s->app_data);
 	free(s->reason);
+	device_unref(s->inviter_device);
+	device_unref(s->answered_by);
+	device_unref(s->by_device);
 	free(s);
 }
 
@@ -146,6 +149,29 @@ session_parties(const struct session *s)
 	return (struct authz_parties){s->inviter, s->invitee, session_invited(s)};
 }
 
+const struct device *
+session_engaged_device(const struct session *s, const struct user *u)
+{
+	if (s->answered_by == NULL)
+		return NULL;
+	return u == s->inviter ? s->inviter_device : s->answered_by;
+}
+
+bool
+session_answered_elsewhere(const struct session *s, enum rv_action a, enum rv_role r,
+			   const struct device *device)
+{
+	if (s->answered_by == NULL)
+		return false;
+	if (r == RV_ROLE_INVITEE && (a == RV_ACT_ACCEPT || a == RV_ACT_DECLINE))
+		return device != s->answered_by;
+	if (a == RV_ACT_CONNECT && r == RV_ROLE_INVITER)
+		return device != s->inviter_device;
+	if (a == RV_ACT_CONNECT && r == RV_ROLE_INVITEE)
+		return device != s->answered_by;
+	return false;
+}
+
 /* The invitee counts as engaged, for peer loss, once it has accepted. */
 static bool
 invitee_engaged(const struct session *s)
@@ -197,6 +223,7 @@ session_publish(struct session *s, enum rv_state prev, const struct user *by, js
 		.state = s->m.state,
 		.time = s->updated,
 		.by = by != NULL ? by->name : NULL,
+		.by_device = s->by_device != NULL ? s->by_device->name : NULL,
 		.reason = rv_state_is_final(s->m.state) ? s->reason : NULL,
 		.has_code = rv_state_is_final(s->m.state) && s->has_code,
 		.code = s->code,
@@ -236,6 +263,10 @@ session_store(struct session *s, bool insert)
 		.reason = s->reason,
 		.has_code = s->has_code,
 		.code = s->code,
+		.inviter_device = s->inviter_device != NULL ? s->inviter_device->name : NULL,
+		.answered_by = s->answered_by != NULL ? s->answered_by->name : NULL,
+		.by_user = s->by_device != NULL ? s->by_device->user->name : NULL,
+		.by_device = s->by_device != NULL ? s->by_device->name : NULL,
 	};
 	char *data = NULL, *app = NULL;
 
@@ -260,8 +291,8 @@ session_store(struct session *s, bool insert)
 }
 
 int
-session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_t *data,
-	       struct session **out, const char **limit)
+session_create(struct user *inviter, struct device *device, struct user *invitee, int64_t ttl_ms,
+	       json_t *data, struct session **out, const char **limit)
 {
 	struct session *s;
 
@@ -282,6 +313,8 @@ session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_
 		free(s);
 		return RV_ERR_INTERNAL;
 	}
+	s->inviter_device = device_ref(device);
+	s->by_device = device_ref(device);
 	rv_machine_init(&s->m);
 	s->inviter = user_ref(inviter);
 	s->invitee = user_ref(invitee);
@@ -306,9 +339,11 @@ session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_
 	return 0;
 }
 
+static void session_presence(struct session *s, int64_t now);
+
 enum rv_outcome
 session_act(struct session *s, enum rv_action a, enum rv_role r, const struct user *by,
-	    const struct session_act_args *args)
+	    struct device *by_device, const struct session_act_args *args)
 {
 	enum rv_state prev;
 	enum rv_outcome o = rv_machine_apply(&s->m, a, r, &prev);
@@ -316,13 +351,17 @@ session_act(struct session *s, enum rv_action a, enum rv_role r, const struct us
 
 	if (o != RV_CHANGED && o != RV_RECORDED)
 		return o;
+	device_unref(s->by_device);
+	s->by_device = device_ref(by_device);
+	if (o == RV_CHANGED && a == RV_ACT_ACCEPT && s->answered_by == NULL)
+		s->answered_by = device_ref(by_device); /* the first device to accept wins */
 	s->updated = now_ms();
 	if (o == RV_RECORDED) {
 		session_store(s, false);
 		return o;
 	}
-	if (a == RV_ACT_ACCEPT)
-		s->invitee_away = 0; /* it is here: it just accepted */
+	if (a == RV_ACT_ACCEPT) /* from now on the engaged devices count */
+		session_presence(s, s->updated);
 	if (a == RV_ACT_INVITE)
 		data = s->data;
 	stats.transitions[prev][s->m.state]++;
@@ -377,13 +416,13 @@ session_on_deadline(struct timer_entry *e, int64_t now, void *arg)
 	if (s->m.state != RSS_CONNECTED && now >= s->expires) {
 		args.reason = "expired";
 		log_info("session %s: expired in %s", sid, rv_state_name(s->m.state));
-		session_act(s, RV_ACT_EXPIRE, RV_ROLE_DAEMON, NULL, &args);
+		session_act(s, RV_ACT_EXPIRE, RV_ROLE_DAEMON, NULL, NULL, &args);
 	} else if ((s->inviter_away != 0 && now >= s->inviter_away + config.peer_grace_ms) ||
 		   (invitee_engaged(s) && s->invitee_away != 0 &&
 		    now >= s->invitee_away + config.peer_grace_ms)) {
 		args.reason = "peer_lost";
 		log_info("session %s: peer lost in %s", sid, rv_state_name(s->m.state));
-		session_act(s, RV_ACT_PEER_LOST, RV_ROLE_DAEMON, NULL, &args);
+		session_act(s, RV_ACT_PEER_LOST, RV_ROLE_DAEMON, NULL, NULL, &args);
 	} else {
 		session_reschedule(s);
 	}
@@ -426,6 +465,12 @@ session_record_write(struct jsonw *w, const struct session *s, const struct user
 	jsonw_int(w, s->expires);
 	jsonw_lit(w, ",\"event\":");
 	jsonw_int(w, (long long)s->event);
+	jsonw_lit(w, ",\"inviter_device\":");
+	jsonw_str(w, s->inviter_device != NULL ? s->inviter_device->name : NULL);
+	jsonw_lit(w, ",\"answered_by\":");
+	jsonw_str(w, s->answered_by != NULL ? s->answered_by->name : NULL);
+	jsonw_lit(w, ",\"by_device\":");
+	jsonw_str(w, s->by_device != NULL ? s->by_device->name : NULL);
 	if (s->m.state == RSS_ACCEPTED || s->m.state == RSS_CONNECTED) {
 		jsonw_lit(w, ",\"confirmed\":{\"inviter\":");
 		jsonw_bool(w, rv_machine_confirmed(&s->m, RV_ROLE_INVITER));
@@ -506,44 +551,63 @@ sessions_list_write(struct jsonw *w, const struct principal *p, bool all, bool h
 	jsonw_lit(w, "]}");
 }
 
-void
-sessions_user_online(struct user *u)
+/* Whether party u of s has a connection that counts (see sessions_presence_changed()). */
+static bool
+party_present(const struct session *s, const struct user *u)
 {
-	struct session *s;
+	const struct device *device = session_engaged_device(s, u);
+	const struct hub_peer *p;
 
-	DL_FOREACH2 (u->inviting, s, inv_next) {
-		if (s->inviter_away != 0) {
-			s->inviter_away = 0;
-			if (!rv_state_is_final(s->m.state))
-				session_reschedule(s);
-		}
+	if (device == NULL)
+		return u->nconns > 0;
+	TAILQ_FOREACH (p, &u->conns, by_user) {
+		if (p->who->device == device)
+			return true;
 	}
-	DL_FOREACH2 (u->invited, s, vee_next) {
-		if (s->invitee_away != 0) {
-			s->invitee_away = 0;
-			if (!rv_state_is_final(s->m.state))
-				session_reschedule(s);
-		}
+	return false;
+}
+
+/* Bring a party's away time up to date; true if it changed. */
+static bool
+party_judge(struct session *s, const struct user *u, int64_t *away, int64_t now)
+{
+	bool here = party_present(s, u);
+
+	if (here && *away != 0) {
+		*away = 0;
+		return true;
 	}
+	if (!here && *away == 0) {
+		*away = now;
+		return true;
+	}
+	return false;
+}
+
+/* Judge both parties of a live session again. */
+static void
+session_presence(struct session *s, int64_t now)
+{
+	bool changed = party_judge(s, s->inviter, &s->inviter_away, now);
+
+	changed = party_judge(s, s->invitee, &s->invitee_away, now) || changed;
+	if (changed)
+		session_reschedule(s);
 }
 
 void
-sessions_user_offline(struct user *u)
+sessions_presence_changed(struct user *u)
 {
 	int64_t now = now_ms();
 	struct session *s;
 
 	DL_FOREACH2 (u->inviting, s, inv_next) {
-		if (!rv_state_is_final(s->m.state)) {
-			s->inviter_away = now;
-			session_reschedule(s);
-		}
+		if (!rv_state_is_final(s->m.state))
+			session_presence(s, now);
 	}
 	DL_FOREACH2 (u->invited, s, vee_next) {
-		if (!rv_state_is_final(s->m.state)) {
-			s->invitee_away = now;
-			session_reschedule(s);
-		}
+		if (!rv_state_is_final(s->m.state))
+			session_presence(s, now);
 	}
 }
 
@@ -572,21 +636,46 @@ session_apply(struct session *s, const struct store_session *r)
 {
 	json_t *data = NULL, *app = NULL;
 	char *reason = NULL;
-	bool was_live = !rv_state_is_final(s->m.state);
+	struct device *created = NULL, *answered = NULL, *by_device = NULL;
+	struct user *by = NULL;
+	bool was_live = !rv_state_is_final(s->m.state), bad = false;
 
 	if ((r->data != NULL && (data = json_loads(r->data, JSON_DECODE_ANY, NULL)) == NULL) ||
 	    (r->app_data != NULL &&
 	     (app = json_loads(r->app_data, JSON_DECODE_ANY, NULL)) == NULL) ||
-	    (r->reason != NULL && (reason = strdup(r->reason)) == NULL)) {
+	    (r->reason != NULL && (reason = strdup(r->reason)) == NULL))
+		bad = true;
+	/* Devices, by name (a store from before devices has none). */
+	if (r->inviter_device != NULL &&
+	    (created = device_get(s->inviter, r->inviter_device)) == NULL)
+		bad = true;
+	if (r->answered_by != NULL && (answered = device_get(s->invitee, r->answered_by)) == NULL)
+		bad = true;
+	if (r->by_user != NULL && r->by_device != NULL &&
+	    ((by = user_get(r->by_user)) == NULL ||
+	     (by_device = device_get(by, r->by_device)) == NULL))
+		bad = true;
+	user_unref(by); /* the device holds its own reference */
+	if (bad) {
 		log_error("store: session %llu: its data is damaged, or memory ran out",
 			  (unsigned long long)r->seq);
 		json_decref(data);
 		json_decref(app);
+		free(reason);
+		device_unref(created);
+		device_unref(answered);
+		device_unref(by_device);
 		return -1;
 	}
 	json_decref(s->data);
 	json_decref(s->app_data);
 	free(s->reason);
+	device_unref(s->inviter_device);
+	device_unref(s->answered_by);
+	device_unref(s->by_device);
+	s->inviter_device = created;
+	s->answered_by = answered;
+	s->by_device = by_device;
 	s->data = data;
 	s->app_data = app;
 	s->reason = reason;

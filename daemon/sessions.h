@@ -36,6 +36,9 @@ struct session {
 	size_t bytes;                        /* what it counts against inviter->held_bytes */
 	json_t *data;                        /* invitation data from session.create, or NULL */
 	json_t *app_data;                    /* data given to session.terminate, or NULL */
+	struct device *inviter_device;       /* the device that created it (references, users.h) */
+	struct device *answered_by;          /* the invitee's device that accepted, or NULL */
+	struct device *by_device;            /* the device of its latest action; NULL: the daemon */
 	struct session *inv_prev, *inv_next; /* inviter->inviting */
 	struct session *vee_prev, *vee_next; /* invitee->invited */
 	struct session *all_prev, *all_next; /* every session, in creation order */
@@ -80,8 +83,8 @@ struct authz_parties session_parties(const struct session *s);
  * RV_ERR_LIMIT with *limit the limit's name ("max_sessions_per_user",
  * "max_user_bytes"), or RV_ERR_INTERNAL.
  */
-int session_create(struct user *inviter, struct user *invitee, int64_t ttl_ms, json_t *data,
-		   struct session **out, const char **limit);
+int session_create(struct user *inviter, struct device *device, struct user *invitee,
+		   int64_t ttl_ms, json_t *data, struct session **out, const char **limit);
 
 /* Optional details of an action. */
 struct session_act_args {
@@ -92,12 +95,26 @@ struct session_act_args {
 };
 
 /*
- * Apply action a by role r (by: the acting user, NULL for the daemon). On
- * RV_CHANGED the event is published and deadlines updated. Returns the
- * outcome of the state machine.
+ * Apply action a by role r (by: the acting user and device, NULL for the
+ * daemon). On RV_CHANGED the event is published and deadlines updated.
+ * Returns the outcome of the state machine.
  */
 enum rv_outcome session_act(struct session *s, enum rv_action a, enum rv_role r,
-			    const struct user *by, const struct session_act_args *args);
+			    const struct user *by, struct device *by_device,
+			    const struct session_act_args *args);
+/*
+ * Whether device may not take action a as role r because the invitation
+ * was answered on another device: once the invitee's first device accepted,
+ * accept and decline come only from it, and connect only from it and the
+ * inviter's creating device (error 4009, reason "answered_elsewhere").
+ */
+bool session_answered_elsewhere(const struct session *s, enum rv_action a, enum rv_role r,
+				const struct device *device);
+/*
+ * The device of party u that takes part once the invitation is answered
+ * (the inviter's creating device, the answering device), or NULL before.
+ */
+const struct device *session_engaged_device(const struct session *s, const struct user *u);
 
 struct jsonw;
 
@@ -111,8 +128,10 @@ void session_record_write(struct jsonw *w, const struct session *s, const struct
 void sessions_list_write(struct jsonw *w, const struct principal *p, bool all, bool has_state,
 			 enum rv_state state, size_t limit, const struct session *after);
 
-/* A user's first connection arrived / last connection went. */
-void sessions_user_online(struct user *u);
-void sessions_user_offline(struct user *u);
+/*
+ * One of u's connections arrived or went: judge again whether each party is
+ * present (any connection of it before the answer; its engaged device after).
+ */
+void sessions_presence_changed(struct user *u);
 
 #endif

@@ -31,7 +31,10 @@ struct store_session {
 	const char *reason;                /* or NULL */
 	bool has_code;
 	int64_t code;
-	const char *data, *app_data; /* compact JSON, or NULL */
+	const char *data, *app_data;     /* compact JSON, or NULL */
+	const char *inviter_device;      /* the inviter's device that created it, or NULL */
+	const char *answered_by;         /* the invitee's device that accepted, or NULL */
+	const char *by_user, *by_device; /* who took its latest action; NULL: the daemon */
 };
 
 /* One event of the history. Strings are borrowed. */

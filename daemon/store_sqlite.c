@@ -61,12 +61,18 @@ static const char *const migrations[] = {
 	"  invitee_visible INTEGER NOT NULL,"
 	"  line TEXT NOT NULL" /* the session.state_changed notification */
 	");",
+	/* 2: devices (issue 14): who created, answered and last acted in a session. */
+	"ALTER TABLE sessions ADD COLUMN inviter_device TEXT;"
+	"ALTER TABLE sessions ADD COLUMN answered_by TEXT;"
+	"ALTER TABLE sessions ADD COLUMN by_user TEXT;"
+	"ALTER TABLE sessions ADD COLUMN by_device TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 #define SESSION_COLUMNS                                                                        \
 	"seq, id, inviter, invitee, state, done_inviter, done_invitee, done_daemon, created, " \
-	"updated, expires, event, reason, code, data, app_data"
+	"updated, expires, event, reason, code, data, app_data, inviter_device, answered_by, " \
+	"by_user, by_device"
 #define EVENT_COLUMNS "id, time, session, inviter, invitee, invitee_visible, line"
 
 enum stmt {
@@ -92,11 +98,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_INSERT_SESSION] =
 		"INSERT INTO sessions (" SESSION_COLUMNS ") VALUES "
-		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+		"?19, ?20)",
 	[ST_UPDATE_SESSION] =
 		"UPDATE sessions SET state = ?5, done_inviter = ?6, done_invitee = ?7, "
 		"done_daemon = ?8, updated = ?10, expires = ?11, event = ?12, "
-		"reason = ?13, code = ?14, app_data = ?16 WHERE seq = ?1",
+		"reason = ?13, code = ?14, app_data = ?16, answered_by = ?18, by_user = ?19, "
+		"by_device = ?20 WHERE seq = ?1",
 	[ST_DELETE_SESSION] = "DELETE FROM sessions WHERE seq = ?1",
 	[ST_GET_SESSION] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE seq = ?1",
 	[ST_LOAD_SESSIONS] = "SELECT " SESSION_COLUMNS " FROM sessions ORDER BY seq",
@@ -618,6 +626,10 @@ sq_session_row(struct sq *q, sqlite3_stmt *s, struct store_session *r)
 	r->code = sqlite3_column_int64(s, 13);
 	r->data = col_text(s, 14);
 	r->app_data = col_text(s, 15);
+	r->inviter_device = col_text(s, 16);
+	r->answered_by = col_text(s, 17);
+	r->by_user = col_text(s, 18);
+	r->by_device = col_text(s, 19);
 	if (why != NULL) {
 		log_error("store %s: session %llu is damaged: %s", q->path,
 			  (unsigned long long)r->seq, why);
@@ -730,6 +742,7 @@ sq_put_session(void *h, const struct store_session *r, bool insert)
 		bind_text(s, 4, r->invitee);
 		sqlite3_bind_int64(s, 9, r->created);
 		bind_text(s, 15, r->data);
+		bind_text(s, 17, r->inviter_device);
 	}
 	bind_text(s, 5, rv_state_name(r->m.state));
 	sqlite3_bind_int(s, 6, r->m.done[RV_ROLE_INVITER]);
@@ -744,6 +757,9 @@ sq_put_session(void *h, const struct store_session *r, bool insert)
 	else
 		sqlite3_bind_null(s, 14);
 	bind_text(s, 16, r->app_data);
+	bind_text(s, 18, r->answered_by);
+	bind_text(s, 19, r->by_user);
+	bind_text(s, 20, r->by_device);
 	return sq_run(q, i);
 }
 

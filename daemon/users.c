@@ -65,3 +65,59 @@ user_name_valid(const char *name)
 	}
 	return 1;
 }
+
+struct device *
+device_get(struct user *u, const char *name)
+{
+	size_t len = strlen(name);
+	struct device *d;
+
+	for (d = u->devices; d != NULL; d = d->next) {
+		if (strcmp(d->name, name) == 0)
+			return device_ref(d);
+	}
+	d = malloc(sizeof *d + len + 1);
+	if (d == NULL) {
+		log_error("users: out of memory adding a device");
+		return NULL;
+	}
+	d->refs = 1;
+	d->user = user_ref(u);
+	memcpy(d->name, name, len + 1);
+	d->next = u->devices;
+	u->devices = d;
+	return d;
+}
+
+struct device *
+device_ref(struct device *d)
+{
+	if (d != NULL)
+		d->refs++;
+	return d;
+}
+
+void
+device_unref(struct device *d)
+{
+	struct device **p;
+
+	if (d == NULL || --d->refs > 0)
+		return;
+	for (p = &d->user->devices; *p != d; p = &(*p)->next)
+		;
+	*p = d->next;
+	user_unref(d->user);
+	free(d);
+}
+
+int
+device_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > DEVICE_NAME_MAX)
+		return 0;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") ==
+	       len;
+}

@@ -13,6 +13,7 @@
 
 #include <uthash.h>
 
+struct device;
 struct hub_peer;
 struct session;
 struct sub;
@@ -29,8 +30,32 @@ struct user {
 	size_t live_created;      /* live sessions in 'inviting', for the limit */
 	size_t held_bytes;        /* what every session in 'inviting' holds (sessions.c) */
 	struct sub *subs;         /* subscribe {user: name} targeting this user */
+	struct device *devices;   /* its devices that something refers to */
 	UT_hash_handle hh;
 };
+
+/*
+ * One of a user's devices (hello's device). Shared, reference-counted: the
+ * connections from it and the sessions it created, answered or acted in
+ * hold references, so a session costs a pointer per device, and comparing
+ * devices is comparing pointers. A device holds a reference to its user.
+ */
+struct device {
+	unsigned refs;
+	struct user *user;
+	struct device *next; /* user->devices */
+	char name[];
+};
+
+/* Longest device name accepted, in bytes. */
+#define DEVICE_NAME_MAX 64
+
+/* Find or create u's device name; a new reference, or NULL (out of memory). */
+struct device *device_get(struct user *u, const char *name);
+struct device *device_ref(struct device *d);
+void device_unref(struct device *d);
+/* Whether name is acceptable as a device: 1-64 bytes of [A-Za-z0-9._:-]. */
+int device_name_valid(const char *name);
 
 /* Longest user name accepted, in bytes. */
 #define USER_NAME_MAX 256

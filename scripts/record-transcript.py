@@ -7,7 +7,8 @@ Usage: scripts/record-transcript.py DRAFT > proto/examples/NN-name.txt
 A draft holds the "#!" and "#" lines and the client lines ("NAME> ...",
 "NAME close", "sleep SECONDS") of a transcript. Each line is sent, and what
 every client receives in the next moment is written after it as "NAME< ..."
-lines, with session ids bound to "$S1", "$S2", ... and times as "$*".
+lines, with session ids bound to "$S1", "$S2", ..., the devices the daemon
+assigned to "$D1", "$D2", ..., and times as "$*".
 Read the result: the recording shows what the daemon does, not what the
 protocol says it should do.
 """
@@ -24,6 +25,14 @@ from rvtest import Daemon  # noqa: E402
 
 TIME_KEYS = {"time", "created", "updated", "expires"}
 SID = re.compile(r"^[0-9a-f]{32}$")
+DEVICE = re.compile(r"^conn-[0-9a-f]{16}$")  # a device the daemon assigned
+
+
+def bind(v, names, prefix):
+    """The variable ("$S1", "$D2", ...) standing for v, made on first sight."""
+    if v not in names:
+        names[v] = "%s%d" % (prefix, 1 + sum(n.startswith(prefix) for n in names.values()))
+    return names[v]
 
 
 def generalise(v, names, key=None):
@@ -34,9 +43,9 @@ def generalise(v, names, key=None):
     if key in TIME_KEYS and isinstance(v, int):
         return "$*"
     if isinstance(v, str) and SID.match(v):
-        if v not in names:
-            names[v] = "$S%d" % (len(names) + 1)
-        return names[v]
+        return bind(v, names, "$S")
+    if isinstance(v, str) and DEVICE.match(v):
+        return bind(v, names, "$D")
     return v
 
 
@@ -75,8 +84,8 @@ def main():
                 while True:
                     try:
                         msg = clients[name].read_msg(0.05)
-                    except TimeoutError:
-                        break
+                    except (TimeoutError, ConnectionError):
+                        break  # nothing more now, or the daemon closed it (a kick)
                     print("%s< %s" % (name, json.dumps(generalise(msg, names), separators=(",", ":"))))
     finally:
         for c in clients.values():

@@ -123,10 +123,10 @@ class Daemon:
         self.stopped = (self.proc.returncode, log)
         return self.stopped
 
-    def client(self, user=None, **kw):
+    def client(self, user=None, device=None, **kw):
         c = Client(self.port, **kw)
         if user is not None:
-            c.hello(user)
+            c.hello(user, device)
         return c
 
     def ctl(self, *args, port=None, env=None):
@@ -220,9 +220,12 @@ class Client:
             raise AssertionError(f"{method} {params}: expected an error, got {msg}")
         return msg["error"]
 
-    def hello(self, user):
+    def hello(self, user, device=None):
+        """hello as user; device: the device it is (absent: the daemon assigns one)."""
         self.user = user
-        return self.call("hello", {"user": user})
+        result = self.call("hello", {"user": user, **({"device": device} if device else {})})
+        self.device = result["device"]
+        return result
 
     def note(self, timeout=TIMEOUT, method=None):
         """The next notification (optionally the next of one method; others stay queued)."""
@@ -271,8 +274,8 @@ class DaemonTest(unittest.TestCase):
             self.assertNotIn(mark, log, log[-4000:])
         self.assertEqual(status, 0, "rendezvousd exited %s:\n%s" % (status, log[-4000:]))
 
-    def client(self, user=None, **kw):
-        c = self.daemon.client(user, **kw)
+    def client(self, user=None, device=None, **kw):
+        c = self.daemon.client(user, device, **kw)
         self.clients.append(c)
         return c
 

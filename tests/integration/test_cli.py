@@ -78,7 +78,8 @@ class Cli(DaemonTest):
         p = self.ctl("alice", "send", sid, '{"x":1}', ok=False)
         self.assertEqual(p.returncode, 1)  # bob has no live connection: 4010
         self.assertIn("4010", p.stderr)
-        bob = self.client("bob")
+        # Context goes to the device that accepted: the CLI's (this host's name).
+        bob = self.client("bob", device=self.js("bob", "get", sid)["answered_by"])
         self.assertEqual(self.js("alice", "send", sid, '{"x":1}'), {"delivered": 1})
         self.assertEqual(bob.note(method="session.context_data")["params"]["data"], {"x": 1})
         self.assertIn("delivered to 1", self.ctl("alice", "send", sid, "plain words").stdout)

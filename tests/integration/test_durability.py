@@ -68,9 +68,9 @@ class StoreTest(unittest.TestCase):
             self.assertEqual(status, 0, log[-4000:])
         return log
 
-    def client(self, d, user):
+    def client(self, d, user, device=None):
         c = Client(d.port)
-        c.hello(user)
+        c.hello(user, device)
         self.clients.append(c)
         return c
 
@@ -141,7 +141,7 @@ class Recovery(StoreTest):
 
     def test_resume_since_across_restart(self):
         d = self.start()
-        a, b = self.client(d, "alice"), self.client(d, "bob")
+        a, b = self.client(d, "alice"), self.client(d, "bob", "phone")
         b.call("subscribe", {"user": "bob"})
         s = a.call("session.create", {"invitee": "bob"})["session"]
         a.call("session.invite", {"session": s})
@@ -150,7 +150,7 @@ class Recovery(StoreTest):
         a.call("session.connect", {"session": s})
         self.stop(d, signal.SIGKILL)
         d = self.start()
-        b = self.client(d, "bob")
+        b = self.client(d, "bob", "phone")  # the device that accepted
         r = b.call("subscribe", {"user": "bob", "since": seen})
         got = [b.event() for _ in range(r["last_event"] - seen)]
         self.assertEqual([(e["prev"], e["state"]) for e in got],
@@ -187,15 +187,35 @@ class Recovery(StoreTest):
 
     def test_reconnecting_party_keeps_session(self):
         d = self.start("--peer-grace", "2")
-        a, b = self.client(d, "alice"), self.client(d, "bob")
+        a, b = self.client(d, "alice", "laptop"), self.client(d, "bob", "phone")
         s = a.call("session.create", {"invitee": "bob"})["session"]
         a.call("session.invite", {"session": s})
         b.call("session.accept", {"session": s})
         self.stop(d, signal.SIGKILL)
         d = self.start("--peer-grace", "2")
-        a, b = self.client(d, "alice"), self.client(d, "bob")
+        # The engaged devices come back (the store kept which they are).
+        a, b = self.client(d, "alice", "laptop"), self.client(d, "bob", "phone")
         time.sleep(2.5)
         self.assertEqual(a.call("session.get", {"session": s})["state"], "RSS_ACCEPTED")
+
+    def test_devices_survive_restart(self):
+        """Which device created, answered and last acted is kept; the rules hold after."""
+        d = self.start()
+        a, phone = self.client(d, "alice", "laptop"), self.client(d, "bob", "phone")
+        s = a.call("session.create", {"invitee": "bob"})["session"]
+        a.call("session.invite", {"session": s})
+        phone.call("session.accept", {"session": s})
+        self.stop(d, signal.SIGKILL)
+        d = self.start()
+        a, laptop = self.client(d, "alice", "laptop"), self.client(d, "bob", "laptop")
+        rec = a.call("session.get", {"session": s})
+        self.assertEqual((rec["inviter_device"], rec["answered_by"], rec["by_device"]),
+                         ("laptop", "phone", "phone"))
+        with self.assertRaises(RpcError) as cm:
+            laptop.call("session.connect", {"session": s})
+        self.assertEqual(cm.exception.error["data"]["reason"], "answered_elsewhere")
+        phone = self.client(d, "bob", "phone")
+        self.assertEqual(phone.call("session.connect", {"session": s})["by_device"], "phone")
 
     def test_lingering_session_is_freed_after_restart(self):
         d = self.start("--linger", "1")

@@ -53,8 +53,9 @@ class Lifecycle(DaemonTest):
         for c in (olga, alice, bob):
             self.assertEqual(c.event()["state"], "RSS_ACCEPTED")
 
-        # context data both ways, to every live connection of the other party
-        bob2 = self.client("bob")
+        # context data both ways, to every live connection of the other party's
+        # engaged device (bob2 is another connection of the device that accepted)
+        bob2 = self.client("bob", device=bob.device)
         self.assertEqual(alice.call("session.send", {"session": sid, "data": {"sdp": "x"}}),
                          {"delivered": 2})
         for c in (bob, bob2):

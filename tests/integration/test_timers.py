@@ -69,7 +69,7 @@ class Timers(DaemonTest):
         for _ in range(3):
             alice.close()
             time.sleep(GRACE / 3)
-            alice = self.client("alice")
+            alice = self.client("alice", device=alice.device)  # the same device, back
             time.sleep(GRACE / 2)
         self.olga.no_message(GRACE)
         self.assertEqual(bob.call("session.get", {"session": sid})["state"], "RSS_CONNECTED")
@@ -89,7 +89,7 @@ class Timers(DaemonTest):
 
     def test_one_connection_of_several_lost(self):
         alice, bob = self.client("alice"), self.client("bob")
-        alice2 = self.client("alice")
+        alice2 = self.client("alice", device=alice.device)  # the same device, twice
         sid = lifecycle_to(alice, bob, "RSS_CONNECTED")
         self.events(4)
         alice.close()  # alice2 still connected
