@@ -64,7 +64,8 @@ usage(FILE *f)
 		"  --help, --version\n"
 		"\n"
 		"Commands:\n"
-		"  create INVITEE [--ttl S] [--data JSON]   invite INVITEE (session in RSS_READY)\n"
+		"  create INVITEE [--ttl S] [--data JSON] [--topic TEXT]\n"
+		"                                           invite INVITEE (session in RSS_READY)\n"
 		"  invite SESSION                           send the invitation\n"
 		"  accept SESSION                           accept an invitation\n"
 		"  decline SESSION [--reason TEXT]          decline (invitee)\n"
@@ -563,6 +564,7 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 	static const struct option opts[] = {
 		{"ttl", required_argument, NULL, 't'},
 		{"data", required_argument, NULL, 'd'},
+		{"topic", required_argument, NULL, 'o'},
 		{"reason", required_argument, NULL, 'r'},
 		{"code", required_argument, NULL, 'c'},
 		{"state", required_argument, NULL, 's'},
@@ -581,7 +583,7 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		int positional; /* SESSION or INVITEE, then DATA for send */
 		const char *allowed;
 	} cmds[] = {
-		{"create", "session.create", 1, "td"},
+		{"create", "session.create", 1, "tdo"},
 		{"invite", "session.invite", 1, ""},
 		{"accept", "session.accept", 1, ""},
 		{"decline", "session.decline", 1, "r"},
@@ -637,6 +639,7 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 			break;
 		}
 		case 'd': json_object_set_new(p, "data", json_arg(optarg)); break;
+		case 'o': json_object_set_new(p, "topic", json_string(optarg)); break;
 		case 'r': json_object_set_new(p, "reason", json_string(optarg)); break;
 		case 'c':
 		case 'l':

@@ -245,6 +245,8 @@ event_encode(const struct hub_event *ev, uint64_t id)
 	jsonw_str(&w, ev->inviter->name);
 	jsonw_lit(&w, ",\"invitee\":");
 	jsonw_str(&w, ev->invitee->name);
+	jsonw_lit(&w, ",\"topic\":");
+	jsonw_str(&w, ev->topic);
 	if (ev->reason != NULL) {
 		jsonw_lit(&w, ",\"reason\":");
 		jsonw_str(&w, ev->reason);
@@ -252,6 +254,13 @@ event_encode(const struct hub_event *ev, uint64_t id)
 	if (ev->has_code) {
 		jsonw_lit(&w, ",\"code\":");
 		jsonw_int(&w, ev->code);
+	}
+	if (ev->replaced_by != NULL) {
+		char won[SESSION_ID_HEX + 1];
+		session_id_format(ev->replaced_by, won);
+		jsonw_lit(&w, ",\"replaced_by\":\"");
+		jsonw_raw(&w, won, SESSION_ID_HEX);
+		jsonw_lit(&w, "\"");
 	}
 	if (ev->data != NULL) {
 		jsonw_lit(&w, ",\"data\":");

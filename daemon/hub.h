@@ -46,8 +46,10 @@ struct hub_event {
 	bool invitee_visible; /* the invitee has been invited */
 	enum rv_state prev, state;
 	int64_t time;
-	const char *by;        /* acting user, NULL for the daemon */
-	const char *by_device; /* its device, NULL for the daemon */
+	const char *by;             /* acting user, NULL for the daemon */
+	const char *by_device;      /* its device, NULL for the daemon */
+	const char *topic;          /* the session's topic ("" for none) */
+	const uint8_t *replaced_by; /* ended by glare: the session that won, or NULL */
 	const char *reason;
 	bool has_code;
 	json_int_t code;

@@ -89,6 +89,20 @@ session_do(struct client *c, const char *sid_hex, enum rv_action a, struct sessi
 	if (a == RV_ACT_TERMINATE && role != RV_ROLE_DAEMON && args != NULL)
 		args->has_code = true;
 	before = s->m.state;
+	if (a == RV_ACT_INVITE && role == RV_ROLE_INVITER && before == RSS_READY) {
+		/* Crossing invitations (glare): the one invited first wins. */
+		struct session *won = session_crossing(s);
+		if (won != NULL) {
+			char won_hex[SESSION_ID_HEX + 1];
+			session_id_format(won->id, won_hex);
+			session_lose_glare(s, won);
+			return rpc_fail(err, RV_ERR_CROSSING,
+					json_pack("{s:s}", "session", won_hex),
+					"crossing invitation: %s invited you first (the session "
+					"in data stands; yours ended)",
+					s->invitee->name);
+		}
+	}
 	if (session_answered_elsewhere(s, a, role, c->who.device))
 		return rpc_fail(err, RV_ERR_INVALID_TRANSITION,
 				json_pack("{s:s, s:s, s:s, s:s, s:s}", "session", sid_hex, "state",
@@ -123,7 +137,7 @@ session_do(struct client *c, const char *sid_hex, enum rv_action a, struct sessi
 json_t *
 rpc_session_create(struct client *c, json_t *params, struct rpc_error *err)
 {
-	const char *invitee_name;
+	const char *invitee_name, *topic = NULL;
 	double ttl = -1;
 	json_t *data = NULL, *ttl_json;
 	const char *limit = NULL;
@@ -132,10 +146,13 @@ rpc_session_create(struct client *c, json_t *params, struct rpc_error *err)
 	struct session *s;
 	int rc;
 
-	if (rpc_unpack(params, err, "{s:s, s?F, s?o !}", "invitee", &invitee_name, "ttl", &ttl,
-		       "data", &data) != 0 ||
+	if (rpc_unpack(params, err, "{s:s, s?F, s?o, s?s !}", "invitee", &invitee_name, "ttl", &ttl,
+		       "data", &data, "topic", &topic) != 0 ||
 	    rpc_check_data(data, err) != 0)
 		return NULL;
+	if (topic != NULL && strlen(topic) > TOPIC_MAX)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: topic is longer than %d bytes", TOPIC_MAX);
 	if (!user_name_valid(invitee_name))
 		return rpc_fail(
 			err, RV_ERR_INVALID_PARAMS, NULL,
@@ -154,7 +171,7 @@ rpc_session_create(struct client *c, json_t *params, struct rpc_error *err)
 	invitee = user_get(invitee_name);
 	if (invitee == NULL)
 		return NULL;
-	rc = session_create(c->who.user, c->who.device, invitee, ttl_ms, data, &s, &limit);
+	rc = session_create(c->who.user, c->who.device, invitee, topic, ttl_ms, data, &s, &limit);
 	user_unref(invitee);
 	if (rc == RV_ERR_LIMIT && strcmp(limit, "max_user_bytes") == 0) {
 		stats.limit_user_bytes++;

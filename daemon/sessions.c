@@ -86,6 +86,7 @@ session_free(struct session *s)
 	device_unref(s->inviter_device);
 	device_unref(s->answered_by);
 	device_unref(s->by_device);
+	free(s->topic);
 	free(s);
 }
 
@@ -224,6 +225,8 @@ session_publish(struct session *s, enum rv_state prev, const struct user *by, js
 		.time = s->updated,
 		.by = by != NULL ? by->name : NULL,
 		.by_device = s->by_device != NULL ? s->by_device->name : NULL,
+		.topic = s->topic != NULL ? s->topic : "",
+		.replaced_by = s->replaced && rv_state_is_final(s->m.state) ? s->replaced_by : NULL,
 		.reason = rv_state_is_final(s->m.state) ? s->reason : NULL,
 		.has_code = rv_state_is_final(s->m.state) && s->has_code,
 		.code = s->code,
@@ -267,6 +270,8 @@ session_store(struct session *s, bool insert)
 		.answered_by = s->answered_by != NULL ? s->answered_by->name : NULL,
 		.by_user = s->by_device != NULL ? s->by_device->user->name : NULL,
 		.by_device = s->by_device != NULL ? s->by_device->name : NULL,
+		.topic = s->topic,
+		.replaced = s->replaced,
 	};
 	char *data = NULL, *app = NULL;
 
@@ -274,6 +279,7 @@ session_store(struct session *s, bool insert)
 		return;
 	session_touch(s);
 	memcpy(r.id, s->id, SESSION_ID_BYTES);
+	memcpy(r.replaced_by, s->replaced_by, SESSION_ID_BYTES);
 	if (insert && s->data != NULL)
 		data = json_dumps(s->data, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (s->app_data != NULL)
@@ -291,8 +297,8 @@ session_store(struct session *s, bool insert)
 }
 
 int
-session_create(struct user *inviter, struct device *device, struct user *invitee, int64_t ttl_ms,
-	       json_t *data, struct session **out, const char **limit)
+session_create(struct user *inviter, struct device *device, struct user *invitee, const char *topic,
+	       int64_t ttl_ms, json_t *data, struct session **out, const char **limit)
 {
 	struct session *s;
 
@@ -307,9 +313,13 @@ session_create(struct user *inviter, struct device *device, struct user *invitee
 		return RV_ERR_LIMIT;
 	}
 	s = calloc(1, sizeof *s);
-	if (s == NULL || random_bytes(s->id, sizeof s->id) != 0) {
+	if (s == NULL || random_bytes(s->id, sizeof s->id) != 0 ||
+	    (topic != NULL && *topic != '\0' && (s->topic = strdup(topic)) == NULL)) {
 		log_error("sessions: cannot create a session: %s",
-			  s == NULL ? "out of memory" : "no randomness");
+			  s != NULL && s->topic == NULL && topic != NULL && *topic != '\0'
+				  ? "out of memory"
+			  : s == NULL ? "out of memory"
+				      : "no randomness");
 		free(s);
 		return RV_ERR_INTERNAL;
 	}
@@ -340,6 +350,45 @@ session_create(struct user *inviter, struct device *device, struct user *invitee
 }
 
 static void session_presence(struct session *s, int64_t now);
+
+/* Whether a and b have the same topic. */
+static bool
+same_topic(const struct session *a, const struct session *b)
+{
+	return strcmp(a->topic != NULL ? a->topic : "", b->topic != NULL ? b->topic : "") == 0;
+}
+
+struct session *
+session_crossing(const struct session *s)
+{
+	struct session *o;
+
+	/* Sessions the inviter was invited to, by the invitee, already invited. */
+	DL_FOREACH2 (s->inviter->invited, o, vee_next) {
+		if (o->inviter == s->invitee &&
+		    (o->m.state == RSS_INVITATION || o->m.state == RSS_ACCEPTED) &&
+		    same_topic(o, s))
+			return o;
+	}
+	return NULL;
+}
+
+void
+session_lose_glare(struct session *s, const struct session *winner)
+{
+	struct session_act_args args = {.reason = "glare"};
+
+	memcpy(s->replaced_by, winner->id, SESSION_ID_BYTES);
+	s->replaced = true;
+	/*
+	 * Its invitation was sent, and is answered at once by the one that came
+	 * first: recorded as sent, so that the invitee may see how it ended
+	 * (the one event, RSS_READY -> RSS_TERMINATED, goes to both parties).
+	 */
+	s->m.done[RV_ROLE_INVITER] |= (uint16_t)(1u << RV_ACT_INVITE);
+	if (session_act(s, RV_ACT_TERMINATE, RV_ROLE_DAEMON, NULL, NULL, &args) != RV_CHANGED)
+		s->replaced = false;
+}
 
 enum rv_outcome
 session_act(struct session *s, enum rv_action a, enum rv_role r, const struct user *by,
@@ -471,6 +520,8 @@ session_record_write(struct jsonw *w, const struct session *s, const struct user
 	jsonw_str(w, s->answered_by != NULL ? s->answered_by->name : NULL);
 	jsonw_lit(w, ",\"by_device\":");
 	jsonw_str(w, s->by_device != NULL ? s->by_device->name : NULL);
+	jsonw_lit(w, ",\"topic\":");
+	jsonw_str(w, s->topic != NULL ? s->topic : "");
 	if (s->m.state == RSS_ACCEPTED || s->m.state == RSS_CONNECTED) {
 		jsonw_lit(w, ",\"confirmed\":{\"inviter\":");
 		jsonw_bool(w, rv_machine_confirmed(&s->m, RV_ROLE_INVITER));
@@ -485,6 +536,13 @@ session_record_write(struct jsonw *w, const struct session *s, const struct user
 	if (s->has_code) {
 		jsonw_lit(w, ",\"code\":");
 		jsonw_int(w, s->code);
+	}
+	if (s->replaced) {
+		char won[SESSION_ID_HEX + 1];
+		session_id_format(s->replaced_by, won);
+		jsonw_lit(w, ",\"replaced_by\":\"");
+		jsonw_raw(w, won, SESSION_ID_HEX);
+		jsonw_lit(w, "\"");
 	}
 	if (s->data != NULL) {
 		jsonw_lit(w, ",\"data\":");
@@ -637,6 +695,7 @@ session_apply(struct session *s, const struct store_session *r)
 	json_t *data = NULL, *app = NULL;
 	char *reason = NULL;
 	struct device *created = NULL, *answered = NULL, *by_device = NULL;
+	char *topic = NULL;
 	struct user *by = NULL;
 	bool was_live = !rv_state_is_final(s->m.state), bad = false;
 
@@ -656,6 +715,8 @@ session_apply(struct session *s, const struct store_session *r)
 	     (by_device = device_get(by, r->by_device)) == NULL))
 		bad = true;
 	user_unref(by); /* the device holds its own reference */
+	if (r->topic != NULL && *r->topic != '\0' && (topic = strdup(r->topic)) == NULL)
+		bad = true;
 	if (bad) {
 		log_error("store: session %llu: its data is damaged, or memory ran out",
 			  (unsigned long long)r->seq);
@@ -665,6 +726,7 @@ session_apply(struct session *s, const struct store_session *r)
 		device_unref(created);
 		device_unref(answered);
 		device_unref(by_device);
+		free(topic);
 		return -1;
 	}
 	json_decref(s->data);
@@ -676,6 +738,10 @@ session_apply(struct session *s, const struct store_session *r)
 	s->inviter_device = created;
 	s->answered_by = answered;
 	s->by_device = by_device;
+	free(s->topic);
+	s->topic = topic;
+	s->replaced = r->replaced;
+	memcpy(s->replaced_by, r->replaced_by, SESSION_ID_BYTES);
 	s->data = data;
 	s->app_data = app;
 	s->reason = reason;

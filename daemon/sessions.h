@@ -33,12 +33,15 @@ struct session {
 	bool txn_touched; /* written in the store's open transaction (on 'touched') */
 	bool deleted;     /* deleted from the store: freed once that commits */
 	json_int_t code;
-	size_t bytes;                        /* what it counts against inviter->held_bytes */
-	json_t *data;                        /* invitation data from session.create, or NULL */
-	json_t *app_data;                    /* data given to session.terminate, or NULL */
-	struct device *inviter_device;       /* the device that created it (references, users.h) */
-	struct device *answered_by;          /* the invitee's device that accepted, or NULL */
-	struct device *by_device;            /* the device of its latest action; NULL: the daemon */
+	size_t bytes;                  /* what it counts against inviter->held_bytes */
+	json_t *data;                  /* invitation data from session.create, or NULL */
+	json_t *app_data;              /* data given to session.terminate, or NULL */
+	struct device *inviter_device; /* the device that created it (references, users.h) */
+	struct device *answered_by;    /* the invitee's device that accepted, or NULL */
+	struct device *by_device;      /* the device of its latest action; NULL: the daemon */
+	char *topic;                   /* session.create's topic; NULL for "" */
+	bool replaced;                 /* ended by glare: replaced_by names the winner */
+	uint8_t replaced_by[SESSION_ID_BYTES];
 	struct session *inv_prev, *inv_next; /* inviter->inviting */
 	struct session *vee_prev, *vee_next; /* invitee->invited */
 	struct session *all_prev, *all_next; /* every session, in creation order */
@@ -84,7 +87,23 @@ struct authz_parties session_parties(const struct session *s);
  * "max_user_bytes"), or RV_ERR_INTERNAL.
  */
 int session_create(struct user *inviter, struct device *device, struct user *invitee,
-		   int64_t ttl_ms, json_t *data, struct session **out, const char **limit);
+		   const char *topic, int64_t ttl_ms, json_t *data, struct session **out,
+		   const char **limit);
+
+/* Longest topic session.create takes, in bytes. */
+#define TOPIC_MAX 128
+
+/*
+ * Glare: the live session in the other direction between s's parties, with
+ * its topic, already invited (RSS_INVITATION or RSS_ACCEPTED), if any: when
+ * s's inviter invites, that earlier invitation wins.
+ */
+struct session *session_crossing(const struct session *s);
+/*
+ * End s (in RSS_READY) because the crossing session winner came first:
+ * RSS_TERMINATED by the daemon, reason "glare", replaced_by the winner.
+ */
+void session_lose_glare(struct session *s, const struct session *winner);
 
 /* Optional details of an action. */
 struct session_act_args {

@@ -14,7 +14,7 @@ const double stats_bucket_bounds[STATS_BUCKETS] = {
 };
 
 const char *const stats_end_names[END_COUNT] = {
-	"cancel", "decline", "terminate", "admin", "expired", "peer_lost",
+	"cancel", "decline", "terminate", "admin", "expired", "peer_lost", "glare",
 };
 
 const int stats_error_codes[STATS_ERRORS] = {
@@ -81,8 +81,10 @@ stats_ended(enum rv_action a, const char *daemon_reason)
 	case RV_ACT_EXPIRE: e = END_EXPIRED; break;
 	case RV_ACT_PEER_LOST: e = END_PEER_LOST; break;
 	default:
-		e = daemon_reason != NULL && strcmp(daemon_reason, "admin") == 0 ? END_ADMIN
-										 : END_TERMINATE;
+		e = daemon_reason == NULL                 ? END_TERMINATE
+		    : strcmp(daemon_reason, "admin") == 0 ? END_ADMIN
+		    : strcmp(daemon_reason, "glare") == 0 ? END_GLARE
+							  : END_TERMINATE;
 		break;
 	}
 	stats.ended[e]++;

@@ -33,6 +33,7 @@ enum stats_end {
 	END_ADMIN,      /* an admin terminated */
 	END_EXPIRED,    /* ttl passed before RSS_CONNECTED */
 	END_PEER_LOST,  /* an engaged party stayed away past --peer-grace */
+	END_GLARE,      /* replaced by a crossing invitation that came first */
 	END_COUNT,
 };
 extern const char *const stats_end_names[END_COUNT];

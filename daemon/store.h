@@ -35,6 +35,9 @@ struct store_session {
 	const char *inviter_device;      /* the inviter's device that created it, or NULL */
 	const char *answered_by;         /* the invitee's device that accepted, or NULL */
 	const char *by_user, *by_device; /* who took its latest action; NULL: the daemon */
+	const char *topic;               /* NULL for "" */
+	bool replaced;                   /* ended by glare, replaced by the session replaced_by */
+	uint8_t replaced_by[SESSION_ID_BYTES];
 };
 
 /* One event of the history. Strings are borrowed. */

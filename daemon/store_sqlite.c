@@ -66,13 +66,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE sessions ADD COLUMN answered_by TEXT;"
 	"ALTER TABLE sessions ADD COLUMN by_user TEXT;"
 	"ALTER TABLE sessions ADD COLUMN by_device TEXT;",
+	/* 3: topics and glare (issue 14). */
+	"ALTER TABLE sessions ADD COLUMN topic TEXT;"
+	"ALTER TABLE sessions ADD COLUMN replaced_by BLOB;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 #define SESSION_COLUMNS                                                                        \
 	"seq, id, inviter, invitee, state, done_inviter, done_invitee, done_daemon, created, " \
 	"updated, expires, event, reason, code, data, app_data, inviter_device, answered_by, " \
-	"by_user, by_device"
+	"by_user, by_device, topic, replaced_by"
 #define EVENT_COLUMNS "id, time, session, inviter, invitee, invitee_visible, line"
 
 enum stmt {
@@ -99,12 +102,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INSERT_SESSION] =
 		"INSERT INTO sessions (" SESSION_COLUMNS ") VALUES "
 		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-		"?19, ?20)",
+		"?19, ?20, ?21, ?22)",
 	[ST_UPDATE_SESSION] =
 		"UPDATE sessions SET state = ?5, done_inviter = ?6, done_invitee = ?7, "
 		"done_daemon = ?8, updated = ?10, expires = ?11, event = ?12, "
 		"reason = ?13, code = ?14, app_data = ?16, answered_by = ?18, by_user = ?19, "
-		"by_device = ?20 WHERE seq = ?1",
+		"by_device = ?20, replaced_by = ?22 WHERE seq = ?1",
 	[ST_DELETE_SESSION] = "DELETE FROM sessions WHERE seq = ?1",
 	[ST_GET_SESSION] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE seq = ?1",
 	[ST_LOAD_SESSIONS] = "SELECT " SESSION_COLUMNS " FROM sessions ORDER BY seq",
@@ -630,6 +633,14 @@ sq_session_row(struct sq *q, sqlite3_stmt *s, struct store_session *r)
 	r->answered_by = col_text(s, 17);
 	r->by_user = col_text(s, 18);
 	r->by_device = col_text(s, 19);
+	r->topic = col_text(s, 20);
+	if (sqlite3_column_type(s, 21) == SQLITE_BLOB) {
+		if (sqlite3_column_bytes(s, 21) != SESSION_ID_BYTES)
+			why = "its replaced_by is not a session id";
+		else
+			memcpy(r->replaced_by, sqlite3_column_blob(s, 21), SESSION_ID_BYTES);
+		r->replaced = true;
+	}
 	if (why != NULL) {
 		log_error("store %s: session %llu is damaged: %s", q->path,
 			  (unsigned long long)r->seq, why);
@@ -743,6 +754,7 @@ sq_put_session(void *h, const struct store_session *r, bool insert)
 		sqlite3_bind_int64(s, 9, r->created);
 		bind_text(s, 15, r->data);
 		bind_text(s, 17, r->inviter_device);
+		bind_text(s, 21, r->topic);
 	}
 	bind_text(s, 5, rv_state_name(r->m.state));
 	sqlite3_bind_int(s, 6, r->m.done[RV_ROLE_INVITER]);
@@ -760,6 +772,10 @@ sq_put_session(void *h, const struct store_session *r, bool insert)
 	bind_text(s, 18, r->answered_by);
 	bind_text(s, 19, r->by_user);
 	bind_text(s, 20, r->by_device);
+	if (r->replaced)
+		sqlite3_bind_blob(s, 22, r->replaced_by, SESSION_ID_BYTES, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 22);
 	return sq_run(q, i);
 }
 

@@ -125,6 +125,7 @@ enum rv_error {
 	RV_ERR_NO_SESSION = 4004,
 	RV_ERR_INVALID_TRANSITION = 4009,
 	RV_ERR_PEER_UNAVAILABLE = 4010,
+	RV_ERR_CROSSING = 4091, /* a crossing invitation (glare): the earlier one won */
 	RV_ERR_TOO_LARGE = 4013,
 	RV_ERR_LIMIT = 4029,
 	RV_ERR_HISTORY_GONE = 4100,

@@ -217,6 +217,26 @@ class Recovery(StoreTest):
         phone = self.client(d, "bob", "phone")
         self.assertEqual(phone.call("session.connect", {"session": s})["by_device"], "phone")
 
+    def test_topic_and_glare_survive_restart(self):
+        d = self.start()
+        a, b = self.client(d, "alice"), self.client(d, "bob")
+        s1 = a.call("session.create", {"invitee": "bob", "topic": "call"})["session"]
+        s2 = b.call("session.create", {"invitee": "alice", "topic": "call"})["session"]
+        a.call("session.invite", {"session": s1})
+        with self.assertRaises(RpcError):
+            b.call("session.invite", {"session": s2})
+        self.stop(d, signal.SIGKILL)
+        d = self.start()
+        a, b = self.client(d, "alice"), self.client(d, "bob")
+        rec = a.call("session.get", {"session": s2})
+        self.assertEqual((rec["topic"], rec["reason"], rec["replaced_by"]), ("call", "glare", s1))
+        self.assertEqual(b.call("session.get", {"session": s1})["topic"], "call")
+        # The invitation that stood still wins against a new crossing one.
+        s3 = b.call("session.create", {"invitee": "alice", "topic": "call"})["session"]
+        with self.assertRaises(RpcError) as cm:
+            b.call("session.invite", {"session": s3})
+        self.assertEqual(cm.exception.code, 4091)
+
     def test_lingering_session_is_freed_after_restart(self):
         d = self.start("--linger", "1")
         a = self.client(d, "alice")
