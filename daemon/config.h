@@ -50,22 +50,23 @@ struct config {
 	int64_t peer_grace_ms; /* how long an engaged party may be away */
 	int64_t linger_ms;     /* how long ended sessions stay readable */
 
-	size_t max_line;              /* longest request line, bytes */
-	size_t max_pending;           /* unsent output before a client is cut off */
-	size_t max_connections;       /* connections at once */
-	size_t max_conns_per_address; /* from one IP address; 0: no limit */
-	size_t max_auth_failures;     /* failed hellos per address per minute */
-	int64_t hello_timeout_ms;     /* time a connection has to say hello */
-	size_t max_hello_line;        /* longest line before hello */
-	size_t max_data;              /* encoded size of context and app data */
-	size_t max_request_rate;      /* requests per second per connection; 0: no limit */
-	size_t max_request_burst;     /* requests at once above that rate */
-	size_t max_sessions_per_user; /* live sessions a user may have created */
-	size_t max_user_bytes;        /* what those and its lingering ones may hold; 0: no limit */
-	size_t max_subscriptions;     /* subscriptions per connection */
-	size_t history;               /* events kept for subscribe {since} */
-	int64_t history_age_ms;       /* and for at most this long */
-	size_t history_bytes;         /* and in at most this much memory (encoded lines) */
+	size_t max_line;               /* longest request line, bytes */
+	size_t max_pending;            /* unsent output before a client is cut off */
+	size_t max_connections;        /* connections at once */
+	size_t max_conns_per_address;  /* from one IP address; 0: no limit */
+	size_t max_auth_failures;      /* failed hellos per address per minute */
+	int64_t hello_timeout_ms;      /* time a connection has to say hello */
+	size_t max_hello_line;         /* longest line before hello */
+	size_t max_data;               /* encoded size of context and app data */
+	size_t max_request_rate;       /* requests per second per connection; 0: no limit */
+	size_t max_request_burst;      /* requests at once above that rate */
+	size_t max_sessions_per_user;  /* live sessions a user may have created */
+	size_t max_user_bytes;         /* what those and its lingering ones may hold; 0: no limit */
+	size_t max_subscriptions;      /* subscriptions per connection */
+	size_t history;                /* events kept for subscribe {since} */
+	int64_t history_age_ms;        /* and for at most this long */
+	size_t history_bytes;          /* and in at most this much memory (encoded lines) */
+	int64_t idempotency_window_ms; /* how long a request's idempotency key is kept */
 
 	char *store;     /* "memory" or "sqlite:PATH"; NULL: sqlite:rendezvous.db */
 	char *state_dir; /* where a relative store path points */

@@ -225,6 +225,14 @@ const struct opt_def options_table[] = {
 	 .def = "60",
 	 .arg = "S",
 	 .help = "how long ended sessions stay readable"},
+	{.name = "idempotency-window",
+	 .type = OPT_SECONDS,
+	 FIELD(idempotency_window_ms),
+	 .min = 1,
+	 .def = "86400",
+	 .arg = "S",
+	 .help = "how long a change's idempotency_key is remembered: a retry with it gets the "
+		 "first reply again"},
 
 	{.name = "max-line",
 	 .type = OPT_SIZE,

@@ -8,10 +8,12 @@
 #include "commit.h"
 #include "config.h"
 #include "hub.h"
+#include "idempotency.h"
 #include "log.h"
 #include "rendezvous.h"
 #include "rpc.h"
 #include "stats.h"
+#include "users.h"
 #include "store.h"
 #include "util.h"
 
@@ -20,24 +22,25 @@ static const struct method {
 	rpc_handler handler;
 	bool before_hello; /* allowed before hello */
 	bool writes;       /* changes sessions: answered once the change is committed */
+	bool keyed;        /* takes an idempotency_key (then it writes, the key at least) */
 } methods[] = {
-	{"hello", rpc_hello, true, false},
-	{"ping", rpc_ping, true, false},
-	{"session.create", rpc_session_create, false, true},
-	{"session.invite", rpc_session_invite, false, true},
-	{"session.accept", rpc_session_accept, false, true},
-	{"session.decline", rpc_session_decline, false, true},
-	{"session.cancel", rpc_session_cancel, false, true},
-	{"session.connect", rpc_session_connect, false, true},
-	{"session.terminate", rpc_session_terminate, false, true},
-	{"session.send", rpc_session_send, false, false},
-	{"session.get", rpc_session_get, false, false},
-	{"session.list", rpc_session_list, false, false},
-	{"subscribe", rpc_subscribe, false, false},
-	{"unsubscribe", rpc_unsubscribe, false, false},
-	{"admin.stats", rpc_admin_stats, false, false},
-	{"admin.connections", rpc_admin_connections, false, false},
-	{"admin.kick", rpc_admin_kick, false, false},
+	{"hello", rpc_hello, true, false, false},
+	{"ping", rpc_ping, true, false, false},
+	{"session.create", rpc_session_create, false, true, true},
+	{"session.invite", rpc_session_invite, false, true, true},
+	{"session.accept", rpc_session_accept, false, true, true},
+	{"session.decline", rpc_session_decline, false, true, true},
+	{"session.cancel", rpc_session_cancel, false, true, true},
+	{"session.connect", rpc_session_connect, false, true, true},
+	{"session.terminate", rpc_session_terminate, false, true, true},
+	{"session.send", rpc_session_send, false, false, true},
+	{"session.get", rpc_session_get, false, false, false},
+	{"session.list", rpc_session_list, false, false, false},
+	{"subscribe", rpc_subscribe, false, false, false},
+	{"unsubscribe", rpc_unsubscribe, false, false, false},
+	{"admin.stats", rpc_admin_stats, false, false, false},
+	{"admin.connections", rpc_admin_connections, false, false, false},
+	{"admin.kick", rpc_admin_kick, false, false, false},
 };
 
 json_t *
@@ -232,6 +235,8 @@ struct rpc_req {
 	json_t *msg; /* the request (a reference: keeps its id alive) */
 	json_t *id;  /* borrowed from msg, or NULL */
 	bool notification;
+	const char *key;    /* its idempotency_key (borrowed from msg), or NULL */
+	uint8_t digest[32]; /* of its params, without the key */
 	double t0;
 	struct rpc_batch *batch; /* the batch it belongs to, or NULL */
 	/* Deferred: set while its handler runs; an answer given meanwhile waits here. */
@@ -241,6 +246,29 @@ struct rpc_req {
 };
 
 static void rpc_batch_run(struct client *c, struct rpc_batch *b);
+
+/*
+ * Remember the reply to a keyed request for its retries: a result or an
+ * error, unless nothing was applied (out of memory, the store unavailable).
+ */
+static void
+rpc_record_key(const struct rpc_req *r, const json_t *reply)
+{
+	json_t *result = json_object_get(reply, "result"), *error = json_object_get(reply, "error"),
+	       *kept;
+	json_int_t code = json_integer_value(json_object_get(error, "code"));
+
+	if (r->c == NULL || (result == NULL && error == NULL) || code == RV_ERR_INTERNAL ||
+	    code == RV_ERR_UNAVAILABLE)
+		return;
+	kept = json_pack("{s:O}", result != NULL ? "result" : "error",
+			 result != NULL ? result : error);
+	if (kept != NULL)
+		idempotency_record(r->c->who.user->name, r->m->name, r->key, r->digest, kept);
+	else
+		store_fail(); /* not remembered: fail the pass rather than act twice */
+	json_decref(kept);
+}
 
 /*
  * The reply to r: a result (new reference, may be NULL) or the error in
@@ -255,11 +283,11 @@ rpc_finish(struct rpc_req *r, json_t *result, struct rpc_error *err)
 	json_t *reply = NULL;
 
 	if (result != NULL) {
-		if (r->notification) {
+		if (r->notification && r->key == NULL) {
 			reply = NULL;
 		} else if (err->raw.buf == NULL) {
 			reply = rv_msg_result(r->id, json_incref(result));
-		} else if (!in_batch) {
+		} else if (!in_batch && r->key == NULL) {
 			rpc_send_raw(c, r->id, &err->raw);
 			json_decref(result);
 			jsonw_free(&err->raw);
@@ -278,14 +306,19 @@ rpc_finish(struct rpc_req *r, json_t *result, struct rpc_error *err)
 		jsonw_free(&err->raw);
 		if (err->code == 0)
 			rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
-		if (r->notification) {
+		if (r->notification && r->key == NULL) {
 			json_decref(err->data);
 			rpc_observe(r->m, r->t0);
 			return NULL;
 		}
 		reply = error_reply(r->id, err);
 	}
-	if (!in_batch) {
+	if (r->key != NULL)
+		rpc_record_key(r, reply);
+	if (r->notification) {
+		json_decref(reply);
+		reply = NULL;
+	} else if (!in_batch) {
 		if (reply != NULL)
 			client_send_json(c, reply);
 		else if (!r->notification)
@@ -317,14 +350,65 @@ rpc_later(struct rpc_error *err)
 	return err->deferred != NULL ? json_true() : NULL; /* a placeholder, as rpc_raw()'s */
 }
 
-/* Whether msg is one request (not a batch) for a method that writes. */
+/* Whether a request for m with params writes: m changes sessions, or records a key. */
+static bool
+method_writes(const struct method *m, const json_t *params)
+{
+	return m != NULL &&
+	       (m->writes || (m->keyed && json_object_get(params, "idempotency_key") != NULL));
+}
+
+/* Whether msg is one request (not a batch) that writes. */
 static bool
 rpc_writes(json_t *msg)
 {
 	const char *name = json_string_value(json_object_get(msg, "method"));
-	const struct method *m = name != NULL ? method_find(name) : NULL;
 
-	return m != NULL && m->writes;
+	return method_writes(name != NULL ? method_find(name) : NULL,
+			     json_object_get(msg, "params"));
+}
+
+/*
+ * A keyed request: take its idempotency_key out of *params (replacing it
+ * with a copy without it), and look it up. 0: go ahead (r->key set); 1: a
+ * retry, answered from *reply (new reference); -1: err filled.
+ */
+static int
+rpc_key(struct client *c, struct rpc_req *r, json_t **params, struct rpc_error *err, json_t **reply)
+{
+	json_t *k = json_object_get(*params, "idempotency_key"), *rest, *kept = NULL;
+	const char *key = json_string_value(k);
+
+	if (key == NULL || json_string_length(k) < 1 ||
+	    json_string_length(k) > IDEMPOTENCY_KEY_MAX || strlen(key) != json_string_length(k)) {
+		rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+			 "invalid params: idempotency_key must be a string of 1 to %d bytes",
+			 IDEMPOTENCY_KEY_MAX);
+		return -1;
+	}
+	rest = json_copy(*params);
+	if (rest == NULL || json_object_del(rest, "idempotency_key") != 0) {
+		json_decref(rest);
+		return -1; /* -32603 */
+	}
+	json_decref(*params);
+	*params = rest;
+	idempotency_digest(rest, r->digest);
+	switch (idempotency_find(c->who.user->name, r->m->name, key, r->digest, &kept)) {
+	case 0: r->key = key; return 0;
+	case 1:
+		if (kept == NULL)
+			return -1; /* -32603 */
+		json_object_set_new(kept, "jsonrpc", json_string("2.0"));
+		json_object_set(kept, "id", r->id != NULL ? r->id : json_null());
+		*reply = kept;
+		return 1;
+	default:
+		rpc_fail(err, RV_ERR_KEY_REUSED, json_pack("{s:s}", "idempotency_key", key),
+			 "idempotency key reused: %s was called with it and other params",
+			 r->m->name);
+		return -1;
+	}
 }
 
 /* What follows a single request's reply: its events, and its note for commit. */
@@ -410,12 +494,32 @@ rpc_dispatch(struct client *c, json_t *msg, struct rpc_batch *b, json_t **reply)
 	} else if (json_is_array(rm.params)) {
 		rpc_fail(&err, RV_ERR_INVALID_PARAMS, NULL,
 			 "invalid params: pass params by name, as an object");
-	} else if (r.m->writes && store_durable() && !commit_writable()) {
+	} else if (method_writes(r.m, rm.params) && store_durable() && !commit_writable()) {
 		rpc_fail(&err, RV_ERR_UNAVAILABLE, commit_paused_data(), "%s",
 			 COMMIT_PAUSED_MESSAGE);
 	} else {
+		json_t *replayed = NULL;
+		int keyed = 0;
+
 		params = rm.params != NULL ? json_incref(rm.params) : json_object();
-		result = params != NULL ? r.m->handler(c, params, &err) : NULL;
+		if (params != NULL && r.m->keyed &&
+		    json_object_get(params, "idempotency_key") != NULL)
+			keyed = rpc_key(c, &r, &params, &err, &replayed);
+		if (keyed == 1) {
+			/* A retry: the first call's reply again, nothing done. */
+			json_decref(params);
+			rpc_observe(r.m, r.t0);
+			if (r.notification) {
+				json_decref(replayed);
+			} else if (b == NULL) {
+				client_send_json(c, replayed);
+				json_decref(replayed);
+			} else {
+				*reply = replayed;
+			}
+			return true;
+		}
+		result = params != NULL && keyed == 0 ? r.m->handler(c, params, &err) : NULL;
 		json_decref(params);
 		if (err.deferred != NULL) {
 			struct rpc_req *d = err.deferred;

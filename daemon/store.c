@@ -171,6 +171,26 @@ store_add_event(const struct store_event *ev)
 }
 
 void
+store_put_key(const struct store_key *k)
+{
+	if (store_begin() && st.be->put_key(st.h, k) != 0)
+		st.poisoned = true;
+}
+
+void
+store_trim_keys(int64_t before)
+{
+	if (store_begin() && st.be->trim_keys(st.h, before) != 0)
+		st.poisoned = true;
+}
+
+int
+store_load_keys(store_key_fn fn, void *arg)
+{
+	return st.be != NULL ? st.be->load_keys(st.h, fn, arg) : 0;
+}
+
+void
 store_trim_events(uint64_t below)
 {
 	if (store_begin() && st.be->trim_events(st.h, below) != 0)

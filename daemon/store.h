@@ -51,9 +51,21 @@ struct store_event {
 	size_t len;
 };
 
+/*
+ * A request's idempotency key and the reply it got (idempotency.c). Strings
+ * are borrowed.
+ */
+struct store_key {
+	const char *user, *method, *key;
+	uint8_t params[32]; /* SHA-256 of the request's params, canonical */
+	const char *reply;  /* {"result": ...} or {"error": ...}, compact JSON */
+	int64_t time;       /* Unix ms of the first call */
+};
+
 /* Called for each record read; a non-zero return stops the read with it. */
 typedef int (*store_session_fn)(const struct store_session *rec, void *arg);
 typedef int (*store_event_fn)(const struct store_event *ev, void *arg);
+typedef int (*store_key_fn)(const struct store_key *k, void *arg);
 
 /*
  * A backend. Every function returns 0 on success, -1 on failure (after
@@ -82,6 +94,10 @@ struct store_backend {
 	/* last_event: the newest event id, for a backend that keeps it apart. */
 	int (*commit)(void *h, uint64_t last_event);
 	void (*rollback)(void *h);
+	/* Idempotency keys: every one (any order), one more, and those older than before. */
+	int (*load_keys)(void *h, store_key_fn fn, void *arg);
+	int (*put_key)(void *h, const struct store_key *k);
+	int (*trim_keys)(void *h, int64_t before);
 	/* Verify the whole store offline; print a summary to out. */
 	int (*check)(void *h, FILE *out);
 };
@@ -102,12 +118,15 @@ int store_last_event(uint64_t *id);
 int store_load_sessions(store_session_fn fn, void *arg);
 int store_load_events(uint64_t after, store_event_fn fn, void *arg);
 int store_get_session(uint64_t seq, store_session_fn fn, void *arg);
+int store_load_keys(store_key_fn fn, void *arg);
 
 /* Writes: each begins the transaction if none is open. */
 void store_put_session(const struct store_session *rec, bool insert);
 void store_delete_session(uint64_t seq);
 void store_add_event(const struct store_event *ev);
 void store_trim_events(uint64_t below);
+void store_put_key(const struct store_key *k);
+void store_trim_keys(int64_t before);
 
 /* Fail the open transaction (opening one if needed): the next commit rolls back. */
 void store_fail(void);

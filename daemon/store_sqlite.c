@@ -69,6 +69,16 @@ static const char *const migrations[] = {
 	/* 3: topics and glare (issue 14). */
 	"ALTER TABLE sessions ADD COLUMN topic TEXT;"
 	"ALTER TABLE sessions ADD COLUMN replaced_by BLOB;",
+	/* 4: idempotency keys (issue 14): a request's key, and the reply it got. */
+	"CREATE TABLE idempotency ("
+	"  user TEXT NOT NULL,"
+	"  method TEXT NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  params BLOB NOT NULL," /* SHA-256 of the params */
+	"  reply TEXT NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  PRIMARY KEY (user, method, key)"
+	") WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -92,6 +102,9 @@ enum stmt {
 	ST_LOAD_EVENTS,
 	ST_GET_LAST_EVENT,
 	ST_SET_LAST_EVENT,
+	ST_PUT_KEY,
+	ST_LOAD_KEYS,
+	ST_TRIM_KEYS,
 	ST_COUNT,
 };
 
@@ -119,6 +132,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GET_LAST_EVENT] = ("SELECT max(value, (SELECT ifnull(max(id), 0) FROM events)) "
 			       "FROM meta WHERE key = 'last_event'"),
 	[ST_SET_LAST_EVENT] = "UPDATE meta SET value = max(value, ?1) WHERE key = 'last_event'",
+	[ST_PUT_KEY] =
+		"INSERT OR REPLACE INTO idempotency (user, method, key, params, reply, time) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_LOAD_KEYS] = "SELECT user, method, key, params, reply, time FROM idempotency",
+	[ST_TRIM_KEYS] = "DELETE FROM idempotency WHERE time < ?1",
 };
 
 static bool log_configured;
@@ -805,6 +823,63 @@ sq_add_event(void *h, const struct store_event *ev)
 }
 
 static int
+sq_put_key(void *h, const struct store_key *k)
+{
+	struct sq *q = h;
+	sqlite3_stmt *s = q->st[ST_PUT_KEY];
+
+	bind_text(s, 1, k->user);
+	bind_text(s, 2, k->method);
+	bind_text(s, 3, k->key);
+	sqlite3_bind_blob(s, 4, k->params, sizeof k->params, SQLITE_STATIC);
+	bind_text(s, 5, k->reply);
+	sqlite3_bind_int64(s, 6, k->time);
+	return sq_run(q, ST_PUT_KEY);
+}
+
+static int
+sq_trim_keys(void *h, int64_t before)
+{
+	struct sq *q = h;
+
+	sqlite3_bind_int64(q->st[ST_TRIM_KEYS], 1, before);
+	return sq_run(q, ST_TRIM_KEYS);
+}
+
+static int
+sq_load_keys(void *h, store_key_fn fn, void *arg)
+{
+	struct sq *q = h;
+	sqlite3_stmt *s = q->st[ST_LOAD_KEYS];
+	struct store_key k;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&k, 0, sizeof k);
+		k.user = col_text(s, 0);
+		k.method = col_text(s, 1);
+		k.key = col_text(s, 2);
+		k.reply = col_text(s, 4);
+		k.time = sqlite3_column_int64(s, 5);
+		if (k.user == NULL || k.method == NULL || k.key == NULL || k.reply == NULL ||
+		    sqlite3_column_bytes(s, 3) != (int)sizeof k.params) {
+			log_error("store %s: an idempotency key is damaged", q->path);
+			sqlite3_reset(s);
+			return -1;
+		}
+		memcpy(k.params, sqlite3_column_blob(s, 3), sizeof k.params);
+		if (fn(&k, arg) != 0) {
+			sqlite3_reset(s);
+			return -1;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		sq_error(q, "read idempotency keys");
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
 sq_trim_events(void *h, uint64_t below)
 {
 	struct sq *q = h;
@@ -949,6 +1024,9 @@ const struct store_backend store_sqlite = {
 	.delete_session = sq_delete_session,
 	.add_event = sq_add_event,
 	.trim_events = sq_trim_events,
+	.load_keys = sq_load_keys,
+	.put_key = sq_put_key,
+	.trim_keys = sq_trim_keys,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.check = sq_check,

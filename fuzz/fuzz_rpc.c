@@ -23,6 +23,7 @@
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
+#include "idempotency.h"
 #include "identity.h"
 #include "rpc.h"
 #include "sessions.h"
@@ -84,8 +85,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t pos = 0;
 
 	commit_init();
-	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || conns_init(base) != 0 ||
-	    clients_init(base, rpc_handle_line, rpc_client_gone) != 0 || addrs_init(base) != 0)
+	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || idempotency_init() != 0 ||
+	    conns_init(base) != 0 || clients_init(base, rpc_handle_line, rpc_client_gone) != 0 ||
+	    addrs_init(base) != 0)
 		abort();
 	for (int i = 0; i < CLIENTS; i++) {
 		int sv[2];
@@ -123,6 +125,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	clients_finish();
 	addrs_finish();
 	sessions_finish();
+	idempotency_finish();
 	hub_finish();
 	return 0;
 }

@@ -127,6 +127,7 @@ enum rv_error {
 	RV_ERR_PEER_UNAVAILABLE = 4010,
 	RV_ERR_CROSSING = 4091, /* a crossing invitation (glare): the earlier one won */
 	RV_ERR_TOO_LARGE = 4013,
+	RV_ERR_KEY_REUSED = 4022, /* an idempotency key used again with other params */
 	RV_ERR_LIMIT = 4029,
 	RV_ERR_HISTORY_GONE = 4100,
 	RV_ERR_UNAVAILABLE = 5003, /* the store cannot save changes now: nothing was applied */

@@ -237,6 +237,20 @@ class Recovery(StoreTest):
             b.call("session.invite", {"session": s3})
         self.assertEqual(cm.exception.code, 4091)
 
+    def test_idempotency_keys_survive_restart(self):
+        d = self.start()
+        a = self.client(d, "alice")
+        first = a.call("session.create", {"invitee": "bob", "idempotency_key": "k"})
+        self.stop(d, signal.SIGKILL)
+        d = self.start()
+        a = self.client(d, "alice")
+        self.assertEqual(a.call("session.create", {"invitee": "bob", "idempotency_key": "k"}),
+                         first)
+        self.assertEqual(len(a.call("session.list")["sessions"]), 1)
+        with self.assertRaises(RpcError) as cm:
+            a.call("session.create", {"invitee": "carol", "idempotency_key": "k"})
+        self.assertEqual(cm.exception.code, 4022)
+
     def test_lingering_session_is_freed_after_restart(self):
         d = self.start("--linger", "1")
         a = self.client(d, "alice")

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
+#include "idempotency.h"
 #include "identity.h"
 #include "rpc.h"
 #include "sessions.h"
@@ -41,7 +42,8 @@ inproc_start(void)
 {
 	commit_init();
 	if (store_open(false) != 0 || hub_init(config.history) != 0 || hub_recover() != 0 ||
-	    sessions_init(inproc_base) != 0 || conns_init(inproc_base) != 0 ||
+	    sessions_init(inproc_base) != 0 || idempotency_init() != 0 ||
+	    idempotency_recover() != 0 || conns_init(inproc_base) != 0 ||
 	    clients_init(inproc_base, rpc_handle_line, rpc_client_gone) != 0 ||
 	    addrs_init(inproc_base) != 0)
 		abort();
@@ -86,6 +88,7 @@ inproc_stop(void)
 	clients_finish();
 	addrs_finish();
 	sessions_finish();
+	idempotency_finish();
 	hub_finish();
 	store_close();
 }
