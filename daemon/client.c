@@ -14,6 +14,7 @@
 #include "config.h"
 #include "identity.h"
 #include "log.h"
+#include "presence.h"
 #include "rendezvous.h"
 #include "sessions.h"
 #include "stats.h"
@@ -99,6 +100,19 @@ client_on_fence_dropped(void *arg)
 	client_forget_unacked(c);
 }
 
+/* Whether u has a connection (authenticated, not yet freed) from device. */
+static bool
+device_connected(const struct user *u, const struct device *device)
+{
+	const struct hub_peer *p;
+
+	TAILQ_FOREACH (p, &u->conns, by_user) {
+		if (p->who->device == device)
+			return true;
+	}
+	return false;
+}
+
 /* The connection is being freed: so is the client. */
 static void
 client_on_close(void *arg)
@@ -112,6 +126,8 @@ client_on_close(void *arg)
 		TAILQ_REMOVE(&u->conns, &c->peer, by_user);
 		u->nconns--;
 		sessions_presence_changed(u);
+		if (!device_connected(u, c->who.device))
+			presence_changed(u); /* its last connection from this device went */
 		device_unref(c->who.device);
 		user_unref(u);
 	}
@@ -255,6 +271,8 @@ void
 client_authenticate(struct client *c, struct user *u, struct device *device,
 		    const struct identity *id)
 {
+	bool first;
+
 	c->who.user = u;
 	c->who.device = device;
 	c->who.observer = id->observer;
@@ -262,9 +280,12 @@ client_authenticate(struct client *c, struct user *u, struct device *device,
 	c->cred_observer = id->cred_observer;
 	c->cred_admin = id->cred_admin;
 	client_set_expiry(c, id->expires_ms);
+	first = !device_connected(u, device);
 	TAILQ_INSERT_TAIL(&u->conns, &c->peer, by_user);
 	u->nconns++;
 	sessions_presence_changed(u);
+	if (first)
+		presence_changed(u); /* a device came */
 	c->state = CLIENT_READY;
 	conn_set_max_line(c->conn, &config.max_line);
 	if (asprintf(&c->label, "user %s", u->name) >= 0)

@@ -188,6 +188,7 @@ sub_matches(const struct sub *s, const struct hist *h)
 	case SUB_SESSION: return memcmp(s->sid, h->sid, SESSION_ID_BYTES) == 0;
 	case SUB_USER:
 		return s->user == h->inviter || (s->user == h->invitee && h->invitee_visible);
+	case SUB_PRESENCE: return false; /* presence.changed only */
 	}
 	return false;
 }
@@ -445,6 +446,7 @@ sub_target_list(struct sub *s, bool create)
 	switch (s->kind) {
 	case SUB_ALL: return &hub.all;
 	case SUB_USER: return &s->user->subs;
+	case SUB_PRESENCE: return &s->user->presence_subs;
 	case SUB_SESSION:
 		b = bucket_find(s->sid);
 		if (b == NULL && create) {
@@ -481,6 +483,22 @@ sub_free(struct sub *s)
 	free(s);
 }
 
+size_t
+hub_presence(struct user *u, struct msgbuf *mb,
+	     bool (*may_see)(const struct principal *p, const struct user *u))
+{
+	struct sub *s;
+	size_t n = 0;
+
+	DL_FOREACH (u->presence_subs, s) {
+		if (!conn_live(s->peer->conn) || !may_see(s->peer->who, u))
+			continue;
+		conn_send_msgbuf(s->peer->conn, mb);
+		n++;
+	}
+	return n;
+}
+
 int
 hub_subscribe(struct hub_peer *p, enum sub_kind kind, const uint8_t *sid, struct user *user,
 	      bool has_since, uint64_t since, struct sub **out)
@@ -504,7 +522,7 @@ hub_subscribe(struct hub_peer *p, enum sub_kind kind, const uint8_t *sid, struct
 	s->from = has_since ? since : hub.last;
 	if (kind == SUB_SESSION)
 		memcpy(s->sid, sid, SESSION_ID_BYTES);
-	if (kind == SUB_USER)
+	if (kind == SUB_USER || kind == SUB_PRESENCE)
 		s->user = user_ref(user);
 	list = sub_target_list(s, true);
 	if (list == NULL) {
@@ -558,8 +576,8 @@ seen_build(struct seen_index *ix, const struct hub_peer *c)
 	for (const struct sub *o = c->subs; o != NULL; o = o->conn_next) {
 		struct seen key = {0}, *e;
 
-		if (o->replaying)
-			continue; /* being replayed itself */
+		if (o->replaying || o->kind == SUB_PRESENCE)
+			continue; /* being replayed itself; or no events at all */
 		if (o->kind == SUB_ALL) {
 			if (o->from < ix->all_from)
 				ix->all_from = o->from;

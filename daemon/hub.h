@@ -25,6 +25,7 @@
 
 struct conn;
 struct device;
+struct msgbuf;
 struct user;
 struct sub;
 
@@ -56,7 +57,12 @@ struct hub_event {
 	json_t *data;
 };
 
-enum sub_kind { SUB_SESSION, SUB_USER, SUB_ALL };
+enum sub_kind {
+	SUB_SESSION,
+	SUB_USER,
+	SUB_ALL,
+	SUB_PRESENCE, /* a user's devices coming and going (presence.c), no events */
+};
 
 struct sub {
 	uint32_t id; /* unique within its connection */
@@ -119,6 +125,13 @@ int hub_subscribe(struct hub_peer *p, enum sub_kind kind, const uint8_t *sid, st
 int hub_unsubscribe(struct hub_peer *p, uint32_t id);
 /* Drop every subscription of a peer whose connection is being freed. */
 void hub_peer_gone(struct hub_peer *p);
+
+/*
+ * Send a presence.changed line (mb, shared) to every live subscriber to u's
+ * presence that may_see allows now; how many.
+ */
+size_t hub_presence(struct user *u, struct msgbuf *mb,
+		    bool (*may_see)(const struct principal *p, const struct user *u));
 
 /*
  * Deliver session.context_data (data borrowed) from user from to every live

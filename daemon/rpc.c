@@ -38,6 +38,7 @@ static const struct method {
 	{"session.list", rpc_session_list, false, false, false},
 	{"subscribe", rpc_subscribe, false, false, false},
 	{"unsubscribe", rpc_unsubscribe, false, false, false},
+	{"presence.get", rpc_presence_get, false, false, false},
 	{"admin.stats", rpc_admin_stats, false, false, false},
 	{"admin.connections", rpc_admin_connections, false, false, false},
 	{"admin.kick", rpc_admin_kick, false, false, false},

@@ -70,6 +70,7 @@ json_t *rpc_hello(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_ping(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_subscribe(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_unsubscribe(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_presence_get(struct client *c, json_t *params, struct rpc_error *err);
 
 /* rpc_admin.c */
 json_t *rpc_admin_stats(struct client *c, json_t *params, struct rpc_error *err);

@@ -9,6 +9,7 @@
 #include "hub.h"
 #include "identity.h"
 #include "log.h"
+#include "presence.h"
 #include "rpc.h"
 #include "sessions.h"
 #include "stats.h"
@@ -133,10 +134,77 @@ rpc_ping(struct client *c, json_t *params, struct rpc_error *err)
 	return json_string("pong");
 }
 
+/* The user named name, if p may see its presence; else NULL with err filled. */
+static struct user *
+presence_target(struct client *c, const char *name, struct rpc_error *err)
+{
+	struct user *u;
+
+	if (!user_name_valid(name)) {
+		rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL, "invalid params: not a valid user name");
+		return NULL;
+	}
+	if ((u = user_get(name)) == NULL)
+		return NULL;
+	if (!presence_may_see(&c->who, u)) {
+		user_unref(u);
+		rpc_fail(err, RV_ERR_FORBIDDEN, json_pack("{s:s}", "user", name),
+			 "forbidden: only the user, a user in a live session with it, observers "
+			 "and admins see its presence");
+		return NULL;
+	}
+	return u;
+}
+
+json_t *
+rpc_presence_get(struct client *c, json_t *params, struct rpc_error *err)
+{
+	const char *name;
+	struct user *u;
+	json_t *r;
+
+	if (rpc_unpack(params, err, "{s:s !}", "user", &name) != 0 ||
+	    (u = presence_target(c, name, err)) == NULL)
+		return NULL;
+	r = presence_of(u);
+	user_unref(u);
+	return r;
+}
+
+/* subscribe {presence: name}: presence.changed from now on; the presence now in the result. */
+static json_t *
+subscribe_presence(struct client *c, const char *name, json_t *params, struct rpc_error *err)
+{
+	struct user *u;
+	struct sub *s;
+	json_t *now;
+	int rc;
+
+	if (json_object_get(params, "since") != NULL)
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: since is for events, not presence");
+	if (c->peer.nsubs >= config.max_subscriptions) {
+		stats.limit_subscriptions++;
+		return rpc_fail(err, RV_ERR_LIMIT,
+				json_pack("{s:I}", "max_subscriptions",
+					  (json_int_t)config.max_subscriptions),
+				"limit exceeded: too many subscriptions on this connection");
+	}
+	if ((u = presence_target(c, name, err)) == NULL)
+		return NULL;
+	rc = hub_subscribe(&c->peer, SUB_PRESENCE, NULL, u, false, 0, &s);
+	now = rc == 0 ? presence_of(u) : NULL;
+	user_unref(u);
+	if (now == NULL)
+		return NULL;
+	return json_pack("{s:i, s:I, s:o}", "subscription", (int)s->id, "last_event",
+			 (json_int_t)hub_last_event(), "presence", now);
+}
+
 json_t *
 rpc_subscribe(struct client *c, json_t *params, struct rpc_error *err)
 {
-	const char *sid_hex = NULL, *user = NULL;
+	const char *sid_hex = NULL, *user = NULL, *presence = NULL;
 	json_int_t since = -1;
 	int all = 0, rc;
 	uint8_t sid[SESSION_ID_BYTES];
@@ -144,12 +212,15 @@ rpc_subscribe(struct client *c, json_t *params, struct rpc_error *err)
 	struct user *target = NULL;
 	struct sub *s;
 
-	if (rpc_unpack(params, err, "{s?s, s?s, s?b, s?I !}", "session", &sid_hex, "user", &user,
-		       "all", &all, "since", &since) != 0)
+	if (rpc_unpack(params, err, "{s?s, s?s, s?b, s?I, s?s !}", "session", &sid_hex, "user",
+		       &user, "all", &all, "since", &since, "presence", &presence) != 0)
 		return NULL;
-	if ((sid_hex != NULL) + (user != NULL) + (all != 0) != 1)
+	if ((sid_hex != NULL) + (user != NULL) + (all != 0) + (presence != NULL) != 1)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
-				"invalid params: give exactly one of session, user, all: true");
+				"invalid params: give exactly one of session, user, all: true, "
+				"presence");
+	if (presence != NULL)
+		return subscribe_presence(c, presence, params, err);
 	if (json_object_get(params, "since") != NULL && since < 0)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 				"invalid params: since must be an event id >= 0");

@@ -144,6 +144,22 @@ session_invited(const struct session *s)
 	return (s->m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0;
 }
 
+bool
+sessions_share_live(const struct user *a, const struct user *b)
+{
+	const struct session *s;
+
+	DL_FOREACH2 (a->inviting, s, inv_next) {
+		if (s->invitee == b && session_invited(s) && !rv_state_is_final(s->m.state))
+			return true;
+	}
+	DL_FOREACH2 (a->invited, s, vee_next) {
+		if (s->inviter == b && session_invited(s) && !rv_state_is_final(s->m.state))
+			return true;
+	}
+	return false;
+}
+
 struct authz_parties
 session_parties(const struct session *s)
 {

@@ -74,6 +74,8 @@ struct session *session_find(const uint8_t id[SESSION_ID_BYTES]);
 enum rv_role session_role(const struct session *s, const struct user *u);
 /* Whether the invitation has been sent (the invitee may see the session). */
 bool session_invited(const struct session *s);
+/* Whether a and b are the parties of a live session that both may see. */
+bool sessions_share_live(const struct user *a, const struct user *b);
 /* What authorization (authz.h) needs to know of s. */
 struct authz_parties session_parties(const struct session *s);
 

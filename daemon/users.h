@@ -23,14 +23,15 @@ TAILQ_HEAD(peer_list, hub_peer);
 struct user {
 	char *name;
 	unsigned refs;
-	size_t nconns;            /* authenticated connections, closing excluded */
-	struct peer_list conns;   /* those connections, as the hub sees them (hub.h) */
-	struct session *inviting; /* sessions this user created (utlist, by age) */
-	struct session *invited;  /* sessions this user was invited to */
-	size_t live_created;      /* live sessions in 'inviting', for the limit */
-	size_t held_bytes;        /* what every session in 'inviting' holds (sessions.c) */
-	struct sub *subs;         /* subscribe {user: name} targeting this user */
-	struct device *devices;   /* its devices that something refers to */
+	size_t nconns;             /* authenticated connections, closing excluded */
+	struct peer_list conns;    /* those connections, as the hub sees them (hub.h) */
+	struct session *inviting;  /* sessions this user created (utlist, by age) */
+	struct session *invited;   /* sessions this user was invited to */
+	size_t live_created;       /* live sessions in 'inviting', for the limit */
+	size_t held_bytes;         /* what every session in 'inviting' holds (sessions.c) */
+	struct sub *subs;          /* subscribe {user: name} targeting this user */
+	struct sub *presence_subs; /* subscribe {presence: name} */
+	struct device *devices;    /* its devices that something refers to */
 	UT_hash_handle hh;
 };
 
