@@ -61,6 +61,8 @@ struct client {
 	struct hub_peer peer;           /* subscriptions and delivery (hub.h) */
 	json_t *unacked;      /* ids of write requests answered in the open transaction, or NULL */
 	struct rpc_req *held; /* rpc.c's: a request answered later; its input waits */
+	bool device_chosen;   /* hello named the device (it gets outcomes) */
+	bool outcomes_due;    /* send its outcomes after the hello reply */
 
 	TAILQ_ENTRY(client) all;           /* every client, in id order */
 	TAILQ_ENTRY(client) unacked_entry; /* clients with unacked != NULL */

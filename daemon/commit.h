@@ -27,6 +27,7 @@ enum commit_slot {
 	COMMIT_SESSIONS, /* sessions.c: frees what was deleted, or reloads what was undone */
 	COMMIT_HUB,      /* hub.c: trims the stored history, or reloads it */
 	COMMIT_KEYS,     /* idempotency.c: forgets the keys the pass recorded, if it failed */
+	COMMIT_OUTCOMES, /* outcomes.c: reloads what the store holds, if it failed */
 	COMMIT_OUTPUT,   /* client.c: the output fence: released, or dropped and 5003 sent */
 	COMMIT_SLOTS,
 };

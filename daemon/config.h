@@ -67,6 +67,8 @@ struct config {
 	int64_t history_age_ms;        /* and for at most this long */
 	size_t history_bytes;          /* and in at most this much memory (encoded lines) */
 	int64_t idempotency_window_ms; /* how long a request's idempotency key is kept */
+	int64_t outcome_retention_ms;  /* how long an unacknowledged outcome is kept */
+	size_t max_outcomes;           /* unacknowledged outcomes kept per user */
 
 	char *store;     /* "memory" or "sqlite:PATH"; NULL: sqlite:rendezvous.db */
 	char *state_dir; /* where a relative store path points */

@@ -25,8 +25,38 @@ struct hist {
 	uint8_t sid[SESSION_ID_BYTES];
 	struct user *inviter, *invitee; /* references */
 	bool invitee_visible;
+	bool final; /* the session's last event: into a final state */
 	struct msgbuf *msg;
 };
+
+/* Told when a session's final event reaches a peer (outcomes.c). */
+static void (*final_hook)(const struct hub_peer *p, const uint8_t *sid);
+
+void
+hub_on_final_delivered(void (*fn)(const struct hub_peer *p, const uint8_t *sid))
+{
+	final_hook = fn;
+}
+
+/* Whether an event line moves its session into a final state. */
+static bool
+line_final(const struct msgbuf *mb)
+{
+	static const char *const finals[] = {"\"state\":\"RSS_CANCELLED\"",
+					     "\"state\":\"RSS_DECLINED\"",
+					     "\"state\":\"RSS_TERMINATED\""};
+	char line[256];
+	size_t n = mb->len < sizeof line - 1 ? mb->len : sizeof line - 1;
+
+	/* "state" comes early in every event line, after session and prev. */
+	memcpy(line, mb->data, n);
+	line[n] = '\0';
+	for (size_t i = 0; i < sizeof finals / sizeof finals[0]; i++) {
+		if (strstr(line, finals[i]) != NULL)
+			return true;
+	}
+	return false;
+}
 
 /* Subscriptions to one session. */
 struct bucket {
@@ -214,6 +244,8 @@ deliver_list(struct sub *list, const struct hist *h)
 			continue;
 		p->mark = h->id;
 		hub_deliver(p->conn, h);
+		if (h->final && final_hook != NULL)
+			final_hook(p, h->sid);
 	}
 }
 
@@ -317,6 +349,7 @@ hub_append(uint64_t id, int64_t time, const uint8_t *sid, struct user *inviter,
 	h->inviter = user_ref(inviter);
 	h->invitee = user_ref(invitee);
 	h->invitee_visible = invitee_visible;
+	h->final = line_final(mb);
 	h->msg = mb;
 }
 
@@ -684,8 +717,11 @@ hub_replay_peer(struct hub_peer *p)
 				break;
 			}
 		}
-		if (wanted && !seen_already(&seen, h))
+		if (wanted && !seen_already(&seen, h)) {
 			hub_deliver_replayed(c, h);
+			if (h->final && final_hook != NULL)
+				final_hook(p, h->sid);
+		}
 	}
 	LL_FOREACH_SAFE2(hub.replays, s, tmp, replay_next)
 	{

@@ -126,6 +126,9 @@ int hub_unsubscribe(struct hub_peer *p, uint32_t id);
 /* Drop every subscription of a peer whose connection is being freed. */
 void hub_peer_gone(struct hub_peer *p);
 
+/* Call fn each time a session's final event reaches a peer, live or replayed. */
+void hub_on_final_delivered(void (*fn)(const struct hub_peer *p, const uint8_t *sid));
+
 /*
  * Send a presence.changed line (mb, shared) to every live subscriber to u's
  * presence that may_see allows now; how many.

@@ -13,6 +13,16 @@
 #include "store.h"
 #include "util.h"
 
+/* Free what json_dumps() returned, with jansson's own free (a test may set another). */
+static void
+dumps_free(char *text)
+{
+	json_free_t f;
+
+	json_get_alloc_funcs(NULL, &f);
+	f(text);
+}
+
 struct idem {
 	char *id; /* user '\0' method '\0' key: the hash key (idlen bytes) */
 	size_t idlen;
@@ -178,7 +188,8 @@ idempotency_digest(const json_t *params, uint8_t out[32])
 	memset(out, 0, 32);
 	if (text == NULL || EVP_Digest(text, strlen(text), out, &len, EVP_sha256(), NULL) != 1)
 		log_error("idempotency: cannot digest a request's params");
-	free(text);
+	if (text != NULL)
+		dumps_free(text);
 }
 
 int
@@ -210,7 +221,8 @@ idempotency_record(const char *user, const char *method, const char *key, const 
 	if (e == NULL) {
 		/* Not remembered: a retry would act again. Fail the pass instead. */
 		log_error("idempotency: out of memory recording a key");
-		free(text);
+		if (text != NULL)
+			dumps_free(text);
 		store_fail();
 		return;
 	}
@@ -225,7 +237,7 @@ idempotency_record(const char *user, const char *method, const char *key, const 
 	} else {
 		idem_expire(now);
 	}
-	free(text);
+	dumps_free(text);
 }
 
 static int

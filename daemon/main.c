@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "hub.h"
 #include "idempotency.h"
+#include "outcomes.h"
 #include "identity.h"
 #include "listener.h"
 #include "log.h"
@@ -170,7 +171,8 @@ recover(void)
 
 	if (store_open(false) != 0)
 		fatal("cannot open the store; exiting");
-	if (hub_recover() != 0 || sessions_recover() != 0 || idempotency_recover() != 0)
+	if (hub_recover() != 0 || sessions_recover() != 0 || idempotency_recover() != 0 ||
+	    outcomes_recover() != 0)
 		fatal("cannot recover from the store %s; exiting", store_describe());
 	if (store_durable())
 		log_info("store %s: %zu sessions recovered, last event %llu, in %lld ms",
@@ -204,8 +206,8 @@ main(int argc, char **argv)
 		fatal("cannot set up TLS; exiting");
 	commit_init();
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || idempotency_init() != 0 ||
-	    conns_init(base) != 0 || clients_init(base, rpc_handle_line, rpc_client_gone) != 0 ||
-	    addrs_init(base) != 0)
+	    outcomes_init() != 0 || conns_init(base) != 0 ||
+	    clients_init(base, rpc_handle_line, rpc_client_gone) != 0 || addrs_init(base) != 0)
 		fatal("out of memory at start-up");
 	recover();
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
@@ -252,6 +254,7 @@ main(int argc, char **argv)
 	addrs_finish();
 	sessions_finish();
 	idempotency_finish();
+	outcomes_finish();
 	hub_finish();
 	store_close();
 	identity_finish();

@@ -233,6 +233,13 @@ const struct opt_def options_table[] = {
 	 .arg = "S",
 	 .help = "how long a change's idempotency_key is remembered: a retry with it gets the "
 		 "first reply again"},
+	{.name = "outcome-retention",
+	 .type = OPT_SECONDS,
+	 FIELD(outcome_retention_ms),
+	 .min = 1,
+	 .def = "604800",
+	 .arg = "S",
+	 .help = "how long a session.outcome a device has not acknowledged is kept"},
 
 	{.name = "max-line",
 	 .type = OPT_SIZE,
@@ -325,6 +332,14 @@ const struct opt_def options_table[] = {
 	 .def = "1024",
 	 .arg = "N",
 	 .help = "subscriptions per connection"},
+	{.name = "max-outcomes",
+	 .type = OPT_SIZE,
+	 FIELD(max_outcomes),
+	 .min = 1,
+	 .def = "1000",
+	 .arg = "N",
+	 .help = "unacknowledged outcomes kept per user; beyond it the oldest is dropped (and "
+		 "counted in the next hello's outcomes_dropped)"},
 	{.name = "history",
 	 .type = OPT_SIZE,
 	 FIELD(history),

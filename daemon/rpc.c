@@ -10,6 +10,7 @@
 #include "hub.h"
 #include "idempotency.h"
 #include "log.h"
+#include "outcomes.h"
 #include "rendezvous.h"
 #include "rpc.h"
 #include "stats.h"
@@ -36,6 +37,8 @@ static const struct method {
 	{"session.send", rpc_session_send, false, false, true},
 	{"session.get", rpc_session_get, false, false, false},
 	{"session.list", rpc_session_list, false, false, false},
+	{"session.ack", rpc_session_ack, false, true, false},
+	{"session.outcomes", rpc_session_outcomes, false, false, false},
 	{"subscribe", rpc_subscribe, false, false, false},
 	{"unsubscribe", rpc_unsubscribe, false, false, false},
 	{"presence.get", rpc_presence_get, false, false, false},
@@ -412,14 +415,30 @@ rpc_key(struct client *c, struct rpc_req *r, json_t **params, struct rpc_error *
 	}
 }
 
-/* What follows a single request's reply: its events, and its note for commit. */
+/* After a hello's reply: the outcomes its device has not learned. */
+static void
+rpc_send_outcomes(struct client *c)
+{
+	if (c->outcomes_due && client_live(c)) {
+		c->outcomes_due = false;
+		outcomes_send(c->conn, c->who.user->name, c->who.device->name);
+	}
+}
+
+/*
+ * What follows a single request's reply: outcomes after a hello, its
+ * events, and its note for commit: a request that wrote anything (other
+ * requests were answered from committed state, 8) is answered 5003 if the
+ * commit fails.
+ */
 static void
 rpc_single_done(struct client *c, json_t *msg)
 {
 	json_t *id = json_object_get(msg, "id");
 
+	rpc_send_outcomes(c);
 	hub_flush();
-	if (id != NULL && store_in_txn() && rpc_writes(msg))
+	if (id != NULL && store_in_txn())
 		client_note_reply(c, id);
 }
 
@@ -621,6 +640,7 @@ rpc_batch_run(struct client *c, struct rpc_batch *b)
 		client_send_json(c, b->replies);
 	else if (b->replies == NULL)
 		client_send_error(c, RV_ERR_INTERNAL, "internal error: out of memory", NULL);
+	rpc_send_outcomes(c);
 	hub_flush(); /* the batch's replays, after its reply as for a single subscribe */
 	rpc_batch_free(b);
 }

@@ -88,6 +88,8 @@ json_t *rpc_session_terminate(struct client *c, json_t *params, struct rpc_error
 json_t *rpc_session_send(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_session_get(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_session_list(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_ack(struct client *c, json_t *params, struct rpc_error *err);
+json_t *rpc_session_outcomes(struct client *c, json_t *params, struct rpc_error *err);
 
 /*
  * For handlers whose result is written with jsonw into err->raw: return

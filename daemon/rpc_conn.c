@@ -9,6 +9,7 @@
 #include "hub.h"
 #include "identity.h"
 #include "log.h"
+#include "outcomes.h"
 #include "presence.h"
 #include "rpc.h"
 #include "sessions.h"
@@ -19,13 +20,19 @@
 /* The longest client string hello takes (it goes into logs and admin.connections). */
 #define CLIENT_MAX 256
 
+/* hello's result; dropped: the outcomes dropped for a device that named itself, or -1. */
 static json_t *
-hello_result(const struct client *c)
+hello_result(const struct client *c, int64_t dropped)
 {
-	return json_pack("{s:s, s:s, s:b, s:b, s:s, s:s, s:I, s:I}", "user", c->who.user->name,
-			 "device", c->who.device->name, "observer", c->who.observer, "admin",
-			 c->who.admin, "server", "rendezvousd", "version", RV_VERSION, "connection",
-			 (json_int_t)c->conn->id, "last_event", (json_int_t)hub_last_event());
+	json_t *r = json_pack("{s:s, s:s, s:b, s:b, s:s, s:s, s:I, s:I}", "user", c->who.user->name,
+			      "device", c->who.device->name, "observer", c->who.observer, "admin",
+			      c->who.admin, "server", "rendezvousd", "version", RV_VERSION,
+			      "connection", (json_int_t)c->conn->id, "last_event",
+			      (json_int_t)hub_last_event());
+
+	if (r != NULL && dropped >= 0)
+		json_object_set_new(r, "outcomes_dropped", json_integer(dropped));
+	return r;
 }
 
 /* A failed hello: counted against the address; the client learns only 4001. */
@@ -86,7 +93,7 @@ rpc_hello(struct client *c, json_t *params, struct rpc_error *err)
 		} else if (strcmp(c->who.user->name, id.user) == 0) {
 			/* A retried hello; a fresh token extends the connection's life. */
 			client_set_expiry(c, id.expires_ms);
-			r = hello_result(c);
+			r = hello_result(c, c->device_chosen ? 0 : -1);
 		} else {
 			r = rpc_fail(err, RV_ERR_FORBIDDEN,
 				     json_pack("{s:s}", "user", c->who.user->name),
@@ -95,6 +102,7 @@ rpc_hello(struct client *c, json_t *params, struct rpc_error *err)
 		identity_clear(&id);
 		return r;
 	}
+	c->device_chosen = device != NULL;
 	if (device == NULL) {
 		/* One for this connection: random, so never a device of another connection. */
 		uint8_t r[8];
@@ -122,7 +130,11 @@ rpc_hello(struct client *c, json_t *params, struct rpc_error *err)
 			       : "",
 		 c->client ? " client " : "", c->client ? c->client : "");
 	identity_clear(&id);
-	return hello_result(c);
+	if (!c->device_chosen)
+		return hello_result(c, -1);
+	/* A device that names itself is known from now on; its outcomes follow the reply. */
+	c->outcomes_due = true;
+	return hello_result(c, outcomes_hello(u->name, d->name, now_ms()));
 }
 
 json_t *

@@ -7,6 +7,7 @@
 #include "client.h"
 #include "hub.h"
 #include "log.h"
+#include "outcomes.h"
 #include "rpc.h"
 #include "sessions.h"
 #include "stats.h"
@@ -380,4 +381,37 @@ rpc_session_list(struct client *c, json_t *params, struct rpc_error *err)
 	sessions_list_write(&err->raw, &c->who, all, state_name != NULL, state, (size_t)limit,
 			    after);
 	return rpc_raw(err);
+}
+
+json_t *
+rpc_session_ack(struct client *c, json_t *params, struct rpc_error *err)
+{
+	json_t *sessions, *v;
+	size_t i;
+
+	if (rpc_unpack(params, err, "{s:o !}", "sessions", &sessions) != 0)
+		return NULL;
+	if (!json_is_array(sessions))
+		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+				"invalid params: sessions must be an array of session ids");
+	json_array_foreach (sessions, i, v) {
+		uint8_t sid[SESSION_ID_BYTES];
+		if (!json_is_string(v) || !session_id_parse(json_string_value(v), sid))
+			return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
+					"invalid params: sessions[%zu] is not a session id", i);
+	}
+	return json_pack(
+		"{s:I}", "acked",
+		(json_int_t)outcomes_ack(c->who.user->name, c->who.device->name, sessions));
+}
+
+json_t *
+rpc_session_outcomes(struct client *c, json_t *params, struct rpc_error *err)
+{
+	json_t *list;
+
+	if (rpc_unpack(params, err, "{!}") != 0)
+		return NULL;
+	list = outcomes_list(c->who.user->name, c->who.device->name);
+	return list != NULL ? json_pack("{s:o}", "outcomes", list) : NULL;
 }

@@ -11,6 +11,7 @@
 #include "hub.h"
 #include "jsonw.h"
 #include "log.h"
+#include "outcomes.h"
 #include "sessions.h"
 #include "stats.h"
 #include "store.h"
@@ -367,6 +368,36 @@ session_create(struct user *inviter, struct device *device, struct user *invitee
 
 static void session_presence(struct session *s, int64_t now);
 
+/* A session ended: its parties' devices that do not see it end learn it later. */
+static void
+session_outcome(const struct session *s, const struct user *by)
+{
+	char sid[SESSION_ID_HEX + 1];
+	json_t *p;
+
+	session_id_format(s->id, sid);
+	p = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:s}", "session", sid, "state",
+		      rv_state_name(s->m.state), "by", by != NULL ? by->name : NULL, "by_device",
+		      s->by_device != NULL ? s->by_device->name : NULL, "event",
+		      (json_int_t)s->event, "time", (json_int_t)s->updated, "topic",
+		      s->topic != NULL ? s->topic : "");
+	if (p != NULL && s->reason != NULL)
+		json_object_set_new(p, "reason", json_string(s->reason));
+	if (p != NULL && s->has_code)
+		json_object_set_new(p, "code", json_integer(s->code));
+	if (p != NULL && s->app_data != NULL)
+		json_object_set(p, "data", s->app_data);
+	if (p == NULL) {
+		log_error("sessions: out of memory describing an outcome");
+		store_fail();
+		return;
+	}
+	/* The invitee only of a session it may see (party rules). */
+	outcomes_session_ended(s->inviter->name, session_invited(s) ? s->invitee->name : NULL,
+			       s->id, s->updated, p);
+	json_decref(p);
+}
+
 /* Whether a and b have the same topic. */
 static bool
 same_topic(const struct session *a, const struct session *b)
@@ -449,6 +480,8 @@ session_act(struct session *s, enum rv_action a, enum rv_role r, const struct us
 	session_reschedule(s);
 	session_publish(s, prev, by, data);
 	session_store(s, false);
+	if (rv_state_is_final(s->m.state))
+		session_outcome(s, by);
 	return o;
 }
 

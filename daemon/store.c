@@ -184,6 +184,26 @@ store_trim_keys(int64_t before)
 		st.poisoned = true;
 }
 
+void
+store_put_outcome(const struct store_outcome *o)
+{
+	if (store_begin() && st.be->put_outcome(st.h, o) != 0)
+		st.poisoned = true;
+}
+
+void
+store_delete_outcome(const struct store_outcome *o)
+{
+	if (store_begin() && st.be->delete_outcome(st.h, o) != 0)
+		st.poisoned = true;
+}
+
+int
+store_load_outcomes(store_outcome_fn fn, void *arg)
+{
+	return st.be != NULL ? st.be->load_outcomes(st.h, fn, arg) : 0;
+}
+
 int
 store_load_keys(store_key_fn fn, void *arg)
 {

@@ -62,10 +62,24 @@ struct store_key {
 	int64_t time;       /* Unix ms of the first call */
 };
 
+/*
+ * An outcome a device has not learned yet (outcomes.c), or (session NULL) a
+ * device known to have said hello since 'time', with the outcomes dropped
+ * for it. Strings are borrowed.
+ */
+struct store_outcome {
+	const char *user, *device;
+	const uint8_t *session; /* NULL: the device's own row */
+	int64_t time;           /* when the session ended; the device: its first hello */
+	const char *params;     /* session.outcome's params, compact JSON */
+	int64_t dropped;        /* the device: outcomes dropped since it last said hello */
+};
+
 /* Called for each record read; a non-zero return stops the read with it. */
 typedef int (*store_session_fn)(const struct store_session *rec, void *arg);
 typedef int (*store_event_fn)(const struct store_event *ev, void *arg);
 typedef int (*store_key_fn)(const struct store_key *k, void *arg);
+typedef int (*store_outcome_fn)(const struct store_outcome *o, void *arg);
 
 /*
  * A backend. Every function returns 0 on success, -1 on failure (after
@@ -98,6 +112,10 @@ struct store_backend {
 	int (*load_keys)(void *h, store_key_fn fn, void *arg);
 	int (*put_key)(void *h, const struct store_key *k);
 	int (*trim_keys)(void *h, int64_t before);
+	/* Outcomes and devices: every one; one more (or its new state); one gone. */
+	int (*load_outcomes)(void *h, store_outcome_fn fn, void *arg);
+	int (*put_outcome)(void *h, const struct store_outcome *o);
+	int (*delete_outcome)(void *h, const struct store_outcome *o);
 	/* Verify the whole store offline; print a summary to out. */
 	int (*check)(void *h, FILE *out);
 };
@@ -119,6 +137,7 @@ int store_load_sessions(store_session_fn fn, void *arg);
 int store_load_events(uint64_t after, store_event_fn fn, void *arg);
 int store_get_session(uint64_t seq, store_session_fn fn, void *arg);
 int store_load_keys(store_key_fn fn, void *arg);
+int store_load_outcomes(store_outcome_fn fn, void *arg);
 
 /* Writes: each begins the transaction if none is open. */
 void store_put_session(const struct store_session *rec, bool insert);
@@ -127,6 +146,8 @@ void store_add_event(const struct store_event *ev);
 void store_trim_events(uint64_t below);
 void store_put_key(const struct store_key *k);
 void store_trim_keys(int64_t before);
+void store_put_outcome(const struct store_outcome *o);
+void store_delete_outcome(const struct store_outcome *o);
 
 /* Fail the open transaction (opening one if needed): the next commit rolls back. */
 void store_fail(void);

@@ -79,6 +79,19 @@ static const char *const migrations[] = {
 	"  time INTEGER NOT NULL,"
 	"  PRIMARY KEY (user, method, key)"
 	") WITHOUT ROWID;",
+	/*
+	 * 5: outcomes (issue 14): what each device has not learned yet; and
+	 * the devices that said hello, with session '' (a zero-length blob).
+	 */
+	"CREATE TABLE outcomes ("
+	"  user TEXT NOT NULL,"
+	"  device TEXT NOT NULL,"
+	"  session BLOB NOT NULL," /* empty for the device's own row */
+	"  time INTEGER NOT NULL,"
+	"  params TEXT,"
+	"  dropped INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (user, device, session)"
+	") WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -105,6 +118,9 @@ enum stmt {
 	ST_PUT_KEY,
 	ST_LOAD_KEYS,
 	ST_TRIM_KEYS,
+	ST_PUT_OUTCOME,
+	ST_DELETE_OUTCOME,
+	ST_LOAD_OUTCOMES,
 	ST_COUNT,
 };
 
@@ -137,6 +153,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_LOAD_KEYS] = "SELECT user, method, key, params, reply, time FROM idempotency",
 	[ST_TRIM_KEYS] = "DELETE FROM idempotency WHERE time < ?1",
+	[ST_PUT_OUTCOME] = "INSERT OR REPLACE INTO outcomes (user, device, session, time, params, "
+			   "dropped) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_DELETE_OUTCOME] =
+		"DELETE FROM outcomes WHERE user = ?1 AND device = ?2 AND session = ?3",
+	[ST_LOAD_OUTCOMES] = "SELECT user, device, session, time, params, dropped FROM outcomes "
+			     "ORDER BY time",
 };
 
 static bool log_configured;
@@ -879,6 +901,76 @@ sq_load_keys(void *h, store_key_fn fn, void *arg)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Bind an outcome's key: user, device, and the session (empty for the device's row). */
+static void
+bind_outcome(sqlite3_stmt *s, const struct store_outcome *o)
+{
+	static const uint8_t none[1];
+
+	bind_text(s, 1, o->user);
+	bind_text(s, 2, o->device);
+	if (o->session != NULL)
+		sqlite3_bind_blob(s, 3, o->session, SESSION_ID_BYTES, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob(s, 3, none, 0, SQLITE_STATIC);
+}
+
+static int
+sq_put_outcome(void *h, const struct store_outcome *o)
+{
+	struct sq *q = h;
+	sqlite3_stmt *s = q->st[ST_PUT_OUTCOME];
+
+	bind_outcome(s, o);
+	sqlite3_bind_int64(s, 4, o->time);
+	bind_text(s, 5, o->params);
+	sqlite3_bind_int64(s, 6, o->dropped);
+	return sq_run(q, ST_PUT_OUTCOME);
+}
+
+static int
+sq_delete_outcome(void *h, const struct store_outcome *o)
+{
+	struct sq *q = h;
+
+	bind_outcome(q->st[ST_DELETE_OUTCOME], o);
+	return sq_run(q, ST_DELETE_OUTCOME);
+}
+
+static int
+sq_load_outcomes(void *h, store_outcome_fn fn, void *arg)
+{
+	struct sq *q = h;
+	sqlite3_stmt *s = q->st[ST_LOAD_OUTCOMES];
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_outcome o = {0};
+		int n = sqlite3_column_bytes(s, 2);
+
+		o.user = col_text(s, 0);
+		o.device = col_text(s, 1);
+		o.session = n == SESSION_ID_BYTES ? sqlite3_column_blob(s, 2) : NULL;
+		o.time = sqlite3_column_int64(s, 3);
+		o.params = col_text(s, 4);
+		o.dropped = sqlite3_column_int64(s, 5);
+		if (o.user == NULL || o.device == NULL || (n != 0 && n != SESSION_ID_BYTES) ||
+		    (o.session != NULL && o.params == NULL)) {
+			log_error("store %s: an outcome is damaged", q->path);
+			sqlite3_reset(s);
+			return -1;
+		}
+		if (fn(&o, arg) != 0) {
+			sqlite3_reset(s);
+			return -1;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		sq_error(q, "read outcomes");
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int
 sq_trim_events(void *h, uint64_t below)
 {
@@ -1027,6 +1119,9 @@ const struct store_backend store_sqlite = {
 	.load_keys = sq_load_keys,
 	.put_key = sq_put_key,
 	.trim_keys = sq_trim_keys,
+	.load_outcomes = sq_load_outcomes,
+	.put_outcome = sq_put_outcome,
+	.delete_outcome = sq_delete_outcome,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.check = sq_check,

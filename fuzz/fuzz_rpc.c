@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "hub.h"
 #include "idempotency.h"
+#include "outcomes.h"
 #include "identity.h"
 #include "rpc.h"
 #include "sessions.h"
@@ -86,8 +87,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	commit_init();
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || idempotency_init() != 0 ||
-	    conns_init(base) != 0 || clients_init(base, rpc_handle_line, rpc_client_gone) != 0 ||
-	    addrs_init(base) != 0)
+	    outcomes_init() != 0 || conns_init(base) != 0 ||
+	    clients_init(base, rpc_handle_line, rpc_client_gone) != 0 || addrs_init(base) != 0)
 		abort();
 	for (int i = 0; i < CLIENTS; i++) {
 		int sv[2];
@@ -126,6 +127,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	addrs_finish();
 	sessions_finish();
 	idempotency_finish();
+	outcomes_finish();
 	hub_finish();
 	return 0;
 }

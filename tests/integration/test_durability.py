@@ -251,6 +251,23 @@ class Recovery(StoreTest):
             a.call("session.create", {"invitee": "carol", "idempotency_key": "k"})
         self.assertEqual(cm.exception.code, 4022)
 
+    def test_outcomes_survive_restart(self):
+        d = self.start()
+        a, b = self.client(d, "alice", "laptop"), self.client(d, "bob", "phone")
+        s = a.call("session.create", {"invitee": "bob"})["session"]
+        a.call("session.invite", {"session": s})
+        b.close()
+        a.call("session.cancel", {"session": s})
+        self.stop(d, signal.SIGKILL)
+        d = self.start()
+        b = self.client(d, "bob", "phone")
+        self.assertEqual(b.note(method="session.outcome")["params"]["session"], s)
+        self.assertEqual(b.call("session.ack", {"sessions": [s]}), {"acked": 1})
+        self.stop(d, signal.SIGKILL)
+        d = self.start()
+        b = self.client(d, "bob", "phone")
+        self.assertEqual(b.call("session.outcomes")["outcomes"], [])
+
     def test_lingering_session_is_freed_after_restart(self):
         d = self.start("--linger", "1")
         a = self.client(d, "alice")

@@ -23,7 +23,7 @@ VALUES = {
     "auth": "none", "jwt-key": None, "jwt-audience": "rv", "jwt-issuer": "https://auth.example",
     "jwt-leeway": "1.5", "observer": "olga", "admin": "root", "store": "memory",
     "state-dir": "/tmp", "durability": "strict", "invite-ttl": "60", "max-ttl": "600",
-    "peer-grace": "10", "linger": "5", "idempotency-window": "3600", "max-line": "32k", "max-pending": "1m",
+    "peer-grace": "10", "linger": "5", "idempotency-window": "3600", "outcome-retention": "3600", "max-outcomes": "50", "max-line": "32k", "max-pending": "1m",
     "max-connections": "100", "max-connections-per-address": "10", "max-auth-failures": "5",
     "hello-timeout": "2", "max-hello-line": "1k", "max-data": "4k", "max-request-rate": "100",
     "max-request-burst": "200", "max-sessions-per-user": "10", "max-user-bytes": "1m", "max-subscriptions": "8",

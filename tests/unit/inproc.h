@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "hub.h"
 #include "idempotency.h"
+#include "outcomes.h"
 #include "identity.h"
 #include "rpc.h"
 #include "sessions.h"
@@ -42,8 +43,8 @@ inproc_start(void)
 {
 	commit_init();
 	if (store_open(false) != 0 || hub_init(config.history) != 0 || hub_recover() != 0 ||
-	    sessions_init(inproc_base) != 0 || idempotency_init() != 0 ||
-	    idempotency_recover() != 0 || conns_init(inproc_base) != 0 ||
+	    sessions_init(inproc_base) != 0 || idempotency_init() != 0 || outcomes_init() != 0 ||
+	    idempotency_recover() != 0 || outcomes_recover() != 0 || conns_init(inproc_base) != 0 ||
 	    clients_init(inproc_base, rpc_handle_line, rpc_client_gone) != 0 ||
 	    addrs_init(inproc_base) != 0)
 		abort();
@@ -89,6 +90,7 @@ inproc_stop(void)
 	addrs_finish();
 	sessions_finish();
 	idempotency_finish();
+	outcomes_finish();
 	hub_finish();
 	store_close();
 }

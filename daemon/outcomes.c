@@ -1,0 +1,415 @@
+/* Outcomes a device has not learned, by user and device, oldest first. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <utlist.h>
+#include <uthash.h>
+
+#include "commit.h"
+#include "config.h"
+#include "conn.h"
+#include "hub.h"
+#include "log.h"
+#include "msgbuf.h"
+#include "outcomes.h"
+#include "store.h"
+#include "users.h"
+#include "util.h"
+
+/* Free what json_dumps() returned, with jansson's own free (a test may set another). */
+static void
+dumps_free(char *text)
+{
+	json_free_t f;
+
+	json_get_alloc_funcs(NULL, &f);
+	f(text);
+}
+
+struct outcome {
+	uint8_t sid[SESSION_ID_BYTES];
+	int64_t time; /* when the session ended */
+	char *params; /* session.outcome's params, compact JSON */
+	struct outcome *prev, *next;
+};
+
+struct odev {
+	char *name;
+	int64_t since;   /* its first hello */
+	int64_t dropped; /* outcomes dropped since its last hello */
+	struct outcome *pending;
+	struct odev *next;
+};
+
+struct ouser {
+	char *name;
+	size_t count; /* outcomes pending on all its devices */
+	struct odev *devs;
+	UT_hash_handle hh;
+};
+
+static struct ouser *users;
+
+static const struct commit_participant outcomes_participant;
+
+static struct ouser *
+ouser_get(const char *name, bool create)
+{
+	struct ouser *u;
+
+	HASH_FIND_STR(users, name, u);
+	if (u != NULL || !create)
+		return u;
+	u = calloc(1, sizeof *u);
+	if (u == NULL || (u->name = strdup(name)) == NULL) {
+		free(u);
+		return NULL;
+	}
+	HASH_ADD_KEYPTR(hh, users, u->name, strlen(u->name), u);
+	return u;
+}
+
+static struct odev *
+odev_find(const struct ouser *u, const char *name)
+{
+	struct odev *d;
+
+	for (d = u != NULL ? u->devs : NULL; d != NULL; d = d->next) {
+		if (strcmp(d->name, name) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+static void
+outcome_free(struct ouser *u, struct odev *d, struct outcome *o)
+{
+	DL_DELETE(d->pending, o);
+	u->count--;
+	free(o->params);
+	free(o);
+}
+
+/* Persist one outcome, or (o NULL) the device's own row. */
+static void
+odev_store(const struct ouser *u, const struct odev *d, const struct outcome *o, bool gone)
+{
+	struct store_outcome so = {
+		.user = u->name,
+		.device = d->name,
+		.session = o != NULL ? o->sid : NULL,
+		.time = o != NULL ? o->time : d->since,
+		.params = o != NULL ? o->params : NULL,
+		.dropped = o != NULL ? 0 : d->dropped,
+	};
+
+	if (!store_durable())
+		return;
+	if (gone)
+		store_delete_outcome(&so);
+	else
+		store_put_outcome(&so);
+}
+
+static void
+ousers_clear(void)
+{
+	struct ouser *u, *tmp;
+
+	HASH_ITER (hh, users, u, tmp) {
+		struct odev *d;
+		while ((d = u->devs) != NULL) {
+			u->devs = d->next;
+			while (d->pending != NULL)
+				outcome_free(u, d, d->pending);
+			free(d->name);
+			free(d);
+		}
+		HASH_DEL(users, u);
+		free(u->name);
+		free(u);
+	}
+}
+
+/* Add an outcome to d (no store write); NULL when memory ran out. */
+static struct outcome *
+odev_add(struct ouser *u, struct odev *d, const uint8_t *sid, int64_t time, const char *params)
+{
+	struct outcome *o = calloc(1, sizeof *o);
+
+	if (o == NULL || (o->params = strdup(params)) == NULL) {
+		free(o);
+		return NULL;
+	}
+	memcpy(o->sid, sid, SESSION_ID_BYTES);
+	o->time = time;
+	DL_APPEND(d->pending, o);
+	u->count++;
+	return o;
+}
+
+static struct odev *
+odev_add_device(struct ouser *u, const char *name, int64_t since, int64_t dropped)
+{
+	struct odev *d = calloc(1, sizeof *d);
+
+	if (d == NULL || (d->name = strdup(name)) == NULL) {
+		free(d);
+		return NULL;
+	}
+	d->since = since;
+	d->dropped = dropped;
+	d->next = u->devs;
+	u->devs = d;
+	return d;
+}
+
+/* Forget what is older than --outcome-retention, in u. */
+static void
+ouser_expire(struct ouser *u, int64_t now)
+{
+	int64_t before = now - config.outcome_retention_ms;
+
+	for (struct odev *d = u->devs; d != NULL; d = d->next) {
+		while (d->pending != NULL && d->pending->time < before) {
+			odev_store(u, d, d->pending, true);
+			outcome_free(u, d, d->pending);
+		}
+	}
+}
+
+static int
+outcomes_on_rolled_back(void *arg)
+{
+	(void)arg;
+	ousers_clear();
+	return outcomes_recover();
+}
+
+static const struct commit_participant outcomes_participant = {
+	.name = "outcomes",
+	.rolled_back = outcomes_on_rolled_back,
+};
+
+/* A session's final event reached a connection: its device has learned it. */
+static void
+outcomes_on_final(const struct hub_peer *p, const uint8_t *sid)
+{
+	outcomes_delivered(p->who->user->name, p->who->device->name, sid);
+}
+
+int
+outcomes_init(void)
+{
+	users = NULL;
+	hub_on_final_delivered(outcomes_on_final);
+	commit_register(COMMIT_OUTCOMES, &outcomes_participant);
+	return 0;
+}
+
+void
+outcomes_finish(void)
+{
+	ousers_clear();
+}
+
+static int
+outcomes_recover_one(const struct store_outcome *so, void *arg)
+{
+	struct ouser *u = ouser_get(so->user, true);
+	struct odev *d = u != NULL ? odev_find(u, so->device) : NULL;
+
+	(void)arg;
+	if (u == NULL)
+		return -1;
+	if (so->session == NULL) {
+		if (d != NULL) {
+			d->since = so->time;
+			d->dropped = so->dropped;
+			return 0;
+		}
+		return odev_add_device(u, so->device, so->time, so->dropped) != NULL ? 0 : -1;
+	}
+	if (d == NULL && (d = odev_add_device(u, so->device, so->time, 0)) == NULL)
+		return -1;
+	return odev_add(u, d, so->session, so->time, so->params) != NULL ? 0 : -1;
+}
+
+int
+outcomes_recover(void)
+{
+	return store_load_outcomes(outcomes_recover_one, NULL);
+}
+
+int64_t
+outcomes_hello(const char *user, const char *device, int64_t now)
+{
+	struct ouser *u = ouser_get(user, true);
+	struct odev *d = odev_find(u, device);
+	int64_t dropped = 0;
+
+	if (u == NULL)
+		return 0;
+	ouser_expire(u, now);
+	if (d == NULL) {
+		if ((d = odev_add_device(u, device, now, 0)) == NULL) {
+			log_error("outcomes: out of memory adding a device");
+			return 0;
+		}
+		odev_store(u, d, NULL, false);
+		return 0;
+	}
+	dropped = d->dropped;
+	if (dropped != 0) {
+		d->dropped = 0;
+		odev_store(u, d, NULL, false);
+	}
+	return dropped;
+}
+
+/* Make room under --max-outcomes: drop u's oldest outcome, counted on its device. */
+static void
+ouser_drop_oldest(struct ouser *u)
+{
+	struct odev *oldest = NULL;
+
+	for (struct odev *d = u->devs; d != NULL; d = d->next) {
+		if (d->pending != NULL &&
+		    (oldest == NULL || d->pending->time < oldest->pending->time))
+			oldest = d;
+	}
+	if (oldest == NULL)
+		return;
+	odev_store(u, oldest, oldest->pending, true);
+	outcome_free(u, oldest, oldest->pending);
+	oldest->dropped++;
+	odev_store(u, oldest, NULL, false);
+}
+
+/* One party's devices that said hello before the end learn it later. */
+static void
+party_ended(const char *name, const uint8_t *sid, int64_t time, const char *params)
+{
+	struct ouser *u = ouser_get(name, false);
+
+	if (u == NULL)
+		return;
+	ouser_expire(u, time);
+	for (struct odev *d = u->devs; d != NULL; d = d->next) {
+		struct outcome *o;
+
+		if (d->since > time)
+			continue;
+		while (config.max_outcomes > 0 && u->count >= config.max_outcomes)
+			ouser_drop_oldest(u);
+		o = odev_add(u, d, sid, time, params);
+		if (o == NULL) {
+			log_error("outcomes: out of memory keeping an outcome");
+			store_fail(); /* rather than lose it silently */
+			return;
+		}
+		odev_store(u, d, o, false);
+	}
+}
+
+void
+outcomes_session_ended(const char *inviter, const char *invitee, const uint8_t *sid, int64_t time,
+		       const json_t *params)
+{
+	char *text = json_dumps(params, JSON_COMPACT);
+
+	if (text == NULL) {
+		log_error("outcomes: out of memory encoding an outcome");
+		store_fail();
+		return;
+	}
+	party_ended(inviter, sid, time, text);
+	if (invitee != NULL)
+		party_ended(invitee, sid, time, text);
+	dumps_free(text);
+}
+
+/* user's device's pending outcome of sid, or NULL (*u and *d set when found). */
+static struct outcome *
+outcome_find(const char *user, const char *device, const uint8_t *sid, struct ouser **u,
+	     struct odev **d)
+{
+	struct outcome *o;
+
+	*u = ouser_get(user, false);
+	*d = odev_find(*u, device);
+	if (*d == NULL)
+		return NULL;
+	DL_FOREACH ((*d)->pending, o) {
+		if (memcmp(o->sid, sid, SESSION_ID_BYTES) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+void
+outcomes_delivered(const char *user, const char *device, const uint8_t *sid)
+{
+	struct ouser *u;
+	struct odev *d;
+	struct outcome *o = outcome_find(user, device, sid, &u, &d);
+
+	if (o != NULL) {
+		odev_store(u, d, o, true);
+		outcome_free(u, d, o);
+	}
+}
+
+void
+outcomes_send(struct conn *c, const char *user, const char *device)
+{
+	struct ouser *u = ouser_get(user, false);
+	struct odev *d = odev_find(u, device);
+	struct outcome *o;
+
+	DL_FOREACH (d != NULL ? d->pending : NULL, o) {
+		static const char head[] = "{\"jsonrpc\":\"2.0\",\"method\":\"session.outcome\","
+					   "\"params\":";
+		conn_send_parts(c, head, sizeof head - 1, o->params, strlen(o->params), "}\n", 2);
+	}
+}
+
+size_t
+outcomes_ack(const char *user, const char *device, const json_t *sessions)
+{
+	size_t i, n = 0;
+	json_t *v;
+
+	json_array_foreach (sessions, i, v) {
+		uint8_t sid[SESSION_ID_BYTES];
+		struct ouser *u;
+		struct odev *d;
+		struct outcome *o;
+
+		if (!session_id_parse(json_string_value(v), sid))
+			continue;
+		if ((o = outcome_find(user, device, sid, &u, &d)) != NULL) {
+			odev_store(u, d, o, true);
+			outcome_free(u, d, o);
+			n++;
+		}
+	}
+	return n;
+}
+
+json_t *
+outcomes_list(const char *user, const char *device)
+{
+	struct ouser *u = ouser_get(user, false);
+	struct odev *d = odev_find(u, device);
+	json_t *list = json_array();
+	struct outcome *o;
+
+	DL_FOREACH (d != NULL && list != NULL ? d->pending : NULL, o) {
+		if (json_array_append_new(list, json_loads(o->params, 0, NULL)) != 0) {
+			json_decref(list);
+			return NULL;
+		}
+	}
+	return list;
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Outcomes that always arrive (PROTOCOL.md 4.8): a device that said hello before a
+session ended, and did not get its final event, gets session.outcome after its
+next hello, until it acknowledges it."""
+import time
+
+from rvtest import DaemonTest, main, wait_for
+
+
+def ended_while_away(test, device="phone", topic="t"):
+    """alice invites bob; bob's device goes away; alice cancels. Returns the session."""
+    alice = test.client("alice", "laptop")
+    bob = test.client("bob", device)
+    sid = alice.call("session.create", {"invitee": "bob", "topic": topic})["session"]
+    alice.call("session.invite", {"session": sid})
+    bob.close()
+    alice.call("session.cancel", {"session": sid, "reason": "later"})
+    alice.close()
+    return sid
+
+
+class Outcomes(DaemonTest):
+    daemon_args = ("--max-outcomes", "3", "--admin", "root")
+
+    def test_after_the_next_hello_until_acknowledged(self):
+        sid = ended_while_away(self)
+        bob = self.client("bob", "phone")
+        o = bob.note(method="session.outcome")["params"]
+        self.assertEqual((o["session"], o["state"], o["reason"], o["by"], o["by_device"],
+                          o["topic"]), (sid, "RSS_CANCELLED", "later", "alice", "laptop", "t"))
+        self.assertIsInstance(o["event"], int)
+        self.assertIsInstance(o["time"], int)
+        self.assertEqual(bob.call("session.outcomes")["outcomes"], [o])
+        bob.close()
+        bob = self.client("bob", "phone")  # not acknowledged: again
+        self.assertEqual(bob.note(method="session.outcome")["params"], o)
+        self.assertEqual(bob.call("session.ack", {"sessions": [sid, "0" * 32]}), {"acked": 1})
+        self.assertEqual(bob.call("session.ack", {"sessions": [sid]}), {"acked": 0})
+        bob.close()
+        bob = self.client("bob", "phone")
+        bob.no_message(0.3)
+        self.assertEqual(bob.call("session.outcomes")["outcomes"], [])
+        self.assertEqual(bob.error("session.ack", {"sessions": ["nope"]})["code"], -32602)
+
+    def test_each_device_learns_it_once(self):
+        self.client("bob", "laptop").close()  # bob's laptop is known too
+        sid = ended_while_away(self)
+        phone, laptop = self.client("bob", "phone"), self.client("bob", "laptop")
+        for c in (phone, laptop):
+            self.assertEqual(c.note(method="session.outcome")["params"]["session"], sid)
+        phone.call("session.ack", {"sessions": [sid]})
+        laptop.close()
+        laptop = self.client("bob", "laptop")  # acknowledging on the phone is the phone's
+        self.assertEqual(laptop.note(method="session.outcome")["params"]["session"], sid)
+
+    def test_not_for_who_saw_it_end_or_could_not(self):
+        # A device subscribed when it ended got the event live: no outcome.
+        alice = self.client("alice", "laptop")
+        bob = self.client("bob", "phone")
+        bob.call("subscribe", {"user": "bob"})
+        sid = alice.call("session.create", {"invitee": "bob"})["session"]
+        alice.call("session.invite", {"session": sid})
+        alice.call("session.cancel", {"session": sid})
+        wait_for(lambda: any(e["state"] == "RSS_CANCELLED" for e in [bob.event()]),
+                 "bob to see the end")
+        bob.close()
+        bob = self.client("bob", "phone")
+        bob.no_message(0.3)
+        # A device that first said hello after the end; a session never invited.
+        s2 = alice.call("session.create", {"invitee": "bob"})["session"]
+        alice.call("session.invite", {"session": s2})
+        alice.call("session.cancel", {"session": s2})
+        self.assertEqual(self.client("bob", "tablet").call("session.outcomes")["outcomes"], [])
+        s3 = alice.call("session.create", {"invitee": "carol"})["session"]
+        self.client("carol", "desk").close()
+        alice.call("session.cancel", {"session": s3})
+        carol = self.client("carol", "desk")
+        carol.no_message(0.3)
+        # A device the daemon assigned names one connection: no outcomes.
+        self.assertNotIn("outcomes_dropped", self.client("bob").hello("bob"))
+
+    def test_bounded_per_user(self):
+        alice, bob = self.client("alice", "laptop"), self.client("bob", "phone")
+        sids = [alice.call("session.create", {"invitee": "bob", "topic": "t%d" % i})["session"]
+                for i in range(5)]
+        for sid in sids:
+            alice.call("session.invite", {"session": sid})
+        bob.close()
+        for sid in sids:  # five end while bob's phone is away; three are kept
+            alice.call("session.cancel", {"session": sid})
+        bob = self.client()
+        self.assertEqual(bob.hello("bob", "phone")["outcomes_dropped"], 2)
+        got = [bob.note(method="session.outcome")["params"]["session"] for _ in range(3)]
+        self.assertEqual(got, sids[2:])  # the oldest dropped first
+        bob.close()
+        self.assertEqual(self.client().hello("bob", "phone")["outcomes_dropped"], 0)
+
+
+class Retention(DaemonTest):
+    daemon_args = ("--outcome-retention", "1")
+
+    def test_forgotten_after_retention(self):
+        ended_while_away(self)
+        time.sleep(1.5)  # retention is the clock
+        bob = self.client("bob", "phone")
+        bob.no_message(0.3)
+        self.assertEqual(bob.call("session.outcomes")["outcomes"], [])
+
+
+if __name__ == "__main__":
+    main()
