@@ -96,6 +96,22 @@ class Outcomes(DaemonTest):
         self.assertEqual(self.client().hello("bob", "phone")["outcomes_dropped"], 0)
 
 
+class AfterLinger(DaemonTest):
+    daemon_args = ("--linger", "0.2")
+
+    def test_outcome_outlives_the_session(self):
+        sid = ended_while_away(self)
+        probe = self.client("alice", "laptop")
+
+        def freed():
+            r = probe.response(probe.request("session.get", {"session": sid}))
+            return r.get("error", {}).get("code") == 4004
+
+        wait_for(freed, "the ended session to be freed (--linger)")
+        bob = self.client("bob", "phone")
+        self.assertEqual(bob.note(method="session.outcome")["params"]["session"], sid)
+
+
 class Retention(DaemonTest):
     daemon_args = ("--outcome-retention", "1")
 
