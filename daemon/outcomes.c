@@ -312,6 +312,14 @@ party_ended(const char *name, const uint8_t *sid, int64_t time, const char *para
 	}
 }
 
+bool
+outcomes_wanted(const char *user)
+{
+	const struct ouser *u = ouser_get(user, false);
+
+	return u != NULL && u->devs != NULL;
+}
+
 void
 outcomes_session_ended(const char *inviter, const char *invitee, const uint8_t *sid, int64_t time,
 		       const json_t *params)

@@ -12,6 +12,7 @@
 #ifndef RV_OUTCOMES_H
 #define RV_OUTCOMES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -28,6 +29,8 @@ int outcomes_recover(void);
  * its outcomes were dropped (over --max-outcomes) since its last hello.
  */
 int64_t outcomes_hello(const char *user, const char *device, int64_t now);
+/* Whether user has a device that would keep outcomes (one that named itself). */
+bool outcomes_wanted(const char *user);
 /* A session of these parties ended at time: params is session.outcome's (borrowed). */
 void outcomes_session_ended(const char *inviter, const char *invitee, const uint8_t *sid,
 			    int64_t time, const json_t *params);

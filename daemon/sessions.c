@@ -375,6 +375,10 @@ session_outcome(const struct session *s, const struct user *by)
 	char sid[SESSION_ID_HEX + 1];
 	json_t *p;
 
+	/* Most sessions have no party with a device that keeps outcomes: nothing to build. */
+	if (!outcomes_wanted(s->inviter->name) &&
+	    !(session_invited(s) && outcomes_wanted(s->invitee->name)))
+		return;
 	session_id_format(s->id, sid);
 	p = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:s}", "session", sid, "state",
 		      rv_state_name(s->m.state), "by", by != NULL ? by->name : NULL, "by_device",
