@@ -146,6 +146,19 @@ rpc_ping(struct client *c, json_t *params, struct rpc_error *err)
 	return json_string("pong");
 }
 
+/* Whether c may subscribe no more (--max-subscriptions); err filled if so. */
+static bool
+subscriptions_full(const struct client *c, struct rpc_error *err)
+{
+	if (c->peer.nsubs < config.max_subscriptions)
+		return false;
+	stats.limit_subscriptions++;
+	rpc_fail(err, RV_ERR_LIMIT,
+		 json_pack("{s:I}", "max_subscriptions", (json_int_t)config.max_subscriptions),
+		 "limit exceeded: too many subscriptions on this connection");
+	return true;
+}
+
 /* The user named name, if p may see its presence; else NULL with err filled. */
 static struct user *
 presence_target(struct client *c, const char *name, struct rpc_error *err)
@@ -195,13 +208,8 @@ subscribe_presence(struct client *c, const char *name, json_t *params, struct rp
 	if (json_object_get(params, "since") != NULL)
 		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
 				"invalid params: since is for events, not presence");
-	if (c->peer.nsubs >= config.max_subscriptions) {
-		stats.limit_subscriptions++;
-		return rpc_fail(err, RV_ERR_LIMIT,
-				json_pack("{s:I}", "max_subscriptions",
-					  (json_int_t)config.max_subscriptions),
-				"limit exceeded: too many subscriptions on this connection");
-	}
+	if (subscriptions_full(c, err))
+		return NULL;
 	if ((u = presence_target(c, name, err)) == NULL)
 		return NULL;
 	rc = hub_subscribe(&c->peer, SUB_PRESENCE, NULL, u, false, 0, &s);
@@ -256,13 +264,8 @@ rpc_subscribe(struct client *c, json_t *params, struct rpc_error *err)
 					"forbidden: only observers may subscribe to all");
 		kind = SUB_ALL;
 	}
-	if (c->peer.nsubs >= config.max_subscriptions) {
-		stats.limit_subscriptions++;
-		return rpc_fail(err, RV_ERR_LIMIT,
-				json_pack("{s:I}", "max_subscriptions",
-					  (json_int_t)config.max_subscriptions),
-				"limit exceeded: too many subscriptions on this connection");
-	}
+	if (subscriptions_full(c, err))
+		return NULL;
 	if (kind == SUB_USER && (target = user_get(user)) == NULL)
 		return NULL;
 	rc = hub_subscribe(&c->peer, kind, sid, target, since >= 0,
