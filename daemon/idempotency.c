@@ -171,8 +171,16 @@ idem_add(const char *user, const char *method, const char *key, const uint8_t di
 	memcpy(e->digest, digest, sizeof e->digest);
 	e->time = time;
 	HASH_FIND(hh, ik.by_id, e->id, n, old);
-	if (old != NULL)
+	if (old != NULL) {
+		/* Replaced (never while the window holds it, but keep the lists sound). */
+		for (struct idem **p = &ik.fresh; *p != NULL; p = &(*p)->fresh_next) {
+			if (*p == old) {
+				*p = old->fresh_next;
+				break;
+			}
+		}
 		idem_free(old);
+	}
 	HASH_ADD_KEYPTR(hh, ik.by_id, e->id, n, e);
 	DL_APPEND(ik.by_time, e);
 	ik.count++;
