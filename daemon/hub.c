@@ -38,7 +38,7 @@ hub_on_final_delivered(void (*fn)(const struct hub_peer *p, const uint8_t *sid))
 	final_hook = fn;
 }
 
-/* Whether an event line moves its session into a final state. */
+/* Whether a stored event line moves its session into a final state (at recovery). */
 static bool
 line_final(const struct msgbuf *mb)
 {
@@ -330,7 +330,7 @@ hub_trim_age(int64_t now)
 /* Append an event to history, dropping the oldest when full. */
 static void
 hub_append(uint64_t id, int64_t time, const uint8_t *sid, struct user *inviter,
-	   struct user *invitee, bool invitee_visible, struct msgbuf *mb)
+	   struct user *invitee, bool invitee_visible, bool final, struct msgbuf *mb)
 {
 	struct hist *h;
 
@@ -349,7 +349,7 @@ hub_append(uint64_t id, int64_t time, const uint8_t *sid, struct user *inviter,
 	h->inviter = user_ref(inviter);
 	h->invitee = user_ref(invitee);
 	h->invitee_visible = invitee_visible;
-	h->final = line_final(mb);
+	h->final = final;
 	h->msg = mb;
 }
 
@@ -370,7 +370,8 @@ hub_publish(const struct hub_event *ev)
 	}
 	hub.last = id;
 	hub_trim_age(ev->time);
-	hub_append(id, ev->time, ev->sid, ev->inviter, ev->invitee, ev->invitee_visible, mb);
+	hub_append(id, ev->time, ev->sid, ev->inviter, ev->invitee, ev->invitee_visible,
+		   rv_state_is_final(ev->state), mb);
 	stats.events_published++;
 	if (store_durable()) {
 		struct store_event sev = {
@@ -407,7 +408,8 @@ hub_recover_one(const struct store_event *ev, void *arg)
 	inviter = user_get(ev->inviter);
 	invitee = user_get(ev->invitee);
 	if (mb != NULL && inviter != NULL && invitee != NULL)
-		hub_append(ev->id, ev->time, ev->sid, inviter, invitee, ev->invitee_visible, mb);
+		hub_append(ev->id, ev->time, ev->sid, inviter, invitee, ev->invitee_visible,
+			   line_final(mb), mb);
 	user_unref(inviter);
 	user_unref(invitee);
 	if (mb == NULL || inviter == NULL || invitee == NULL) {
