@@ -13,16 +13,14 @@
 #include "client.h"
 #include "commit.h"
 #include "config.h"
+#include "core.h"
 #include "conn.h"
 #include "hub.h"
-#include "idempotency.h"
-#include "outcomes.h"
 #include "identity.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
-#include "rpc.h"
 #include "sessions.h"
 #include "stats.h"
 #include "store.h"
@@ -171,8 +169,7 @@ recover(void)
 
 	if (store_open(false) != 0)
 		fatal("cannot open the store; exiting");
-	if (hub_recover() != 0 || sessions_recover() != 0 || idempotency_recover() != 0 ||
-	    outcomes_recover() != 0)
+	if (core_recover() != 0)
 		fatal("cannot recover from the store %s; exiting", store_describe());
 	if (store_durable())
 		log_info("store %s: %zu sessions recovered, last event %llu, in %lld ms",
@@ -204,10 +201,7 @@ main(int argc, char **argv)
 		fatal("cannot set up authentication; exiting");
 	if (tls_init() != 0)
 		fatal("cannot set up TLS; exiting");
-	commit_init();
-	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || idempotency_init() != 0 ||
-	    outcomes_init() != 0 || conns_init(base) != 0 ||
-	    clients_init(base, rpc_handle_line, rpc_client_gone) != 0 || addrs_init(base) != 0)
+	if (core_start(base) != 0)
 		fatal("out of memory at start-up");
 	recover();
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
@@ -249,13 +243,7 @@ main(int argc, char **argv)
 	metrics_finish();
 	stats_log();
 	listeners_finish();
-	conns_finish();
-	clients_finish();
-	addrs_finish();
-	sessions_finish();
-	idempotency_finish();
-	outcomes_finish();
-	hub_finish();
+	core_stop();
 	store_close();
 	identity_finish();
 	tls_finish();

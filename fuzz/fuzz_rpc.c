@@ -21,12 +21,10 @@
 #include "client.h"
 #include "commit.h"
 #include "config.h"
+#include "core.h"
 #include "conn.h"
 #include "hub.h"
-#include "idempotency.h"
-#include "outcomes.h"
 #include "identity.h"
-#include "rpc.h"
 #include "sessions.h"
 
 #define CLIENTS 3
@@ -85,10 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int peers[CLIENTS] = {-1, -1, -1};
 	size_t pos = 0;
 
-	commit_init();
-	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || idempotency_init() != 0 ||
-	    outcomes_init() != 0 || conns_init(base) != 0 ||
-	    clients_init(base, rpc_handle_line, rpc_client_gone) != 0 || addrs_init(base) != 0)
+	if (core_start(base) != 0)
 		abort();
 	for (int i = 0; i < CLIENTS; i++) {
 		int sv[2];
@@ -122,12 +117,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		drain(peers[i]);
 		close(peers[i]);
 	}
-	conns_finish();
-	clients_finish();
-	addrs_finish();
-	sessions_finish();
-	idempotency_finish();
-	outcomes_finish();
-	hub_finish();
+	core_stop();
 	return 0;
 }

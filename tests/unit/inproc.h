@@ -16,12 +16,10 @@
 #include "client.h"
 #include "commit.h"
 #include "config.h"
+#include "core.h"
 #include "conn.h"
 #include "hub.h"
-#include "idempotency.h"
-#include "outcomes.h"
 #include "identity.h"
-#include "rpc.h"
 #include "sessions.h"
 #include "store.h"
 
@@ -41,12 +39,7 @@ inproc_init(int argc, char **argv)
 static inline void
 inproc_start(void)
 {
-	commit_init();
-	if (store_open(false) != 0 || hub_init(config.history) != 0 || hub_recover() != 0 ||
-	    sessions_init(inproc_base) != 0 || idempotency_init() != 0 || outcomes_init() != 0 ||
-	    idempotency_recover() != 0 || outcomes_recover() != 0 || conns_init(inproc_base) != 0 ||
-	    clients_init(inproc_base, rpc_handle_line, rpc_client_gone) != 0 ||
-	    addrs_init(inproc_base) != 0)
+	if (core_start(inproc_base) != 0 || store_open(false) != 0 || core_recover() != 0)
 		abort();
 }
 
@@ -85,13 +78,7 @@ static inline void
 inproc_stop(void)
 {
 	commit_pass();
-	conns_finish();
-	clients_finish();
-	addrs_finish();
-	sessions_finish();
-	idempotency_finish();
-	outcomes_finish();
-	hub_finish();
+	core_stop();
 	store_close();
 }
 

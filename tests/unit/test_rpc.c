@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "inproc.h"
+#include "rpc.h"
 
 json_t *__real_rpc_ping(struct client *c, json_t *params, struct rpc_error *err);
 json_t *__wrap_rpc_ping(struct client *c, json_t *params, struct rpc_error *err);
