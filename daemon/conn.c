@@ -345,12 +345,6 @@ conns_fence_raise(void)
 	fence_up = true;
 }
 
-bool
-conns_fenced(void)
-{
-	return fence_up;
-}
-
 void
 conns_fence_release(void)
 {

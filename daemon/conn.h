@@ -165,7 +165,6 @@ size_t conn_unsent(const struct conn *c);
 void conns_fence_raise(void);
 void conns_fence_release(void);
 void conns_fence_drop(void);
-bool conns_fenced(void);
 
 /*
  * Shutdown: hand up every line already read, also those of a connection

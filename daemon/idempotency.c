@@ -40,7 +40,6 @@ static struct {
 	struct idem *by_id;   /* uthash */
 	struct idem *by_time; /* utlist, oldest first */
 	struct idem *fresh;   /* recorded since the last commit */
-	size_t count;
 } ik;
 
 static void
@@ -48,7 +47,6 @@ idem_free(struct idem *e)
 {
 	HASH_DEL(ik.by_id, e);
 	DL_DELETE(ik.by_time, e);
-	ik.count--;
 	free(e->id);
 	free(e->reply);
 	free(e);
@@ -116,12 +114,6 @@ idempotency_finish(void)
 	ik.fresh = NULL;
 }
 
-size_t
-idempotency_count(void)
-{
-	return ik.count;
-}
-
 /* The hash key for user, method and key into buf; its length, or 0 if too long. */
 static size_t
 idem_id(char *buf, size_t size, const char *user, const char *method, const char *key)
@@ -183,7 +175,6 @@ idem_add(const char *user, const char *method, const char *key, const uint8_t di
 	}
 	HASH_ADD_KEYPTR(hh, ik.by_id, e->id, n, e);
 	DL_APPEND(ik.by_time, e);
-	ik.count++;
 	return e;
 }
 

@@ -38,7 +38,5 @@ int idempotency_find(const char *user, const char *method, const char *key,
 /* Remember the first call's reply ({"result": ...} or {"error": ...}, borrowed). */
 void idempotency_record(const char *user, const char *method, const char *key,
 			const uint8_t digest[32], const json_t *reply);
-/* Keys held in memory, for admin.stats and metrics. */
-size_t idempotency_count(void);
 
 #endif
