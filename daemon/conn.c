@@ -95,6 +95,53 @@ conn_unsent(const struct conn *c)
 	       (c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0);
 }
 
+/* Bytes the kernel has taken from c, ever. */
+static uint64_t
+conn_taken(const struct conn *c)
+{
+	return c->handed -
+	       (c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0);
+}
+
+static bool receipts_told; /* a receipt was told during this conns_flush() */
+
+void
+conn_receipt(struct conn *c, struct conn_receipt *r)
+{
+	r->at = c->handed + out_len(c);
+	TAILQ_INSERT_TAIL(&c->receipts, r, entry);
+}
+
+/* Tell the receipts the kernel's progress completed. */
+static void
+conn_receipts_taken(struct conn *c)
+{
+	struct conn_receipt *r;
+	uint64_t taken;
+
+	if (TAILQ_EMPTY(&c->receipts))
+		return;
+	taken = conn_taken(c);
+	while ((r = TAILQ_FIRST(&c->receipts)) != NULL && r->at <= taken) {
+		TAILQ_REMOVE(&c->receipts, r, entry);
+		receipts_told = true;
+		r->fn(r, true);
+	}
+}
+
+/* Output was dropped: the receipts past what is still queued (all: UINT64_MAX) will never be. */
+static void
+conn_receipts_lost(struct conn *c, uint64_t past)
+{
+	struct conn_receipt *r;
+
+	while ((r = TAILQ_LAST(&c->receipts, conn_receipt_list)) != NULL && r->at > past) {
+		TAILQ_REMOVE(&c->receipts, r, entry);
+		receipts_told = true;
+		r->fn(r, false);
+	}
+}
+
 /* Start or stop reading requests. */
 static void
 conn_reading(struct conn *c, bool on)
@@ -171,6 +218,8 @@ conn_unmark_pending(struct conn *c)
 static void
 conn_free(struct conn *c)
 {
+	conn_receipts_taken(c);
+	conn_receipts_lost(c, 0);
 	c->ops->on_close(c->arg);
 	conn_unmark_pending(c);
 	if (c->fenced)
@@ -293,6 +342,7 @@ conn_cut_off(struct conn *c)
 	/* Of the output behind the fence, nothing is kept: it may yet be taken back. */
 	if (c->fenced && out_len(c) > c->fence_at)
 		c->out_len = c->out_off + c->fence_at;
+	conn_receipts_lost(c, c->handed + out_len(c));
 	c->cut_off = true;
 	c->ops->on_cut_off(c->arg, config.max_pending);
 	/* The last line is not the fence's: dropping the fence keeps it whole. */
@@ -368,6 +418,7 @@ conns_fence_drop(void)
 		c->fenced = false;
 		if (out_len(c) >= c->fence_at)
 			c->out_len = c->out_off + c->fence_at;
+		conn_receipts_lost(c, c->handed + out_len(c));
 		c->ops->on_fence_dropped(c->arg);
 	}
 }
@@ -615,6 +666,7 @@ conn_tls_drained(struct conn *c)
 {
 	size_t left = evbuffer_get_length(bufferevent_get_output(c->bev));
 
+	conn_receipts_taken(c);
 	if (c->flushing && left == 0 && out_len(c) == 0) {
 		conn_close(c, "flushed");
 		return;
@@ -636,6 +688,7 @@ conn_write_tls(struct conn *c)
 			conn_close(c, "out of memory");
 			return;
 		}
+		c->handed += out_len(c);
 		conn_out_emptied(c);
 	}
 	conn_tls_drained(c);
@@ -707,7 +760,9 @@ conn_write(struct conn *c)
 			return;
 		}
 		c->out_off += (size_t)n;
+		c->handed += (size_t)n;
 	}
+	conn_receipts_taken(c);
 	if (out_len(c) == 0) {
 		conn_out_emptied(c);
 		if (c->flushing) {
@@ -745,13 +800,14 @@ conns_flush(void)
 	 * Write the connections pending now; a resumed one may queue more
 	 * (and write to the store), which the caller commits first.
 	 */
+	receipts_told = false;
 	TAILQ_CONCAT(&now, &pending, pending_entry);
 	while ((c = TAILQ_FIRST(&now)) != NULL) {
 		TAILQ_REMOVE(&now, c, pending_entry);
 		c->pending = false;
 		conn_write(c);
 	}
-	return !TAILQ_EMPTY(&pending);
+	return !TAILQ_EMPTY(&pending) || receipts_told;
 }
 
 struct conn *
@@ -766,6 +822,7 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, bool tls, const struc
 		return NULL;
 	}
 	c->fd = fd;
+	TAILQ_INIT(&c->receipts);
 	c->ops = ops;
 	c->arg = arg;
 	c->max_line = &config.max_line;

@@ -55,6 +55,20 @@ struct conn_ops {
 	void (*on_close)(void *arg);
 };
 
+/*
+ * A write receipt: fn is told once the output queued before the receipt was
+ * taken by the kernel (written: true), or that it never will be (false): the
+ * connection closed first, or that output was dropped (a slow consumer's
+ * cut-off, a dropped fence). The caller owns it; it must live until fn,
+ * which is called exactly once, from the transport, never inside
+ * conn_receipt(), and may queue output and write to the store.
+ */
+struct conn_receipt {
+	void (*fn)(struct conn_receipt *r, bool written);
+	uint64_t at; /* the transport's: the byte count that completes it */
+	TAILQ_ENTRY(conn_receipt) entry;
+};
+
 enum conn_state {
 	CONN_OPEN = 0, /* reading and writing */
 	CONN_CLOSING,  /* being torn down; no more input, no new output */
@@ -90,6 +104,9 @@ struct conn {
 	bool fenced;     /* given output while the fence was raised */
 	size_t fence_at; /* unsent bytes before that output */
 
+	uint64_t handed; /* bytes handed on: to send() (TCP), to the TLS bufferevent */
+	TAILQ_HEAD(conn_receipt_list, conn_receipt) receipts; /* waiting, in the order queued */
+
 	TAILQ_ENTRY(conn) all;           /* the live, draining or closing list */
 	TAILQ_ENTRY(conn) pending_entry; /* connections with output to flush */
 	TAILQ_ENTRY(conn) fence_entry;   /* connections given output behind the fence */
@@ -103,7 +120,8 @@ void conns_finish(void);
  * loop. main.c calls it after each pass (after commit_pass()), before the
  * loop waits again. Nothing is written while the fence is raised. Returns
  * whether more output is waiting (a connection that resumed reading
- * handled lines): commit and call it again.
+ * handled lines), or a receipt was told (and may have written to the
+ * store): commit and call it again.
  */
 bool conns_flush(void);
 /* Open connections (closing ones excluded). */
@@ -155,6 +173,11 @@ void conn_send_parts(struct conn *c, const char *a, size_t alen, const char *b, 
 		     const char *z, size_t zlen);
 /* Bytes queued to c and not yet taken by the kernel. */
 size_t conn_unsent(const struct conn *c);
+/*
+ * Tell r->fn when what is queued to c now has been taken by the kernel, or
+ * that it never will be (see struct conn_receipt).
+ */
+void conn_receipt(struct conn *c, struct conn_receipt *r);
 
 /*
  * The fence. Raised, every connection's output queued from then on is held

@@ -35,6 +35,7 @@ void
 core_stop(void)
 {
 	conns_finish();
+	commit_pass(); /* what the last writes told (write receipts) */
 	clients_finish();
 	addrs_finish();
 	sessions_finish();

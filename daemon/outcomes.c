@@ -191,12 +191,7 @@ static const struct commit_participant outcomes_participant = {
 	.rolled_back = outcomes_on_rolled_back,
 };
 
-/* A session's final event reached a connection: its device has learned it. */
-static void
-outcomes_on_final(const struct hub_peer *p, const uint8_t *sid)
-{
-	outcomes_delivered(p->who->user->name, p->who->device->name, sid);
-}
+static void outcomes_on_final(const struct hub_peer *p, const uint8_t *sid);
 
 int
 outcomes_init(void)
@@ -355,17 +350,57 @@ outcome_find(const char *user, const char *device, const uint8_t *sid, struct ou
 	return NULL;
 }
 
-void
-outcomes_delivered(const char *user, const char *device, const uint8_t *sid)
+/*
+ * A session's final event queued to a device's connection, waiting to be
+ * written: the device learns the outcome only if the kernel takes it. If the
+ * connection goes first (or cuts a slow reader off), the outcome stays kept
+ * and comes as session.outcome after the device's next hello.
+ */
+struct learning {
+	struct conn_receipt receipt; /* first: the receipt is the learning */
+	uint8_t sid[SESSION_ID_BYTES];
+	char *device; /* in names, after user */
+	char names[];
+};
+
+static void
+outcomes_on_written(struct conn_receipt *r, bool written)
 {
+	struct learning *l = (struct learning *)r;
 	struct ouser *u;
 	struct odev *d;
-	struct outcome *o = outcome_find(user, device, sid, &u, &d);
+	struct outcome *o;
 
-	if (o != NULL) {
+	if (written && (o = outcome_find(l->names, l->device, l->sid, &u, &d)) != NULL) {
 		odev_store(u, d, o, true);
 		outcome_free(u, d, o);
 	}
+	free(l);
+}
+
+/* A session's final event was queued to a connection: its device learns it once written. */
+static void
+outcomes_on_final(const struct hub_peer *p, const uint8_t *sid)
+{
+	const char *user = p->who->user->name, *device = p->who->device->name;
+	size_t ulen = strlen(user), dlen = strlen(device);
+	struct ouser *u;
+	struct odev *d;
+	struct learning *l;
+
+	if (outcome_find(user, device, sid, &u, &d) == NULL)
+		return; /* nothing kept for it */
+	if ((l = malloc(sizeof *l + ulen + dlen + 2)) == NULL) {
+		log_error("outcomes: out of memory; %s's device %s gets the outcome again", user,
+			  device);
+		return;
+	}
+	memcpy(l->sid, sid, SESSION_ID_BYTES);
+	memcpy(l->names, user, ulen + 1);
+	l->device = l->names + ulen + 1;
+	memcpy(l->device, device, dlen + 1);
+	l->receipt.fn = outcomes_on_written;
+	conn_receipt(p->conn, &l->receipt);
 }
 
 void

@@ -1,8 +1,10 @@
 /*
  * Outcomes that always arrive: a device of a party that said hello (with a
  * device id it chose) before a session ended, and did not get that
- * session's final session.state_changed, gets session.outcome right after
- * its next hello, until it acknowledges it (session.ack). Kept for
+ * session's final session.state_changed (written to one of its
+ * connections: a write receipt from the transport tells), gets
+ * session.outcome right after its next hello, until it acknowledges it
+ * (session.ack). Kept for
  * --outcome-retention, at most --max-outcomes per user (the oldest dropped
  * first, counted for the device's next hello), in the store across
  * restarts; a failed commit reloads them.
@@ -34,8 +36,6 @@ bool outcomes_wanted(const char *user);
 /* A session of these parties ended at time: params is session.outcome's (borrowed). */
 void outcomes_session_ended(const char *inviter, const char *invitee, const uint8_t *sid,
 			    int64_t time, const json_t *params);
-/* The final event of sid reached user's device live: it has learned it. */
-void outcomes_delivered(const char *user, const char *device, const uint8_t *sid);
 /* Queue every outcome user's device has not acknowledged to c, as notifications. */
 void outcomes_send(struct conn *c, const char *user, const char *device);
 /* Acknowledge the sessions (hex ids, borrowed array); how many were pending. */

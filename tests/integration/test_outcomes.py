@@ -4,7 +4,7 @@ session ended, and did not get its final event, gets session.outcome after its
 next hello, until it acknowledges it."""
 import time
 
-from rvtest import DaemonTest, main, wait_for
+from rvtest import DaemonTest, lifecycle_to, main, wait_for
 
 
 def ended_while_away(test, device="phone", topic="t"):
@@ -94,6 +94,49 @@ class Outcomes(DaemonTest):
         self.assertEqual(got, sids[2:])  # the oldest dropped first
         bob.close()
         self.assertEqual(self.client().hello("bob", "phone")["outcomes_dropped"], 0)
+
+
+class LostWithItsConnection(DaemonTest):
+    """The final event counts as learned once written to the device, not once queued."""
+    daemon_args = ("--max-pending", "256k", "--admin", "root", "--max-user-bytes", "0")
+
+    def test_final_event_dropped_unsent_comes_as_an_outcome(self):
+        alice, root = self.client("alice", "laptop"), self.client("root")
+        phone = self.client("bob", "phone")
+        phone.call("subscribe", {"user": "bob"})
+        sid = lifecycle_to(alice, phone, "RSS_INVITATION")
+        fill = lifecycle_to(alice, phone, "RSS_ACCEPTED")
+        # The phone stops reading: context data backs its output up.
+        conns = root.call("admin.connections", {"user": "bob"})["connections"]
+        [conn] = [c["connection"] for c in conns]
+
+        def unsent():
+            for c in root.call("admin.connections", {"user": "bob"})["connections"]:
+                if c["connection"] == conn:
+                    return c["unsent_bytes"]
+            return None
+
+        blob = "x" * 8000
+        for _ in range(4000):
+            if unsent() >= 32768:
+                break
+            alice.call("session.send", {"session": fill, "data": blob})
+        else:
+            self.fail("the phone's output never backed up")
+        # Its end is queued behind what the phone has not read...
+        alice.call("session.cancel", {"session": sid})
+        # ...and dropped with it when the phone is cut off.
+        for _ in range(4000):
+            r = alice.response(alice.request("session.send", {"session": fill, "data": blob}))
+            if "error" in r:
+                break
+        wait_for(lambda: unsent() is None, "the phone to be cut off")
+        phone.close()
+        phone = self.client("bob", "phone")
+        o = phone.note(method="session.outcome")["params"]
+        while o["session"] != sid:  # the other session may have ended too
+            o = phone.note(method="session.outcome")["params"]
+        self.assertEqual((o["state"], o["by_device"]), ("RSS_CANCELLED", "laptop"))
 
 
 class AfterLinger(DaemonTest):
