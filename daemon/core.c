@@ -16,7 +16,7 @@ core_start(struct event_base *base)
 {
 	commit_init();
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || idempotency_init() != 0 ||
-	    outcomes_init() != 0 || conns_init(base) != 0 ||
+	    outcomes_init(base) != 0 || conns_init(base) != 0 ||
 	    clients_init(base, rpc_handle_line, rpc_client_gone) != 0 || addrs_init(base) != 0)
 		return -1;
 	return 0;

@@ -153,12 +153,24 @@ write_traffic(struct evbuffer *out)
 		{"rendezvous_auth_failures_total", "Failed hellos.", &stats.auth_failures},
 		{"rendezvous_requests_total", "Requests handled (each element of a batch counts).",
 		 &stats.requests},
+		{"rendezvous_outcomes_sent_total",
+		 "session.outcome notifications queued to devices (again until acknowledged).",
+		 &stats.outcomes_sent},
+		{"rendezvous_outcomes_dropped_total",
+		 "Outcomes dropped unacknowledged to stay within --max-outcomes per user.",
+		 &stats.outcomes_dropped},
 	};
 
 	FAMILY("rendezvous_connections", "gauge", "Client connections open.");
 	ADD("rendezvous_connections %zu\n", conns_count());
 	FAMILY("rendezvous_subscriptions", "gauge", "Subscriptions of every connection.");
 	ADD("rendezvous_subscriptions %zu\n", hub_subscriptions());
+	FAMILY("rendezvous_outcomes_kept", "gauge",
+	       "Outcomes kept for devices that have not acknowledged them.");
+	ADD("rendezvous_outcomes_kept %llu\n", (unsigned long long)stats.outcomes_kept);
+	FAMILY("rendezvous_outcome_devices", "gauge",
+	       "Devices outcomes are kept for (those that named themselves, until forgotten).");
+	ADD("rendezvous_outcome_devices %llu\n", (unsigned long long)stats.outcome_devices);
 	FAMILY("rendezvous_last_event_id", "gauge", "The id of the newest event.");
 	ADD("rendezvous_last_event_id %llu\n", (unsigned long long)hub_last_event());
 	for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)

@@ -239,7 +239,8 @@ const struct opt_def options_table[] = {
 	 .min = 1,
 	 .def = "604800",
 	 .arg = "S",
-	 .help = "how long a session.outcome a device has not acknowledged is kept"},
+	 .help = "how long a session.outcome a device has not acknowledged is kept, and a device "
+		 "not seen is remembered"},
 
 	{.name = "max-line",
 	 .type = OPT_SIZE,

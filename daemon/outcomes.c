@@ -1,6 +1,9 @@
 /* Outcomes a device has not learned, by user and device, oldest first. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
 
 #include <utlist.h>
 #include <uthash.h>
@@ -12,6 +15,7 @@
 #include "log.h"
 #include "msgbuf.h"
 #include "outcomes.h"
+#include "stats.h"
 #include "store.h"
 #include "users.h"
 #include "util.h"
@@ -35,7 +39,8 @@ struct outcome {
 
 struct odev {
 	char *name;
-	int64_t since;   /* its first hello */
+	int64_t seen;    /* its last hello */
+	int64_t stored;  /* seen, as the store has it (it lags by at most SEEN_LAG) */
 	int64_t dropped; /* outcomes dropped since its last hello */
 	struct outcome *pending;
 	struct odev *next;
@@ -49,6 +54,10 @@ struct ouser {
 };
 
 static struct ouser *users;
+static struct event *sweep_ev; /* forgets what is older than --outcome-retention */
+
+/* How far a device's last hello in the store may lag the true one (fewer writes). */
+#define SEEN_LAG (config.outcome_retention_ms / 16)
 
 static const struct commit_participant outcomes_participant;
 
@@ -86,23 +95,26 @@ outcome_free(struct ouser *u, struct odev *d, struct outcome *o)
 {
 	DL_DELETE(d->pending, o);
 	u->count--;
+	stats.outcomes_kept--;
 	free(o->params);
 	free(o);
 }
 
 /* Persist one outcome, or (o NULL) the device's own row. */
 static void
-odev_store(const struct ouser *u, const struct odev *d, const struct outcome *o, bool gone)
+odev_store(const struct ouser *u, struct odev *d, const struct outcome *o, bool gone)
 {
 	struct store_outcome so = {
 		.user = u->name,
 		.device = d->name,
 		.session = o != NULL ? o->sid : NULL,
-		.time = o != NULL ? o->time : d->since,
+		.time = o != NULL ? o->time : d->seen,
 		.params = o != NULL ? o->params : NULL,
 		.dropped = o != NULL ? 0 : d->dropped,
 	};
 
+	if (o == NULL && !gone)
+		d->stored = d->seen;
 	if (!store_durable())
 		return;
 	if (gone)
@@ -124,6 +136,7 @@ ousers_clear(void)
 				outcome_free(u, d, d->pending);
 			free(d->name);
 			free(d);
+			stats.outcome_devices--;
 		}
 		HASH_DEL(users, u);
 		free(u->name);
@@ -145,11 +158,12 @@ odev_add(struct ouser *u, struct odev *d, const uint8_t *sid, int64_t time, cons
 	o->time = time;
 	DL_APPEND(d->pending, o);
 	u->count++;
+	stats.outcomes_kept++;
 	return o;
 }
 
 static struct odev *
-odev_add_device(struct ouser *u, const char *name, int64_t since, int64_t dropped)
+odev_add_device(struct ouser *u, const char *name, int64_t seen, int64_t dropped)
 {
 	struct odev *d = calloc(1, sizeof *d);
 
@@ -157,23 +171,74 @@ odev_add_device(struct ouser *u, const char *name, int64_t since, int64_t droppe
 		free(d);
 		return NULL;
 	}
-	d->since = since;
+	d->seen = d->stored = seen;
 	d->dropped = dropped;
+	stats.outcome_devices++;
 	d->next = u->devs;
 	u->devs = d;
 	return d;
 }
 
-/* Forget what is older than --outcome-retention, in u. */
+/* Whether user's device has a connection now. */
+static bool
+device_connected(const char *user, const char *device)
+{
+	const struct user *u = user_find(user);
+	const struct hub_peer *p;
+
+	if (u == NULL)
+		return false;
+	TAILQ_FOREACH (p, &u->conns, by_user) {
+		if (strcmp(p->who->device->name, device) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Forget what is older than --outcome-retention, in u: outcomes, and
+ * devices not seen for as long, with nothing kept and no connection (from
+ * its next hello such a device is new). u itself stays.
+ */
 static void
 ouser_expire(struct ouser *u, int64_t now)
 {
 	int64_t before = now - config.outcome_retention_ms;
+	struct odev **dp = &u->devs, *d;
 
-	for (struct odev *d = u->devs; d != NULL; d = d->next) {
+	while ((d = *dp) != NULL) {
 		while (d->pending != NULL && d->pending->time < before) {
 			odev_store(u, d, d->pending, true);
 			outcome_free(u, d, d->pending);
+		}
+		if (d->pending == NULL && d->seen < before && !device_connected(u->name, d->name)) {
+			odev_store(u, d, NULL, true);
+			*dp = d->next;
+			free(d->name);
+			free(d);
+			stats.outcome_devices--;
+			continue;
+		}
+		dp = &d->next;
+	}
+}
+
+/* Every so often: forget what is too old, in every user; users left with nothing go. */
+static void
+outcomes_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	int64_t now = now_ms();
+	struct ouser *u, *tmp;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	HASH_ITER (hh, users, u, tmp) {
+		ouser_expire(u, now);
+		if (u->devs == NULL) {
+			HASH_DEL(users, u);
+			free(u->name);
+			free(u);
 		}
 	}
 }
@@ -194,9 +259,16 @@ static const struct commit_participant outcomes_participant = {
 static void outcomes_on_final(const struct hub_peer *p, const uint8_t *sid);
 
 int
-outcomes_init(void)
+outcomes_init(struct event_base *base)
 {
+	/* Often enough that nothing outlives the retention by more than a minute. */
+	int64_t every = config.outcome_retention_ms < 60000 ? config.outcome_retention_ms : 60000;
+	struct timeval tv = {(time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000};
+
 	users = NULL;
+	sweep_ev = event_new(base, -1, EV_PERSIST, outcomes_on_sweep, NULL);
+	if (sweep_ev == NULL || event_add(sweep_ev, &tv) != 0)
+		return -1;
 	hub_on_final_delivered(outcomes_on_final);
 	commit_register(COMMIT_OUTCOMES, &outcomes_participant);
 	return 0;
@@ -205,6 +277,9 @@ outcomes_init(void)
 void
 outcomes_finish(void)
 {
+	if (sweep_ev != NULL)
+		event_free(sweep_ev);
+	sweep_ev = NULL;
 	ousers_clear();
 }
 
@@ -219,7 +294,7 @@ outcomes_recover_one(const struct store_outcome *so, void *arg)
 		return -1;
 	if (so->session == NULL) {
 		if (d != NULL) {
-			d->since = so->time;
+			d->seen = d->stored = so->time;
 			d->dropped = so->dropped;
 			return 0;
 		}
@@ -240,13 +315,13 @@ int64_t
 outcomes_hello(const char *user, const char *device, int64_t now)
 {
 	struct ouser *u = ouser_get(user, true);
-	struct odev *d = odev_find(u, device);
-	int64_t dropped = 0;
+	struct odev *d;
+	int64_t dropped;
 
 	if (u == NULL)
 		return 0;
 	ouser_expire(u, now);
-	if (d == NULL) {
+	if ((d = odev_find(u, device)) == NULL) {
 		if ((d = odev_add_device(u, device, now, 0)) == NULL) {
 			log_error("outcomes: out of memory adding a device");
 			return 0;
@@ -254,11 +329,11 @@ outcomes_hello(const char *user, const char *device, int64_t now)
 		odev_store(u, d, NULL, false);
 		return 0;
 	}
+	d->seen = now;
 	dropped = d->dropped;
-	if (dropped != 0) {
-		d->dropped = 0;
+	d->dropped = 0;
+	if (dropped != 0 || now - d->stored >= SEEN_LAG)
 		odev_store(u, d, NULL, false);
-	}
 	return dropped;
 }
 
@@ -278,6 +353,7 @@ ouser_drop_oldest(struct ouser *u)
 	odev_store(u, oldest, oldest->pending, true);
 	outcome_free(u, oldest, oldest->pending);
 	oldest->dropped++;
+	stats.outcomes_dropped++;
 	odev_store(u, oldest, NULL, false);
 }
 
@@ -293,7 +369,7 @@ party_ended(const char *name, const uint8_t *sid, int64_t time, const char *para
 	for (struct odev *d = u->devs; d != NULL; d = d->next) {
 		struct outcome *o;
 
-		if (d->since > time)
+		if (d->seen > time)
 			continue;
 		while (config.max_outcomes > 0 && u->count >= config.max_outcomes)
 			ouser_drop_oldest(u);
@@ -414,6 +490,7 @@ outcomes_send(struct conn *c, const char *user, const char *device)
 		static const char head[] = "{\"jsonrpc\":\"2.0\",\"method\":\"session.outcome\","
 					   "\"params\":";
 		conn_send_parts(c, head, sizeof head - 1, o->params, strlen(o->params), "}\n", 2);
+		stats.outcomes_sent++;
 	}
 }
 

@@ -20,8 +20,10 @@
 #include <jansson.h>
 
 struct conn;
+struct event_base;
 
-int outcomes_init(void);
+/* Start keeping outcomes; their sweep runs on base. */
+int outcomes_init(struct event_base *base);
 void outcomes_finish(void);
 /* Load what the store holds (at start-up). 0, or -1 after logging. */
 int outcomes_recover(void);

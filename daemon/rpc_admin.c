@@ -79,7 +79,8 @@ rpc_admin_stats(struct client *c, json_t *params, struct rpc_error *err)
 		}
 	}
 	r = json_pack("{s:s, s:I, s:I, s:o*, s:I, s:o*, s:o*, s:I, s:I, s:I, s:{s:I, s:I, s:I}, "
-		      "s:I, s:I, s:I, s:o*, s:o*, s:{s:s, s:b, s:I, s:I}, s:{s:I, s:I}}",
+		      "s:I, s:I, s:I, s:o*, s:o*, s:{s:s, s:b, s:I, s:I}, s:{s:I, s:I}, "
+		      "s:{s:I, s:I, s:I, s:I}}",
 		      "version", RV_VERSION, "started", (json_int_t)stats.started_ms, "uptime_ms",
 		      (json_int_t)(now - stats.started_ms), "sessions", states_object(),
 		      "sessions_created", (json_int_t)stats.sessions_created, "transitions",
@@ -93,7 +94,10 @@ rpc_admin_stats(struct client *c, json_t *params, struct rpc_error *err)
 		      "errors", errors, "limits", limits, "store", "store", store_describe(),
 		      "durable", store_durable(), "commits", (json_int_t)stats.commit_seconds.count,
 		      "commit_failures", (json_int_t)stats.store_failures, "reloads", "ok",
-		      (json_int_t)stats.reloads, "failed", (json_int_t)stats.reload_failures);
+		      (json_int_t)stats.reloads, "failed", (json_int_t)stats.reload_failures,
+		      "outcomes", "kept", (json_int_t)stats.outcomes_kept, "devices",
+		      (json_int_t)stats.outcome_devices, "sent", (json_int_t)stats.outcomes_sent,
+		      "dropped", (json_int_t)stats.outcomes_dropped);
 	if (r == NULL)
 		return rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
 	return r;

@@ -68,6 +68,10 @@ struct stats {
 	uint64_t events_delivered;         /* notifications queued to subscribers */
 	uint64_t bytes_delivered;          /* their bytes, context data relayed included */
 	uint64_t contexts_relayed;         /* session.send deliveries */
+	uint64_t outcomes_kept;            /* now: outcomes not acknowledged (outcomes.c) */
+	uint64_t outcome_devices;          /* now: devices outcomes are kept for */
+	uint64_t outcomes_sent;            /* session.outcome notifications queued */
+	uint64_t outcomes_dropped;         /* over --max-outcomes */
 	int64_t started_ms;                /* when the daemon started (Unix ms) */
 	uint64_t requests;                 /* requests handled (batch elements each) */
 	uint64_t errors[STATS_ERRORS + 1]; /* by stats_error_codes; the last: others */

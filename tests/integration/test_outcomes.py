@@ -2,6 +2,8 @@
 """Outcomes that always arrive (PROTOCOL.md 4.8): a device that said hello before a
 session ended, and did not get its final event, gets session.outcome after its
 next hello, until it acknowledges it."""
+import shutil
+import tempfile
 import time
 
 from rvtest import DaemonTest, lifecycle_to, main, wait_for
@@ -156,7 +158,45 @@ class AfterLinger(DaemonTest):
 
 
 class Retention(DaemonTest):
-    daemon_args = ("--outcome-retention", "1")
+    daemon_args = ("--outcome-retention", "1", "--admin", "root")
+
+    def outcomes_stats(self):
+        return self.client("root").call("admin.stats")["outcomes"]
+
+    def test_a_device_not_seen_is_forgotten(self):
+        state = tempfile.mkdtemp(prefix="rendezvous-state-")
+        self.addCleanup(shutil.rmtree, state)
+        self.restart(*self.daemon_args, "--state-dir", state)
+        self.client("bob", "tablet").close()
+        self.client("bob", "phone")  # stays
+        self.assertEqual(self.outcomes_stats()["devices"], 2)
+        wait_for(lambda: self.outcomes_stats()["devices"] == 1, "the tablet to be forgotten")
+        # Forgotten: what ends now is not kept for it, in memory or in the store.
+        alice = self.client("alice", "laptop")
+        sid = alice.call("session.create", {"invitee": "bob"})["session"]
+        alice.call("session.invite", {"session": sid})
+        alice.call("session.cancel", {"session": sid})
+        self.assertEqual(self.outcomes_stats(), {"kept": 2, "devices": 2, "sent": 0, "dropped": 0})
+        # (kept for bob's phone and alice's laptop, neither subscribed)
+        for c in self.clients:
+            c.close()
+        # Restarted with a long retention: what the store holds stays put.
+        self.restart("--outcome-retention", "3600", "--admin", "root", "--state-dir", state)
+        self.assertEqual(self.outcomes_stats(), {"kept": 2, "devices": 2, "sent": 0, "dropped": 0})
+        tablet = self.client("bob", "tablet")  # known again from now on
+        tablet.no_message(0.3)
+        self.assertEqual(self.outcomes_stats()["devices"], 3)
+
+    def test_a_connected_device_is_remembered(self):
+        tablet = self.client("bob", "tablet")  # connected, not subscribed
+        sweeps = self.client("carol", "desk")
+        sweeps.close()
+        wait_for(lambda: self.outcomes_stats()["devices"] == 1, "carol's desk to be forgotten")
+        alice = self.client("alice", "laptop")
+        sid = alice.call("session.create", {"invitee": "bob"})["session"]
+        alice.call("session.invite", {"session": sid})
+        alice.call("session.cancel", {"session": sid})
+        self.assertEqual([o["session"] for o in tablet.call("session.outcomes")["outcomes"]], [sid])
 
     def test_forgotten_after_retention(self):
         ended_while_away(self)
