@@ -77,10 +77,18 @@ usage(FILE *f)
 		"  list [--state STATE] [--limit N] [--after SESSION] [--all]\n"
 		"                                           your sessions (--all: every\n"
 		"                                           session, admin role only)\n"
-		"  watch [--session ID | --user NAME | --all] [--since EVENT] [--count N]\n"
-		"                                           stream events, one line each, until\n"
-		"                                           interrupted or N have arrived\n"
+		"  watch [--session ID | --user NAME | --all | --presence NAME]\n"
+		"        [--since EVENT] [--count N]        stream events (or NAME's presence),\n"
+		"                                           one line each, until interrupted or\n"
+		"                                           N have arrived\n"
+		"  outcomes                                 how sessions ended that this device\n"
+		"                                           has not acknowledged\n"
+		"  ack SESSION...                           acknowledge those outcomes\n"
+		"  presence NAME                            whether NAME is online, and on which\n"
+		"                                           devices\n"
 		"  ping                                     check the daemon answers\n"
+		"Every command that changes something takes --idempotency-key KEY: run again\n"
+		"with the same KEY, it changes nothing and prints the first run's answer.\n"
 		"Admin commands (the admin role):\n"
 		"  admin stats                              the daemon's counters\n"
 		"  admin connections [--user NAME] [--limit N] [--after ID]\n"
@@ -210,6 +218,41 @@ print_json(json_t *v)
 
 static void ctl_print_event(const char *method, json_t *params);
 
+/* One session.outcome's params, on one line. */
+static void
+print_outcome(json_t *o)
+{
+	const char *by = json_string_value(json_object_get(o, "by"));
+	const char *reason = json_string_value(json_object_get(o, "reason"));
+	const char *topic = json_string_value(json_object_get(o, "topic"));
+
+	printf("outcome %s %s by %s", json_string_value(json_object_get(o, "session")),
+	       json_string_value(json_object_get(o, "state")), by != NULL ? by : "daemon");
+	if (json_is_string(json_object_get(o, "by_device")))
+		printf(" on %s", json_string_value(json_object_get(o, "by_device")));
+	if (reason != NULL)
+		printf(" reason=%s", reason);
+	if (json_object_get(o, "code") != NULL)
+		printf(" code=%lld", (long long)json_integer_value(json_object_get(o, "code")));
+	if (topic != NULL && *topic != '\0')
+		printf(" topic=%s", topic);
+	printf(" event=%lld\n", (long long)json_integer_value(json_object_get(o, "event")));
+}
+
+/* presence.get's result or presence.changed's params, on one line. */
+static void
+print_presence(json_t *p)
+{
+	json_t *devices = json_object_get(p, "devices"), *d;
+	size_t i;
+
+	printf("%s %s", json_string_value(json_object_get(p, "user")),
+	       json_is_true(json_object_get(p, "online")) ? "online" : "offline");
+	json_array_foreach (devices, i, d)
+		printf("%s%s", i == 0 ? " on " : ", ", json_string_value(d));
+	putchar('\n');
+}
+
 static void
 ctl_on_notify(struct rv_client *c, const char *method, json_t *params, void *arg)
 {
@@ -253,6 +296,11 @@ ctl_print_event(const char *method, json_t *params)
 			printf(" code=%lld",
 			       (long long)json_integer_value(json_object_get(params, "code")));
 		putchar('\n');
+	} else if (strcmp(method, "session.outcome") == 0) {
+		print_outcome(params);
+	} else if (strcmp(method, "presence.changed") == 0) {
+		fputs("presence ", stdout);
+		print_presence(params);
 	} else if (strcmp(method, "session.context_data") == 0) {
 		char *d =
 			json_dumps(json_object_get(params, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
@@ -478,6 +526,16 @@ ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
 	} else if (strcmp(ctl->command, "admin kick") == 0) {
 		printf("kicked %lld connection(s)\n",
 		       (long long)json_integer_value(json_object_get(result, "kicked")));
+	} else if (strcmp(ctl->command, "outcomes") == 0) {
+		json_t *o;
+		size_t i;
+		json_array_foreach (json_object_get(result, "outcomes"), i, o)
+			print_outcome(o);
+	} else if (strcmp(ctl->command, "ack") == 0) {
+		printf("acknowledged %lld outcome(s)\n",
+		       (long long)json_integer_value(json_object_get(result, "acked")));
+	} else if (strcmp(ctl->command, "presence") == 0) {
+		print_presence(result);
 	} else if (strcmp(ctl->command, "admin stats") == 0) {
 		char *s = json_dumps(result, JSON_INDENT(2));
 		if (s != NULL)
@@ -576,24 +634,29 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		{"since", required_argument, NULL, 'n'},
 		{"count", required_argument, NULL, 'N'},
 		{"interval", required_argument, NULL, 'i'},
+		{"presence", required_argument, NULL, 'P'},
+		{"idempotency-key", required_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0},
 	};
 	static const struct {
 		const char *name, *method;
-		int positional; /* SESSION or INVITEE, then DATA for send */
+		int positional; /* SESSION or INVITEE, then DATA for send; -1: one or more */
 		const char *allowed;
 	} cmds[] = {
-		{"create", "session.create", 1, "tdo"},
-		{"invite", "session.invite", 1, ""},
-		{"accept", "session.accept", 1, ""},
-		{"decline", "session.decline", 1, "r"},
-		{"cancel", "session.cancel", 1, "r"},
-		{"connect", "session.connect", 1, ""},
-		{"send", "session.send", 2, ""},
-		{"terminate", "session.terminate", 1, "cd"},
+		{"create", "session.create", 1, "tdoK"},
+		{"invite", "session.invite", 1, "K"},
+		{"accept", "session.accept", 1, "K"},
+		{"decline", "session.decline", 1, "rK"},
+		{"cancel", "session.cancel", 1, "rK"},
+		{"connect", "session.connect", 1, "K"},
+		{"send", "session.send", 2, "K"},
+		{"terminate", "session.terminate", 1, "cdK"},
 		{"get", "session.get", 1, ""},
 		{"list", "session.list", 0, "slaA"},
-		{"watch", "subscribe", 0, "SUAnN"},
+		{"watch", "subscribe", 0, "SUAPnN"},
+		{"outcomes", "session.outcomes", 0, ""},
+		{"ack", "session.ack", -1, ""},
+		{"presence", "presence.get", 1, ""},
 		{"ping", "ping", 0, ""},
 		{"admin stats", "admin.stats", 0, ""},
 		{"admin connections", "admin.connections", 0, "Ula"},
@@ -673,6 +736,8 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 			break;
 		case 'S': json_object_set_new(p, "session", json_string(optarg)); break;
 		case 'U': json_object_set_new(p, "user", json_string(optarg)); break;
+		case 'P': json_object_set_new(p, "presence", json_string(optarg)); break;
+		case 'K': json_object_set_new(p, "idempotency_key", json_string(optarg)); break;
 		case 'A': json_object_set_new(p, "all", json_true()); break;
 		case 'N':
 			ctl->count = strtol(optarg, &end, 10);
@@ -696,6 +761,16 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 		ctl->params = p;
 		return;
 	}
+	if (cmds[i].positional < 0) {
+		json_t *list = json_array();
+		if (argc - optind < 1)
+			die_usage("'%s' takes one or more sessions", cmd);
+		for (; optind < argc; optind++)
+			json_array_append_new(list, json_string(argv[optind]));
+		json_object_set_new(p, "sessions", list);
+		ctl->params = p;
+		return;
+	}
 	if (argc - optind != cmds[i].positional)
 		die_usage("'%s' takes %s", cmd,
 			  cmds[i].positional == 0   ? "no arguments"
@@ -703,6 +778,8 @@ parse_command(struct ctl *ctl, int argc, char **argv)
 						    : "SESSION and DATA");
 	if (strcmp(cmd, "create") == 0)
 		json_object_set_new(p, "invitee", json_string(argv[optind]));
+	else if (strcmp(cmd, "presence") == 0)
+		json_object_set_new(p, "user", json_string(argv[optind]));
 	else if (cmds[i].positional >= 1)
 		json_object_set_new(p, "session", json_string(argv[optind]));
 	if (cmds[i].positional == 2)

@@ -6,11 +6,11 @@ import signal
 import subprocess
 import time
 
-from rvtest import CTL, DaemonTest, main
+from rvtest import CTL, DaemonTest, main, wait_for
 
 
 class Cli(DaemonTest):
-    daemon_args = ("--observer", "olga")
+    daemon_args = ("--observer", "olga", "--admin", "root")
 
     def ctl(self, user, *args, ok=True):
         p = super().ctl("--user", user, *args)
@@ -114,6 +114,41 @@ class Cli(DaemonTest):
                 p.stderr.close()
         replayed = [json.loads(l)["params"]["event"] for l in r.stdout.splitlines()]
         self.assertEqual(replayed, [2, 3])
+
+    def test_outcomes_presence_and_idempotency_keys(self):
+        alice, bob = ("alice", "--device", "desk"), ("bob", "--device", "phone")
+        first = self.js(*alice, "create", "bob", "--idempotency-key", "k1")
+        again = self.js(*alice, "create", "bob", "--idempotency-key", "k1")
+        self.assertEqual(again, first)  # one session
+        sid = first["session"]
+        self.js(*alice, "invite", sid)
+        self.ctl(*bob, "ping")  # bob's phone said hello: it is owed how this ends
+        self.js(*alice, "cancel", sid, "--reason", "later")
+        self.assertEqual(self.ctl(*bob, "outcomes").stdout,
+                         "outcome %s RSS_CANCELLED by alice on desk reason=later event=3\n" % sid)
+        self.assertEqual(self.ctl(*bob, "ack", sid, "0" * 32).stdout, "acknowledged 1 outcome(s)\n")
+        self.assertEqual(self.js(*bob, "outcomes"), {"outcomes": []})
+        self.assertEqual(self.ctl(*bob, "ack", ok=False).returncode, 2)
+        w = subprocess.Popen([CTL, "--connect", "127.0.0.1:%d" % self.daemon.port, "--user", "olga",
+                              "watch", "--presence", "bob", "--count", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: self.client("root").call("admin.stats")["subscriptions"] == 1,
+                     "the watch to subscribe")
+            phone = self.client("bob", "phone")
+            self.assertEqual(w.stdout.readline(), "presence bob online on phone\n")
+            self.assertEqual(w.wait(timeout=10), 0)
+        finally:
+            w.kill()
+            w.wait()
+            w.stdout.close()
+            w.stderr.close()
+        self.assertEqual(self.ctl("olga", "presence", "bob").stdout, "bob online on phone\n")
+        phone.close()
+        wait_for(lambda: self.ctl("olga", "presence", "bob").stdout == "bob offline\n",
+                 "bob to go offline")
+        self.assertEqual(self.js("olga", "presence", "carol"),
+                         {"user": "carol", "online": False, "devices": []})
 
     def test_help_and_version(self):
         p = subprocess.run([CTL, "--help"], capture_output=True, text=True)
