@@ -100,19 +100,6 @@ client_on_fence_dropped(void *arg)
 	client_forget_unacked(c);
 }
 
-/* Whether u has a connection (authenticated, not yet freed) from device. */
-static bool
-device_connected(const struct user *u, const struct device *device)
-{
-	const struct hub_peer *p;
-
-	TAILQ_FOREACH (p, &u->conns, by_user) {
-		if (p->who->device == device)
-			return true;
-	}
-	return false;
-}
-
 /* The connection is being freed: so is the client. */
 static void
 client_on_close(void *arg)
@@ -125,8 +112,9 @@ client_on_close(void *arg)
 		struct user *u = c->who.user;
 		TAILQ_REMOVE(&u->conns, &c->peer, by_user);
 		u->nconns--;
+		c->who.device->nconns--;
 		sessions_presence_changed(u);
-		if (!device_connected(u, c->who.device))
+		if (c->who.device->nconns == 0)
 			presence_changed(u); /* its last connection from this device went */
 		device_unref(c->who.device);
 		user_unref(u);
@@ -280,7 +268,7 @@ client_authenticate(struct client *c, struct user *u, struct device *device,
 	c->cred_observer = id->cred_observer;
 	c->cred_admin = id->cred_admin;
 	client_set_expiry(c, id->expires_ms);
-	first = !device_connected(u, device);
+	first = device->nconns++ == 0;
 	TAILQ_INSERT_TAIL(&u->conns, &c->peer, by_user);
 	u->nconns++;
 	sessions_presence_changed(u);

@@ -12,20 +12,21 @@
 json_t *
 presence_of(const struct user *u)
 {
+	static uint64_t listing; /* this call's mark on the devices it listed */
 	json_t *devices = json_array(), *p;
 	const struct hub_peer *peer;
 
 	if (devices == NULL)
 		return NULL;
+	listing++;
 	/* Each device once, in the order its first connection came. */
 	TAILQ_FOREACH (peer, &u->conns, by_user) {
-		const struct hub_peer *q;
-		bool seen = false;
+		struct device *d = peer->who->device;
 
-		for (q = TAILQ_FIRST(&u->conns); q != peer && !seen; q = TAILQ_NEXT(q, by_user))
-			seen = q->who->device == peer->who->device;
-		if (!seen &&
-		    json_array_append_new(devices, json_string(peer->who->device->name)) != 0) {
+		if (d->mark == listing)
+			continue;
+		d->mark = listing;
+		if (json_array_append_new(devices, json_string(d->name)) != 0) {
 			json_decref(devices);
 			return NULL;
 		}

@@ -667,15 +667,8 @@ static bool
 party_present(const struct session *s, const struct user *u)
 {
 	const struct device *device = session_engaged_device(s, u);
-	const struct hub_peer *p;
 
-	if (device == NULL)
-		return u->nconns > 0;
-	TAILQ_FOREACH (p, &u->conns, by_user) {
-		if (p->who->device == device)
-			return true;
-	}
-	return false;
+	return device == NULL ? u->nconns > 0 : device->nconns > 0;
 }
 
 /* Bring a party's away time up to date; true if it changed. */

@@ -82,6 +82,8 @@ device_get(struct user *u, const char *name)
 		return NULL;
 	}
 	d->refs = 1;
+	d->nconns = 0;
+	d->mark = 0;
 	d->user = user_ref(u);
 	memcpy(d->name, name, len + 1);
 	d->next = u->devices;

@@ -9,6 +9,7 @@
 #define RV_USERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 #include <uthash.h>
@@ -43,6 +44,8 @@ struct user {
  */
 struct device {
 	unsigned refs;
+	unsigned nconns; /* authenticated connections from it, as user->nconns (client.c) */
+	uint64_t mark;   /* presence_of()'s, to list each device once */
 	struct user *user;
 	struct device *next; /* user->devices */
 	char name[];
