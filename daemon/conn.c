@@ -129,7 +129,7 @@ conn_receipts_taken(struct conn *c)
 	}
 }
 
-/* Output was dropped: the receipts past what is still queued (all: UINT64_MAX) will never be. */
+/* Output was dropped: the receipts past byte count past (0: all) will never be. */
 static void
 conn_receipts_lost(struct conn *c, uint64_t past)
 {
