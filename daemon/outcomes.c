@@ -100,6 +100,15 @@ outcome_free(struct ouser *u, struct odev *d, struct outcome *o)
 	free(o);
 }
 
+/* Free a device taken out of its user's list, with nothing kept. */
+static void
+odev_free(struct odev *d)
+{
+	free(d->name);
+	free(d);
+	stats.outcome_devices--;
+}
+
 /* Persist one outcome, or (o NULL) the device's own row. */
 static void
 odev_store(const struct ouser *u, struct odev *d, const struct outcome *o, bool gone)
@@ -134,9 +143,7 @@ ousers_clear(void)
 			u->devs = d->next;
 			while (d->pending != NULL)
 				outcome_free(u, d, d->pending);
-			free(d->name);
-			free(d);
-			stats.outcome_devices--;
+			odev_free(d);
 		}
 		HASH_DEL(users, u);
 		free(u->name);
@@ -183,16 +190,9 @@ odev_add_device(struct ouser *u, const char *name, int64_t seen, int64_t dropped
 static bool
 device_connected(const char *user, const char *device)
 {
-	const struct user *u = user_find(user);
-	const struct hub_peer *p;
+	const struct device *d = device_find(user_find(user), device);
 
-	if (u == NULL)
-		return false;
-	TAILQ_FOREACH (p, &u->conns, by_user) {
-		if (strcmp(p->who->device->name, device) == 0)
-			return true;
-	}
-	return false;
+	return d != NULL && d->nconns > 0;
 }
 
 /*
@@ -214,9 +214,7 @@ ouser_expire(struct ouser *u, int64_t now)
 		if (d->pending == NULL && d->seen < before && !device_connected(u->name, d->name)) {
 			odev_store(u, d, NULL, true);
 			*dp = d->next;
-			free(d->name);
-			free(d);
-			stats.outcome_devices--;
+			odev_free(d);
 			continue;
 		}
 		dp = &d->next;

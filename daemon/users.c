@@ -67,15 +67,25 @@ user_name_valid(const char *name)
 }
 
 struct device *
+device_find(const struct user *u, const char *name)
+{
+	struct device *d;
+
+	for (d = u != NULL ? u->devices : NULL; d != NULL; d = d->next) {
+		if (strcmp(d->name, name) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+struct device *
 device_get(struct user *u, const char *name)
 {
 	size_t len = strlen(name);
-	struct device *d;
+	struct device *d = device_find(u, name);
 
-	for (d = u->devices; d != NULL; d = d->next) {
-		if (strcmp(d->name, name) == 0)
-			return device_ref(d);
-	}
+	if (d != NULL)
+		return device_ref(d);
 	d = malloc(sizeof *d + len + 1);
 	if (d == NULL) {
 		log_error("users: out of memory adding a device");

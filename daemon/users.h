@@ -56,6 +56,8 @@ struct device {
 
 /* Find or create u's device name; a new reference, or NULL (out of memory). */
 struct device *device_get(struct user *u, const char *name);
+/* Find without creating or referencing (borrowed); NULL if none or u is NULL. */
+struct device *device_find(const struct user *u, const char *name);
 struct device *device_ref(struct device *d);
 void device_unref(struct device *d);
 /* Whether name is acceptable as a device: 1-64 bytes of [A-Za-z0-9._:-]. */
