@@ -38,6 +38,10 @@ void jsonw_str(struct jsonw *w, const char *s);
 /* The characters of a string known to need no escaping (state names). */
 #define jsonw_str_plain(w, s) jsonw_raw((w), (s), strlen(s))
 void jsonw_int(struct jsonw *w, long long v);
+/* The longest integer jsonw_int_text() writes: "-9223372036854775808". */
+#define JSONW_INT_MAX 20
+/* v in decimal at out (not terminated); its length. */
+size_t jsonw_int_text(long long v, char out[JSONW_INT_MAX]);
 void jsonw_bool(struct jsonw *w, bool v);
 /* Any jansson value (borrowed), compact. */
 void jsonw_json(struct jsonw *w, const json_t *v);

@@ -198,9 +198,15 @@ rpc_send_raw(struct client *c, json_t *id, struct jsonw *raw)
 {
 	static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":";
 	char tail[96];
-	size_t idlen = json_dumpb(id != NULL ? id : json_null(), tail + 6, sizeof tail - 8,
-				  JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t idlen;
 	struct jsonw w;
+
+	/* Most ids are integers: written here, without jansson's snprintf(). */
+	if (json_is_integer(id))
+		idlen = jsonw_int_text(json_integer_value(id), tail + 6);
+	else
+		idlen = json_dumpb(id != NULL ? id : json_null(), tail + 6, sizeof tail - 8,
+				   JSON_COMPACT | JSON_ENCODE_ANY);
 
 	if (idlen > 0 && idlen <= sizeof tail - 8) {
 		/* The common case, a short id: one copy into the connection's buffer. */

@@ -23,8 +23,23 @@ check_roundtrip(const char *s)
 int
 main(void)
 {
-	static const long long ints[] = {
-		0, 1, -1, 42, -9223372036854775807LL - 1, 9223372036854775807LL, 1795482337811LL};
+	static const long long ints[] = {0,
+					 1,
+					 -1,
+					 9,
+					 10,
+					 -10,
+					 42,
+					 99,
+					 100,
+					 101,
+					 -999,
+					 1000,
+					 12345,
+					 1000000,
+					 -9223372036854775807LL - 1,
+					 9223372036854775807LL,
+					 1795482337811LL};
 	struct jsonw w;
 	char all[128];
 	json_t *v;
