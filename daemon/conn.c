@@ -2,11 +2,21 @@
  * The transport: reading and framing, output buffering, backpressure,
  * output bounds, the output fence, TLS, teardown.
  *
- * Output is appended to a flat per-connection buffer and written by
- * conns_flush(), which main.c runs once per pass of the event loop: every
- * reply and notification a pass produced leaves in one write() per
- * connection, and a write event is armed only for a socket that did not take
- * everything (Redis's "write before sleep").
+ * Output is a queue of pieces per connection, written by conns_flush(), which
+ * main.c runs once per pass of the event loop: every reply and notification
+ * a pass produced leaves in one send() (or writev()) per connection, and a
+ * write event is armed only for a socket that did not take everything
+ * (Redis's "write before sleep").
+ *
+ * A shared line (an event, encoded once into a struct msgbuf block where the
+ * pass's events lie side by side) is queued by reference, and the next line
+ * of the same block joins the same piece: fanning a pass's events out to N
+ * subscribers copies nothing per subscriber, and each gets one run of bytes
+ * that the kernel copies from the one block. Output a socket does not take
+ * by the end of the pass is copied into the connection's own buffer
+ * (out_privatize()), so a slow reader holds no block. Replies, encoded per
+ * connection, are copied into that buffer (conn->out) at once, and
+ * consecutive ones share a piece.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -36,11 +47,21 @@
 #define OUT_HIGH (1024 * 1024)
 #define OUT_LOW (64 * 1024)
 /*
- * An emptied output buffer is kept for the next pass by a subscriber (up to
- * this size), so that fan-out does not reallocate it every pass; other
+ * Emptied output buffers are kept for the next pass by a subscriber (up to
+ * these sizes), so that fan-out does not reallocate them every pass; other
  * connections give theirs back, so idle connections cost little.
  */
 #define OUT_KEEP (256 * 1024)
+#define SEGS_KEEP 1024
+/* Pieces handed to the kernel per writev(). */
+#define IOV_BATCH 64
+
+/*
+ * Pieces of output (struct out_seg) in conn->out lie in order and touch:
+ * each starts where the one before ended (the first may start later, past
+ * bytes sent), and the last ends at conn->out_len. The ring of pieces is
+ * conn->seg1 until a second piece is queued.
+ */
 /* How much to read from a socket per readiness event. */
 #define READ_MAX 16384
 
@@ -72,6 +93,8 @@ static const char *const state_names[] = {"open", "closing"};
 
 static void conn_process(struct conn *c);
 static void conn_write(struct conn *c);
+/* Cold: kept out of the queueing path that every delivery takes. */
+static void conn_cut_off(struct conn *c) __attribute__((cold));
 
 static void
 conn_set_state(struct conn *c, enum conn_state state)
@@ -81,17 +104,24 @@ conn_set_state(struct conn *c, enum conn_state state)
 	c->state = state;
 }
 
-static size_t
-out_len(const struct conn *c)
+/* The i-th piece of unsent output (0: the next to send). */
+static struct out_seg *
+seg_at(const struct conn *c, size_t i)
 {
-	return c->out_len - c->out_off;
+	return &c->segs[(c->seg_head + i) & (c->seg_cap - 1)];
+}
+
+static const char *
+seg_data(const struct conn *c, const struct out_seg *s)
+{
+	return (s->mb != NULL ? s->mb->data : c->out) + s->off;
 }
 
 /* Output not yet taken by the kernel: ours, and (TLS) what the bufferevent holds. */
 size_t
 conn_unsent(const struct conn *c)
 {
-	return out_len(c) +
+	return c->unsent +
 	       (c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0);
 }
 
@@ -108,7 +138,7 @@ static bool receipts_told; /* a receipt was told during this conns_flush() */
 void
 conn_receipt(struct conn *c, struct conn_receipt *r)
 {
-	r->at = c->handed + out_len(c);
+	r->at = c->handed + c->unsent;
 	TAILQ_INSERT_TAIL(&c->receipts, r, entry);
 }
 
@@ -182,17 +212,182 @@ buf_reserve(char **buf, size_t *cap, size_t len, size_t n)
 	return 0;
 }
 
-/* Make room for n more bytes of output. 0, or -1 when memory runs out. */
+/* Room for one more piece. 0, or -1 when memory runs out. */
+static int
+seg_grow(struct conn *c)
+{
+	size_t cap = c->seg_cap * 2 > 8 ? c->seg_cap * 2 : 8;
+	struct out_seg *segs;
+
+	if (cap > SIZE_MAX / 2 / sizeof *segs || (segs = malloc(cap * sizeof *segs)) == NULL)
+		return -1;
+	for (size_t i = 0; i < c->nsegs; i++)
+		segs[i] = *seg_at(c, i);
+	if (c->segs != &c->seg1)
+		free(c->segs);
+	c->segs = segs;
+	c->seg_cap = cap;
+	c->seg_head = 0;
+	return 0;
+}
+
+static inline int
+seg_reserve(struct conn *c)
+{
+	return c->nsegs < c->seg_cap ? 0 : seg_grow(c);
+}
+
+/* Move the unsent bytes of conn->out to its front, dropping those sent. */
+static void
+out_compact(struct conn *c)
+{
+	size_t lo = c->out_len;
+
+	for (size_t i = 0; i < c->nsegs; i++) {
+		if (seg_at(c, i)->mb == NULL) {
+			lo = seg_at(c, i)->off;
+			break;
+		}
+	}
+	if (lo == 0)
+		return;
+	memmove(c->out, c->out + lo, c->out_len - lo);
+	c->out_len -= lo;
+	for (size_t i = 0; i < c->nsegs; i++)
+		if (seg_at(c, i)->mb == NULL)
+			seg_at(c, i)->off -= lo;
+}
+
+/* Make room to copy n more bytes of output in. 0, or -1 when memory runs out. */
 static int
 out_reserve(struct conn *c, size_t n)
 {
-	if (c->out_off > 0 && n > c->out_cap - c->out_len) {
-		/* Move the unsent rest to the front before growing. */
-		memmove(c->out, c->out + c->out_off, out_len(c));
-		c->out_len -= c->out_off;
-		c->out_off = 0;
-	}
+	if (seg_reserve(c) != 0)
+		return -1;
+	if (n <= c->out_cap - c->out_len)
+		return 0;
+	out_compact(c);
 	return buf_reserve(&c->out, &c->out_cap, c->out_len, n);
+}
+
+/* Queue the n bytes written at conn->out + out_len (room made by out_reserve()). */
+static void
+out_add_copied(struct conn *c, size_t n)
+{
+	struct out_seg *t = c->nsegs > 0 ? seg_at(c, c->nsegs - 1) : NULL;
+
+	if (n == 0)
+		return;
+	if (t != NULL && t->mb == NULL) {
+		t->len += n; /* the last piece is the end of conn->out: extend it */
+	} else {
+		t = seg_at(c, c->nsegs++);
+		t->mb = NULL;
+		t->off = c->out_len;
+		t->len = n;
+	}
+	c->out_len += n;
+	c->unsent += n;
+}
+
+/* Forget the first piece, sent (or dropped). */
+static void
+seg_shift(struct conn *c)
+{
+	struct out_seg *s = seg_at(c, 0);
+
+	if (s->mb != NULL)
+		msgbuf_unref(s->mb);
+	c->seg_head = (c->seg_head + 1) & (c->seg_cap - 1);
+	if (--c->nsegs == 0)
+		c->out_len = 0;
+}
+
+/* The kernel (or the TLS bufferevent) took the first n unsent bytes. */
+static void
+out_taken(struct conn *c, size_t n)
+{
+	c->unsent -= n;
+	c->handed += n;
+	while (n > 0) {
+		struct out_seg *s = seg_at(c, 0);
+
+		if (n < s->len) {
+			s->off += n;
+			s->len -= n;
+			return;
+		}
+		n -= s->len;
+		seg_shift(c);
+	}
+}
+
+/* Keep the first keep unsent bytes; drop the rest, from the end. */
+static void
+out_truncate(struct conn *c, size_t keep)
+{
+	while (c->unsent > keep) {
+		struct out_seg *t = seg_at(c, c->nsegs - 1);
+		size_t drop = c->unsent - keep;
+
+		if (drop < t->len) {
+			t->len -= drop;
+			if (t->mb == NULL)
+				c->out_len -= drop;
+			c->unsent = keep;
+			return;
+		}
+		c->unsent -= t->len;
+		if (t->mb != NULL)
+			msgbuf_unref(t->mb);
+		else
+			c->out_len = t->off;
+		c->nsegs--;
+	}
+	if (c->nsegs == 0)
+		c->out_len = 0;
+}
+
+/*
+ * Copy the shared lines still queued into conn->out, letting go of their
+ * blocks: the socket did not take them, and a slow reader must not hold
+ * blocks (their other lines) for longer than a pass. Only what was queued
+ * since the last copy is copied. 0, or -1 when memory runs out.
+ */
+static int
+out_privatize(struct conn *c)
+{
+	size_t k = 0, tail = 0, end = 0;
+	char *tmp, *o;
+
+	while (k < c->nsegs && seg_at(c, k)->mb == NULL)
+		k++;
+	if (k == c->nsegs)
+		return 0;
+	/* The pieces from k on, copied out in order; those before k stay where they are. */
+	for (size_t i = k; i < c->nsegs; i++)
+		tail += seg_at(c, i)->len;
+	if ((tmp = malloc(tail)) == NULL)
+		return -1;
+	o = tmp;
+	for (size_t i = k; i < c->nsegs; i++) {
+		const struct out_seg *s = seg_at(c, i);
+
+		memcpy(o, seg_data(c, s), s->len);
+		o += s->len;
+	}
+	if (k > 0) /* pieces 0 .. k-1 are in conn->out, and end where k-1 ends */
+		end = seg_at(c, k - 1)->off + seg_at(c, k - 1)->len;
+	out_truncate(c, c->unsent - tail);
+	c->out_len = end;
+	if (out_reserve(c, tail) != 0) {
+		free(tmp);
+		return -1;
+	}
+	memcpy(c->out + c->out_len, tmp, tail);
+	out_add_copied(c, tail);
+	free(tmp);
+	return 0;
 }
 
 /* Schedule the connection for the end-of-pass flush. */
@@ -233,6 +428,9 @@ conn_free(struct conn *c)
 		evutil_closesocket(c->fd);
 	}
 	free(c->in);
+	out_truncate(c, 0); /* gives the shared lines back */
+	if (c->segs != &c->seg1)
+		free(c->segs);
 	free(c->out);
 	free(c);
 }
@@ -331,23 +529,32 @@ conn_close_flush(struct conn *c, const char *reason)
 static void
 conn_cut_off(struct conn *c)
 {
-	const char *start = c->out + c->out_off;
-	const char *nl = memchr(start, '\n', out_len(c));
+	size_t keep = 0;
 
 	stats.slow_consumers++;
 	log_warn("conn %llu %s%s%s: slow consumer cut off with %zu bytes unsent (max-pending %zu)",
 		 (unsigned long long)c->id, c->peer, c->who != NULL ? " " : "",
-		 c->who != NULL ? c->who : "", out_len(c), config.max_pending);
-	c->out_len = nl != NULL ? (size_t)(nl - c->out) + 1 : c->out_off;
+		 c->who != NULL ? c->who : "", c->unsent, config.max_pending);
+	for (size_t i = 0; i < c->nsegs; i++) {
+		const struct out_seg *s = seg_at(c, i);
+		const char *p = seg_data(c, s), *nl = memchr(p, '\n', s->len);
+
+		if (nl != NULL) {
+			keep += (size_t)(nl - p) + 1;
+			break;
+		}
+		keep += s->len;
+	}
+	out_truncate(c, keep);
 	/* Of the output behind the fence, nothing is kept: it may yet be taken back. */
-	if (c->fenced && out_len(c) > c->fence_at)
-		c->out_len = c->out_off + c->fence_at;
-	conn_receipts_lost(c, c->handed + out_len(c));
+	if (c->fenced && c->unsent > c->fence_at)
+		out_truncate(c, c->fence_at);
+	conn_receipts_lost(c, c->handed + c->unsent);
 	c->cut_off = true;
 	c->ops->on_cut_off(c->arg, config.max_pending);
 	/* The last line is not the fence's: dropping the fence keeps it whole. */
 	if (c->fenced)
-		c->fence_at = out_len(c);
+		c->fence_at = c->unsent;
 	conn_close_flush(c, "slow consumer");
 }
 
@@ -356,7 +563,7 @@ static void
 conn_queued(struct conn *c)
 {
 	conn_mark_pending(c);
-	if (!c->cut_off && (out_len(c) > config.max_pending ||
+	if (!c->cut_off && (c->unsent > config.max_pending ||
 			    (c->bev != NULL && conn_unsent(c) > config.max_pending)))
 		conn_cut_off(c);
 }
@@ -367,7 +574,7 @@ conn_hold(struct conn *c)
 {
 	if (!c->fenced && fence_up) {
 		c->fenced = true;
-		c->fence_at = out_len(c);
+		c->fence_at = c->unsent;
 		TAILQ_INSERT_TAIL(&fenced, c, fence_entry);
 	}
 }
@@ -385,7 +592,7 @@ conn_send(struct conn *c, const void *data, size_t n)
 	}
 	conn_hold(c);
 	memcpy(c->out + c->out_len, data, n);
-	c->out_len += n;
+	out_add_copied(c, n);
 	conn_queued(c);
 }
 
@@ -416,17 +623,43 @@ conns_fence_drop(void)
 	while ((c = TAILQ_FIRST(&fenced)) != NULL) {
 		TAILQ_REMOVE(&fenced, c, fence_entry);
 		c->fenced = false;
-		if (out_len(c) >= c->fence_at)
-			c->out_len = c->out_off + c->fence_at;
-		conn_receipts_lost(c, c->handed + out_len(c));
+		out_truncate(c, c->fence_at);
+		conn_receipts_lost(c, c->handed + c->unsent);
 		c->ops->on_fence_dropped(c->arg);
 	}
 }
 
 void
+conn_send_shared(struct conn *c, struct msgbuf *mb, const char *line, size_t len)
+{
+	struct out_seg *t = c->nsegs > 0 ? seg_at(c, c->nsegs - 1) : NULL;
+	size_t off = (size_t)(line - mb->data);
+
+	if (!conn_live(c) || len == 0)
+		return;
+	conn_hold(c);
+	if (t != NULL && t->mb == mb && t->off + t->len == off) {
+		t->len += len; /* the next line of the block: the same run */
+	} else {
+		if (seg_reserve(c) != 0) {
+			log_error("conn %llu: out of memory queueing %zu bytes",
+				  (unsigned long long)c->id, len);
+			conn_close(c, "out of memory");
+			return;
+		}
+		t = seg_at(c, c->nsegs++);
+		t->mb = msgbuf_ref(mb);
+		t->off = off;
+		t->len = len;
+	}
+	c->unsent += len;
+	conn_queued(c);
+}
+
+void
 conn_send_msgbuf(struct conn *c, struct msgbuf *mb)
 {
-	conn_send(c, mb->data, mb->len);
+	conn_send_shared(c, mb, mb->data, mb->len);
 }
 
 void
@@ -446,7 +679,7 @@ conn_send_parts(struct conn *c, const char *a, size_t alen, const char *b, size_
 	memcpy(o, a, alen);
 	memcpy(o + alen, b, blen);
 	memcpy(o + alen + blen, z, zlen);
-	c->out_len += alen + blen + zlen;
+	out_add_copied(c, alen + blen + zlen);
 	conn_queued(c);
 }
 
@@ -480,7 +713,7 @@ void
 conn_queue_reserved(struct conn *c, size_t n)
 {
 	conn_hold(c);
-	c->out_len += n;
+	out_add_copied(c, n);
 	conn_queued(c);
 }
 
@@ -648,16 +881,21 @@ conn_received(struct conn *c, const char *data, size_t len)
 	}
 }
 
-/* Give back an emptied output buffer unless a subscriber will refill it soon. */
+/* Give back emptied output buffers unless a subscriber will refill them soon. */
 static void
 conn_out_emptied(struct conn *c)
 {
-	c->out_off = c->out_len = 0;
 	if (!c->keep_out || c->out_cap > OUT_KEEP) {
 		free(c->out);
 		c->out = NULL;
 		c->out_cap = 0;
 	}
+	if ((!c->keep_out || c->seg_cap > SEGS_KEEP) && c->segs != &c->seg1) {
+		free(c->segs);
+		c->segs = &c->seg1;
+		c->seg_cap = 1;
+	}
+	c->seg_head = 0;
 }
 
 /* TLS output drained (or moved on): finish a flush, or resume reading. */
@@ -667,7 +905,7 @@ conn_tls_drained(struct conn *c)
 	size_t left = evbuffer_get_length(bufferevent_get_output(c->bev));
 
 	conn_receipts_taken(c);
-	if (c->flushing && left == 0 && out_len(c) == 0) {
+	if (c->flushing && left == 0 && c->unsent == 0) {
 		conn_close(c, "flushed");
 		return;
 	}
@@ -682,13 +920,17 @@ conn_tls_drained(struct conn *c)
 static void
 conn_write_tls(struct conn *c)
 {
-	if (out_len(c) > 0) {
-		if (bufferevent_write(c->bev, c->out + c->out_off, out_len(c)) != 0) {
-			c->out_off = c->out_len = 0;
-			conn_close(c, "out of memory");
-			return;
+	if (c->unsent > 0) {
+		while (c->nsegs > 0) {
+			const struct out_seg *s = seg_at(c, 0);
+
+			if (bufferevent_write(c->bev, seg_data(c, s), s->len) != 0) {
+				out_truncate(c, 0);
+				conn_close(c, "out of memory");
+				return;
+			}
+			out_taken(c, s->len);
 		}
-		c->handed += out_len(c);
 		conn_out_emptied(c);
 	}
 	conn_tls_drained(c);
@@ -748,32 +990,54 @@ conn_write(struct conn *c)
 		conn_write_tls(c);
 		return;
 	}
-	while (out_len(c) > 0) {
-		ssize_t n = send(c->fd, c->out + c->out_off, out_len(c), MSG_NOSIGNAL);
+	while (c->unsent > 0) {
+		struct iovec iov[IOV_BATCH];
+		struct msghdr mh = {.msg_iov = iov};
+		size_t want = 0;
+		ssize_t n;
+
+		for (; mh.msg_iovlen < IOV_BATCH && mh.msg_iovlen < c->nsegs; mh.msg_iovlen++) {
+			const struct out_seg *s = seg_at(c, mh.msg_iovlen);
+
+			iov[mh.msg_iovlen].iov_base = (void *)seg_data(c, s);
+			iov[mh.msg_iovlen].iov_len = s->len;
+			want += s->len;
+		}
+		if (mh.msg_iovlen == 1) /* the common case, without sendmsg()'s extra work */
+			n = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+		else
+			n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
-			c->out_off = c->out_len = 0;
+			out_truncate(c, 0);
 			conn_close(c, strerror(errno));
 			return;
 		}
-		c->out_off += (size_t)n;
-		c->handed += (size_t)n;
+		out_taken(c, (size_t)n);
+		if ((size_t)n < want)
+			break; /* the socket is full */
 	}
 	conn_receipts_taken(c);
-	if (out_len(c) == 0) {
+	if (c->unsent == 0) {
 		conn_out_emptied(c);
 		if (c->flushing) {
 			conn_close(c, "flushed");
 			return;
 		}
 		event_del(c->wev);
-	} else if (!event_pending(c->wev, EV_WRITE, NULL)) {
-		event_add(c->wev, NULL);
+	} else {
+		if (out_privatize(c) != 0) {
+			out_truncate(c, 0);
+			conn_close(c, "out of memory");
+			return;
+		}
+		if (!event_pending(c->wev, EV_WRITE, NULL))
+			event_add(c->wev, NULL);
 	}
-	if (c->paused && conn_live(c) && out_len(c) <= OUT_LOW) {
+	if (c->paused && conn_live(c) && c->unsent <= OUT_LOW) {
 		c->paused = false;
 		conn_reading(c, !c->input_held);
 		conn_process(c);
@@ -822,6 +1086,8 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, bool tls, const struc
 		return NULL;
 	}
 	c->fd = fd;
+	c->segs = &c->seg1;
+	c->seg_cap = 1;
 	TAILQ_INIT(&c->receipts);
 	c->ops = ops;
 	c->arg = arg;

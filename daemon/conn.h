@@ -6,8 +6,10 @@
  * it, as tmux's proc_add_peer() hands each message to its dispatch
  * callback.
  *
- * Output is appended to a flat per-connection buffer and written by
- * conns_flush() once per pass of the event loop. A fence, driven from
+ * Output is a per-connection queue of pieces, written by conns_flush() once
+ * per pass of the event loop: a shared line (an event sent to every
+ * subscriber) is queued by reference, never copied per receiver that takes
+ * it at once; replies are copied into a per-connection buffer. A fence, driven from
  * above (group commit), holds the output queued while it is raised: it
  * is released (written) or dropped (taken back) as a whole.
  *
@@ -33,6 +35,16 @@ struct bufferevent;
 struct event;
 struct event_base;
 struct msgbuf;
+
+/*
+ * One piece of unsent output: shared lines (a run of one block's bytes), or
+ * bytes in conn->out. The transport's.
+ */
+struct out_seg {
+	struct msgbuf *mb; /* one reference, or NULL: the bytes are in conn->out */
+	size_t off;        /* where the unsent bytes start, in mb->data or conn->out */
+	size_t len;        /* unsent bytes, never 0 */
+};
 
 /* What the layer above is told. arg is what it gave conn_create(). */
 struct conn_ops {
@@ -91,9 +103,13 @@ struct conn {
 	size_t in_len, in_cap;
 	const size_t *max_line;  /* longest line handed up (a setting: reloads apply) */
 	struct rv_framer framer; /* lib's line framer: its state between reads */
-	char *out;               /* unsent output: out[out_off .. out_len) */
-	size_t out_off, out_len, out_cap;
-	bool keep_out;   /* keep an emptied output buffer (it will be refilled soon) */
+	struct out_seg *segs;    /* unsent output, in order: a ring of seg_cap (a power of 2) */
+	size_t seg_head, nsegs, seg_cap;
+	struct out_seg seg1; /* the ring while one piece is enough (most replies) */
+	size_t unsent;       /* bytes in segs */
+	char *out;           /* bytes copied in for segs: out[0 .. out_len) */
+	size_t out_len, out_cap;
+	bool keep_out;   /* keep emptied output buffers (they will be refilled soon) */
 	bool pending;    /* queued for conns_flush() */
 	bool paused;     /* reading stopped until output drains */
 	bool input_held; /* reading stopped from above (conn_hold_input()) */
@@ -166,8 +182,15 @@ void conn_send(struct conn *c, const void *data, size_t n);
 char *conn_reserve(struct conn *c, size_t n);
 /* Queue the n bytes written at conn_reserve()'s pointer. */
 void conn_queue_reserved(struct conn *c, size_t n);
-/* Queue a shared encoded line. */
+/* Queue a shared line: the whole of mb (a block of one line). */
 void conn_send_msgbuf(struct conn *c, struct msgbuf *mb);
+/*
+ * Queue the len bytes at line, which lie in mb, by reference: lines of one
+ * block queued one after another in a pass leave as one run of bytes. The
+ * transport holds mb no longer than the pass: output the socket does not
+ * take at the end of the pass is copied.
+ */
+void conn_send_shared(struct conn *c, struct msgbuf *mb, const char *line, size_t len);
 /* Queue one line given in three parts (the last ends with "\n"). */
 void conn_send_parts(struct conn *c, const char *a, size_t alen, const char *b, size_t blen,
 		     const char *z, size_t zlen);

@@ -25,8 +25,10 @@ struct hist {
 	uint8_t sid[SESSION_ID_BYTES];
 	struct user *inviter, *invitee; /* references */
 	bool invitee_visible;
-	bool final; /* the session's last event: into a final state */
-	struct msgbuf *msg;
+	bool final;        /* the session's last event: into a final state */
+	struct msgbuf *mb; /* one reference on the block holding its line */
+	const char *line;  /* in mb: "\n" included */
+	size_t len;
 };
 
 /* Told when a session's final event reaches a peer (outcomes.c). */
@@ -40,16 +42,16 @@ hub_on_final_delivered(void (*fn)(const struct hub_peer *p, const uint8_t *sid))
 
 /* Whether a stored event line moves its session into a final state (at recovery). */
 static bool
-line_final(const struct msgbuf *mb)
+line_final(const char *text, size_t len)
 {
 	static const char *const finals[] = {"\"state\":\"RSS_CANCELLED\"",
 					     "\"state\":\"RSS_DECLINED\"",
 					     "\"state\":\"RSS_TERMINATED\""};
 	char line[256];
-	size_t n = mb->len < sizeof line - 1 ? mb->len : sizeof line - 1;
+	size_t n = len < sizeof line - 1 ? len : sizeof line - 1;
 
 	/* "state" comes early in every event line, after session and prev. */
-	memcpy(line, mb->data, n);
+	memcpy(line, text, n);
 	line[n] = '\0';
 	for (size_t i = 0; i < sizeof finals / sizeof finals[0]; i++) {
 		if (strstr(line, finals[i]) != NULL)
@@ -151,7 +153,7 @@ hist_clear(struct hist *h)
 {
 	user_unref(h->inviter);
 	user_unref(h->invitee);
-	msgbuf_unref(h->msg);
+	msgbuf_unref(h->mb);
 	memset(h, 0, sizeof *h);
 }
 
@@ -173,6 +175,7 @@ hub_finish(void)
 	idtable_foreach(&hub.buckets, bucket_free, NULL);
 	idtable_finish(&hub.buckets);
 	memset(&hub, 0, sizeof hub);
+	msgbuf_finish();
 }
 
 size_t
@@ -228,8 +231,8 @@ static void
 hub_deliver(struct conn *c, const struct hist *h)
 {
 	stats.events_delivered++;
-	stats.bytes_delivered += h->msg->len;
-	conn_send_msgbuf(c, h->msg);
+	stats.bytes_delivered += h->len;
+	conn_send_shared(c, h->mb, h->line, h->len);
 }
 
 static void
@@ -249,9 +252,12 @@ deliver_list(struct sub *list, const struct hist *h)
 	}
 }
 
-/* Encode the notification line for one state change, once for every receiver. */
+/*
+ * Encode the notification line for one state change, once for every
+ * receiver: the block holding it (a reference), the line at *line.
+ */
 static struct msgbuf *
-event_encode(const struct hub_event *ev, uint64_t id)
+event_encode(const struct hub_event *ev, uint64_t id, const char **line, size_t *len)
 {
 	char sid[SESSION_ID_HEX + 1];
 	struct msgbuf *mb = NULL;
@@ -300,8 +306,10 @@ event_encode(const struct hub_event *ev, uint64_t id)
 		jsonw_json(&w, ev->data);
 	}
 	jsonw_lit(&w, "}}\n");
-	if (jsonw_ok(&w))
-		mb = msgbuf_from_bytes(w.buf, w.len);
+	if (jsonw_ok(&w)) {
+		mb = msgbuf_append(w.buf, w.len, line);
+		*len = w.len;
+	}
 	jsonw_free(&w);
 	return mb;
 }
@@ -310,7 +318,7 @@ event_encode(const struct hub_event *ev, uint64_t id)
 static void
 hub_drop_oldest(void)
 {
-	hub.bytes -= hub.ring[hub.head].msg->len;
+	hub.bytes -= hub.ring[hub.head].len;
 	hist_clear(&hub.ring[hub.head]);
 	hub.head = (hub.head + 1) % hub.cap;
 	hub.len--;
@@ -330,17 +338,18 @@ hub_trim_age(int64_t now)
 /* Append an event to history, dropping the oldest when full. */
 static void
 hub_append(uint64_t id, int64_t time, const uint8_t *sid, struct user *inviter,
-	   struct user *invitee, bool invitee_visible, bool final, struct msgbuf *mb)
+	   struct user *invitee, bool invitee_visible, bool final, struct msgbuf *mb,
+	   const char *line, size_t len)
 {
 	struct hist *h;
 
 	if (hub.len == hub.cap)
 		hub_drop_oldest();
 	/* Within --history-bytes too, but never dropping what is not fanned out yet. */
-	while (hub.len > 0 && hub.bytes + mb->len > config.history_bytes &&
+	while (hub.len > 0 && hub.bytes + len > config.history_bytes &&
 	       hub.ring[hub.head].id <= hub.delivered)
 		hub_drop_oldest();
-	hub.bytes += mb->len;
+	hub.bytes += len;
 	h = &hub.ring[(hub.head + hub.len) % hub.cap];
 	hub.len++;
 	h->id = id;
@@ -350,7 +359,9 @@ hub_append(uint64_t id, int64_t time, const uint8_t *sid, struct user *inviter,
 	h->invitee = user_ref(invitee);
 	h->invitee_visible = invitee_visible;
 	h->final = final;
-	h->msg = mb;
+	h->mb = mb;
+	h->line = line;
+	h->len = len;
 }
 
 uint64_t
@@ -358,10 +369,12 @@ hub_publish(const struct hub_event *ev)
 {
 	uint64_t id = hub.last + 1;
 	struct msgbuf *mb;
+	const char *line = NULL;
+	size_t len = 0;
 
 	/* Replays go first: they may need the event that makes room for this one. */
 	hub_flush_replays();
-	mb = event_encode(ev, id);
+	mb = event_encode(ev, id, &line, &len);
 
 	if (mb == NULL) {
 		log_error("hub: out of memory encoding event %llu", (unsigned long long)id);
@@ -371,7 +384,7 @@ hub_publish(const struct hub_event *ev)
 	hub.last = id;
 	hub_trim_age(ev->time);
 	hub_append(id, ev->time, ev->sid, ev->inviter, ev->invitee, ev->invitee_visible,
-		   rv_state_is_final(ev->state), mb);
+		   rv_state_is_final(ev->state), mb, line, len);
 	stats.events_published++;
 	if (store_durable()) {
 		struct store_event sev = {
@@ -380,8 +393,8 @@ hub_publish(const struct hub_event *ev)
 			.inviter = ev->inviter->name,
 			.invitee = ev->invitee->name,
 			.invitee_visible = ev->invitee_visible,
-			.line = mb->data,
-			.len = mb->len,
+			.line = line,
+			.len = len,
 		};
 		memcpy(sev.sid, ev->sid, SESSION_ID_BYTES);
 		store_add_event(&sev);
@@ -395,6 +408,7 @@ hub_recover_one(const struct store_event *ev, void *arg)
 {
 	struct user *inviter, *invitee;
 	struct msgbuf *mb;
+	const char *line = NULL;
 	uint64_t *prev = arg;
 
 	if ((*prev != 0 && ev->id != *prev + 1) || ev->id > hub.last) {
@@ -404,12 +418,12 @@ hub_recover_one(const struct store_event *ev, void *arg)
 		return -1;
 	}
 	*prev = ev->id;
-	mb = msgbuf_from_bytes(ev->line, ev->len);
+	mb = msgbuf_append(ev->line, ev->len, &line);
 	inviter = user_get(ev->inviter);
 	invitee = user_get(ev->invitee);
 	if (mb != NULL && inviter != NULL && invitee != NULL)
 		hub_append(ev->id, ev->time, ev->sid, inviter, invitee, ev->invitee_visible,
-			   line_final(mb), mb);
+			   line_final(ev->line, ev->len), mb, line, ev->len);
 	user_unref(inviter);
 	user_unref(invitee);
 	if (mb == NULL || inviter == NULL || invitee == NULL) {
@@ -670,16 +684,15 @@ static void
 hub_deliver_replayed(struct conn *c, const struct hist *h)
 {
 	static const char mark[] = ",\"replay\":true";
-	const struct msgbuf *mb = h->msg;
 
 	stats.events_delivered++;
-	stats.bytes_delivered += mb->len + sizeof mark - 1;
+	stats.bytes_delivered += h->len + sizeof mark - 1;
 	/* Every event line ends with the end of its params and of the message. */
-	if (mb->len < 3 || memcmp(mb->data + mb->len - 3, "}}\n", 3) != 0) {
-		conn_send_msgbuf(c, h->msg);
+	if (h->len < 3 || memcmp(h->line + h->len - 3, "}}\n", 3) != 0) {
+		conn_send_shared(c, h->mb, h->line, h->len);
 		return;
 	}
-	conn_send_parts(c, mb->data, mb->len - 3, mark, sizeof mark - 1, "}}\n", 3);
+	conn_send_parts(c, h->line, h->len - 3, mark, sizeof mark - 1, "}}\n", 3);
 }
 
 /*

@@ -5,6 +5,28 @@
 #include "msgbuf.h"
 #include "rendezvous.h"
 
+/*
+ * Lines appended go to blocks of this size (a longer line gets a block of its
+ * own). Big enough for a pass's events to lie side by side; history holds
+ * its events' blocks, and the transport holds none past a pass.
+ */
+#define BLOCK_SIZE (64 * 1024)
+
+static struct msgbuf *open_block; /* being appended to: one reference, or NULL */
+
+static struct msgbuf *
+block_new(size_t cap)
+{
+	struct msgbuf *mb = malloc(sizeof *mb + cap);
+
+	if (mb != NULL) {
+		mb->refs = 1;
+		mb->len = 0;
+		mb->cap = cap;
+	}
+	return mb;
+}
+
 struct msgbuf *
 msgbuf_from_json(const json_t *msg)
 {
@@ -22,26 +44,43 @@ msgbuf_from_json(const json_t *msg)
 struct msgbuf *
 msgbuf_from_bytes(const char *line, size_t len)
 {
-	struct msgbuf *mb = malloc(sizeof *mb + len);
+	struct msgbuf *mb = block_new(len);
 
 	if (mb != NULL) {
-		mb->refs = 1;
-		mb->len = len;
 		memcpy(mb->data, line, len);
+		mb->len = len;
 	}
 	return mb;
 }
 
 struct msgbuf *
-msgbuf_ref(struct msgbuf *mb)
+msgbuf_append(const char *line, size_t len, const char **at)
 {
-	mb->refs++;
-	return mb;
+	struct msgbuf *mb;
+
+	if (len > BLOCK_SIZE / 4) {
+		/* Long lines would waste the rest of a block: one of their own. */
+		mb = msgbuf_from_bytes(line, len);
+		if (mb != NULL)
+			*at = mb->data;
+		return mb;
+	}
+	if (open_block == NULL || open_block->cap - open_block->len < len) {
+		if ((mb = block_new(BLOCK_SIZE)) == NULL)
+			return NULL;
+		msgbuf_unref(open_block);
+		open_block = mb;
+	}
+	mb = open_block;
+	*at = mb->data + mb->len;
+	memcpy(mb->data + mb->len, line, len);
+	mb->len += len;
+	return msgbuf_ref(mb);
 }
 
 void
-msgbuf_unref(struct msgbuf *mb)
+msgbuf_finish(void)
 {
-	if (mb != NULL && --mb->refs == 0)
-		free(mb);
+	msgbuf_unref(open_block);
+	open_block = NULL;
 }
