@@ -228,11 +228,16 @@ server_start(struct bench *b)
 		if (b->backend == B_RV) {
 			/* memory; normal or strict: the same durability as Redis's AOF below */
 			snprintf(listen, sizeof listen, "127.0.0.1:%s", port);
+			/*
+			 * --hello-timeout: the connections scenario opens every
+			 * connection before its hellos, which on a slow moment took
+			 * longer than the default 5 s.
+			 */
 			execl(opt_daemon, opt_daemon, "--listen", listen, "--observer", "obs",
-			      "--linger", "0.05", "--max-sessions-per-user", "10000000",
-			      "--max-user-bytes", "0", "--max-connections", maxconn,
-			      "--max-subscriptions", "10", "--log-level", "warn",
-			      durable ? "--state-dir" : "--store",
+			      "--hello-timeout", "600", "--linger", "0.05",
+			      "--max-sessions-per-user", "10000000", "--max-user-bytes", "0",
+			      "--max-connections", maxconn, "--max-subscriptions", "10",
+			      "--log-level", "warn", durable ? "--state-dir" : "--store",
 			      durable ? b->state_dir : "memory", "--durability",
 			      durable ? opt_durability : "normal", (char *)NULL);
 		} else {
