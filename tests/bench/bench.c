@@ -105,6 +105,7 @@ struct bench {
 static const char *opt_daemon = "build/daemon/rendezvousd";
 static const char *opt_redis = "redis-server";
 static const char *opt_durability = "memory";
+static pid_t running_server; /* the server started and not stopped yet, or 0 */
 static bool opt_json;
 
 static double
@@ -121,6 +122,11 @@ die(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "rendezvous-bench: ");
 	fprintf(stderr, "%s%s\n", fmt, arg != NULL ? arg : "");
+	/* Stop the server this run started: it must not outlive the bench. */
+	if (running_server > 0) {
+		kill(running_server, SIGTERM);
+		waitpid(running_server, NULL, 0);
+	}
 	exit(1);
 }
 
@@ -255,7 +261,7 @@ server_start(struct bench *b)
 		}
 		_exit(127);
 	}
-	b->server = pid;
+	b->server = running_server = pid;
 	for (int i = 0; i < 500; i++) {
 		int fd = connect_port(b->port);
 		if (fd >= 0) {
@@ -283,6 +289,7 @@ server_stop(struct bench *b)
 
 	kill(b->server, SIGTERM);
 	waitpid(b->server, &status, 0);
+	running_server = 0;
 	if (b->state_dir[0] != '\0')
 		nftw(b->state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
