@@ -7,10 +7,12 @@ set -euo pipefail
 # (/usr/lib/x86_64-linux-gnu); without it 'meson install' uses /usr/lib64,
 # where pkg-config does not look. clang-format: the format check (CI fails on
 # unformatted code, so it must not skip). systemd: systemd-analyze, for the
-# unit checks. spin: the protocol model (proto/model/check.sh).
+# unit checks. spin: the protocol model (proto/model/check.sh). redis-server:
+# the tests of the Redis link (daemon/redis.c) start their own, on loopback.
 packages=(gcc libc6-dev binutils meson ninja-build pkg-config dpkg-dev python3 openssl
           libevent-dev libjansson-dev uthash-dev libjwt-dev libssl-dev
-          libsqlite3-dev libsystemd-dev libinih-dev scdoc systemd clang-format spin)
+          libsqlite3-dev libsystemd-dev libinih-dev libhiredis-dev scdoc systemd
+          clang-format spin redis-server)
 
 missing=()
 for p in "${packages[@]}"; do

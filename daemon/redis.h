@@ -1,0 +1,106 @@
+/*
+ * A link to Redis: one hiredis asynchronous connection on the daemon's event
+ * loop, kept up. It connects (AUTH when a password is given, SELECT when the
+ * database is not 0, SCRIPT LOAD of the registered scripts), sends commands,
+ * and when the connection drops, or a reply (or the connection itself) takes
+ * longer than the timeout, it fails every command in flight and reconnects
+ * with backoff. hiredis 0.14 has no command timeout of its own: the link
+ * keeps its commands in send order (Redis answers in order) and checks the
+ * oldest.
+ *
+ * Loop thread only. The caller owns a link (redis_link_free()) and the
+ * scripts it registers (they must outlive it). Replies are borrowed for the
+ * duration of the callback.
+ */
+#ifndef RV_REDIS_H
+#define RV_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+struct event_base;
+struct redis_link;
+
+/* Where Redis is: a TCP host and port, or a Unix socket; the user and database. */
+struct redis_addr {
+	char host[256]; /* "" for a Unix socket; IPv6 without brackets */
+	int port;
+	char path[108]; /* the Unix socket, or "" */
+	char user[128]; /* ACL user for AUTH, or "" (the default user) */
+	int db;
+};
+
+/*
+ * Parse redis://[USER@]HOST[:PORT][/DB] (HOST may be [IPv6]; PORT defaults to
+ * 6379, DB to 0) or redis+unix:///PATH[?db=N]. 0, or -1 with why in err.
+ */
+int redis_addr_parse(const char *url, struct redis_addr *a, char *err, size_t errlen);
+/* "HOST:PORT/DB" or "unix:PATH/DB", for logs (into buf). */
+const char *redis_addr_format(const struct redis_addr *a, char *buf, size_t len);
+
+/* A Lua script run with EVALSHA, loaded at each connect and again on NOSCRIPT. */
+struct redis_script {
+	const char *source;
+	char sha[41]; /* SHA-1 of source, hex: redis_script_init() */
+	struct redis_script *next;
+};
+
+/* Fill in s->sha for source (borrowed: it must outlive s). */
+void redis_script_init(struct redis_script *s, const char *source);
+
+/* What the link's owner is told. arg is what it gave redis_link_new(). */
+struct redis_link_ops {
+	/* Connected, authenticated, database selected, scripts loaded. */
+	void (*on_up)(void *arg);
+	/* Lost (or never made): every command in flight was failed first. */
+	void (*on_down)(void *arg, const char *why);
+};
+
+/*
+ * A reply, or (r NULL) why there is none: the link went down or the reply
+ * was late. A Redis error is a reply of type REDIS_REPLY_ERROR.
+ */
+typedef void (*redis_reply_fn)(void *arg, const redisReply *r, const char *err);
+
+/*
+ * A link to a, connecting now. password (copied) may be NULL. timeout_ms
+ * bounds connecting and every reply. ops is borrowed. NULL on failure.
+ */
+struct redis_link *redis_link_new(struct event_base *base, const struct redis_addr *a,
+				  const char *password, int64_t timeout_ms,
+				  const struct redis_link_ops *ops, void *arg);
+/* Close the link; commands in flight are failed ("link closed"). */
+void redis_link_free(struct redis_link *l);
+/* Load s at every connect (from the next one on; now too if up). */
+void redis_link_add_script(struct redis_link *l, struct redis_script *s);
+bool redis_link_up(const struct redis_link *l);
+
+/*
+ * Send a command (argv[i] of lens[i] bytes, copied). fn is called once,
+ * later, never inside this call. -1 when the link is not up (fn is never
+ * called).
+ */
+int redis_link_command(struct redis_link *l, redis_reply_fn fn, void *arg, int argc,
+		       const char **argv, const size_t *lens);
+/*
+ * Run s: EVALSHA sha nkeys args...; on NOSCRIPT (Redis lost its scripts)
+ * the same with EVAL and the source. As redis_link_command().
+ */
+int redis_link_eval(struct redis_link *l, struct redis_script *s, redis_reply_fn fn, void *arg,
+		    int nkeys, int argc, const char **argv, const size_t *lens);
+
+/* Counters of one link. */
+struct redis_link_stats {
+	uint64_t connects;    /* times up */
+	uint64_t disconnects; /* times down after being up */
+	uint64_t timeouts;    /* replies (or connects) that came too late */
+	uint64_t noscript;    /* scripts loaded again on NOSCRIPT */
+	uint64_t commands;    /* sent */
+	size_t in_flight;     /* sent, not answered yet */
+};
+void redis_link_stats(const struct redis_link *l, struct redis_link_stats *out);
+
+#endif

@@ -1,0 +1,470 @@
+/*
+ * The Redis link (daemon/redis.h) against real redis-servers, started here on
+ * loopback ports (and a Unix socket) and stopped by pid: addresses parsed,
+ * commands answered, AUTH (right and wrong), SELECT, scripts loaded again on
+ * NOSCRIPT, a stopped server's late replies failed within the timeout and
+ * the link back once it resumes, a killed server's link back once it
+ * restarts. redis-server must be installed (scripts/deps.sh does it).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "check.h"
+#include "redis.h"
+#include "util.h"
+
+static struct event_base *base;
+
+/* What a link told and what a reply was. */
+struct seen {
+	int ups, downs;
+	char why[256];
+};
+
+struct answer {
+	bool done;
+	int type;
+	long long integer;
+	char str[256];
+	char err[256];
+};
+
+static void
+on_up(void *arg)
+{
+	((struct seen *)arg)->ups++;
+}
+
+static void
+on_down(void *arg, const char *why)
+{
+	struct seen *s = arg;
+
+	s->downs++;
+	snprintf(s->why, sizeof s->why, "%s", why);
+}
+
+static const struct redis_link_ops ops = {.on_up = on_up, .on_down = on_down};
+
+static void
+on_answer(void *arg, const redisReply *r, const char *err)
+{
+	struct answer *a = arg;
+
+	a->done = true;
+	if (r == NULL) {
+		snprintf(a->err, sizeof a->err, "%s", err);
+		return;
+	}
+	a->type = r->type;
+	a->integer = r->integer;
+	if (r->str != NULL)
+		snprintf(a->str, sizeof a->str, "%.*s", (int)r->len, r->str);
+}
+
+static int64_t
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Turn the loop until *flag is at least want (or ms passed); whether it got there. */
+static bool
+wait_for(const int *flag, int want, int ms)
+{
+	int64_t t0 = mono();
+
+	while (*flag < want && mono() - t0 < ms) {
+		struct timeval tv = {0, 10000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	return *flag >= want;
+}
+
+static bool
+wait_answer(struct answer *a, int ms)
+{
+	int64_t t0 = mono();
+
+	while (!a->done && mono() - t0 < ms) {
+		struct timeval tv = {0, 10000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	return a->done;
+}
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+		abort();
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* Whether something accepts on 127.0.0.1:port (or the Unix socket path). */
+static bool
+accepts(int port, const char *path)
+{
+	int fd;
+	bool ok;
+
+	if (path != NULL) {
+		struct sockaddr_un su = {.sun_family = AF_UNIX};
+		snprintf(su.sun_path, sizeof su.sun_path, "%s", path);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		ok = fd >= 0 && connect(fd, (struct sockaddr *)&su, sizeof su) == 0;
+	} else {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* A redis-server on 127.0.0.1:port (and path, if given), extra arguments after; its pid. */
+static pid_t
+redis_start(int port, const char *path, const char *const *extra)
+{
+	const char *argv[32];
+	char p[16];
+	int n = 0;
+	pid_t pid;
+
+	snprintf(p, sizeof p, "%d", port);
+	argv[n++] = "redis-server";
+	argv[n++] = "--port";
+	argv[n++] = p;
+	argv[n++] = "--bind";
+	argv[n++] = "127.0.0.1";
+	argv[n++] = "--save";
+	argv[n++] = "";
+	argv[n++] = "--appendonly";
+	argv[n++] = "no";
+	if (path != NULL) {
+		argv[n++] = "--unixsocket";
+		argv[n++] = path;
+	}
+	for (int i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	pid = fork();
+	if (pid < 0)
+		abort();
+	if (pid == 0) {
+		int null = open("/dev/null", 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp("redis-server", (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 1000 && !accepts(port, path); i++) {
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr,
+				"test_redis: redis-server did not start (is it installed?)\n");
+			exit(1);
+		}
+		usleep(10000);
+	}
+	return pid;
+}
+
+static void
+redis_stop(pid_t pid)
+{
+	kill(pid, SIGCONT);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+static struct redis_link *
+link_to(const char *url, const char *password, int64_t timeout_ms, struct seen *s)
+{
+	struct redis_addr a;
+	char err[256];
+
+	CHECK_MSG(redis_addr_parse(url, &a, err, sizeof err) == 0, "%s", err);
+	return redis_link_new(base, &a, password, timeout_ms, &ops, s);
+}
+
+static int
+command(struct redis_link *l, struct answer *a, int argc, const char **argv)
+{
+	size_t lens[8];
+
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	memset(a, 0, sizeof *a);
+	return redis_link_command(l, on_answer, a, argc, argv, lens);
+}
+
+static void
+test_parse(void)
+{
+	static const struct {
+		const char *url, *host, *path, *user;
+		int port, db;
+	} good[] = {
+		{"redis://127.0.0.1:6380", "127.0.0.1", "", "", 6380, 0},
+		{"redis://localhost", "localhost", "", "", 6379, 0},
+		{"redis://app@db.example:7000/3", "db.example", "", "app", 7000, 3},
+		{"redis://[::1]:6379/2", "::1", "", "", 6379, 2},
+		{"redis://h/", "h", "", "", 6379, 0},
+		{"redis+unix:///run/redis/redis.sock", "", "/run/redis/redis.sock", "", 6379, 0},
+		{"redis+unix:///tmp/r.sock?db=5", "", "/tmp/r.sock", "", 6379, 5},
+	};
+	static const char *const bad[] = {
+		"http://h:1",
+		"redis://",
+		"redis://:6379",
+		"redis://h:0",
+		"redis://h:65536",
+		"redis://h:x",
+		"redis://h/x",
+		"redis://[::1",
+		"redis://@h",
+		"redis+unix://rel.sock",
+		"redis+unix:///tmp/r.sock?x=1",
+		"redis+unix:///tmp/r.sock?db=",
+		"redis://h:6379/1/2",
+	};
+	struct redis_addr a;
+	char err[256], buf[300];
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		int r = redis_addr_parse(good[i].url, &a, err, sizeof err);
+		CHECK_MSG(r == 0 && strcmp(a.host, good[i].host) == 0 &&
+				  strcmp(a.path, good[i].path) == 0 &&
+				  strcmp(a.user, good[i].user) == 0 && a.port == good[i].port &&
+				  a.db == good[i].db,
+			  "%s: %s", good[i].url,
+			  r == 0 ? redis_addr_format(&a, buf, sizeof buf) : err);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK_MSG(redis_addr_parse(bad[i], &a, err, sizeof err) != 0 && err[0] != '\0',
+			  "%s was taken", bad[i]);
+}
+
+/* Commands, SELECT, scripts and NOSCRIPT on one server. */
+static void
+test_commands(void)
+{
+	int port = free_port();
+	pid_t pid = redis_start(port, NULL, NULL);
+	char url[64];
+	struct seen s0 = {0}, s3 = {0};
+	struct redis_link *l0, *l3;
+	struct redis_link_stats st;
+	struct redis_script echo, incr;
+	struct answer a;
+	const char *argv[4];
+	size_t lens[2];
+
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+	l0 = link_to(url, NULL, 2000, &s0);
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d/3", port);
+	l3 = link_to(url, NULL, 2000, &s3);
+	CHECK(l0 != NULL && l3 != NULL);
+	CHECK_MSG(wait_for(&s0.ups, 1, 10000) && wait_for(&s3.ups, 1, 10000), "not up: %s %s",
+		  s0.why, s3.why);
+
+	argv[0] = "SET", argv[1] = "k", argv[2] = "in-db-3";
+	CHECK(command(l3, &a, 3, argv) == 0 && wait_answer(&a, 10000));
+	CHECK_MSG(a.type == REDIS_REPLY_STATUS && strcmp(a.str, "OK") == 0, "SET: %d %s %s", a.type,
+		  a.str, a.err);
+	argv[0] = "GET", argv[1] = "k";
+	CHECK(command(l3, &a, 2, argv) == 0 && wait_answer(&a, 10000));
+	CHECK(a.type == REDIS_REPLY_STRING && strcmp(a.str, "in-db-3") == 0);
+	CHECK(command(l0, &a, 2, argv) == 0 && wait_answer(&a, 10000));
+	CHECK_MSG(a.type == REDIS_REPLY_NIL, "db 0 sees db 3's key: %d %s", a.type, a.str);
+	argv[0] = "NOSUCHCOMMAND";
+	CHECK(command(l0, &a, 1, argv) == 0 && wait_answer(&a, 10000));
+	CHECK(a.type == REDIS_REPLY_ERROR && a.err[0] == '\0');
+
+	/* Scripts: loaded at connect (and now, for one added while up); NOSCRIPT reloads. */
+	redis_script_init(&echo, "return ARGV[1] .. '!'");
+	redis_script_init(&incr, "return redis.call('INCRBY', KEYS[1], ARGV[1])");
+	CHECK(strlen(echo.sha) == 40);
+	redis_link_add_script(l0, &echo);
+	redis_link_add_script(l0, &incr);
+	argv[0] = "hi";
+	lens[0] = 2;
+	memset(&a, 0, sizeof a);
+	CHECK(redis_link_eval(l0, &echo, on_answer, &a, 0, 1, argv, lens) == 0 &&
+	      wait_answer(&a, 10000));
+	CHECK_MSG(a.type == REDIS_REPLY_STRING && strcmp(a.str, "hi!") == 0, "%d %s %s", a.type,
+		  a.str, a.err);
+	argv[0] = "SCRIPT", argv[1] = "FLUSH";
+	CHECK(command(l0, &a, 2, argv) == 0 && wait_answer(&a, 10000));
+	argv[0] = "counter", argv[1] = "5";
+	lens[0] = 7, lens[1] = 1;
+	memset(&a, 0, sizeof a);
+	CHECK(redis_link_eval(l0, &incr, on_answer, &a, 1, 2, argv, lens) == 0 &&
+	      wait_answer(&a, 10000));
+	CHECK_MSG(a.type == REDIS_REPLY_INTEGER && a.integer == 5, "%d %lld %s %s", a.type,
+		  a.integer, a.str, a.err);
+	redis_link_stats(l0, &st);
+	CHECK_MSG(st.noscript == 1 && st.connects == 1 && st.in_flight == 0,
+		  "noscript %llu connects %llu in flight %zu", (unsigned long long)st.noscript,
+		  (unsigned long long)st.connects, st.in_flight);
+
+	redis_link_free(l0);
+	redis_link_free(l3);
+	CHECK(s0.downs == 0 && s3.downs == 0);
+	redis_stop(pid);
+}
+
+/* AUTH: the right password, with and without the user; a wrong one is told. */
+static void
+test_auth(void)
+{
+	static const char *const extra[] = {"--requirepass", "s3cret", NULL};
+	int port = free_port();
+	pid_t pid = redis_start(port, NULL, extra);
+	char url[64];
+	struct seen ok = {0}, user = {0}, wrong = {0}, none = {0};
+	struct redis_link *l1, *l2, *l3, *l4;
+
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+	l1 = link_to(url, "s3cret", 2000, &ok);
+	l3 = link_to(url, "nope", 2000, &wrong);
+	l4 = link_to(url, NULL, 2000, &none);
+	snprintf(url, sizeof url, "redis://default@127.0.0.1:%d", port);
+	l2 = link_to(url, "s3cret", 2000, &user);
+	CHECK(wait_for(&ok.ups, 1, 10000) && wait_for(&user.ups, 1, 10000));
+	CHECK(wait_for(&wrong.downs, 1, 10000) && wait_for(&none.downs, 1, 10000));
+	CHECK_MSG(wrong.ups == 0 && strstr(wrong.why, "WRONGPASS") != NULL, "wrong password: %s",
+		  wrong.why);
+	/* Without a password, the PING is refused. */
+	CHECK_MSG(none.ups == 0 && strstr(none.why, "NOAUTH") != NULL, "no password: %s", none.why);
+	redis_link_free(l1);
+	redis_link_free(l2);
+	redis_link_free(l3);
+	redis_link_free(l4);
+	redis_stop(pid);
+}
+
+/*
+ * A stopped server: the reply awaited fails within the timeout, the link
+ * goes down, commands are refused while it is, and it comes back once the
+ * server resumes. A killed server: the same once it restarts.
+ */
+static void
+test_outages(void)
+{
+	int port = free_port();
+	pid_t pid = redis_start(port, NULL, NULL);
+	char url[64];
+	struct seen s = {0};
+	struct redis_link *l;
+	struct redis_link_stats st;
+	struct answer a;
+	const char *argv[2] = {"PING", NULL};
+	int64_t t0, took;
+
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+	l = link_to(url, NULL, 300, &s);
+	CHECK(wait_for(&s.ups, 1, 10000));
+
+	kill(pid, SIGSTOP);
+	t0 = mono();
+	CHECK(command(l, &a, 1, argv) == 0 && wait_answer(&a, 10000));
+	took = mono() - t0;
+	CHECK_MSG(a.err[0] != '\0' && strstr(a.err, "no reply within 300 ms") != NULL,
+		  "a stopped server's reply: %d %s %s", a.type, a.str, a.err);
+	CHECK_MSG(took >= 250, "failed after %lld ms, before the timeout", (long long)took);
+	CHECK(wait_for(&s.downs, 1, 10000) && !redis_link_up(l));
+	CHECK(command(l, &a, 1, argv) == -1);
+	kill(pid, SIGCONT);
+	CHECK_MSG(wait_for(&s.ups, 2, 20000), "not back after SIGCONT: %s", s.why);
+	CHECK(command(l, &a, 1, argv) == 0 && wait_answer(&a, 10000) &&
+	      a.type == REDIS_REPLY_STATUS && strcmp(a.str, "PONG") == 0);
+
+	redis_stop(pid);
+	CHECK(wait_for(&s.downs, 2, 10000));
+	pid = redis_start(port, NULL, NULL);
+	CHECK_MSG(wait_for(&s.ups, 3, 20000), "not back after a restart: %s", s.why);
+	CHECK(command(l, &a, 1, argv) == 0 && wait_answer(&a, 10000) && strcmp(a.str, "PONG") == 0);
+	redis_link_stats(l, &st);
+	CHECK_MSG(st.connects == 3 && st.disconnects == 2 && st.timeouts >= 1,
+		  "connects %llu disconnects %llu timeouts %llu", (unsigned long long)st.connects,
+		  (unsigned long long)st.disconnects, (unsigned long long)st.timeouts);
+
+	/* Closing the link fails what is in flight. */
+	kill(pid, SIGSTOP);
+	CHECK(command(l, &a, 1, argv) == 0);
+	redis_link_free(l);
+	CHECK_MSG(a.done && strcmp(a.err, "link closed") == 0, "closing: %s", a.err);
+	redis_stop(pid);
+}
+
+/* A Unix socket. */
+static void
+test_unix(void)
+{
+	char dir[] = "/tmp/rendezvous-test-redis-XXXXXX", path[128], url[160];
+	int port = free_port();
+	pid_t pid;
+	struct seen s = {0};
+	struct redis_link *l;
+	struct answer a;
+	const char *argv[1] = {"PING"};
+
+	if (mkdtemp(dir) == NULL)
+		abort();
+	snprintf(path, sizeof path, "%s/redis.sock", dir);
+	pid = redis_start(port, path, NULL);
+	snprintf(url, sizeof url, "redis+unix://%s?db=1", path);
+	l = link_to(url, NULL, 2000, &s);
+	CHECK_MSG(wait_for(&s.ups, 1, 10000), "not up: %s", s.why);
+	CHECK(command(l, &a, 1, argv) == 0 && wait_answer(&a, 10000) && strcmp(a.str, "PONG") == 0);
+	redis_link_free(l);
+	redis_stop(pid);
+	unlink(path);
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	base = event_base_new();
+	if (base == NULL)
+		return 1;
+	test_parse();
+	test_commands();
+	test_auth();
+	test_outages();
+	test_unix();
+	event_base_free(base);
+	return check_done("test_redis");
+}
