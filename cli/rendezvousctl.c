@@ -33,19 +33,41 @@ struct ctl {
 	double timeout;
 	int status;   /* exit status */
 	bool stopped; /* a result or an error has been reported */
+
+	/* --connect A:P,B:P,...: tried in turn; watch reconnects across them. */
+	char **hosts, **ports;
+	int naddr, cur;
+	int tried; /* connections that failed in a row before their hello was answered */
+	bool use_tls;
+	struct rv_tls_options tls;
+	struct rv_client_callbacks cbs;
+	json_t *hello;         /* hello's params, sent on every connection */
+	bool greeted;          /* this connection's hello was answered */
+	json_t *sub;           /* watch: subscribe's params, sent again after a reconnect */
+	bool subscribed;       /* watch: the first subscribe was answered */
+	bool outage;           /* watch: reconnecting (said once per outage) */
+	long long last_event;  /* watch: the last event shown (-1: none yet) */
+	struct rv_client *old; /* a closed client, destroyed from the loop */
+	struct event *retry;
+	double retry_s; /* watch: the next reconnect's delay */
 };
+
+static void ctl_connect(struct ctl *ctl);
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rendezvousctl [--connect HOST:PORT] (--user NAME | --token-file FILE)\n"
+		"Usage: rendezvousctl [--connect HOST:PORT[,...]] (--user NAME | --token-file "
+		"FILE)\n"
 		"                     [--json] COMMAND [ARGS]\n"
 		"Talk to rendezvousd (proto/PROTOCOL.md).\n"
 		"\n"
 		"Options:\n"
 		"  --connect HOST:PORT  daemon address [default: $RENDEZVOUS_CONNECT or "
-		"127.0.0.1:%d]\n"
+		"127.0.0.1:%d];\n"
+		"                       several (A:P,B:P) are tried in turn, and watch\n"
+		"                       reconnects across them, resuming after the last event\n"
 		"  --user NAME          who you are [default: $RENDEZVOUS_USER]\n"
 		"  --device NAME        the device you act from, the same in every command, so\n"
 		"                       that a later command may connect or send in a session\n"
@@ -268,6 +290,14 @@ ctl_on_notify(struct rv_client *c, const char *method, json_t *params, void *arg
 	}
 	if (!ctl->watch)
 		return;
+	if (strcmp(method, "session.state_changed") == 0) {
+		/* After a reconnect the events since the last one shown come again: show each once.
+		 */
+		long long ev = (long long)json_integer_value(json_object_get(params, "event"));
+		if (ev <= ctl->last_event)
+			return;
+		ctl->last_event = ev;
+	}
 	if (ctl->json) {
 		json_t *line = json_pack("{s:s, s:O}", "method", method, "params", params);
 		print_json(line);
@@ -317,15 +347,54 @@ ctl_print_event(const char *method, json_t *params)
 }
 
 static void
+ctl_retry_in(struct ctl *ctl, double s)
+{
+	struct timeval tv = {(time_t)s, (suseconds_t)((s - (double)(time_t)s) * 1e6)};
+
+	evtimer_add(ctl->retry, &tv);
+}
+
+/*
+ * The connection ended. Before its hello was answered, try the next address
+ * (each once); a watch that was subscribed reconnects, going round the
+ * addresses with backoff, until interrupted. Otherwise it is the end.
+ */
+static void
 ctl_on_close(struct rv_client *c, const char *reason, void *arg)
 {
 	struct ctl *ctl = arg;
+	const char *host = ctl->hosts[ctl->cur], *port = ctl->ports[ctl->cur];
 
-	(void)c;
 	if (ctl->stopped)
 		return; /* already reported (a failed call says the same) */
+	ctl->old = c;   /* not inside its own callback: the retry destroys it */
+	ctl->client = NULL;
+	ctl->cur = (ctl->cur + 1) % ctl->naddr;
+	if (!ctl->greeted && ++ctl->tried < ctl->naddr && !ctl->subscribed) {
+		fprintf(stderr, "rendezvousctl: %s:%s: %s; trying %s:%s\n", host, port, reason,
+			ctl->hosts[ctl->cur], ctl->ports[ctl->cur]);
+		ctl_retry_in(ctl, 0);
+		return;
+	}
+	if (ctl->watch && ctl->subscribed) {
+		if (!ctl->outage)
+			fprintf(stderr, "rendezvousctl: %s:%s: %s; reconnecting\n", host, port,
+				reason);
+		ctl->outage = true;
+		ctl_retry_in(ctl, ctl->retry_s);
+		ctl->retry_s = ctl->retry_s * 2 < 2 ? ctl->retry_s * 2 : 2;
+		return;
+	}
 	fprintf(stderr, "rendezvousctl: %s\n", reason);
 	ctl_stop(ctl, 1);
+}
+
+static void
+ctl_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ctl_connect(arg);
 }
 
 static bool
@@ -498,7 +567,8 @@ ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
 {
 	struct ctl *ctl = arg;
 
-	(void)c;
+	if (error != NULL && ctl->watch && ctl->subscribed && rv_client_closed(c))
+		return; /* lost again while subscribing again: on_close reconnects */
 	if (ctl_error(ctl, error))
 		return;
 	if (ctl->top) {
@@ -514,9 +584,27 @@ ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
 		return;
 	}
 	if (strcmp(ctl->command, "watch") == 0) {
-		fprintf(stderr, "watching (subscription %lld, last event %lld)\n",
-			(long long)json_integer_value(json_object_get(result, "subscription")),
-			(long long)json_integer_value(json_object_get(result, "last_event")));
+		long long last =
+			(long long)json_integer_value(json_object_get(result, "last_event"));
+
+		if (ctl->subscribed) {
+			fprintf(stderr, "resumed on %s:%s (subscription %lld, last event %lld)\n",
+				ctl->hosts[ctl->cur], ctl->ports[ctl->cur],
+				(long long)json_integer_value(
+					json_object_get(result, "subscription")),
+				last);
+		} else {
+			fprintf(stderr, "watching (subscription %lld, last event %lld)\n",
+				(long long)json_integer_value(
+					json_object_get(result, "subscription")),
+				last);
+			/* Without --since, what comes after this is new: resume from here. */
+			if (ctl->last_event < 0 && json_object_get(ctl->sub, "since") == NULL)
+				ctl->last_event = last;
+		}
+		ctl->subscribed = true;
+		ctl->outage = false;
+		ctl->retry_s = 0.1;
 	} else if (ctl->json) {
 		print_json(result);
 	} else if (strcmp(ctl->command, "list") == 0) {
@@ -563,15 +651,88 @@ static void
 ctl_on_hello(struct rv_client *c, json_t *result, json_t *error, void *arg)
 {
 	struct ctl *ctl = arg;
+	json_t *params = ctl->params;
 
 	(void)result;
+	if (error != NULL && rv_client_closed(c))
+		return; /* the connection failed: on_close tries the next address */
 	if (ctl_error(ctl, error))
 		return;
-	if (rv_client_call(c, ctl->method, ctl->params, ctl_on_reply, ctl) != 0) {
+	ctl->greeted = true;
+	ctl->tried = 0;
+	if (ctl->subscribed) {
+		/* A watch back after a reconnect: subscribe again from the last event shown. */
+		params = json_deep_copy(ctl->sub);
+		if (params != NULL && ctl->last_event >= 0)
+			json_object_set_new(params, "since", json_integer(ctl->last_event));
+	} else if (ctl->watch) {
+		ctl->sub = json_deep_copy(params);
+		if (ctl->sub == NULL) {
+			fprintf(stderr, "rendezvousctl: out of memory\n");
+			ctl_stop(ctl, 1);
+			return;
+		}
+		json_t *since = json_object_get(params, "since");
+		if (since != NULL)
+			ctl->last_event = (long long)json_integer_value(since);
+	}
+	if (rv_client_call(c, ctl->method, params, ctl_on_reply, ctl) != 0) {
 		fprintf(stderr, "rendezvousctl: cannot send the request\n");
 		ctl_stop(ctl, 1);
 	}
-	ctl->params = NULL;
+	if (!ctl->subscribed)
+		ctl->params = NULL;
+}
+
+/* Connect to the current address and say hello. */
+static void
+ctl_connect(struct ctl *ctl)
+{
+	if (ctl->old != NULL) {
+		rv_client_destroy(ctl->old);
+		ctl->old = NULL;
+	}
+	ctl->greeted = false;
+	ctl->client = ctl->use_tls
+			      ? rv_client_create_tls(ctl->base, ctl->hosts[ctl->cur],
+						     ctl->ports[ctl->cur], &ctl->tls, &ctl->cbs)
+			      : rv_client_create(ctl->base, ctl->hosts[ctl->cur],
+						 ctl->ports[ctl->cur], &ctl->cbs);
+	if (ctl->client == NULL) {
+		fprintf(stderr, "rendezvousctl: cannot connect to %s:%s: %s\n",
+			ctl->hosts[ctl->cur], ctl->ports[ctl->cur], strerror(errno));
+		ctl_stop(ctl, 1);
+		return;
+	}
+	rv_client_call(ctl->client, "hello", json_deep_copy(ctl->hello), ctl_on_hello, ctl);
+}
+
+/* Split --connect's comma-separated HOST:PORT list into ctl->hosts and ctl->ports. */
+static void
+parse_addresses(struct ctl *ctl, const char *list)
+{
+	char *copy = strdup(list), *save = NULL;
+
+	if (copy == NULL)
+		exit(1);
+	for (char *a = strtok_r(copy, ",", &save); a != NULL; a = strtok_r(NULL, ",", &save)) {
+		char **h = realloc(ctl->hosts, (size_t)(ctl->naddr + 1) * sizeof *h);
+		char **p = h != NULL ? realloc(ctl->ports, (size_t)(ctl->naddr + 1) * sizeof *p)
+				     : NULL;
+
+		if (h != NULL)
+			ctl->hosts = h;
+		if (p == NULL)
+			exit(1);
+		ctl->ports = p;
+		if (rv_parse_hostport(a, &ctl->hosts[ctl->naddr], &ctl->ports[ctl->naddr],
+				      RV_DEFAULT_PORT_STR) != 0)
+			die_usage("--connect takes HOST:PORT[,HOST:PORT...], not '%s'", list);
+		ctl->naddr++;
+	}
+	free(copy);
+	if (ctl->naddr == 0)
+		die_usage("--connect takes HOST:PORT[,HOST:PORT...], not '%s'", list);
 }
 
 static void
@@ -829,7 +990,8 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	struct ctl ctl = {.timeout = 10, .status = 1, .interval = 2};
+	struct ctl ctl = {
+		.timeout = 10, .status = 1, .interval = 2, .last_event = -1, .retry_s = 0.1};
 	const char *connect = getenv("RENDEZVOUS_CONNECT"), *user = getenv("RENDEZVOUS_USER");
 	const char *device = getenv("RENDEZVOUS_DEVICE");
 	char host_device[65];
@@ -839,9 +1001,8 @@ main(int argc, char **argv)
 	struct rv_tls_options tls = {.ca_file = getenv("RENDEZVOUS_TLS_CA")};
 	bool use_tls = tls.ca_file != NULL && *tls.ca_file != '\0';
 	json_t *hello;
-	struct rv_client_callbacks cbs = {ctl_on_notify, ctl_on_close, &ctl};
 	struct event *sigint, *sigterm;
-	char *host, *port, *end;
+	char *end;
 	struct timeval tv;
 	int c;
 
@@ -882,23 +1043,17 @@ main(int argc, char **argv)
 	if ((user == NULL || *user == '\0') && (token == NULL || *token == '\0'))
 		die_usage("%s", "--user NAME (or a token) is required");
 	parse_command(&ctl, argc - optind, argv + optind);
-	if (connect == NULL)
+	if (connect == NULL || *connect == '\0')
 		connect = "127.0.0.1:" RV_DEFAULT_PORT_STR;
-	if (rv_parse_hostport(connect, &host, &port, RV_DEFAULT_PORT_STR) != 0)
-		die_usage("--connect takes HOST:PORT, not '%s'", connect);
+	parse_addresses(&ctl, connect);
 
 	signal(SIGPIPE, SIG_IGN);
 	ctl.base = event_base_new();
 	if (tls.ca_file != NULL && *tls.ca_file == '\0')
 		tls.ca_file = NULL;
-	ctl.client = use_tls ? rv_client_create_tls(ctl.base, host, port, &tls, &cbs)
-			     : rv_client_create(ctl.base, host, port, &cbs);
-	if (ctl.client == NULL) {
-		fprintf(stderr, "rendezvousctl: cannot connect to %s\n", connect);
-		return 1;
-	}
-	free(host);
-	free(port);
+	ctl.use_tls = use_tls;
+	ctl.tls = tls;
+	ctl.cbs = (struct rv_client_callbacks){ctl_on_notify, ctl_on_close, &ctl};
 	hello = json_pack("{s:s}", "client", "rendezvousctl/" RV_VERSION);
 	if (hello != NULL && user != NULL && *user != '\0')
 		json_object_set_new(hello, "user", json_string(user));
@@ -908,13 +1063,15 @@ main(int argc, char **argv)
 		device = host_device_name(host_device, sizeof host_device);
 	if (hello != NULL)
 		json_object_set_new(hello, "device", json_string(device));
-	rv_client_call(ctl.client, "hello", hello, ctl_on_hello, &ctl);
-	if (token_buf != NULL) {
-		explicit_bzero(token_buf, strlen(token_buf));
-		free(token_buf);
+	if (hello == NULL) {
+		fprintf(stderr, "rendezvousctl: out of memory\n");
+		return 1;
 	}
+	ctl.hello = hello;
 	ctl.timer = evtimer_new(ctl.base, ctl_on_timeout, &ctl);
 	ctl.tick = evtimer_new(ctl.base, ctl_on_tick, &ctl);
+	ctl.retry = evtimer_new(ctl.base, ctl_on_retry, &ctl);
+	ctl_connect(&ctl);
 	tv.tv_sec = (time_t)ctl.timeout;
 	tv.tv_usec = (suseconds_t)((ctl.timeout - (double)tv.tv_sec) * 1e6);
 	evtimer_add(ctl.timer, &tv);
@@ -923,11 +1080,28 @@ main(int argc, char **argv)
 	evsignal_add(sigint, NULL);
 	evsignal_add(sigterm, NULL);
 
-	event_base_dispatch(ctl.base);
+	if (!ctl.stopped)
+		event_base_dispatch(ctl.base);
 
 	json_decref(ctl.params);
 	json_decref(ctl.last);
-	rv_client_destroy(ctl.client);
+	json_decref(ctl.sub);
+	json_decref(ctl.hello);
+	if (token_buf != NULL) {
+		explicit_bzero(token_buf, strlen(token_buf));
+		free(token_buf);
+	}
+	if (ctl.client != NULL)
+		rv_client_destroy(ctl.client);
+	if (ctl.old != NULL)
+		rv_client_destroy(ctl.old);
+	for (int i = 0; i < ctl.naddr; i++) {
+		free(ctl.hosts[i]);
+		free(ctl.ports[i]);
+	}
+	free(ctl.hosts);
+	free(ctl.ports);
+	event_free(ctl.retry);
 	event_free(ctl.timer);
 	event_free(ctl.tick);
 	event_free(sigint);

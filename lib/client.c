@@ -512,6 +512,12 @@ rv_client_set_max_line(struct rv_client *c, size_t max)
 	c->framer.max = max;
 }
 
+bool
+rv_client_closed(const struct rv_client *c)
+{
+	return c->closed;
+}
+
 int
 rv_client_call(struct rv_client *c, const char *method, json_t *params, rv_reply_cb cb, void *arg)
 {

@@ -279,6 +279,13 @@ struct rv_client *rv_client_create_tls(struct event_base *base, const char *host
 void rv_client_destroy(struct rv_client *c);
 
 /*
+ * Whether the connection has ended: true from the moment pending calls are
+ * answered with the synthesised error, before on_close, so that a reply
+ * callback can tell a lost connection from an error the daemon sent.
+ */
+bool rv_client_closed(const struct rv_client *c);
+
+/*
  * Send a request. params is stolen (NULL for none). cb may be NULL to send
  * a notification. Returns 0, or -1 if the client is closed or out of memory.
  */

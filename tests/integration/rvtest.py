@@ -295,6 +295,15 @@ class DaemonTest(unittest.TestCase):
         return cm.exception.error
 
 
+def free_port():
+    """A loopback TCP port nothing listens on now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_for(cond, what, timeout=TIMEOUT):
     """Wait until cond() is true, or fail saying what was awaited."""
     deadline = time.monotonic() + timeout

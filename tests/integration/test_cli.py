@@ -2,11 +2,15 @@
 """rendezvousctl against a live daemon: every command, human and --json output, errors."""
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import time
+import unittest
 
-from rvtest import CTL, DaemonTest, main, wait_for
+from rvtest import CTL, Daemon, DaemonTest, free_port, main, wait_for
 
 
 class Cli(DaemonTest):
@@ -158,6 +162,96 @@ class Cli(DaemonTest):
             self.assertIn(word, p.stdout)
         p = subprocess.run([CTL, "--version"], capture_output=True, text=True)
         self.assertRegex(p.stdout, r"^rendezvousctl \d+\.\d+\.\d+")
+
+
+class Failover(unittest.TestCase):
+    """--connect with several addresses: the next one when one refuses, and a
+    watch that keeps going across a daemon's death, with no gap and no
+    duplicate."""
+
+    def run_ctl(self, addrs, *args):
+        return subprocess.run([CTL, "--connect", ",".join("127.0.0.1:%d" % p for p in addrs),
+                               "--user", "alice", *args],
+                              capture_output=True, text=True, timeout=60)
+
+    def test_next_address_when_one_refuses(self):
+        d = Daemon()
+        try:
+            dead, dead2 = free_port(), free_port()
+            p = self.run_ctl((dead, d.port), "ping")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("trying 127.0.0.1:%d" % d.port, p.stderr)
+            p = self.run_ctl((dead, dead2), "ping")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            p = self.run_ctl((d.port,), "--json", "create", "bob")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        finally:
+            status, log = d.stop()
+        self.assertEqual(status, 0, log[-4000:])
+
+    def test_watch_across_a_daemons_death(self):
+        state = tempfile.mkdtemp(prefix="rendezvous-state-")
+        self.addCleanup(shutil.rmtree, state, True)
+        a = Daemon("--observer", "olga", state_dir=state)
+        self.addCleanup(a.stop, signal.SIGKILL)
+        port_b = free_port()
+        w = subprocess.Popen([CTL, "--connect", "127.0.0.1:%d,127.0.0.1:%d" % (a.port, port_b),
+                              "--user", "olga", "--json", "watch", "--all"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines, errs = [], []
+
+        def read(f, into):
+            for line in f:
+                into.append(line)
+        readers = [threading.Thread(target=read, args=(w.stdout, lines), daemon=True),
+                   threading.Thread(target=read, args=(w.stderr, errs), daemon=True)]
+        for t in readers:
+            t.start()
+        try:
+            wait_for(lambda: any("watching" in e for e in errs), "the watch to subscribe")
+            made = []
+
+            def lifecycle(d):
+                c = subprocess.run([CTL, "--connect", "127.0.0.1:%d" % d.port, "--user", "alice",
+                                    "--json", "create", "bob"],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(c.returncode, 0, c.stderr)
+                sid = json.loads(c.stdout)["session"]
+                for verb in ("invite", "cancel"):
+                    c = subprocess.run([CTL, "--connect", "127.0.0.1:%d" % d.port, "--user",
+                                        "alice", verb, sid], capture_output=True, text=True,
+                                       timeout=30)
+                    self.assertEqual(c.returncode, 0, c.stderr)
+                made.append(sid)
+
+            lifecycle(a)
+            wait_for(lambda: len(lines) >= 3, "the first three events")
+            a.stop(signal.SIGKILL)
+            # Events made while the watch can reach no daemon (on one it does not know)...
+            hidden = Daemon("--observer", "olga", state_dir=state)
+            lifecycle(hidden)
+            status, log = hidden.stop()
+            self.assertEqual(status, 0, log[-4000:])
+            # ...reach it when it resumes on the second address, from the store's history.
+            b = Daemon("--observer", "olga", state_dir=state,
+                       listen=("--listen", "127.0.0.1:%d" % port_b))
+            self.addCleanup(b.stop)
+            wait_for(lambda: len(lines) >= 6, "the events made while the watch was away")
+            lifecycle(b)
+            wait_for(lambda: len(lines) >= 9, "the events made after the watch was back")
+            time.sleep(0.3)  # a duplicate would come now
+        finally:
+            w.send_signal(signal.SIGINT)
+            self.assertEqual(w.wait(timeout=10), 0, "".join(errs))
+            for t in readers:
+                t.join(timeout=10)
+        events = [json.loads(l)["params"] for l in lines]
+        self.assertEqual([e["event"] for e in events], list(range(1, 10)), "".join(errs))
+        self.assertEqual([e["session"] for e in events[::3]], made)
+        self.assertTrue(any("reconnecting" in e for e in errs), errs)
+        self.assertTrue(any("resumed on 127.0.0.1:%d" % port_b in e for e in errs), errs)
+        status, log = b.stop()
+        self.assertEqual(status, 0, log[-4000:])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import unittest
 import json
 import shutil
 
-from rvtest import DAEMON, Client, Daemon, SANITIZER_MARKS, main
+from rvtest import DAEMON, Client, Daemon, SANITIZER_MARKS, free_port, main
 
 
 def supported():
@@ -86,14 +86,6 @@ class Notify(unittest.TestCase):
         self.sock.settimeout(0.2)
         with self.assertRaises(socket.timeout):
             self.sock.recv(4096)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @unittest.skipUnless(supported(), "built without libsystemd (-Dsystemd=disabled)")
