@@ -60,9 +60,22 @@ struct redis_link {
 	struct redis_script *scripts;
 	TAILQ_HEAD(, call) calls;
 	struct redis_link_stats st;
+
+	/* A subscriber: its channels, how many Redis confirmed this connection, silence allowed. */
+	struct sub *subs;
+	int nsubs, confirmed;
+	int64_t expect_ms, last_message; /* monotonic ms */
+};
+
+struct sub {
+	char *channel;
+	redis_message_fn fn;
+	void *arg;
+	struct sub *next;
 };
 
 static void link_connect(struct redis_link *l);
+static void link_subscribe_all(struct redis_link *l);
 
 static int64_t
 mono_ms(void)
@@ -214,6 +227,8 @@ link_arm(struct redis_link *l)
 		due = l->attempt_start + l->timeout_ms;
 	else if (l->state == LINK_UP && !TAILQ_EMPTY(&l->calls))
 		due = TAILQ_FIRST(&l->calls)->sent + l->timeout_ms;
+	else if (l->state == LINK_UP && l->subs != NULL && l->expect_ms > 0)
+		due = l->last_message + l->expect_ms;
 	if (due < 0) {
 		evtimer_del(l->tick);
 		return;
@@ -366,6 +381,63 @@ link_on_handshake(void *arg, const redisReply *r, const char *err)
 	}
 }
 
+static void link_go_up(struct redis_link *l);
+
+/* A subscriber's reply: a channel confirmed, a message, or (r NULL) the connection going. */
+static void
+link_on_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct redis_link *l = privdata;
+	const redisReply *r = reply;
+	const redisReply *kind, *chan;
+
+	(void)ac;
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+		return;
+	kind = r->element[0];
+	chan = r->element[1];
+	if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING)
+		return;
+	l->last_message = mono_ms();
+	if (strcmp(kind->str, "subscribe") == 0) {
+		if (++l->confirmed == l->nsubs && l->state == LINK_HANDSHAKE)
+			link_go_up(l);
+		return;
+	}
+	if (strcmp(kind->str, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	l->st.messages++;
+	for (struct sub *s = l->subs; s != NULL; s = s->next) {
+		if (strcmp(s->channel, chan->str) == 0)
+			s->fn(s->arg, chan->str, r->element[2]->str, r->element[2]->len);
+	}
+	link_arm(l);
+}
+
+/* SUBSCRIBE to every channel: one command, one confirmation each. */
+static void
+link_subscribe_all(struct redis_link *l)
+{
+	const char **argv = calloc((size_t)l->nsubs + 1, sizeof *argv);
+	size_t *lens = calloc((size_t)l->nsubs + 1, sizeof *lens);
+	int n = 0;
+
+	l->confirmed = 0;
+	if (argv != NULL && lens != NULL) {
+		argv[n] = "SUBSCRIBE", lens[n++] = 9;
+		for (struct sub *s = l->subs; s != NULL; s = s->next)
+			argv[n] = s->channel, lens[n++] = strlen(s->channel);
+	}
+	if (argv == NULL || lens == NULL ||
+	    redisAsyncCommandArgv(l->ac, link_on_message, l, n, argv, lens) != REDIS_OK) {
+		snprintf(l->why, sizeof l->why, "cannot subscribe");
+		l->handshake_failed = true;
+		redisAsyncDisconnect(l->ac);
+	}
+	free(argv);
+	free(lens);
+}
+
 /* The handshake's last reply (PING): up, unless a step before it failed. */
 static void
 link_on_ready(void *arg, const redisReply *r, const char *err)
@@ -378,10 +450,21 @@ link_on_ready(void *arg, const redisReply *r, const char *err)
 		link_on_handshake(l, r, err);
 		return;
 	}
+	if (l->subs != NULL) {
+		link_subscribe_all(l); /* up once Redis confirmed every channel */
+		return;
+	}
+	link_go_up(l);
+}
+
+static void
+link_go_up(struct redis_link *l)
+{
 	l->state = LINK_UP;
 	l->reported = false;
 	l->retry_ms = RETRY_MIN_MS;
 	l->st.connects++;
+	l->last_message = mono_ms();
 	link_arm(l);
 	if (l->ops->on_up != NULL)
 		l->ops->on_up(l->arg);
@@ -505,6 +588,16 @@ link_on_tick(evutil_socket_t fd, short what, void *arg)
 		l->st.timeouts++;
 		snprintf(why, sizeof why, "no reply within %lld ms", (long long)l->timeout_ms);
 		link_drop(l, why);
+		return;
+	}
+	if (l->state == LINK_UP && l->subs != NULL && l->expect_ms > 0) {
+		if (mono_ms() - l->last_message < l->expect_ms) {
+			link_arm(l);
+			return;
+		}
+		l->st.timeouts++;
+		snprintf(why, sizeof why, "no message within %lld ms", (long long)l->expect_ms);
+		link_drop(l, why);
 	}
 }
 
@@ -563,7 +656,37 @@ redis_link_free(struct redis_link *l)
 		explicit_bzero(l->password, strlen(l->password));
 		free(l->password);
 	}
+	while (l->subs != NULL) {
+		struct sub *s = l->subs;
+		l->subs = s->next;
+		free(s->channel);
+		free(s);
+	}
 	free(l);
+}
+
+int
+redis_link_subscribe(struct redis_link *l, const char *channel, redis_message_fn fn, void *arg)
+{
+	struct sub *s = calloc(1, sizeof *s);
+
+	if (s == NULL || (s->channel = strdup(channel)) == NULL) {
+		free(s);
+		return -1;
+	}
+	s->fn = fn;
+	s->arg = arg;
+	s->next = l->subs;
+	l->subs = s;
+	l->nsubs++;
+	return 0;
+}
+
+void
+redis_link_expect(struct redis_link *l, int64_t ms)
+{
+	l->expect_ms = ms > 0 ? ms : 0;
+	link_arm(l);
 }
 
 void
@@ -588,7 +711,8 @@ int
 redis_link_command(struct redis_link *l, redis_reply_fn fn, void *arg, int argc, const char **argv,
 		   const size_t *lens)
 {
-	if (l->state != LINK_UP || link_send(l, fn, arg, argc, argv, lens) == NULL)
+	if (l->state != LINK_UP || l->subs != NULL ||
+	    link_send(l, fn, arg, argc, argv, lens) == NULL)
 		return -1;
 	link_arm(l);
 	return 0;
@@ -604,7 +728,7 @@ redis_link_eval(struct redis_link *l, struct redis_script *s, redis_reply_fn fn,
 	struct call *c;
 	char *p;
 
-	if (l->state != LINK_UP || argc < 0)
+	if (l->state != LINK_UP || l->subs != NULL || argc < 0)
 		return -1;
 	av = calloc((size_t)argc + 3, sizeof *av);
 	lv = calloc((size_t)argc + 3, sizeof *lv);

@@ -8,6 +8,15 @@
  * keeps its commands in send order (Redis answers in order) and checks the
  * oldest.
  *
+ * A link given channels (redis_link_subscribe()) is a subscriber: it
+ * subscribes to them at every connect, is up once Redis confirmed them all,
+ * and takes no commands. A subscriber's connection can die without the
+ * kernel noticing, and Redis does not answer PING to a subscriber in a way
+ * hiredis 0.14 can route, so its owner publishes on one of its channels
+ * (a heartbeat) and tells it how long a silence may last
+ * (redis_link_expect()): a longer one is a dead connection, dropped and
+ * made again. The owner learns of each reconnect (on_up) and fills the gap.
+ *
  * Loop thread only. The caller owns a link (redis_link_free()) and the
  * scripts it registers (they must outlive it). Replies are borrowed for the
  * duration of the callback.
@@ -76,12 +85,23 @@ struct redis_link *redis_link_new(struct event_base *base, const struct redis_ad
 void redis_link_free(struct redis_link *l);
 /* Load s at every connect (from the next one on; now too if up). */
 void redis_link_add_script(struct redis_link *l, struct redis_script *s);
+
+/* A message published on a channel; both borrowed for the call. */
+typedef void (*redis_message_fn)(void *arg, const char *channel, const char *data, size_t len);
+/*
+ * Make l a subscriber to channel (copied), from its next connect on: call
+ * this before the first turn of the loop after redis_link_new(). -1 when
+ * out of memory.
+ */
+int redis_link_subscribe(struct redis_link *l, const char *channel, redis_message_fn fn, void *arg);
+/* A subscriber: drop and remake the connection after ms without a message (0: never). */
+void redis_link_expect(struct redis_link *l, int64_t ms);
 bool redis_link_up(const struct redis_link *l);
 
 /*
  * Send a command (argv[i] of lens[i] bytes, copied). fn is called once,
- * later, never inside this call. -1 when the link is not up (fn is never
- * called).
+ * later, never inside this call. -1 when the link is not up, or is a
+ * subscriber (fn is never called).
  */
 int redis_link_command(struct redis_link *l, redis_reply_fn fn, void *arg, int argc,
 		       const char **argv, const size_t *lens);
@@ -99,6 +119,7 @@ struct redis_link_stats {
 	uint64_t timeouts;    /* replies (or connects) that came too late */
 	uint64_t noscript;    /* scripts loaded again on NOSCRIPT */
 	uint64_t commands;    /* sent */
+	uint64_t messages;    /* received by a subscriber */
 	size_t in_flight;     /* sent, not answered yet */
 };
 void redis_link_stats(const struct redis_link *l, struct redis_link_stats *out);

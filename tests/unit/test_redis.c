@@ -4,7 +4,9 @@
  * commands answered, AUTH (right and wrong), SELECT, scripts loaded again on
  * NOSCRIPT, a stopped server's late replies failed within the timeout and
  * the link back once it resumes, a killed server's link back once it
- * restarts. redis-server must be installed (scripts/deps.sh does it).
+ * restarts; a subscriber's messages, its silence bound, its channels
+ * subscribed again after a restart. redis-server must be installed
+ * (scripts/deps.sh does it).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -427,6 +429,112 @@ test_outages(void)
 	redis_stop(pid);
 }
 
+/* What a subscriber received. */
+struct inbox {
+	int count;
+	char last[64], channel[32];
+};
+
+static void
+on_message(void *arg, const char *channel, const char *data, size_t len)
+{
+	struct inbox *in = arg;
+
+	in->count++;
+	snprintf(in->last, sizeof in->last, "%.*s", (int)len, data);
+	snprintf(in->channel, sizeof in->channel, "%s", channel);
+}
+
+static void
+publish(struct redis_link *l, const char *channel, const char *msg)
+{
+	struct answer a;
+	const char *argv[3] = {"PUBLISH", channel, msg};
+
+	CHECK(command(l, &a, 3, argv) == 0 && wait_answer(&a, 10000));
+}
+
+/* Turn the loop for ms, publishing a heartbeat every 100 ms when hb is not NULL. */
+static void
+turn(int ms, struct redis_link *hb)
+{
+	int64_t t0 = mono(), last = 0;
+
+	while (mono() - t0 < ms) {
+		struct timeval tv = {0, 10000};
+		if (hb != NULL && mono() - last >= 100) {
+			publish(hb, "rv:hb", "beat");
+			last = mono();
+		}
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+}
+
+/*
+ * A subscriber: up once its channels are confirmed, messages in order on
+ * the right channel, commands refused; with a silence bound it stays up
+ * while heartbeats come and is remade when they stop; after the server
+ * restarts it subscribes again.
+ */
+static void
+test_subscriber(void)
+{
+	int port = free_port();
+	pid_t pid = redis_start(port, NULL, NULL);
+	char url[64];
+	struct seen sc = {0}, ss = {0};
+	struct inbox events = {0}, beats = {0};
+	struct redis_link *l, *sub;
+	struct redis_link_stats st;
+	struct answer a;
+	const char *argv[1] = {"PING"};
+
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+	l = link_to(url, NULL, 2000, &sc);
+	sub = link_to(url, NULL, 2000, &ss);
+	CHECK(redis_link_subscribe(sub, "rv:events", on_message, &events) == 0);
+	CHECK(redis_link_subscribe(sub, "rv:hb", on_message, &beats) == 0);
+	CHECK_MSG(wait_for(&sc.ups, 1, 10000) && wait_for(&ss.ups, 1, 10000), "not up: %s %s",
+		  sc.why, ss.why);
+	CHECK(command(sub, &a, 1, argv) == -1);
+
+	publish(l, "rv:events", "one");
+	publish(l, "rv:other", "nobody listens");
+	publish(l, "rv:events", "two");
+	CHECK(wait_for(&events.count, 2, 10000));
+	CHECK_MSG(events.count == 2 && strcmp(events.last, "two") == 0 &&
+			  strcmp(events.channel, "rv:events") == 0 && beats.count == 0,
+		  "%d messages, last %s on %s", events.count, events.last, events.channel);
+
+	/* Silence allowed: 500 ms. Heartbeats every 100 ms keep it up... */
+	redis_link_expect(sub, 500);
+	turn(1500, l);
+	CHECK_MSG(ss.downs == 0 && beats.count >= 5, "downs %d, beats %d: %s", ss.downs,
+		  beats.count, ss.why);
+	/* ...without them it is remade. */
+	CHECK(wait_for(&ss.downs, 1, 10000));
+	CHECK_MSG(strstr(ss.why, "no message within 500 ms") != NULL, "%s", ss.why);
+	redis_link_expect(sub, 0);
+	CHECK_MSG(wait_for(&ss.ups, 2, 10000), "not back: %s", ss.why);
+
+	/* A restarted server: the channels are subscribed again. */
+	redis_stop(pid);
+	CHECK(wait_for(&ss.downs, 2, 10000));
+	pid = redis_start(port, NULL, NULL);
+	CHECK_MSG(wait_for(&ss.ups, 3, 20000) && wait_for(&sc.ups, 2, 20000), "not back: %s %s",
+		  ss.why, sc.why);
+	publish(l, "rv:events", "three");
+	CHECK(wait_for(&events.count, 3, 10000) && strcmp(events.last, "three") == 0);
+	redis_link_stats(sub, &st);
+	CHECK_MSG(st.messages == (uint64_t)(events.count + beats.count) && st.timeouts >= 1,
+		  "messages %llu, timeouts %llu", (unsigned long long)st.messages,
+		  (unsigned long long)st.timeouts);
+	redis_link_free(sub);
+	redis_link_free(l);
+	redis_stop(pid);
+}
+
 /* A Unix socket. */
 static void
 test_unix(void)
@@ -464,6 +572,7 @@ main(void)
 	test_commands();
 	test_auth();
 	test_outages();
+	test_subscriber();
 	test_unix();
 	event_base_free(base);
 	return check_done("test_redis");
