@@ -21,6 +21,7 @@
 
 enum link_state {
 	LINK_DOWN,       /* waiting to reconnect */
+	LINK_RESOLVING,  /* asking a Sentinel where the primary is */
 	LINK_CONNECTING, /* TCP (or Unix) connect under way */
 	LINK_HANDSHAKE,  /* AUTH, SELECT, SCRIPT LOAD sent; up at the PING's reply */
 	LINK_UP,
@@ -50,6 +51,12 @@ struct redis_link {
 
 	enum link_state state;
 	redisAsyncContext *ac;
+	/* Sentinel: the one being asked (sc), the primary it named (or addr's host and port). */
+	redisAsyncContext *sc;
+	int sentinel, sentinels_tried;
+	bool resolved;
+	char cur_host[256];
+	int cur_port;
 	int64_t attempt_start; /* monotonic ms */
 	int retry_ms;          /* the next backoff */
 	bool reported;         /* on_down told since the last up */
@@ -86,18 +93,93 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * "HOST[:PORT]" or "[V6][:PORT]" at *p, up to one of the bytes in stops (or
+ * the end): host and port filled, *p moved past it. -1 if malformed.
+ */
+static int
+parse_host_port(const char **p, const char *stops, char *host, size_t hostlen, int *port)
+{
+	const char *s = *p, *end;
+	char *stop;
+	long v;
+
+	if (*s == '[') {
+		end = strchr(s, ']');
+		if (end == NULL || end == s + 1 || (size_t)(end - s - 1) >= hostlen)
+			return -1;
+		memcpy(host, s + 1, (size_t)(end - s - 1));
+		host[end - s - 1] = '\0';
+		s = end + 1;
+	} else {
+		end = s + strcspn(s, stops);
+		end = memchr(s, ':', (size_t)(end - s)) != NULL ? memchr(s, ':', (size_t)(end - s))
+								: end;
+		if (end == s || (size_t)(end - s) >= hostlen)
+			return -1;
+		memcpy(host, s, (size_t)(end - s));
+		host[end - s] = '\0';
+		s = end;
+	}
+	if (*s == ':') {
+		v = strtol(s + 1, &stop, 10);
+		if (!isdigit((unsigned char)s[1]) || v < 1 || v > 65535 ||
+		    (*stop != '\0' && strchr(stops, *stop) == NULL))
+			return -1;
+		*port = (int)v;
+		s = stop;
+	} else if (*s != '\0' && strchr(stops, *s) == NULL) {
+		return -1;
+	}
+	*p = s;
+	return 0;
+}
+
+/* "?db=N" (or nothing) at p: a->db. -1 if malformed. */
+static int
+parse_db_param(const char *p, struct redis_addr *a)
+{
+	char *stop;
+	long v;
+
+	if (*p == '\0')
+		return 0;
+	if (strncmp(p, "?db=", 4) != 0)
+		return -1;
+	v = strtol(p + 4, &stop, 10);
+	if (!isdigit((unsigned char)p[4]) || *stop != '\0' || v > 1000000)
+		return -1;
+	a->db = (int)v;
+	return 0;
+}
+
+/* "USER@" at *p, if there: a->user, *p moved past it. -1 if malformed. */
+static int
+parse_user(const char **p, struct redis_addr *a)
+{
+	const char *at = strchr(*p, '@');
+
+	if (at == NULL)
+		return 0;
+	if (at == *p || (size_t)(at - *p) >= sizeof a->user)
+		return -1;
+	memcpy(a->user, *p, (size_t)(at - *p));
+	*p = at + 1;
+	return 0;
+}
+
 int
 redis_addr_parse(const char *url, struct redis_addr *a, char *err, size_t errlen)
 {
-	static const char tcp[] = "redis://", unix_[] = "redis+unix://";
-	const char *p, *end;
+	static const char tcp[] = "redis://", unix_[] = "redis+unix://",
+			  sentinel[] = "redis-sentinel://";
+	const char *p, *q;
 	char *stop;
 	long v;
 
 	memset(a, 0, sizeof *a);
 	a->port = 6379;
 	if (strncmp(url, unix_, sizeof unix_ - 1) == 0) {
-		const char *q;
 		size_t n;
 
 		p = url + sizeof unix_ - 1;
@@ -113,59 +195,67 @@ redis_addr_parse(const char *url, struct redis_addr *a, char *err, size_t errlen
 			return -1;
 		}
 		memcpy(a->path, p, n);
-		if (q != NULL) {
-			if (strncmp(q, "?db=", 4) != 0) {
-				snprintf(err, errlen, "%s: the only parameter is ?db=N", url);
+		if (q != NULL && parse_db_param(q, a) != 0) {
+			snprintf(err, errlen, "%s: the only parameter is ?db=N", url);
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(url, sentinel, sizeof sentinel - 1) == 0) {
+		p = url + sizeof sentinel - 1;
+		if (parse_user(&p, a) != 0) {
+			snprintf(err, errlen, "%s: bad user name", url);
+			return -1;
+		}
+		for (;;) {
+			if (a->nsentinels == REDIS_MAX_SENTINELS) {
+				snprintf(err, errlen, "%s: more than %d sentinels", url,
+					 REDIS_MAX_SENTINELS);
 				return -1;
 			}
-			v = strtol(q + 4, &stop, 10);
-			if (q[4] == '\0' || *stop != '\0' || v < 0 || v > 1000000) {
-				snprintf(err, errlen, "%s: bad database number", url);
+			a->sentinel_port[a->nsentinels] = 26379;
+			if (parse_host_port(&p, ",/", a->sentinel_host[a->nsentinels],
+					    sizeof a->sentinel_host[0],
+					    &a->sentinel_port[a->nsentinels]) != 0) {
+				snprintf(err, errlen, "%s: bad sentinel address", url);
 				return -1;
 			}
-			a->db = (int)v;
+			a->nsentinels++;
+			if (*p != ',')
+				break;
+			p++;
+		}
+		q = p + (*p == '/' ? 1 : 0);
+		p = q + strcspn(q, "?");
+		if (*q == '\0' || p == q || (size_t)(p - q) >= sizeof a->master ||
+		    memchr(q, '/', (size_t)(p - q)) != NULL) {
+			snprintf(err, errlen,
+				 "%s: no primary's name (redis-sentinel://HOST:PORT,.../NAME)",
+				 url);
+			return -1;
+		}
+		memcpy(a->master, q, (size_t)(p - q));
+		if (parse_db_param(p, a) != 0) {
+			snprintf(err, errlen, "%s: the only parameter is ?db=N", url);
+			return -1;
 		}
 		return 0;
 	}
 	if (strncmp(url, tcp, sizeof tcp - 1) != 0) {
-		snprintf(err, errlen, "%s: not redis://HOST:PORT[/DB] or redis+unix:///PATH", url);
+		snprintf(err, errlen,
+			 "%s: not redis://HOST:PORT[/DB], redis+unix:///PATH or "
+			 "redis-sentinel://HOST:PORT,.../NAME",
+			 url);
 		return -1;
 	}
 	p = url + sizeof tcp - 1;
-	if ((end = strchr(p, '@')) != NULL) {
-		if ((size_t)(end - p) >= sizeof a->user || end == p) {
-			snprintf(err, errlen, "%s: bad user name", url);
-			return -1;
-		}
-		memcpy(a->user, p, (size_t)(end - p));
-		p = end + 1;
+	if (parse_user(&p, a) != 0) {
+		snprintf(err, errlen, "%s: bad user name", url);
+		return -1;
 	}
-	if (*p == '[') {
-		end = strchr(p, ']');
-		if (end == NULL || end == p + 1 || (size_t)(end - p - 1) >= sizeof a->host) {
-			snprintf(err, errlen, "%s: bad [IPv6] host", url);
-			return -1;
-		}
-		memcpy(a->host, p + 1, (size_t)(end - p - 1));
-		p = end + 1;
-	} else {
-		end = p + strcspn(p, ":/");
-		if (end == p || (size_t)(end - p) >= sizeof a->host) {
-			snprintf(err, errlen, "%s: no host", url);
-			return -1;
-		}
-		memcpy(a->host, p, (size_t)(end - p));
-		p = end;
-	}
-	if (*p == ':') {
-		v = strtol(p + 1, &stop, 10);
-		if (!isdigit((unsigned char)p[1]) || v < 1 || v > 65535 ||
-		    (*stop != '\0' && *stop != '/')) {
-			snprintf(err, errlen, "%s: bad port", url);
-			return -1;
-		}
-		a->port = (int)v;
-		p = stop;
+	if (parse_host_port(&p, "/", a->host, sizeof a->host, &a->port) != 0) {
+		snprintf(err, errlen, "%s: bad host or port", url);
+		return -1;
 	}
 	if (*p == '/' && p[1] != '\0') {
 		v = strtol(p + 1, &stop, 10);
@@ -186,6 +276,8 @@ redis_addr_format(const struct redis_addr *a, char *buf, size_t len)
 {
 	if (a->path[0] != '\0')
 		snprintf(buf, len, "unix:%s/%d", a->path, a->db);
+	else if (a->nsentinels > 0)
+		snprintf(buf, len, "sentinel:%s/%d", a->master, a->db);
 	else if (strchr(a->host, ':') != NULL)
 		snprintf(buf, len, "[%s]:%d/%d", a->host, a->port, a->db);
 	else
@@ -223,7 +315,7 @@ link_arm(struct redis_link *l)
 	int64_t due = -1, wait;
 	struct timeval tv;
 
-	if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE)
+	if (l->state == LINK_RESOLVING || l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE)
 		due = l->attempt_start + l->timeout_ms;
 	else if (l->state == LINK_UP && !TAILQ_EMPTY(&l->calls))
 		due = TAILQ_FIRST(&l->calls)->sent + l->timeout_ms;
@@ -338,6 +430,12 @@ link_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		c->fn(c->arg, NULL, l->why[0] != '\0' ? l->why : "connection lost");
 	else
 		c->fn(c->arg, r, NULL);
+	if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0 &&
+	    l->addr.nsentinels > 0 && l->ac != NULL && l->state == LINK_UP) {
+		/* The primary was demoted under us: find the new one. */
+		snprintf(l->why, sizeof l->why, "%.200s:%d became a replica", l->cur_host, l->cur_port);
+		redisAsyncDisconnect(l->ac);
+	}
 	call_free(c);
 	if (l->ac != NULL)
 		link_arm(l);
@@ -438,6 +536,28 @@ link_subscribe_all(struct redis_link *l)
 	free(lens);
 }
 
+/* ROLE's reply: the handshake fails unless this is the primary. */
+static void
+link_on_role(void *arg, const redisReply *r, const char *err)
+{
+	struct redis_link *l = arg;
+
+	if (err != NULL || l->handshake_failed)
+		return;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+	    r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0)
+		return;
+	l->handshake_failed = true;
+	snprintf(l->why, sizeof l->why, "%.180s:%d is not the primary (role %.32s)", l->cur_host,
+		 l->cur_port,
+		 r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+				 r->element[0]->type == REDIS_REPLY_STRING
+			 ? r->element[0]->str
+		 : r->type == REDIS_REPLY_ERROR ? r->str
+						: "unknown");
+	redisAsyncDisconnect(l->ac);
+}
+
 /* The handshake's last reply (PING): up, unless a step before it failed. */
 static void
 link_on_ready(void *arg, const redisReply *r, const char *err)
@@ -507,6 +627,11 @@ link_on_connect(const redisAsyncContext *ac, int status)
 		argv[2] = s->source, lens[2] = strlen(s->source);
 		ok = ok && link_send(l, link_on_handshake, l, 3, argv, lens) != NULL;
 	}
+	if (l->addr.nsentinels > 0) {
+		/* What a Sentinel named may have been demoted since: only a primary will do. */
+		argv[0] = "ROLE", lens[0] = 4;
+		ok = ok && link_send(l, link_on_role, l, 1, argv, lens) != NULL;
+	}
 	argv[0] = "PING", lens[0] = 4;
 	ok = ok && link_send(l, link_on_ready, l, 1, argv, lens) != NULL;
 	if (!ok) {
@@ -531,13 +656,16 @@ link_on_disconnect(const redisAsyncContext *ac, int status)
 		l->why[0] = '\0';
 }
 
+static void sentinel_ask(struct redis_link *l);
+
+/* Connect to the address (for Sentinel: the primary it named). */
 static void
-link_connect(struct redis_link *l)
+link_connect_to(struct redis_link *l)
 {
 	redisAsyncContext *ac;
 
 	ac = l->addr.path[0] != '\0' ? redisAsyncConnectUnix(l->addr.path)
-				     : redisAsyncConnect(l->addr.host, l->addr.port);
+				     : redisAsyncConnect(l->cur_host, l->cur_port);
 	l->attempt_start = mono_ms();
 	if (ac == NULL || ac->err != 0) {
 		snprintf(l->why, sizeof l->why, "%s", ac != NULL ? ac->errstr : "out of memory");
@@ -562,6 +690,120 @@ link_connect(struct redis_link *l)
 	link_arm(l);
 }
 
+/* The next Sentinel, or (each asked once) down until the retry. */
+static void
+sentinel_next(struct redis_link *l, const char *why)
+{
+	l->sentinel = (l->sentinel + 1) % l->addr.nsentinels;
+	if (++l->sentinels_tried >= l->addr.nsentinels) {
+		char msg[sizeof l->why];
+
+		snprintf(msg, sizeof msg, "no Sentinel named the primary %.64s (last: %.120s)",
+			 l->addr.master, why);
+		l->state = LINK_RESOLVING;
+		link_down(l, msg);
+		return;
+	}
+	sentinel_ask(l);
+}
+
+/* SENTINEL get-master-addr-by-name's reply: where the primary is. */
+static void
+sentinel_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct redis_link *l = privdata;
+	const redisReply *r = reply;
+
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    r->element[1]->type == REDIS_REPLY_STRING && r->element[0]->len < sizeof l->cur_host) {
+		snprintf(l->cur_host, sizeof l->cur_host, "%s", r->element[0]->str);
+		l->cur_port = atoi(r->element[1]->str);
+		l->resolved = l->cur_port > 0;
+	} else if (r != NULL) {
+		snprintf(l->why, sizeof l->why, "Sentinel %.120s:%d does not know %.64s",
+			 l->addr.sentinel_host[l->sentinel], l->addr.sentinel_port[l->sentinel],
+			 l->addr.master);
+	}
+	if (r != NULL)
+		redisAsyncDisconnect(ac); /* then sentinel_on_disconnect() goes on */
+}
+
+static void
+sentinel_on_connect(const redisAsyncContext *ac, int status)
+{
+	struct redis_link *l = ac->data;
+
+	if (status == REDIS_OK)
+		return;
+	l->sc = NULL; /* hiredis frees it */
+	sentinel_next(l, ac->errstr);
+}
+
+static void
+sentinel_on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct redis_link *l = ac->data;
+	char why[sizeof l->why];
+
+	(void)status;
+	if (l->sc != ac)
+		return;
+	l->sc = NULL;
+	if (l->resolved) {
+		link_connect_to(l);
+		return;
+	}
+	snprintf(why, sizeof why, "%s", l->why[0] != '\0' ? l->why : "connection lost");
+	l->why[0] = '\0';
+	sentinel_next(l, why);
+}
+
+/* Ask the current Sentinel where the primary is. */
+static void
+sentinel_ask(struct redis_link *l)
+{
+	redisAsyncContext *sc = redisAsyncConnect(l->addr.sentinel_host[l->sentinel],
+						  l->addr.sentinel_port[l->sentinel]);
+
+	l->state = LINK_RESOLVING;
+	l->resolved = false;
+	l->attempt_start = mono_ms();
+	if (sc == NULL || sc->err != 0) {
+		char why[sizeof l->why];
+		snprintf(why, sizeof why, "%s", sc != NULL ? sc->errstr : "out of memory");
+		if (sc != NULL)
+			redisAsyncFree(sc);
+		sentinel_next(l, why);
+		return;
+	}
+	sc->data = l;
+	if (redisLibeventAttach(sc, l->base) != REDIS_OK ||
+	    redisAsyncCommand(sc, sentinel_on_reply, l, "SENTINEL get-master-addr-by-name %s",
+			      l->addr.master) != REDIS_OK) {
+		redisAsyncFree(sc);
+		sentinel_next(l, "cannot ask");
+		return;
+	}
+	redisAsyncSetConnectCallback(sc, sentinel_on_connect);
+	redisAsyncSetDisconnectCallback(sc, sentinel_on_disconnect);
+	l->sc = sc;
+	link_arm(l);
+}
+
+static void
+link_connect(struct redis_link *l)
+{
+	if (l->addr.nsentinels > 0) {
+		l->sentinels_tried = 0;
+		sentinel_ask(l);
+		return;
+	}
+	snprintf(l->cur_host, sizeof l->cur_host, "%s", l->addr.host);
+	l->cur_port = l->addr.port;
+	link_connect_to(l);
+}
+
 static void
 link_on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -570,6 +812,27 @@ link_on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (l->state == LINK_RESOLVING && l->sc != NULL) {
+		redisAsyncContext *sc = l->sc;
+
+		if (mono_ms() - l->attempt_start < l->timeout_ms) {
+			link_arm(l);
+			return;
+		}
+		l->st.timeouts++;
+		snprintf(l->why, sizeof l->why, "no answer within %lld ms",
+			 (long long)l->timeout_ms);
+		l->resolved = false;
+		redisAsyncFree(sc); /* calls sentinel_on_disconnect() if it was connected */
+		if (l->sc == sc) {
+			l->sc = NULL;
+			snprintf(why, sizeof why, "no answer within %lld ms",
+				 (long long)l->timeout_ms);
+			l->why[0] = '\0';
+			sentinel_next(l, why);
+		}
+		return;
+	}
 	if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) {
 		if (mono_ms() - l->attempt_start < l->timeout_ms) {
 			link_arm(l);
@@ -648,6 +911,12 @@ redis_link_free(struct redis_link *l)
 		snprintf(l->why, sizeof l->why, "link closed");
 		redisAsyncFree(l->ac);
 	}
+	if (l->sc != NULL) {
+		redisAsyncContext *sc = l->sc;
+
+		l->sc = NULL; /* its disconnect callback does nothing then */
+		redisAsyncFree(sc);
+	}
 	if (l->tick != NULL)
 		event_free(l->tick);
 	if (l->retry != NULL)
@@ -705,6 +974,18 @@ bool
 redis_link_up(const struct redis_link *l)
 {
 	return l->state == LINK_UP;
+}
+
+const char *
+redis_link_where(const struct redis_link *l, char *buf, size_t len)
+{
+	if (l->addr.path[0] != '\0')
+		snprintf(buf, len, "unix:%s", l->addr.path);
+	else if (strchr(l->cur_host, ':') != NULL)
+		snprintf(buf, len, "[%s]:%d", l->cur_host, l->cur_port);
+	else
+		snprintf(buf, len, "%s:%d", l->cur_host, l->cur_port);
+	return buf;
 }
 
 int

@@ -33,18 +33,31 @@
 struct event_base;
 struct redis_link;
 
-/* Where Redis is: a TCP host and port, or a Unix socket; the user and database. */
+#define REDIS_MAX_SENTINELS 8
+
+/*
+ * Where Redis is: a TCP host and port, a Unix socket, or the primary that
+ * Sentinels name; the user and database.
+ */
 struct redis_addr {
-	char host[256]; /* "" for a Unix socket; IPv6 without brackets */
+	char host[256]; /* "" for a Unix socket or Sentinel; IPv6 without brackets */
 	int port;
 	char path[108]; /* the Unix socket, or "" */
 	char user[128]; /* ACL user for AUTH, or "" (the default user) */
 	int db;
+	/* Sentinel: ask these for the primary called master (and follow its failovers). */
+	int nsentinels;
+	char sentinel_host[REDIS_MAX_SENTINELS][256];
+	int sentinel_port[REDIS_MAX_SENTINELS];
+	char master[128];
 };
 
 /*
  * Parse redis://[USER@]HOST[:PORT][/DB] (HOST may be [IPv6]; PORT defaults to
- * 6379, DB to 0) or redis+unix:///PATH[?db=N]. 0, or -1 with why in err.
+ * 6379, DB to 0), redis+unix:///PATH[?db=N], or
+ * redis-sentinel://[USER@]HOST[:PORT],HOST[:PORT].../NAME[?db=N] (Sentinels,
+ * port 26379 by default, and the name of the primary they watch). 0, or -1
+ * with why in err.
  */
 int redis_addr_parse(const char *url, struct redis_addr *a, char *err, size_t errlen);
 /* "HOST:PORT/DB" or "unix:PATH/DB", for logs (into buf). */
@@ -97,6 +110,8 @@ int redis_link_subscribe(struct redis_link *l, const char *channel, redis_messag
 /* A subscriber: drop and remake the connection after ms without a message (0: never). */
 void redis_link_expect(struct redis_link *l, int64_t ms);
 bool redis_link_up(const struct redis_link *l);
+/* The server the link is (or was last) connected to, "HOST:PORT" or "unix:PATH", into buf. */
+const char *redis_link_where(const struct redis_link *l, char *buf, size_t len);
 
 /*
  * Send a command (argv[i] of lens[i] bytes, copied). fn is called once,

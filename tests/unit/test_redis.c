@@ -5,18 +5,21 @@
  * NOSCRIPT, a stopped server's late replies failed within the timeout and
  * the link back once it resumes, a killed server's link back once it
  * restarts; a subscriber's messages, its silence bound, its channels
- * subscribed again after a restart. redis-server must be installed
- * (scripts/deps.sh does it).
+ * subscribed again after a restart; a primary found through Sentinels (one
+ * of them down) and followed through a failover. redis-server must be
+ * installed (scripts/deps.sh does it); Sentinels are redis-server --sentinel.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,6 +32,8 @@
 #include "util.h"
 
 static struct event_base *base;
+/* Where each redis-server works (a replica writes the primary's data there), removed at the end. */
+static char workdir[] = "/tmp/rendezvous-test-redis-XXXXXX";
 
 /* What a link told and what a reply was. */
 struct seen {
@@ -40,6 +45,7 @@ struct answer {
 	bool done;
 	int type;
 	long long integer;
+	size_t elements;
 	char str[256];
 	char err[256];
 };
@@ -73,6 +79,7 @@ on_answer(void *arg, const redisReply *r, const char *err)
 	}
 	a->type = r->type;
 	a->integer = r->integer;
+	a->elements = r->elements;
 	if (r->str != NULL)
 		snprintf(a->str, sizeof a->str, "%.*s", (int)r->len, r->str);
 }
@@ -152,17 +159,47 @@ accepts(int port, const char *path)
 	return ok;
 }
 
+/* Run argv (redis-server ...) and wait until it accepts on 127.0.0.1:port (or path). */
+static pid_t
+spawn(const char *const *argv, int port, const char *path)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		abort();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 1000 && !accepts(port, path); i++) {
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr,
+				"test_redis: redis-server did not start (is it installed?)\n");
+			exit(1);
+		}
+		usleep(10000);
+	}
+	return pid;
+}
+
 /* A redis-server on 127.0.0.1:port (and path, if given), extra arguments after; its pid. */
 static pid_t
 redis_start(int port, const char *path, const char *const *extra)
 {
 	const char *argv[32];
-	char p[16];
+	char p[16], dir[sizeof workdir + 16];
 	int n = 0;
-	pid_t pid;
 
 	snprintf(p, sizeof p, "%d", port);
+	snprintf(dir, sizeof dir, "%s/%d", workdir, port);
+	mkdir(dir, 0700);
 	argv[n++] = "redis-server";
+	argv[n++] = "--dir";
+	argv[n++] = dir;
 	argv[n++] = "--port";
 	argv[n++] = p;
 	argv[n++] = "--bind";
@@ -178,26 +215,7 @@ redis_start(int port, const char *path, const char *const *extra)
 	for (int i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	pid = fork();
-	if (pid < 0)
-		abort();
-	if (pid == 0) {
-		int null = open("/dev/null", 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		execvp("redis-server", (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 1000 && !accepts(port, path); i++) {
-		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			fprintf(stderr,
-				"test_redis: redis-server did not start (is it installed?)\n");
-			exit(1);
-		}
-		usleep(10000);
-	}
-	return pid;
+	return spawn(argv, port, path);
 }
 
 static void
@@ -535,11 +553,130 @@ test_subscriber(void)
 	redis_stop(pid);
 }
 
+/* Send a command and wait for its answer (into a); whether one came. */
+static bool
+ask(struct redis_link *l, struct answer *a, int argc, const char **argv)
+{
+	return command(l, a, argc, argv) == 0 && wait_answer(a, 10000);
+}
+
+/* Ask until ok(answer), or 30 s passed. */
+static bool
+poll_until(struct redis_link *l, int argc, const char **argv, bool (*ok)(const struct answer *))
+{
+	for (int i = 0; i < 300; i++) {
+		struct answer a;
+		if (ask(l, &a, argc, argv) && ok(&a))
+			return true;
+		turn(100, NULL);
+	}
+	return false;
+}
+
+static bool
+replica_in_sync(const struct answer *a)
+{
+	return strstr(a->str, "master_link_status:up") != NULL;
+}
+
+static bool
+knows_a_replica(const struct answer *a)
+{
+	return a->type == REDIS_REPLY_ARRAY && a->elements >= 1;
+}
+
+/*
+ * Sentinel: a primary, a replica, three Sentinels (and an address where
+ * none is): the link finds the primary, and after a failover follows the
+ * new one, which has the data.
+ */
+static void
+test_sentinel(void)
+{
+	char dir[sizeof workdir + 16], url[256], where[64], want[64];
+	char conf[3][160], primary[16];
+	int p1 = free_port(), p2 = free_port(), sp[3], dead = free_port();
+	const char *replicaof[] = {"--replicaof", "127.0.0.1", primary, NULL};
+	pid_t pids[5];
+	struct seen sl = {0}, sr = {0}, ss = {0};
+	struct redis_link *l, *replica, *sentinel;
+	struct answer a;
+	const char *info[2] = {"INFO", "replication"};
+	const char *replicas[3] = {"SENTINEL", "replicas", "mymaster"};
+	const char *failover[3] = {"SENTINEL", "failover", "mymaster"};
+
+	snprintf(dir, sizeof dir, "%s/sentinels", workdir);
+	if (mkdir(dir, 0700) != 0)
+		abort();
+	snprintf(primary, sizeof primary, "%d", p1);
+	pids[0] = redis_start(p1, NULL, NULL);
+	pids[1] = redis_start(p2, NULL, replicaof);
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d", p2);
+	replica = link_to(url, NULL, 2000, &sr);
+	CHECK(wait_for(&sr.ups, 1, 10000));
+	CHECK_MSG(poll_until(replica, 2, info, replica_in_sync), "the replica never synced");
+	for (int i = 0; i < 3; i++) {
+		FILE *f;
+		const char *argv[4] = {"redis-server", conf[i], "--sentinel", NULL};
+
+		sp[i] = free_port();
+		snprintf(conf[i], sizeof conf[i], "%s/sentinel-%d.conf", dir, i);
+		f = fopen(conf[i], "w");
+		if (f == NULL)
+			abort();
+		fprintf(f,
+			"port %d\nbind 127.0.0.1\ndir %s\n"
+			"sentinel monitor mymaster 127.0.0.1 %d 2\n"
+			"sentinel down-after-milliseconds mymaster 1000\n"
+			"sentinel failover-timeout mymaster 5000\n",
+			sp[i], dir, p1);
+		fclose(f);
+		pids[2 + i] = spawn(argv, sp[i], NULL);
+	}
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d", sp[0]);
+	sentinel = link_to(url, NULL, 2000, &ss);
+	CHECK(wait_for(&ss.ups, 1, 10000));
+
+	snprintf(url, sizeof url,
+		 "redis-sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/mymaster",
+		 dead, sp[0], sp[1], sp[2]);
+	l = link_to(url, NULL, 2000, &sl);
+	CHECK_MSG(wait_for(&sl.ups, 1, 20000), "not up: %s", sl.why);
+	snprintf(want, sizeof want, "127.0.0.1:%d", p1);
+	CHECK_MSG(strcmp(redis_link_where(l, where, sizeof where), want) == 0, "at %s, not %s",
+		  where, want);
+	{
+		const char *set[3] = {"SET", "k", "before the failover"};
+		CHECK(ask(l, &a, 3, set) && strcmp(a.str, "OK") == 0);
+	}
+
+	/* The Sentinels must know the replica before they can promote it. */
+	CHECK_MSG(poll_until(sentinel, 3, replicas, knows_a_replica), "no replica known");
+	CHECK(ask(sentinel, &a, 3, failover));
+	CHECK_MSG(a.type == REDIS_REPLY_STATUS, "SENTINEL failover: %s %s", a.str, a.err);
+	CHECK_MSG(wait_for(&sl.downs, 1, 30000), "the link never noticed the failover");
+	CHECK_MSG(wait_for(&sl.ups, 2, 30000), "not back after the failover: %s", sl.why);
+	snprintf(want, sizeof want, "127.0.0.1:%d", p2);
+	CHECK_MSG(strcmp(redis_link_where(l, where, sizeof where), want) == 0,
+		  "at %s after the failover, not %s", where, want);
+	{
+		const char *get[2] = {"GET", "k"}, *set[3] = {"SET", "k", "after"};
+		CHECK(ask(l, &a, 2, get) && strcmp(a.str, "before the failover") == 0);
+		CHECK_MSG(ask(l, &a, 3, set) && strcmp(a.str, "OK") == 0, "SET: %s %s", a.str,
+			  a.err);
+	}
+	redis_link_free(l);
+	redis_link_free(sentinel);
+	redis_link_free(replica);
+	for (int i = 4; i >= 0; i--)
+		redis_stop(pids[i]);
+}
+
 /* A Unix socket. */
 static void
 test_unix(void)
 {
-	char dir[] = "/tmp/rendezvous-test-redis-XXXXXX", path[128], url[160];
+	char dir[sizeof workdir + 16], path[128], url[160];
 	int port = free_port();
 	pid_t pid;
 	struct seen s = {0};
@@ -547,7 +684,8 @@ test_unix(void)
 	struct answer a;
 	const char *argv[1] = {"PING"};
 
-	if (mkdtemp(dir) == NULL)
+	snprintf(dir, sizeof dir, "%s/unix", workdir);
+	if (mkdir(dir, 0700) != 0)
 		abort();
 	snprintf(path, sizeof path, "%s/redis.sock", dir);
 	pid = redis_start(port, path, NULL);
@@ -557,8 +695,15 @@ test_unix(void)
 	CHECK(command(l, &a, 1, argv) == 0 && wait_answer(&a, 10000) && strcmp(a.str, "PONG") == 0);
 	redis_link_free(l);
 	redis_stop(pid);
-	unlink(path);
-	rmdir(dir);
+}
+
+static int
+remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
 }
 
 int
@@ -566,14 +711,16 @@ main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
-	if (base == NULL)
+	if (base == NULL || mkdtemp(workdir) == NULL)
 		return 1;
 	test_parse();
 	test_commands();
 	test_auth();
 	test_outages();
 	test_subscriber();
+	test_sentinel();
 	test_unix();
+	nftw(workdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	event_base_free(base);
 	return check_done("test_redis");
 }
