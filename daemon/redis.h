@@ -94,7 +94,10 @@ typedef void (*redis_reply_fn)(void *arg, const redisReply *r, const char *err);
 struct redis_link *redis_link_new(struct event_base *base, const struct redis_addr *a,
 				  const char *password, int64_t timeout_ms,
 				  const struct redis_link_ops *ops, void *arg);
-/* Close the link; commands in flight are failed ("link closed"). */
+/*
+ * Close the link; commands in flight are failed ("link closed"). Not from
+ * inside one of the link's own callbacks.
+ */
 void redis_link_free(struct redis_link *l);
 /* Load s at every connect (from the next one on; now too if up). */
 void redis_link_add_script(struct redis_link *l, struct redis_script *s);
