@@ -433,7 +433,8 @@ link_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0 &&
 	    l->addr.nsentinels > 0 && l->ac != NULL && l->state == LINK_UP) {
 		/* The primary was demoted under us: find the new one. */
-		snprintf(l->why, sizeof l->why, "%.200s:%d became a replica", l->cur_host, l->cur_port);
+		snprintf(l->why, sizeof l->why, "%.200s:%d became a replica", l->cur_host,
+			 l->cur_port);
 		redisAsyncDisconnect(l->ac);
 	}
 	call_free(c);
