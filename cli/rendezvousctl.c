@@ -47,6 +47,7 @@ struct ctl {
 	bool subscribed;       /* watch: the first subscribe was answered */
 	bool outage;           /* watch: reconnecting (said once per outage) */
 	long long last_event;  /* watch: the last event shown (-1: none yet) */
+	json_t *presence;      /* watch --presence: the presence last known */
 	struct rv_client *old; /* a closed client, destroyed from the loop */
 	struct event *retry;
 	double retry_s; /* watch: the next reconnect's delay */
@@ -290,6 +291,14 @@ ctl_on_notify(struct rv_client *c, const char *method, json_t *params, void *arg
 	}
 	if (!ctl->watch)
 		return;
+	if (strcmp(method, "server.shutdown") == 0) {
+		/* Not an event: say it, and let the connection's end reconnect. */
+		fprintf(stderr, "rendezvousctl: the daemon is shutting down (%s)\n",
+			json_string_value(json_object_get(params, "reason")) != NULL
+				? json_string_value(json_object_get(params, "reason"))
+				: "no reason given");
+		return;
+	}
 	if (strcmp(method, "session.state_changed") == 0) {
 		/* After a reconnect the events since the last one shown come again: show each once.
 		 */
@@ -297,6 +306,10 @@ ctl_on_notify(struct rv_client *c, const char *method, json_t *params, void *arg
 		if (ev <= ctl->last_event)
 			return;
 		ctl->last_event = ev;
+	}
+	if (strcmp(method, "presence.changed") == 0) {
+		json_decref(ctl->presence);
+		ctl->presence = json_incref(params);
 	}
 	if (ctl->json) {
 		json_t *line = json_pack("{s:s, s:O}", "method", method, "params", params);
@@ -587,13 +600,23 @@ ctl_on_reply(struct rv_client *c, json_t *result, json_t *error, void *arg)
 		long long last =
 			(long long)json_integer_value(json_object_get(result, "last_event"));
 
+		json_t *presence = json_object_get(result, "presence");
+
 		if (ctl->subscribed) {
 			fprintf(stderr, "resumed on %s:%s (subscription %lld, last event %lld)\n",
 				ctl->hosts[ctl->cur], ctl->ports[ctl->cur],
 				(long long)json_integer_value(
 					json_object_get(result, "subscription")),
 				last);
+			/* Presence has no history: a change while away shows as the presence now.
+			 */
+			if (presence != NULL && !json_equal(presence, ctl->presence))
+				ctl_on_notify(c, "presence.changed", presence, ctl);
 		} else {
+			if (presence != NULL) {
+				json_decref(ctl->presence);
+				ctl->presence = json_incref(presence);
+			}
 			fprintf(stderr, "watching (subscription %lld, last event %lld)\n",
 				(long long)json_integer_value(
 					json_object_get(result, "subscription")),
@@ -663,7 +686,8 @@ ctl_on_hello(struct rv_client *c, json_t *result, json_t *error, void *arg)
 	if (ctl->subscribed) {
 		/* A watch back after a reconnect: subscribe again from the last event shown. */
 		params = json_deep_copy(ctl->sub);
-		if (params != NULL && ctl->last_event >= 0)
+		if (params != NULL && ctl->last_event >= 0 &&
+		    json_object_get(params, "presence") == NULL) /* presence has no events */
 			json_object_set_new(params, "since", json_integer(ctl->last_event));
 	} else if (ctl->watch) {
 		ctl->sub = json_deep_copy(params);
@@ -1086,6 +1110,7 @@ main(int argc, char **argv)
 	json_decref(ctl.params);
 	json_decref(ctl.last);
 	json_decref(ctl.sub);
+	json_decref(ctl.presence);
 	json_decref(ctl.hello);
 	if (token_buf != NULL) {
 		explicit_bzero(token_buf, strlen(token_buf));

@@ -253,6 +253,31 @@ class Failover(unittest.TestCase):
         status, log = b.stop()
         self.assertEqual(status, 0, log[-4000:])
 
+    def test_watch_presence_across_a_restart(self):
+        """Presence has no history: resumed on a daemon where bob came online while
+        the watch was away, it shows bob's presence as it is now."""
+        a = Daemon("--observer", "olga")
+        self.addCleanup(a.stop)
+        b = Daemon("--observer", "olga")
+        self.addCleanup(b.stop)
+        w = subprocess.Popen([CTL, "--connect", "127.0.0.1:%d,127.0.0.1:%d" % (a.port, b.port),
+                              "--user", "olga", "watch", "--presence", "bob", "--count", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertIn("watching", w.stderr.readline())
+            bob = b.client("bob")  # online on b before the watch gets there
+            self.addCleanup(bob.close)
+            status, log = a.stop()
+            self.assertEqual(status, 0, log[-4000:])
+            out, err = w.communicate(timeout=30)
+        finally:
+            if w.poll() is None:
+                w.kill()
+                w.communicate()
+        self.assertEqual(w.returncode, 0, err)
+        self.assertIn("shutting down (SIGTERM)", err)
+        self.assertIn("resumed on 127.0.0.1:%d" % b.port, err)
+        self.assertEqual(out, "presence bob online on %s\n" % bob.device)
 
 if __name__ == "__main__":
     main()
