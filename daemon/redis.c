@@ -61,10 +61,11 @@ struct redis_link {
 	int retry_ms;          /* the next backoff */
 	bool reported;         /* on_down told since the last up */
 	bool handshake_failed;
-	char why[256];       /* why the connection is being dropped, or "" */
-	struct event *tick;  /* connect and reply deadlines */
-	struct event *retry; /* reconnect */
-	struct redis_script *scripts;
+	char why[256];                 /* why the connection is being dropped, or "" */
+	struct event *tick;            /* connect and reply deadlines */
+	struct event *retry;           /* reconnect */
+	struct redis_script **scripts; /* loaded at each connect */
+	int nscripts;
 	TAILQ_HEAD(, call) calls;
 	struct redis_link_stats st;
 
@@ -292,7 +293,6 @@ redis_script_init(struct redis_script *s, const char *source)
 	unsigned n = 0;
 
 	s->source = source;
-	s->next = NULL;
 	s->sha[0] = '\0';
 	if (EVP_Digest(source, strlen(source), md, &n, EVP_sha1(), NULL) != 1 || n != 20)
 		return; /* an empty sha: EVALSHA fails, and NOSCRIPT's EVAL runs it */
@@ -622,7 +622,9 @@ link_on_connect(const redisAsyncContext *ac, int status)
 		argv[1] = db, lens[1] = strlen(db);
 		ok = ok && link_send(l, link_on_handshake, l, 2, argv, lens) != NULL;
 	}
-	for (struct redis_script *s = l->scripts; s != NULL; s = s->next) {
+	for (int i = 0; i < l->nscripts; i++) {
+		const struct redis_script *s = l->scripts[i];
+
 		argv[0] = "SCRIPT", lens[0] = 6;
 		argv[1] = "LOAD", lens[1] = 4;
 		argv[2] = s->source, lens[2] = strlen(s->source);
@@ -926,6 +928,7 @@ redis_link_free(struct redis_link *l)
 		explicit_bzero(l->password, strlen(l->password));
 		free(l->password);
 	}
+	free(l->scripts);
 	while (l->subs != NULL) {
 		struct sub *s = l->subs;
 		l->subs = s->next;
@@ -959,16 +962,21 @@ redis_link_expect(struct redis_link *l, int64_t ms)
 	link_arm(l);
 }
 
-void
+int
 redis_link_add_script(struct redis_link *l, struct redis_script *s)
 {
 	const char *argv[3] = {"SCRIPT", "LOAD", s->source};
 	size_t lens[3] = {6, 4, strlen(s->source)};
+	struct redis_script **scripts =
+		realloc(l->scripts, (size_t)(l->nscripts + 1) * sizeof *scripts);
 
-	s->next = l->scripts;
-	l->scripts = s;
+	if (scripts == NULL)
+		return -1;
+	scripts[l->nscripts++] = s;
+	l->scripts = scripts;
 	if (l->state == LINK_UP)
 		link_send(l, link_on_handshake, l, 3, argv, lens);
+	return 0;
 }
 
 bool

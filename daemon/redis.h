@@ -67,7 +67,6 @@ const char *redis_addr_format(const struct redis_addr *a, char *buf, size_t len)
 struct redis_script {
 	const char *source;
 	char sha[41]; /* SHA-1 of source, hex: redis_script_init() */
-	struct redis_script *next;
 };
 
 /* Fill in s->sha for source (borrowed: it must outlive s). */
@@ -99,8 +98,11 @@ struct redis_link *redis_link_new(struct event_base *base, const struct redis_ad
  * inside one of the link's own callbacks.
  */
 void redis_link_free(struct redis_link *l);
-/* Load s at every connect (from the next one on; now too if up). */
-void redis_link_add_script(struct redis_link *l, struct redis_script *s);
+/*
+ * Load s (borrowed; one script may serve several links) at every connect,
+ * from the next one on, and now if up. -1 when out of memory.
+ */
+int redis_link_add_script(struct redis_link *l, struct redis_script *s);
 
 /* A message published on a channel; both borrowed for the call. */
 typedef void (*redis_message_fn)(void *arg, const char *channel, const char *data, size_t len);
