@@ -27,6 +27,16 @@
  */
 extern struct redis_script redis_script_transition;
 
+/*
+ * lease: renew (or give up) a node's lease, by Redis's clock, so that nodes
+ * need not agree on the time.
+ *   KEYS: 1 the nodes (sorted set: name -> lease end, Unix ms).
+ *   ARGV: 1 the node's name, 2 the lease (ms), 3 "1" to renew, "0" to leave.
+ *   Returns {now, name, end, name, end, ...}: Redis's time and every node
+ *   whose lease lives, once expired ones are forgotten.
+ */
+extern struct redis_script redis_script_lease;
+
 void redis_scripts_init(void);
 
 #endif

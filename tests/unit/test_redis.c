@@ -9,7 +9,8 @@
  * of them down) and followed through a failover; the transition script
  * (redis_scripts.h): applied, refused on a stale version, and 1,000 races of
  * two links on the same change with exactly one winner each and contiguous
- * event ids. redis-server must be installed (scripts/deps.sh does it);
+ * event ids; the lease script (renewed, expired, given up, by Redis's clock).
+ * redis-server must be installed (scripts/deps.sh does it);
  * Sentinels are redis-server --sentinel.
  */
 #include <arpa/inet.h>
@@ -338,8 +339,8 @@ test_commands(void)
 	redis_script_init(&echo, "return ARGV[1] .. '!'");
 	redis_script_init(&incr, "return redis.call('INCRBY', KEYS[1], ARGV[1])");
 	CHECK(strlen(echo.sha) == 40);
-	redis_link_add_script(l0, &echo);
-	redis_link_add_script(l0, &incr);
+	CHECK(redis_link_add_script(l0, &echo) == 0);
+	CHECK(redis_link_add_script(l0, &incr) == 0);
 	argv[0] = "hi";
 	lens[0] = 2;
 	memset(&a, 0, sizeof a);
@@ -768,8 +769,8 @@ test_transition_script(void)
 	n1 = link_to(url, NULL, 5000, &s1);
 	n2 = link_to(url, NULL, 5000, &s2);
 	sub = link_to(url, NULL, 5000, &ss);
-	redis_link_add_script(n1, &redis_script_transition);
-	redis_link_add_script(n2, &redis_script_transition);
+	CHECK(redis_link_add_script(n1, &redis_script_transition) == 0);
+	CHECK(redis_link_add_script(n2, &redis_script_transition) == 0);
 	CHECK(redis_link_subscribe(sub, "rv:events", on_message, &feed) == 0);
 	CHECK(wait_for(&s1.ups, 1, 10000) && wait_for(&s2.ups, 1, 10000) &&
 	      wait_for(&ss.ups, 1, 10000));
@@ -843,6 +844,104 @@ test_transition_script(void)
 	redis_stop(pid);
 }
 
+/* What the lease script answered: Redis's time and the live nodes. */
+struct leased {
+	bool done;
+	long long now;
+	int n;
+	char names[4][16];
+	long long ends[4];
+	char err[128];
+};
+
+static void
+on_leased(void *arg, const redisReply *r, const char *err)
+{
+	struct leased *le = arg;
+
+	memset(le, 0, sizeof *le);
+	le->done = true;
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->elements % 2 != 1) {
+		snprintf(le->err, sizeof le->err, "%s", err != NULL ? err : "not a lease answer");
+		return;
+	}
+	le->now = r->element[0]->integer;
+	for (size_t i = 1; i + 1 < r->elements && le->n < 4; i += 2, le->n++) {
+		snprintf(le->names[le->n], sizeof le->names[0], "%s", r->element[i]->str);
+		le->ends[le->n] = atoll(r->element[i + 1]->str);
+	}
+}
+
+/* Renew (or give up) name's lease of ms through l, and wait for the answer. */
+static bool
+lease(struct redis_link *l, const char *name, int ms, bool renew, struct leased *le)
+{
+	char lease_ms[16];
+	const char *argv[4] = {"rv:nodes", name, lease_ms, renew ? "1" : "0"};
+	size_t lens[4];
+	int64_t t0 = mono();
+
+	snprintf(lease_ms, sizeof lease_ms, "%d", ms);
+	for (int i = 0; i < 4; i++)
+		lens[i] = strlen(argv[i]);
+	le->done = false;
+	if (redis_link_eval(l, &redis_script_lease, on_leased, le, 1, 4, argv, lens) != 0)
+		return false;
+	while (!le->done && mono() - t0 < 10000) {
+		struct timeval tv = {0, 10000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	return le->done && le->err[0] == '\0';
+}
+
+static bool
+holds(const struct leased *le, const char *name)
+{
+	for (int i = 0; i < le->n; i++)
+		if (strcmp(le->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Leases: renewed ones live, one left to lapse is forgotten, one given up goes at once. */
+static void
+test_lease(void)
+{
+	int port = free_port();
+	pid_t pid = redis_start(port, NULL, NULL);
+	char url[64];
+	struct seen s1 = {0}, s2 = {0};
+	struct redis_link *n1, *n2;
+	struct leased le;
+	int64_t t0;
+
+	redis_scripts_init();
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+	n1 = link_to(url, NULL, 5000, &s1);
+	n2 = link_to(url, NULL, 5000, &s2);
+	CHECK(redis_link_add_script(n1, &redis_script_lease) == 0);
+	CHECK(redis_link_add_script(n2, &redis_script_lease) == 0);
+	CHECK(wait_for(&s1.ups, 1, 10000) && wait_for(&s2.ups, 1, 10000));
+
+	CHECK(lease(n1, "node-a", 500, true, &le) && le.n == 1 && holds(&le, "node-a"));
+	CHECK_MSG(le.ends[0] - le.now == 500, "the lease ends %lld ms from Redis's now",
+		  le.ends[0] - le.now);
+	CHECK(lease(n2, "node-b", 500, true, &le) && le.n == 2 && holds(&le, "node-b"));
+	/* a renews every 100 ms; b stops: b is gone within about its lease. */
+	t0 = mono();
+	do {
+		CHECK(lease(n1, "node-a", 500, true, &le) && holds(&le, "node-a"));
+		turn(100, NULL);
+	} while (holds(&le, "node-b") && mono() - t0 < 10000);
+	CHECK_MSG(!holds(&le, "node-b") && le.n == 1 && mono() - t0 >= 300,
+		  "node-b still held, or gone after %lld ms", (long long)(mono() - t0));
+	CHECK(lease(n1, "node-a", 500, false, &le) && le.n == 0);
+	redis_link_free(n1);
+	redis_link_free(n2);
+	redis_stop(pid);
+}
+
 /* A Unix socket. */
 static void
 test_unix(void)
@@ -891,6 +990,7 @@ main(void)
 	test_subscriber();
 	test_sentinel();
 	test_transition_script();
+	test_lease();
 	test_unix();
 	nftw(workdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	event_base_free(base);
