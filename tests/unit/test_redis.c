@@ -98,31 +98,42 @@ mono(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Turn the loop for 10 ms. */
+static void
+turn_once(void)
+{
+	struct timeval tv = {0, 10000};
+
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
 /* Turn the loop until *flag is at least want (or ms passed); whether it got there. */
 static bool
 wait_for(const int *flag, int want, int ms)
 {
 	int64_t t0 = mono();
 
-	while (*flag < want && mono() - t0 < ms) {
-		struct timeval tv = {0, 10000};
-		event_base_loopexit(base, &tv);
-		event_base_dispatch(base);
-	}
+	while (*flag < want && mono() - t0 < ms)
+		turn_once();
 	return *flag >= want;
+}
+
+/* Turn the loop until *done (or ms passed); whether it came. */
+static bool
+wait_done(const bool *done, int ms)
+{
+	int64_t t0 = mono();
+
+	while (!*done && mono() - t0 < ms)
+		turn_once();
+	return *done;
 }
 
 static bool
 wait_answer(struct answer *a, int ms)
 {
-	int64_t t0 = mono();
-
-	while (!a->done && mono() - t0 < ms) {
-		struct timeval tv = {0, 10000};
-		event_base_loopexit(base, &tv);
-		event_base_dispatch(base);
-	}
-	return a->done;
+	return wait_done(&a->done, ms);
 }
 
 static int
@@ -484,13 +495,11 @@ turn(int ms, struct redis_link *hb)
 	int64_t t0 = mono(), last = 0;
 
 	while (mono() - t0 < ms) {
-		struct timeval tv = {0, 10000};
 		if (hb != NULL && mono() - last >= 100) {
 			publish(hb, "rv:hb", "beat");
 			last = mono();
 		}
-		event_base_loopexit(base, &tv);
-		event_base_dispatch(base);
+		turn_once();
 	}
 }
 
@@ -738,14 +747,7 @@ transition(struct redis_link *l, const char *sid, long long from, const char *re
 static bool
 wait_applied(struct applied *ap)
 {
-	int64_t t0 = mono();
-
-	while (!ap->done && mono() - t0 < 10000) {
-		struct timeval tv = {0, 10000};
-		event_base_loopexit(base, &tv);
-		event_base_dispatch(base);
-	}
-	return ap->done;
+	return wait_done(&ap->done, 10000);
 }
 
 static void
@@ -879,7 +881,6 @@ lease(struct redis_link *l, const char *name, int ms, bool renew, struct leased 
 	char lease_ms[16];
 	const char *argv[4] = {"rv:nodes", name, lease_ms, renew ? "1" : "0"};
 	size_t lens[4];
-	int64_t t0 = mono();
 
 	snprintf(lease_ms, sizeof lease_ms, "%d", ms);
 	for (int i = 0; i < 4; i++)
@@ -887,12 +888,7 @@ lease(struct redis_link *l, const char *name, int ms, bool renew, struct leased 
 	le->done = false;
 	if (redis_link_eval(l, &redis_script_lease, on_leased, le, 1, 4, argv, lens) != 0)
 		return false;
-	while (!le->done && mono() - t0 < 10000) {
-		struct timeval tv = {0, 10000};
-		event_base_loopexit(base, &tv);
-		event_base_dispatch(base);
-	}
-	return le->done && le->err[0] == '\0';
+	return wait_done(&le->done, 10000) && le->err[0] == '\0';
 }
 
 static bool
