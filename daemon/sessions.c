@@ -442,51 +442,106 @@ session_lose_glare(struct session *s, const struct session *winner)
 }
 
 enum rv_outcome
-session_act(struct session *s, enum rv_action a, enum rv_role r, const struct user *by,
-	    struct device *by_device, const struct session_act_args *args)
+session_decide(const struct session *s, enum rv_action a, enum rv_role r, const struct user *by,
+	       struct device *by_device, const struct session_act_args *args,
+	       struct session_change *ch)
 {
-	enum rv_state prev;
-	enum rv_outcome o = rv_machine_apply(&s->m, a, r, &prev);
-	json_t *data = NULL;
-
-	if (o != RV_CHANGED && o != RV_RECORDED)
-		return o;
-	device_unref(s->by_device);
-	s->by_device = device_ref(by_device);
-	if (o == RV_CHANGED && a == RV_ACT_ACCEPT && s->answered_by == NULL)
-		s->answered_by = device_ref(by_device); /* the first device to accept wins */
-	s->updated = now_ms();
-	if (o == RV_RECORDED) {
-		session_store(s, false);
-		return o;
+	memset(ch, 0, sizeof *ch);
+	ch->m = s->m;
+	ch->outcome = rv_machine_apply(&ch->m, a, r, &ch->prev);
+	if (ch->outcome != RV_CHANGED && ch->outcome != RV_RECORDED)
+		return ch->outcome;
+	ch->action = a;
+	ch->role = r;
+	ch->by = by;
+	ch->by_device = by_device;
+	ch->answered_by = s->answered_by;
+	if (ch->outcome == RV_CHANGED && a == RV_ACT_ACCEPT && s->answered_by == NULL)
+		ch->answered_by = by_device; /* the first device to accept wins */
+	ch->updated = now_ms();
+	ch->reason = s->reason;
+	ch->has_code = s->has_code;
+	ch->code = s->code;
+	ch->app_data = s->app_data;
+	if (ch->outcome == RV_CHANGED && rv_state_is_final(ch->m.state) && args != NULL) {
+		if (args->reason != NULL)
+			ch->reason = args->reason;
+		if (args->has_code) {
+			ch->has_code = true;
+			ch->code = args->code;
+		}
+		if (args->data != NULL)
+			ch->app_data = args->data;
 	}
-	if (a == RV_ACT_ACCEPT) /* from now on the engaged devices count */
+	if (r == RV_ROLE_DAEMON && args != NULL)
+		ch->daemon_reason = args->reason;
+	if (ch->outcome == RV_CHANGED && a == RV_ACT_INVITE)
+		ch->event_data = s->data;
+	else if (ch->outcome == RV_CHANGED && rv_state_is_final(ch->m.state))
+		ch->event_data = ch->app_data;
+	return ch->outcome;
+}
+
+void
+session_count_change(const struct session_change *ch)
+{
+	if (ch->outcome != RV_CHANGED)
+		return;
+	stats.transitions[ch->prev][ch->m.state]++;
+	if (rv_state_is_final(ch->m.state))
+		stats_ended(ch->action, ch->daemon_reason);
+}
+
+/* Make the change session_decide() described; s is as it was then. */
+static void
+session_change_apply(struct session *s, const struct session_change *ch)
+{
+	device_unref(s->by_device);
+	s->by_device = device_ref(ch->by_device);
+	if (s->answered_by == NULL && ch->answered_by != NULL)
+		s->answered_by = device_ref(ch->answered_by);
+	s->updated = ch->updated;
+	s->m = ch->m;
+	if (ch->outcome == RV_RECORDED) {
+		session_store(s, false);
+		return;
+	}
+	if (ch->action == RV_ACT_ACCEPT) /* from now on the engaged devices count */
 		session_presence(s, s->updated);
-	if (a == RV_ACT_INVITE)
-		data = s->data;
-	stats.transitions[prev][s->m.state]++;
-	held[prev]--;
+	session_count_change(ch);
+	held[ch->prev]--;
 	held[s->m.state]++;
 	if (rv_state_is_final(s->m.state)) {
-		stats_ended(a, r == RV_ROLE_DAEMON && args != NULL ? args->reason : NULL);
 		s->inviter->live_created--;
-		if (args != NULL && args->reason != NULL)
-			s->reason = strdup(args->reason);
-		if (args != NULL && args->has_code) {
-			s->has_code = true;
-			s->code = args->code;
+		if (ch->reason != s->reason) {
+			free(s->reason);
+			s->reason = strdup(ch->reason);
 		}
-		if (args != NULL && args->data != NULL)
-			s->app_data = json_incref(args->data);
-		data = s->app_data;
+		s->has_code = ch->has_code;
+		s->code = ch->code;
+		if (ch->app_data != s->app_data) {
+			json_decref(s->app_data);
+			s->app_data = json_incref(ch->app_data);
+		}
 		session_charge(s);
 	}
 	session_reschedule(s);
-	session_publish(s, prev, by, data);
+	session_publish(s, ch->prev, ch->by, ch->event_data);
 	session_store(s, false);
 	if (rv_state_is_final(s->m.state))
-		session_outcome(s, by);
-	return o;
+		session_outcome(s, ch->by);
+}
+
+enum rv_outcome
+session_act(struct session *s, enum rv_action a, enum rv_role r, const struct user *by,
+	    struct device *by_device, const struct session_act_args *args)
+{
+	struct session_change ch;
+
+	if (session_decide(s, a, r, by, by_device, args, &ch) == RV_CHANGED ||
+	    ch.outcome == RV_RECORDED)
+		session_change_apply(s, &ch);
+	return ch.outcome;
 }
 
 static void

@@ -116,6 +116,41 @@ struct session_act_args {
 };
 
 /*
+ * A change to a session as session_decide() works it out, without touching
+ * the session: the machine's outcome and every field the change sets.
+ * Pointers are borrowed (from the session, the acting user and device, the
+ * args) for as long as those live unchanged.
+ */
+struct session_change {
+	enum rv_outcome outcome; /* RV_CHANGED or RV_RECORDED: the rest is set */
+	enum rv_action action;
+	enum rv_role role;
+	enum rv_state prev; /* the state before (RV_CHANGED) */
+	struct rv_machine m;
+	int64_t updated;
+	const struct user *by;      /* NULL: the daemon */
+	struct device *by_device;   /* NULL: the daemon */
+	struct device *answered_by; /* the invitee's device that accepted, or NULL */
+	const char *reason;         /* the session's reason once changed */
+	bool has_code;
+	json_int_t code;
+	json_t *app_data;
+	const char *daemon_reason; /* the daemon's reason, for the counters */
+	json_t *event_data;        /* the data the event carries, or NULL */
+};
+
+/*
+ * Work out what action a by role r (by: the acting user and device, NULL
+ * for the daemon) would do to s, changing nothing: the machine's outcome,
+ * and in *ch the change when it is RV_CHANGED or RV_RECORDED.
+ */
+enum rv_outcome session_decide(const struct session *s, enum rv_action a, enum rv_role r,
+			       const struct user *by, struct device *by_device,
+			       const struct session_act_args *args, struct session_change *ch);
+/* Count a decided change in the transition counters (stats.h) where it was made. */
+void session_count_change(const struct session_change *ch);
+
+/*
  * Apply action a by role r (by: the acting user and device, NULL for the
  * daemon). On RV_CHANGED the event is published and deadlines updated.
  * Returns the outcome of the state machine.
