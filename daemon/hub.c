@@ -256,56 +256,74 @@ deliver_list(struct sub *list, const struct hist *h)
  * Encode the notification line for one state change, once for every
  * receiver: the block holding it (a reference), the line at *line.
  */
-static struct msgbuf *
-event_encode(const struct hub_event *ev, uint64_t id, const char **line, size_t *len)
+/* Write the line for ev into w, with id, or (at not NULL) without it, *at where it goes. */
+static void
+event_write(struct jsonw *w, const struct hub_event *ev, uint64_t id, size_t *at)
 {
 	char sid[SESSION_ID_HEX + 1];
-	struct msgbuf *mb = NULL;
-	struct jsonw w;
 
 	session_id_format(ev->sid, sid);
-	jsonw_init(&w);
-	jsonw_lit(&w, "{\"jsonrpc\":\"2.0\",\"method\":\"session.state_changed\",\"params\":"
-		      "{\"session\":\"");
-	jsonw_raw(&w, sid, SESSION_ID_HEX);
-	jsonw_lit(&w, "\",\"prev\":\"");
-	jsonw_str_plain(&w, rv_state_name(ev->prev));
-	jsonw_lit(&w, "\",\"state\":\"");
-	jsonw_str_plain(&w, rv_state_name(ev->state));
-	jsonw_lit(&w, "\",\"event\":");
-	jsonw_int(&w, (long long)id);
-	jsonw_lit(&w, ",\"time\":");
-	jsonw_int(&w, ev->time);
-	jsonw_lit(&w, ",\"by\":");
-	jsonw_str(&w, ev->by);
-	jsonw_lit(&w, ",\"by_device\":");
-	jsonw_str(&w, ev->by_device);
-	jsonw_lit(&w, ",\"inviter\":");
-	jsonw_str(&w, ev->inviter->name);
-	jsonw_lit(&w, ",\"invitee\":");
-	jsonw_str(&w, ev->invitee->name);
-	jsonw_lit(&w, ",\"topic\":");
-	jsonw_str(&w, ev->topic);
+	jsonw_lit(w, "{\"jsonrpc\":\"2.0\",\"method\":\"session.state_changed\",\"params\":"
+		     "{\"session\":\"");
+	jsonw_raw(w, sid, SESSION_ID_HEX);
+	jsonw_lit(w, "\",\"prev\":\"");
+	jsonw_str_plain(w, rv_state_name(ev->prev));
+	jsonw_lit(w, "\",\"state\":\"");
+	jsonw_str_plain(w, rv_state_name(ev->state));
+	jsonw_lit(w, "\",\"event\":");
+	if (at != NULL)
+		*at = w->len;
+	else
+		jsonw_int(w, (long long)id);
+	jsonw_lit(w, ",\"time\":");
+	jsonw_int(w, ev->time);
+	jsonw_lit(w, ",\"by\":");
+	jsonw_str(w, ev->by);
+	jsonw_lit(w, ",\"by_device\":");
+	jsonw_str(w, ev->by_device);
+	jsonw_lit(w, ",\"inviter\":");
+	jsonw_str(w, ev->inviter->name);
+	jsonw_lit(w, ",\"invitee\":");
+	jsonw_str(w, ev->invitee->name);
+	jsonw_lit(w, ",\"topic\":");
+	jsonw_str(w, ev->topic);
 	if (ev->reason != NULL) {
-		jsonw_lit(&w, ",\"reason\":");
-		jsonw_str(&w, ev->reason);
+		jsonw_lit(w, ",\"reason\":");
+		jsonw_str(w, ev->reason);
 	}
 	if (ev->has_code) {
-		jsonw_lit(&w, ",\"code\":");
-		jsonw_int(&w, ev->code);
+		jsonw_lit(w, ",\"code\":");
+		jsonw_int(w, ev->code);
 	}
 	if (ev->replaced_by != NULL) {
 		char won[SESSION_ID_HEX + 1];
 		session_id_format(ev->replaced_by, won);
-		jsonw_lit(&w, ",\"replaced_by\":\"");
-		jsonw_raw(&w, won, SESSION_ID_HEX);
-		jsonw_lit(&w, "\"");
+		jsonw_lit(w, ",\"replaced_by\":\"");
+		jsonw_raw(w, won, SESSION_ID_HEX);
+		jsonw_lit(w, "\"");
 	}
 	if (ev->data != NULL) {
-		jsonw_lit(&w, ",\"data\":");
-		jsonw_json(&w, ev->data);
+		jsonw_lit(w, ",\"data\":");
+		jsonw_json(w, ev->data);
 	}
-	jsonw_lit(&w, "}}\n");
+	jsonw_lit(w, "}}\n");
+}
+
+int
+hub_event_line(const struct hub_event *ev, struct jsonw *w, size_t *at)
+{
+	event_write(w, ev, 0, at);
+	return jsonw_ok(w) ? 0 : -1;
+}
+
+static struct msgbuf *
+event_encode(const struct hub_event *ev, uint64_t id, const char **line, size_t *len)
+{
+	struct msgbuf *mb = NULL;
+	struct jsonw w;
+
+	jsonw_init(&w);
+	event_write(&w, ev, id, NULL);
 	if (jsonw_ok(&w)) {
 		mb = msgbuf_append(w.buf, w.len, line);
 		*len = w.len;
@@ -402,25 +420,14 @@ hub_publish(const struct hub_event *ev)
 	return id;
 }
 
-/* One stored event back into history; -1 if it does not follow the previous one. */
+/* An encoded event (ev->line) into history with its users; -1 when memory ran out. */
 static int
-hub_recover_one(const struct store_event *ev, void *arg)
+hub_append_stored(const struct store_event *ev)
 {
-	struct user *inviter, *invitee;
-	struct msgbuf *mb;
+	struct user *inviter = user_get(ev->inviter), *invitee = user_get(ev->invitee);
 	const char *line = NULL;
-	uint64_t *prev = arg;
+	struct msgbuf *mb = msgbuf_append(ev->line, ev->len, &line);
 
-	if ((*prev != 0 && ev->id != *prev + 1) || ev->id > hub.last) {
-		log_error("store: event %llu is out of sequence (after %llu, last %llu)",
-			  (unsigned long long)ev->id, (unsigned long long)*prev,
-			  (unsigned long long)hub.last);
-		return -1;
-	}
-	*prev = ev->id;
-	mb = msgbuf_append(ev->line, ev->len, &line);
-	inviter = user_get(ev->inviter);
-	invitee = user_get(ev->invitee);
 	if (mb != NULL && inviter != NULL && invitee != NULL)
 		hub_append(ev->id, ev->time, ev->sid, inviter, invitee, ev->invitee_visible,
 			   line_final(ev->line, ev->len), mb, line, ev->len);
@@ -428,26 +435,77 @@ hub_recover_one(const struct store_event *ev, void *arg)
 	user_unref(invitee);
 	if (mb == NULL || inviter == NULL || invitee == NULL) {
 		msgbuf_unref(mb);
-		log_error("hub: out of memory loading event history");
+		log_error("hub: out of memory holding event %llu", (unsigned long long)ev->id);
 		return -1;
 	}
+	return 0;
+}
+
+/* The id of the newest event held, or 0. */
+static uint64_t
+hub_last_held(void)
+{
+	return hub.len > 0 ? hub.ring[(hub.head + hub.len - 1) % hub.cap].id : 0;
+}
+
+int
+hub_history_add(const struct store_event *ev)
+{
+	if ((hub.len > 0 && ev->id != hub_last_held() + 1) || ev->id > hub.last) {
+		log_error("hub: event %llu is out of sequence (after %llu, last %llu)",
+			  (unsigned long long)ev->id, (unsigned long long)hub_last_held(),
+			  (unsigned long long)hub.last);
+		return -1;
+	}
+	return hub_append_stored(ev);
+}
+
+/* One stored event back into history (arg unused). */
+static int
+hub_recover_one(const struct store_event *ev, void *arg)
+{
+	(void)arg;
+	return hub_history_add(ev);
+}
+
+void
+hub_restart(uint64_t last)
+{
+	hub_clear_history();
+	hub.last = hub.delivered = last;
+}
+
+int
+hub_publish_stored(const struct store_event *ev)
+{
+	if (ev->id != hub.last + 1) {
+		log_error("hub: event %llu does not follow %llu", (unsigned long long)ev->id,
+			  (unsigned long long)hub.last);
+		return -1;
+	}
+	hub_flush_replays(); /* as hub_publish() */
+	hub_trim_age(ev->time);
+	if (hub_append_stored(ev) != 0)
+		return -1;
+	hub.last = ev->id;
+	stats.events_published++;
 	return 0;
 }
 
 int
 hub_recover(void)
 {
-	uint64_t last, prev = 0;
+	uint64_t last;
 
 	hub_clear_history();
 	if (store_last_event(&last) != 0)
 		return -1;
 	hub.last = hub.delivered = last;
-	if (store_load_events(last > hub.cap ? last - hub.cap : 0, hub_recover_one, &prev) != 0)
+	if (store_load_events(last > hub.cap ? last - hub.cap : 0, hub_recover_one, NULL) != 0)
 		return -1;
-	if (hub.len > 0 && prev != last) {
+	if (hub.len > 0 && hub_last_held() != last) {
 		log_error("store: the newest event held is %llu, the last event id %llu",
-			  (unsigned long long)prev, (unsigned long long)last);
+			  (unsigned long long)hub_last_held(), (unsigned long long)last);
 		return -1;
 	}
 	hub_trim_age(now_ms());

@@ -104,6 +104,29 @@ int hub_recover(void);
  * first.
  */
 uint64_t hub_publish(const struct hub_event *ev);
+struct jsonw;
+struct store_event;
+
+/*
+ * Write ev's notification line ("\n" included) into w without its event
+ * id: *at is where the id goes (a store that numbers events itself, Redis,
+ * puts it there). 0, or -1 when memory ran out.
+ */
+int hub_event_line(const struct hub_event *ev, struct jsonw *w, size_t *at);
+/*
+ * Take an event numbered and encoded elsewhere (another node, through a
+ * shared store): its id must be hub_last_event() + 1. Fanned out at the next
+ * hub_flush(), as hub_publish()'s. 0, or -1 (out of sequence, out of memory).
+ */
+int hub_publish_stored(const struct store_event *ev);
+/* Forget the history and go on from event last (a shared store's snapshot). */
+void hub_restart(uint64_t last);
+/*
+ * Put an older event back into history, after hub_restart(): each follows
+ * the one before, and none is above the last. 0, or -1.
+ */
+int hub_history_add(const struct store_event *ev);
+
 /*
  * Send the replays subscriptions asked for, then fan out every event
  * published since the last flush. Call after replying to a request.

@@ -3,26 +3,61 @@
 
 struct redis_script redis_script_transition;
 struct redis_script redis_script_lease;
+struct redis_script redis_script_snapshot;
 
 static const char transition_lua[] =
 	"local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')\n"
 	"if version ~= tonumber(ARGV[1]) then\n"
-	"  return {0, version, redis.call('HGET', KEYS[1], 'record')}\n"
+	"  local h = redis.call('HMGET', KEYS[1], 'record', 'seq')\n"
+	"  return {0, version, h[1], tonumber(h[2] or '0')}\n"
 	"end\n"
-	"local id = redis.call('INCR', KEYS[2])\n"
-	"local line = ARGV[3] .. id .. ARGV[4]\n"
-	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], id .. '-1', 'line', line,\n"
-	"           'session', ARGV[6])\n"
-	"redis.call('HSET', KEYS[1], 'version', version + 1, 'record', ARGV[2], 'event', id)\n"
-	"if ARGV[5] == '' then\n"
-	"  redis.call('ZREM', KEYS[4], ARGV[6])\n"
+	"local id, event, seq = 0, 0, 0\n"
+	"if ARGV[3] ~= '' then\n"
+	"  id = redis.call('INCR', KEYS[2])\n"
+	"  event = id\n"
 	"else\n"
-	"  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])\n"
+	"  event = tonumber(redis.call('HGET', KEYS[1], 'event') or '0')\n"
 	"end\n"
-	"redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6])\n"
-	"redis.call('ZADD', KEYS[6], ARGV[7], ARGV[6])\n"
-	"redis.call('PUBLISH', ARGV[9], id .. ' ' .. line)\n"
-	"return {1, id, version + 1}\n";
+	"if version == 0 then\n"
+	"  seq = id\n"
+	"  redis.call('ZADD', KEYS[5], seq, ARGV[6])\n"
+	"else\n"
+	"  seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))\n"
+	"end\n"
+	"local fs = redis.call('INCR', KEYS[3])\n"
+	"local msg = fs .. ' ' .. id .. ' ' .. (version + 1) .. ' ' .. seq .. ' ' .. event ..\n"
+	"            ' ' .. ARGV[9] .. '\\n' .. ARGV[2] .. '\\n'\n"
+	"if id ~= 0 then\n"
+	"  msg = msg .. ARGV[3] .. id .. ARGV[4]\n"
+	"end\n"
+	"redis.call('HSET', KEYS[1], 'version', version + 1, 'record', ARGV[2], 'seq', seq,\n"
+	"           'event', event)\n"
+	"if ARGV[5] ~= '' then\n"
+	"  redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+	"end\n"
+	"redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], fs .. '-1', 'm', msg)\n"
+	"redis.call('PUBLISH', ARGV[8], msg)\n"
+	"return {1, fs, id, version + 1, seq}\n";
+
+/* Everything at one instant: counters, every session, the newest history. */
+static const char snapshot_lua[] =
+	"local fs = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+	"local ev = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+	"local ids = redis.call('ZRANGE', KEYS[3], 0, -1)\n"
+	"local sessions = {}\n"
+	"for _, sid in ipairs(ids) do\n"
+	"  local h = redis.call('HMGET', ARGV[2] .. sid, 'version', 'record', 'seq', 'event')\n"
+	"  if h[1] then\n"
+	"    table.insert(sessions, h[1] .. ' ' .. h[3] .. ' ' .. h[4] .. '\\n' .. h[2])\n"
+	"  else\n"
+	"    redis.call('ZREM', KEYS[3], sid)\n"
+	"  end\n"
+	"end\n"
+	"local log = {}\n"
+	"for _, e in ipairs(redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', ARGV[1])) do\n"
+	"  table.insert(log, 1, e[2][2])\n"
+	"end\n"
+	"return {fs, ev, sessions, log}\n";
 
 static const char lease_lua[] =
 	"local t = redis.call('TIME')\n"
@@ -42,4 +77,5 @@ redis_scripts_init(void)
 {
 	redis_script_init(&redis_script_transition, transition_lua);
 	redis_script_init(&redis_script_lease, lease_lua);
+	redis_script_init(&redis_script_snapshot, snapshot_lua);
 }

@@ -12,18 +12,23 @@
 /*
  * transition: apply one change of one session, if nobody changed it since
  * the node read it.
- *   KEYS: 1 the session (hash), 2 the event counter, 3 the history
- *         (stream), 4 deadlines (sorted set), 5 the inviter's sessions,
- *         6 the invitee's sessions (sorted sets).
+ *   KEYS: 1 the session (hash: version, record, seq, event), 2 the event
+ *         counter, 3 the feed counter, 4 the feed's history (stream),
+ *         5 every session (sorted set by creation order).
  *   ARGV: 1 the version the node decided on (0: the session must not exist
  *         yet), 2 the new record, 3 and 4 the event line before and after
- *         its id, 5 the next deadline (Unix ms, "" for none), 6 the session
- *         id, 7 its creation order, 8 how many events the history keeps,
- *         9 the channel to publish on.
- *   Returns {1, event id, new version}, or {0, current version, current
- *   record (or false)} when the version did not match: nothing changed.
- * The event goes into the history with the stream id "<event>-1" and out on
- * the channel as "<event> <line>".
+ *         its id ("" and "": no event, the record alone changed), 5 how
+ *         long the session is kept from now, in ms ("" for ever), 6 the
+ *         session id, 7 how many feed messages the history keeps, 8 the
+ *         channel to publish on, 9 a tag for the node's own use (no space).
+ *   Returns {1, feed position, event id (0: none), new version, creation
+ *   order}, or {0, current version, current record (or false), creation
+ *   order} when the version did not match: nothing changed.
+ * A session's creation order is its first event's id. Every change is one
+ * message, numbered by the feed counter, added to the history with the
+ * stream id "<position>-1" and published on the channel:
+ *   "<position> <event id or 0> <version> <order> <latest event> <tag>\n"
+ *   "<record>\n<event line, if any>"
  */
 extern struct redis_script redis_script_transition;
 
@@ -36,6 +41,16 @@ extern struct redis_script redis_script_transition;
  *   whose lease lives, once expired ones are forgotten.
  */
 extern struct redis_script redis_script_lease;
+
+/*
+ * snapshot: everything at one instant, to start from.
+ *   KEYS: 1 the feed counter, 2 the event counter, 3 every session (sorted
+ *         set; ids whose session expired are removed from it), 4 the history.
+ *   ARGV: 1 how many history messages to return, 2 the session keys' prefix.
+ *   Returns {feed position, last event id, {"<version> <order> <latest
+ *   event>\n<record>", ...} in creation order, {message, ...} oldest first}.
+ */
+extern struct redis_script redis_script_snapshot;
 
 void redis_scripts_init(void);
 

@@ -15,6 +15,7 @@
 #include "sessions.h"
 #include "stats.h"
 #include "store.h"
+#include "store_record.h"
 #include "users.h"
 
 static struct idtable table;         /* by id */
@@ -268,35 +269,42 @@ session_touch(struct session *s)
 }
 
 /* Write s to the store (insert: it is new); the next commit makes it durable. */
+/* The durable fields of s as a record (strings borrowed from s; data not included). */
+static void
+session_to_record(const struct session *s, struct store_session *r)
+{
+	memset(r, 0, sizeof *r);
+	r->seq = s->seq;
+	memcpy(r->id, s->id, SESSION_ID_BYTES);
+	r->inviter = s->inviter->name;
+	r->invitee = s->invitee->name;
+	r->m = s->m;
+	r->created = s->created;
+	r->updated = s->updated;
+	r->expires = s->expires;
+	r->event = s->event;
+	r->reason = s->reason;
+	r->has_code = s->has_code;
+	r->code = s->code;
+	r->inviter_device = s->inviter_device != NULL ? s->inviter_device->name : NULL;
+	r->answered_by = s->answered_by != NULL ? s->answered_by->name : NULL;
+	r->by_user = s->by_device != NULL ? s->by_device->user->name : NULL;
+	r->by_device = s->by_device != NULL ? s->by_device->name : NULL;
+	r->topic = s->topic;
+	r->replaced = s->replaced;
+	memcpy(r->replaced_by, s->replaced_by, SESSION_ID_BYTES);
+}
+
 static void
 session_store(struct session *s, bool insert)
 {
-	struct store_session r = {
-		.seq = s->seq,
-		.inviter = s->inviter->name,
-		.invitee = s->invitee->name,
-		.m = s->m,
-		.created = s->created,
-		.updated = s->updated,
-		.expires = s->expires,
-		.event = s->event,
-		.reason = s->reason,
-		.has_code = s->has_code,
-		.code = s->code,
-		.inviter_device = s->inviter_device != NULL ? s->inviter_device->name : NULL,
-		.answered_by = s->answered_by != NULL ? s->answered_by->name : NULL,
-		.by_user = s->by_device != NULL ? s->by_device->user->name : NULL,
-		.by_device = s->by_device != NULL ? s->by_device->name : NULL,
-		.topic = s->topic,
-		.replaced = s->replaced,
-	};
+	struct store_session r;
 	char *data = NULL, *app = NULL;
 
 	if (!store_durable())
 		return;
 	session_touch(s);
-	memcpy(r.id, s->id, SESSION_ID_BYTES);
-	memcpy(r.replaced_by, s->replaced_by, SESSION_ID_BYTES);
+	session_to_record(s, &r);
 	if (insert && s->data != NULL)
 		data = json_dumps(s->data, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (s->app_data != NULL)
@@ -313,22 +321,31 @@ session_store(struct session *s, bool insert)
 	free(app);
 }
 
+/* Whether a new session would take inviter over a limit: *limit says which. */
+static bool
+session_limited(const struct user *inviter, const json_t *data, const char **limit)
+{
+	if (inviter->live_created >= config.max_sessions_per_user) {
+		*limit = "max_sessions_per_user";
+		return true;
+	}
+	/* Ended sessions count too until they are freed: memory, not only live ones. */
+	if (config.max_user_bytes != 0 &&
+	    inviter->held_bytes + SESSION_BYTES + json_bytes(data) > config.max_user_bytes) {
+		*limit = "max_user_bytes";
+		return true;
+	}
+	return false;
+}
+
 int
 session_create(struct user *inviter, struct device *device, struct user *invitee, const char *topic,
 	       int64_t ttl_ms, json_t *data, struct session **out, const char **limit)
 {
 	struct session *s;
 
-	if (inviter->live_created >= config.max_sessions_per_user) {
-		*limit = "max_sessions_per_user";
+	if (session_limited(inviter, data, limit))
 		return RV_ERR_LIMIT;
-	}
-	/* Ended sessions count too until they are freed: memory, not only live ones. */
-	if (config.max_user_bytes != 0 &&
-	    inviter->held_bytes + SESSION_BYTES + json_bytes(data) > config.max_user_bytes) {
-		*limit = "max_user_bytes";
-		return RV_ERR_LIMIT;
-	}
 	s = calloc(1, sizeof *s);
 	if (s == NULL || random_bytes(s->id, sizeof s->id) != 0 ||
 	    (topic != NULL && *topic != '\0' && (s->topic = strdup(topic)) == NULL)) {
@@ -370,7 +387,7 @@ static void session_presence(struct session *s, int64_t now);
 
 /* A session ended: its parties' devices that do not see it end learn it later. */
 static void
-session_outcome(const struct session *s, const struct user *by)
+session_outcome(const struct session *s, const char *by)
 {
 	char sid[SESSION_ID_HEX + 1];
 	json_t *p;
@@ -381,7 +398,7 @@ session_outcome(const struct session *s, const struct user *by)
 		return;
 	session_id_format(s->id, sid);
 	p = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:s}", "session", sid, "state",
-		      rv_state_name(s->m.state), "by", by != NULL ? by->name : NULL, "by_device",
+		      rv_state_name(s->m.state), "by", by, "by_device",
 		      s->by_device != NULL ? s->by_device->name : NULL, "event",
 		      (json_int_t)s->event, "time", (json_int_t)s->updated, "topic",
 		      s->topic != NULL ? s->topic : "");
@@ -529,7 +546,7 @@ session_change_apply(struct session *s, const struct session_change *ch)
 	session_publish(s, ch->prev, ch->by, ch->event_data);
 	session_store(s, false);
 	if (rv_state_is_final(s->m.state))
-		session_outcome(s, ch->by);
+		session_outcome(s, ch->by != NULL ? ch->by->name : NULL);
 }
 
 enum rv_outcome
@@ -542,6 +559,101 @@ session_act(struct session *s, enum rv_action a, enum rv_role r, const struct us
 	    ch.outcome == RV_RECORDED)
 		session_change_apply(s, &ch);
 	return ch.outcome;
+}
+
+/* The line of the event that brought r into its state from prev, without its id. */
+static int
+record_event_line(const struct store_session *r, struct user *inviter, struct user *invitee,
+		  enum rv_state prev, const char *by, json_t *data, struct jsonw *line, size_t *at)
+{
+	bool final = rv_state_is_final(r->m.state);
+	struct hub_event ev = {
+		.sid = r->id,
+		.inviter = inviter,
+		.invitee = invitee,
+		.invitee_visible = (r->m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0,
+		.prev = prev,
+		.state = r->m.state,
+		.time = r->updated,
+		.by = by,
+		.by_device = r->by_device,
+		.topic = r->topic != NULL ? r->topic : "",
+		.replaced_by = r->replaced && final ? r->replaced_by : NULL,
+		.reason = final ? r->reason : NULL,
+		.has_code = final && r->has_code,
+		.code = r->code,
+		.data = data,
+	};
+
+	return hub_event_line(&ev, line, at);
+}
+
+int
+session_change_encode(const struct session *s, const struct session_change *ch, struct jsonw *rec,
+		      struct jsonw *line, size_t *at)
+{
+	struct store_session r;
+	char *data = NULL, *app = NULL;
+	int rc = 0;
+
+	session_to_record(s, &r);
+	r.m = ch->m;
+	r.updated = ch->updated;
+	r.answered_by = ch->answered_by != NULL ? ch->answered_by->name : NULL;
+	r.by_user = ch->by_device != NULL ? ch->by_device->user->name : NULL;
+	r.by_device = ch->by_device != NULL ? ch->by_device->name : NULL;
+	r.reason = ch->reason;
+	r.has_code = ch->has_code;
+	r.code = ch->code;
+	if ((s->data != NULL &&
+	     (data = json_dumps(s->data, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL) ||
+	    (ch->app_data != NULL &&
+	     (app = json_dumps(ch->app_data, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL))
+		rc = -1;
+	r.data = data;
+	r.app_data = app;
+	store_record_write(rec, &r);
+	if (rc == 0 && ch->outcome == RV_CHANGED)
+		rc = record_event_line(&r, s->inviter, s->invitee, ch->prev,
+				       ch->by != NULL ? ch->by->name : NULL, ch->event_data, line,
+				       at);
+	free(data);
+	free(app);
+	return rc == 0 && jsonw_ok(rec) ? 0 : -1;
+}
+
+int
+session_create_encode(struct user *inviter, struct device *device, struct user *invitee,
+		      const char *topic, int64_t ttl_ms, json_t *data, struct jsonw *rec,
+		      struct jsonw *line, size_t *at, const char **limit)
+{
+	struct store_session r = {
+		.inviter = inviter->name,
+		.invitee = invitee->name,
+		.inviter_device = device->name,
+		.by_user = inviter->name,
+		.by_device = device->name,
+		.topic = topic != NULL && *topic != '\0' ? topic : NULL,
+	};
+	char *text = NULL;
+	int rc;
+
+	if (session_limited(inviter, data, limit))
+		return RV_ERR_LIMIT;
+	if (random_bytes(r.id, sizeof r.id) != 0) {
+		log_error("sessions: cannot create a session: no randomness");
+		return RV_ERR_INTERNAL;
+	}
+	rv_machine_init(&r.m);
+	r.created = r.updated = now_ms();
+	r.expires = r.created + ttl_ms;
+	if (data != NULL && (text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+		return RV_ERR_INTERNAL;
+	r.data = text;
+	store_record_write(rec, &r);
+	rc = record_event_line(&r, inviter, invitee, RSS_UNKNOWN, inviter->name, data, line, at);
+	free(text);
+	return rc == 0 && jsonw_ok(rec) ? 0 : RV_ERR_INTERNAL;
 }
 
 static void
@@ -863,15 +975,14 @@ session_apply(struct session *s, const struct store_session *r)
 	return 0;
 }
 
-/* One stored session back in memory, its parties away since 'now'. */
-static int
-session_recover_one(const struct store_session *r, void *arg)
+/* A stored session into the table, as the record has it; NULL (after logging) on failure. */
+static struct session *
+session_insert_record(const struct store_session *r)
 {
-	const int64_t *now = arg;
 	struct session *s = calloc(1, sizeof *s);
 
 	if (s == NULL)
-		return -1;
+		return NULL;
 	memcpy(s->id, r->id, SESSION_ID_BYTES);
 	s->seq = r->seq;
 	s->inviter = user_get(r->inviter);
@@ -886,9 +997,8 @@ session_recover_one(const struct store_session *r, void *arg)
 		user_unref(s->inviter);
 		user_unref(s->invitee);
 		free(s);
-		return -1;
+		return NULL;
 	}
-	s->inviter_away = s->invitee_away = *now;
 	if (r->seq >= next_seq)
 		next_seq = r->seq + 1;
 	idtable_insert(&table, &s->node);
@@ -896,6 +1006,48 @@ session_recover_one(const struct store_session *r, void *arg)
 	DL_APPEND2(s->inviter->inviting, s, inv_prev, inv_next);
 	DL_APPEND2(s->invitee->invited, s, vee_prev, vee_next);
 	DL_APPEND2(all_sessions, s, all_prev, all_next);
+	return s;
+}
+
+/* One stored session back in memory, its parties away since 'now'. */
+static int
+session_recover_one(const struct store_session *r, void *arg)
+{
+	const int64_t *now = arg;
+	struct session *s = session_insert_record(r);
+
+	if (s == NULL)
+		return -1;
+	s->inviter_away = s->invitee_away = *now;
+	session_reschedule(s);
+	return 0;
+}
+
+int
+sessions_apply_record(const struct store_session *r, uint64_t version)
+{
+	struct session *s = session_find(r->id);
+	bool was_final = s != NULL && rv_state_is_final(s->m.state);
+	int rc = 0;
+
+	if (s == NULL) {
+		s = session_insert_record(r);
+		if (s == NULL)
+			return -1;
+	} else if (version > s->version) {
+		held[s->m.state]--;
+		rc = session_apply(s, r);
+		held[s->m.state]++;
+	} else {
+		return 0; /* what is held is as new */
+	}
+	if (rc != 0)
+		return -1;
+	s->version = version;
+	if (!rv_state_is_final(s->m.state))
+		session_presence(s, now_ms());
+	else if (!was_final)
+		session_outcome(s, r->by_user);
 	session_reschedule(s);
 	return 0;
 }

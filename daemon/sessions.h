@@ -18,6 +18,8 @@
 #include "util.h"
 
 struct event_base;
+struct store_session;
+struct jsonw;
 struct user;
 
 struct session {
@@ -28,6 +30,7 @@ struct session {
 	int64_t inviter_away, invitee_away; /* since when without a connection; 0 if connected */
 	uint64_t event;                     /* id of this session's latest event */
 	uint64_t seq;                       /* creation order, for listing */
+	uint64_t version;                   /* a shared store's count of its changes; 0 otherwise */
 	char *reason;                       /* why it ended, or NULL */
 	bool has_code;
 	bool txn_touched; /* written in the store's open transaction (on 'touched') */
@@ -147,6 +150,32 @@ struct session_change {
 enum rv_outcome session_decide(const struct session *s, enum rv_action a, enum rv_role r,
 			       const struct user *by, struct device *by_device,
 			       const struct session_act_args *args, struct session_change *ch);
+/*
+ * What a decided change (RV_CHANGED or RV_RECORDED) makes of s, for a store
+ * that checks it elsewhere before it counts (Redis): the new record into
+ * rec (store_record.h), and for RV_CHANGED the event's line into line
+ * without its id (*at: where the id goes, hub_event_line()). 0, or -1 when
+ * memory ran out.
+ */
+int session_change_encode(const struct session *s, const struct session_change *ch,
+			  struct jsonw *rec, struct jsonw *line, size_t *at);
+/*
+ * Session creation for a store that checks it elsewhere first: the new
+ * session's record into rec and its first event's line into line, as
+ * session_change_encode(); nothing is created here. 0, RV_ERR_LIMIT (with
+ * *limit, as session_create()), or RV_ERR_INTERNAL.
+ */
+int session_create_encode(struct user *inviter, struct device *device, struct user *invitee,
+			  const char *topic, int64_t ttl_ms, json_t *data, struct jsonw *rec,
+			  struct jsonw *line, size_t *at, const char **limit);
+/*
+ * A shared store's record of a session at version (another node's change,
+ * or this node's once the store took it): make the session so, creating it
+ * if it is new here, unless what is held is as new. Its event, if any, is
+ * the caller's to publish. 0, or -1 after logging (a damaged record, out of
+ * memory).
+ */
+int sessions_apply_record(const struct store_session *r, uint64_t version);
 /* Count a decided change in the transition counters (stats.h) where it was made. */
 void session_count_change(const struct session_change *ch);
 
@@ -171,8 +200,6 @@ bool session_answered_elsewhere(const struct session *s, enum rv_action a, enum 
  * (the inviter's creating device, the answering device), or NULL before.
  */
 const struct device *session_engaged_device(const struct session *s, const struct user *u);
-
-struct jsonw;
 
 /* Write the session record as viewer sees it (remote_user, flags). */
 void session_record_write(struct jsonw *w, const struct session *s, const struct user *viewer);

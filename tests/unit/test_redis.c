@@ -689,7 +689,8 @@ test_sentinel(void)
 /* What a transition script answered. */
 struct applied {
 	bool done;
-	long long ok, a, b; /* {1, event, version} or {0, version, record} */
+	long long ok, a, b,
+		c; /* {1, position, event, version, order} or {0, version, record, order} */
 	char err[128];
 };
 
@@ -699,55 +700,99 @@ on_applied(void *arg, const redisReply *r, const char *err)
 	struct applied *ap = arg;
 
 	ap->done = true;
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
 		snprintf(ap->err, sizeof ap->err, "%s",
 			 err != NULL                   ? err
 			 : r != NULL && r->str != NULL ? r->str
-						       : "not an array of 3");
+						       : "not an array of 4 or 5");
 		return;
 	}
 	ap->ok = r->element[0]->integer;
 	ap->a = r->element[1]->integer;
 	ap->b = r->element[2]->type == REDIS_REPLY_INTEGER ? r->element[2]->integer : 0;
+	ap->c = r->element[3]->integer;
+	if (ap->ok == 0 && r->element[2]->type == REDIS_REPLY_STRING)
+		snprintf(ap->err, sizeof ap->err, "%s", r->element[2]->str);
 }
 
-/* Run the transition script for session sid from version 'from' on l (answer later into ap). */
+/*
+ * Run the transition script for session sid from version 'from' on l
+ * (answer later into ap); event: whether the change has an event.
+ */
 static int
-transition(struct redis_link *l, const char *sid, long long from, const char *record,
+transition(struct redis_link *l, const char *sid, long long from, const char *record, bool event,
 	   struct applied *ap)
 {
-	char skey[64], inviter[] = "rv:u:alice", invitee[] = "rv:u:bob", ver[24];
-	const char *argv[15];
-	size_t lens[15];
+	char skey[64], ver[24];
+	const char *argv[14];
+	size_t lens[14];
 	int n = 0;
 
 	snprintf(skey, sizeof skey, "rv:s:%s", sid);
 	snprintf(ver, sizeof ver, "%lld", from);
 	argv[n++] = skey;
 	argv[n++] = "rv:ev";
+	argv[n++] = "rv:fs";
 	argv[n++] = "rv:log";
-	argv[n++] = "rv:due";
-	argv[n++] = inviter;
-	argv[n++] = invitee;
+	argv[n++] = "rv:sessions";
 	argv[n++] = ver;
 	argv[n++] = record;
-	argv[n++] = "{\"event\":";
-	argv[n++] = "}\n";
-	argv[n++] = "1795000000000";
+	argv[n++] = event ? "{\"event\":" : "";
+	argv[n++] = event ? "}\n" : "";
+	argv[n++] = "";
 	argv[n++] = sid;
-	argv[n++] = "7";
 	argv[n++] = "100";
 	argv[n++] = "rv:events";
+	argv[n++] = "t1";
 	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]);
 	memset(ap, 0, sizeof *ap);
-	return redis_link_eval(l, &redis_script_transition, on_applied, ap, 6, n, argv, lens);
+	return redis_link_eval(l, &redis_script_transition, on_applied, ap, 5, n, argv, lens);
 }
 
 static bool
 wait_applied(struct applied *ap)
 {
 	return wait_done(&ap->done, 10000);
+}
+
+/* What the snapshot script answered (the first session and history message). */
+struct snapshot {
+	bool done;
+	long long fs, ev;
+	int nsessions, nlog;
+	char first[128], log_first[128];
+};
+
+static void
+on_snapshot(void *arg, const redisReply *r, const char *err)
+{
+	struct snapshot *sn = arg;
+
+	(void)err;
+	sn->done = true;
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+		return;
+	sn->fs = r->element[0]->integer;
+	sn->ev = r->element[1]->integer;
+	sn->nsessions = (int)r->element[2]->elements;
+	sn->nlog = (int)r->element[3]->elements;
+	if (sn->nsessions > 0)
+		snprintf(sn->first, sizeof sn->first, "%s", r->element[2]->element[0]->str);
+	if (sn->nlog > 0)
+		snprintf(sn->log_first, sizeof sn->log_first, "%s", r->element[3]->element[0]->str);
+}
+
+static bool
+wait_snapshot(struct redis_link *l, int argc, const char **argv, struct snapshot *sn)
+{
+	size_t lens[16];
+
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	memset(sn, 0, sizeof *sn);
+	return redis_link_command(l, on_snapshot, sn, argc, argv, lens) == 0 &&
+	       wait_done(&sn->done, 10000);
 }
 
 static void
@@ -777,44 +822,66 @@ test_transition_script(void)
 	CHECK(wait_for(&s1.ups, 1, 10000) && wait_for(&s2.ups, 1, 10000) &&
 	      wait_for(&ss.ups, 1, 10000));
 
-	/* Create (from version 0), change (from 1), and a stale change (from 1 again). */
-	CHECK(transition(n1, "s0", 0, "{\"state\":\"RSS_READY\"}", &ap) == 0 && wait_applied(&ap));
-	CHECK_MSG(ap.ok == 1 && ap.a == 1 && ap.b == 1, "create: %lld %lld %lld %s", ap.ok, ap.a,
-		  ap.b, ap.err);
-	CHECK(transition(n2, "s0", 1, "{\"state\":\"RSS_INVITATION\"}", &ap) == 0 &&
+	/*
+	 * Create (from version 0), change (from 1), a stale change (from 1
+	 * again), and a change of the record alone (no event).
+	 */
+	CHECK(transition(n1, "s0", 0, "{\"state\":\"RSS_READY\"}", true, &ap) == 0 &&
 	      wait_applied(&ap));
-	CHECK_MSG(ap.ok == 1 && ap.a == 2 && ap.b == 2, "change: %lld %lld %lld %s", ap.ok, ap.a,
-		  ap.b, ap.err);
-	CHECK(transition(n1, "s0", 1, "{\"state\":\"RSS_CANCELLED\"}", &ap) == 0 &&
+	CHECK_MSG(ap.ok == 1 && ap.a == 1 && ap.b == 1 && ap.c == 1, "create: %lld %lld %lld %s",
+		  ap.ok, ap.a, ap.b, ap.err);
+	CHECK(transition(n2, "s0", 1, "{\"state\":\"RSS_INVITATION\"}", true, &ap) == 0 &&
 	      wait_applied(&ap));
-	CHECK_MSG(ap.ok == 0 && ap.a == 2, "a stale change was applied: %lld %lld %s", ap.ok, ap.a,
-		  ap.err);
+	CHECK_MSG(ap.ok == 1 && ap.a == 2 && ap.b == 2 && ap.c == 2, "change: %lld %lld %lld %s",
+		  ap.ok, ap.a, ap.b, ap.err);
+	CHECK(transition(n1, "s0", 1, "{\"state\":\"RSS_CANCELLED\"}", true, &ap) == 0 &&
+	      wait_applied(&ap));
+	CHECK_MSG(ap.ok == 0 && ap.a == 2 && ap.c == 1 &&
+			  strcmp(ap.err, "{\"state\":\"RSS_INVITATION\"}") == 0,
+		  "a stale change was applied: %lld %lld %s", ap.ok, ap.a, ap.err);
+	CHECK(transition(n2, "s0", 2, "{\"confirmed\":1}", false, &ap) == 0 && wait_applied(&ap));
+	CHECK_MSG(ap.ok == 1 && ap.a == 3 && ap.b == 0 && ap.c == 3, "record alone: %lld %lld %s",
+		  ap.ok, ap.a, ap.err);
 	{
 		const char *get[2] = {"GET", "rv:ev"}, *rec[3] = {"HGET", "rv:s:s0", "record"};
 		const char *hist[4] = {"XRANGE", "rv:log", "2-1", "2-1"};
-		const char *due[3] = {"ZSCORE", "rv:due", "s0"},
-			   *idx[3] = {"ZSCORE", "rv:u:bob", "s0"};
+		const char *idx[3] = {"ZSCORE", "rv:sessions", "s0"};
 		CHECK(ask(n1, &a, 2, get) && strcmp(a.str, "2") == 0);
-		CHECK(ask(n1, &a, 3, rec) && strcmp(a.str, "{\"state\":\"RSS_INVITATION\"}") == 0);
+		CHECK(ask(n1, &a, 3, rec) && strcmp(a.str, "{\"confirmed\":1}") == 0);
 		CHECK(ask(n1, &a, 4, hist) && a.type == REDIS_REPLY_ARRAY && a.elements == 1);
-		CHECK(ask(n1, &a, 3, due) && strcmp(a.str, "1795000000000") == 0);
-		CHECK(ask(n1, &a, 3, idx) && strcmp(a.str, "7") == 0);
+		CHECK(ask(n1, &a, 3, idx) && strcmp(a.str, "1") == 0);
 	}
-	CHECK(wait_for(&feed.count, 2, 10000));
-	CHECK_MSG(strcmp(feed.last, "2 {\"event\":2}\n") == 0, "published: %s", feed.last);
+	CHECK(wait_for(&feed.count, 3, 10000));
+	CHECK_MSG(strcmp(feed.last, "3 0 3 1 2 t1\n{\"confirmed\":1}\n") == 0, "published: %s",
+		  feed.last);
+	{ /* The snapshot: counters, the session with its version, order and event, the history. */
+		const char *snap[] = {"EVALSHA", redis_script_snapshot.sha,
+				      "4",       "rv:fs",
+				      "rv:ev",   "rv:sessions",
+				      "rv:log",  "2",
+				      "rv:s:"};
+		struct snapshot sn;
+		CHECK(redis_link_add_script(n1, &redis_script_snapshot) == 0);
+		CHECK(wait_snapshot(n1, 9, snap, &sn));
+		CHECK_MSG(sn.fs == 3 && sn.ev == 2 && sn.nsessions == 1 &&
+				  strcmp(sn.first, "3 1 2\n{\"confirmed\":1}") == 0 &&
+				  sn.nlog == 2 && strncmp(sn.log_first, "2 2 2 1 2 t1\n", 13) == 0,
+			  "snapshot: %lld %lld %d [%s] %d [%s]", sn.fs, sn.ev, sn.nsessions,
+			  sn.first, sn.nlog, sn.log_first);
+	}
 
 	/* Races: both nodes change each session from the same version; one wins. */
 	for (int i = 0; i < RACES; i++) { /* created, pipelined */
 		snprintf(sid, sizeof sid, "r%d", i);
-		CHECK(transition(n1, sid, 0, "{}", &r1[i]) == 0);
+		CHECK(transition(n1, sid, 0, "{}", true, &r1[i]) == 0);
 	}
 	for (int i = 0; i < RACES; i++)
 		CHECK(wait_applied(&r1[i]) && r1[i].ok == 1);
 	for (int i = 0; i < RACES; i++) {
 		snprintf(sid, sizeof sid, "r%d", i);
-		CHECK(transition(i % 2 ? n1 : n2, sid, 1, "{\"by\":\"first\"}",
+		CHECK(transition(i % 2 ? n1 : n2, sid, 1, "{\"by\":\"first\"}", true,
 				 i % 2 ? &r1[i] : &r2[i]) == 0);
-		CHECK(transition(i % 2 ? n2 : n1, sid, 1, "{\"by\":\"second\"}",
+		CHECK(transition(i % 2 ? n2 : n1, sid, 1, "{\"by\":\"second\"}", true,
 				 i % 2 ? &r2[i] : &r1[i]) == 0);
 	}
 	for (int i = 0; i < RACES; i++) {
@@ -823,10 +890,10 @@ test_transition_script(void)
 		wins2 += r2[i].ok == 1;
 		both += r1[i].ok == 1 && r2[i].ok == 1;
 		none += r1[i].ok != 1 && r2[i].ok != 1;
-		if (r1[i].ok == 1 && r1[i].a > maxid)
-			maxid = r1[i].a;
-		if (r2[i].ok == 1 && r2[i].a > maxid)
-			maxid = r2[i].a;
+		if (r1[i].ok == 1 && r1[i].b > maxid)
+			maxid = r1[i].b;
+		if (r2[i].ok == 1 && r2[i].b > maxid)
+			maxid = r2[i].b;
 	}
 	CHECK_MSG(both == 0 && none == 0 && wins1 + wins2 == RACES,
 		  "%d races: node 1 won %d, node 2 %d, both %d, neither %d", RACES, wins1, wins2,
