@@ -70,11 +70,14 @@ struct config {
 	int64_t outcome_retention_ms;  /* how long an unacknowledged outcome is kept */
 	size_t max_outcomes;           /* unacknowledged outcomes kept per user */
 
-	char *store;     /* "memory" or "sqlite:PATH"; NULL: sqlite:rendezvous.db */
+	char *store;     /* "memory", "sqlite:PATH" or a Redis URL; NULL: sqlite:rendezvous.db */
 	char *state_dir; /* where a relative store path points */
 	enum store_durability durability;
-	bool check_store;  /* --check-store: verify the store and exit */
-	bool check_config; /* --check-config: check the settings and exit */
+	bool check_store;          /* --check-store: verify the store and exit */
+	char *redis_password_file; /* the Redis password, first line of this file, or NULL */
+	char *node_name;           /* this node's name in a shared store; NULL: host:port */
+	int64_t store_timeout_ms;  /* how long a shared store may take to answer */
+	bool check_config;         /* --check-config: check the settings and exit */
 
 	char *metrics;               /* "HOST:PORT" for Prometheus metrics, or NULL */
 	int64_t shutdown_timeout_ms; /* how long SIGTERM waits for output to drain */

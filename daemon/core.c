@@ -10,10 +10,14 @@
 #include "outcomes.h"
 #include "rpc.h"
 #include "sessions.h"
+#include "shared.h"
+
+static struct event_base *loop;
 
 int
 core_start(struct event_base *base)
 {
+	loop = base;
 	commit_init();
 	if (hub_init(config.history) != 0 || sessions_init(base) != 0 || idempotency_init() != 0 ||
 	    outcomes_init(base) != 0 || conns_init(base) != 0 ||
@@ -25,10 +29,11 @@ core_start(struct event_base *base)
 int
 core_recover(void)
 {
-	return hub_recover() != 0 || sessions_recover() != 0 || idempotency_recover() != 0 ||
-			       outcomes_recover() != 0
-		       ? -1
-		       : 0;
+	if (hub_recover() != 0 || sessions_recover() != 0 || idempotency_recover() != 0 ||
+	    outcomes_recover() != 0)
+		return -1;
+	/* A shared store: every session comes from Redis. */
+	return shared_enabled() ? shared_start(loop) : 0;
 }
 
 void
@@ -38,6 +43,8 @@ core_stop(void)
 	commit_pass(); /* what the last writes told (write receipts) */
 	clients_finish();
 	addrs_finish();
+	if (shared_enabled())
+		shared_stop();
 	sessions_finish();
 	idempotency_finish();
 	outcomes_finish();

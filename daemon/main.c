@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "sessions.h"
+#include "shared.h"
 #include "stats.h"
 #include "store.h"
 #include "tls.h"
@@ -169,6 +170,8 @@ recover(void)
 
 	if (store_open(false) != 0)
 		fatal("cannot open the store; exiting");
+	if (!shared_enabled() && (config.node_name != NULL || config.redis_password_file != NULL))
+		log_warn("node-name and redis-password-file are for a Redis store: ignored");
 	if (core_recover() != 0)
 		fatal("cannot recover from the store %s; exiting", store_describe());
 	if (store_durable())

@@ -20,6 +20,7 @@
 #include "rendezvous.h"
 #include "rpc.h"
 #include "sessions.h"
+#include "shared.h"
 #include "stats.h"
 #include "store.h"
 #include "util.h"
@@ -286,7 +287,11 @@ metrics_on_request(struct evhttp_request *req, void *arg)
 		else if (store_durable() && !commit_writable())
 			reply_text(req, 503, "Service Unavailable",
 				   "not ready: the store cannot save changes now\n");
-		else
+		else if (shared_enabled() && !shared_ready()) {
+			char why[160];
+			snprintf(why, sizeof why, "not ready: %s\n", shared_why_not_ready());
+			reply_text(req, 503, "Service Unavailable", why);
+		} else
 			reply_text(req, 200, "OK", "ready\n");
 	} else {
 		reply_text(req, 404, "Not Found", "not found: try /metrics, /healthz or /readyz\n");

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "log.h"
 #include "options.h"
+#include "redis.h"
 #include "rendezvous.h"
 
 #define FIELD(f) .off = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
@@ -44,8 +45,29 @@ valid_listen(const char *value)
 static bool
 valid_store(const char *value)
 {
+	struct redis_addr a;
+	char why[128];
+
+	if (strncmp(value, "redis", 5) == 0)
+		return redis_addr_parse(value, &a, why, sizeof why) == 0;
 	return strcmp(value, "memory") == 0 ||
 	       (strncmp(value, "sqlite:", 7) == 0 && value[7] != '\0');
+}
+
+/* A node name: 1 to 64 printable bytes, no space (it goes into log lines and metric labels). */
+static bool
+valid_node_name(const char *value)
+{
+	size_t n = strlen(value);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)value[i] <= ' ' || value[i] == '"' || value[i] == '\\' ||
+		    value[i] == 0x7f)
+			return false;
+	}
+	return true;
 }
 
 static const char *const auth_modes[] = {[AUTH_NONE] = "none", [AUTH_JWT] = "jwt", NULL};
@@ -168,11 +190,41 @@ const struct opt_def options_table[] = {
 	 .valid = valid_store,
 	 .restart = true,
 	 .section = "Storage (README.md, Durability):",
-	 .arg = "sqlite:PATH|memory",
+	 .arg = "sqlite:PATH|memory|REDIS-URL",
 	 .help = "where sessions and the event history are kept: an SQLite file (PATH relative to "
-		 "--state-dir), or memory (lost at exit)",
+		 "--state-dir), memory (lost at exit), or Redis, shared by every daemon given the "
+		 "same one (redis://[USER@]HOST:PORT[/DB], redis+unix:///PATH[?db=N], "
+		 "redis-sentinel://HOST:PORT,.../PRIMARY[?db=N])",
 	 .help_default = "sqlite:rendezvous.db",
-	 .expect = "expected sqlite:PATH or memory"},
+	 .expect = "expected sqlite:PATH, memory, redis://[USER@]HOST[:PORT][/DB], "
+		   "redis+unix:///PATH[?db=N] or redis-sentinel://HOST[:PORT],.../NAME[?db=N]"},
+	{.name = "redis-password-file",
+	 .type = OPT_STRING,
+	 FIELD(redis_password_file),
+	 .valid = valid_nonempty,
+	 .restart = true,
+	 .arg = "FILE",
+	 .help = "the Redis password: the first line of FILE (never on the command line)",
+	 .help_default = "none",
+	 .expect = "expected a file"},
+	{.name = "node-name",
+	 .type = OPT_STRING,
+	 FIELD(node_name),
+	 .valid = valid_node_name,
+	 .restart = true,
+	 .arg = "NAME",
+	 .help = "this daemon's name among those sharing a Redis store, in logs, metrics and "
+		 "admin.stats",
+	 .help_default = "the host name and the first listening port",
+	 .expect = "expected 1 to 64 bytes, no space, quote or backslash"},
+	{.name = "store-timeout",
+	 .type = OPT_SECONDS,
+	 FIELD(store_timeout_ms),
+	 .def = "2",
+	 .restart = true,
+	 .arg = "S",
+	 .help = "how long Redis may take to answer; longer, or unreachable, and changes answer "
+		 "5003 with retry_after_ms"},
 	{.name = "state-dir",
 	 .type = OPT_STRING,
 	 FIELD(state_dir),

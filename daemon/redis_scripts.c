@@ -8,8 +8,8 @@ struct redis_script redis_script_snapshot;
 static const char transition_lua[] =
 	"local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')\n"
 	"if version ~= tonumber(ARGV[1]) then\n"
-	"  local h = redis.call('HMGET', KEYS[1], 'record', 'seq')\n"
-	"  return {0, version, h[1], tonumber(h[2] or '0')}\n"
+	"  local h = redis.call('HMGET', KEYS[1], 'record', 'seq', 'event')\n"
+	"  return {0, version, h[1], tonumber(h[2] or '0'), tonumber(h[3] or '0')}\n"
 	"end\n"
 	"local id, event, seq = 0, 0, 0\n"
 	"if ARGV[3] ~= '' then\n"

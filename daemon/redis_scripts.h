@@ -23,7 +23,7 @@
  *         channel to publish on, 9 a tag for the node's own use (no space).
  *   Returns {1, feed position, event id (0: none), new version, creation
  *   order}, or {0, current version, current record (or false), creation
- *   order} when the version did not match: nothing changed.
+ *   order, latest event} when the version did not match: nothing changed.
  * A session's creation order is its first event's id. Every change is one
  * message, numbered by the feed counter, added to the history with the
  * stream id "<position>-1" and published on the channel:

@@ -13,6 +13,7 @@
 #include "outcomes.h"
 #include "rendezvous.h"
 #include "rpc.h"
+#include "shared.h"
 #include "stats.h"
 #include "users.h"
 #include "store.h"
@@ -24,27 +25,30 @@ static const struct method {
 	bool before_hello; /* allowed before hello */
 	bool writes;       /* changes sessions: answered once the change is committed */
 	bool keyed;        /* takes an idempotency_key (then it writes, the key at least) */
+	/* Reads or decides on sessions: with a shared store, first waits until this node holds
+	   every change Redis had taken when it arrived (shared_sync()). */
+	bool synced;
 } methods[] = {
-	{"hello", rpc_hello, true, false, false},
-	{"ping", rpc_ping, true, false, false},
-	{"session.create", rpc_session_create, false, true, true},
-	{"session.invite", rpc_session_invite, false, true, true},
-	{"session.accept", rpc_session_accept, false, true, true},
-	{"session.decline", rpc_session_decline, false, true, true},
-	{"session.cancel", rpc_session_cancel, false, true, true},
-	{"session.connect", rpc_session_connect, false, true, true},
-	{"session.terminate", rpc_session_terminate, false, true, true},
-	{"session.send", rpc_session_send, false, false, true},
-	{"session.get", rpc_session_get, false, false, false},
-	{"session.list", rpc_session_list, false, false, false},
-	{"session.ack", rpc_session_ack, false, true, false},
-	{"session.outcomes", rpc_session_outcomes, false, false, false},
-	{"subscribe", rpc_subscribe, false, false, false},
-	{"unsubscribe", rpc_unsubscribe, false, false, false},
-	{"presence.get", rpc_presence_get, false, false, false},
-	{"admin.stats", rpc_admin_stats, false, false, false},
-	{"admin.connections", rpc_admin_connections, false, false, false},
-	{"admin.kick", rpc_admin_kick, false, false, false},
+	{"hello", rpc_hello, true, false, false, false},
+	{"ping", rpc_ping, true, false, false, false},
+	{"session.create", rpc_session_create, false, true, true, false},
+	{"session.invite", rpc_session_invite, false, true, true, true},
+	{"session.accept", rpc_session_accept, false, true, true, true},
+	{"session.decline", rpc_session_decline, false, true, true, true},
+	{"session.cancel", rpc_session_cancel, false, true, true, true},
+	{"session.connect", rpc_session_connect, false, true, true, true},
+	{"session.terminate", rpc_session_terminate, false, true, true, true},
+	{"session.send", rpc_session_send, false, false, true, true},
+	{"session.get", rpc_session_get, false, false, false, true},
+	{"session.list", rpc_session_list, false, false, false, true},
+	{"session.ack", rpc_session_ack, false, true, false, false},
+	{"session.outcomes", rpc_session_outcomes, false, false, false, false},
+	{"subscribe", rpc_subscribe, false, false, false, true},
+	{"unsubscribe", rpc_unsubscribe, false, false, false, false},
+	{"presence.get", rpc_presence_get, false, false, false, false},
+	{"admin.stats", rpc_admin_stats, false, false, false, false},
+	{"admin.connections", rpc_admin_connections, false, false, false, false},
+	{"admin.kick", rpc_admin_kick, false, false, false, false},
 };
 
 json_t *
@@ -251,6 +255,7 @@ struct rpc_req {
 	struct rpc_batch *batch; /* the batch it belongs to, or NULL */
 	/* Deferred: set while its handler runs; an answer given meanwhile waits here. */
 	bool in_handler, answered;
+	json_t *params; /* waiting for shared_sync(): the params its handler gets */
 	json_t *result;
 	struct rpc_error err;
 };
@@ -354,10 +359,58 @@ rpc_defer(struct rpc_error *err)
 	return r;
 }
 
+struct client *
+rpc_req_client(const struct rpc_req *r)
+{
+	return r->c;
+}
+
 json_t *
 rpc_later(struct rpc_error *err)
 {
 	return err->deferred != NULL ? json_true() : NULL; /* a placeholder, as rpc_raw()'s */
+}
+
+/*
+ * A request that waited for shared_sync(): run its handler now (it may
+ * defer again: the new request then takes r's place), or answer 5003.
+ */
+static void
+rpc_on_synced(void *arg, enum shared_result res)
+{
+	struct rpc_req *r = arg, *d;
+	struct rpc_error err = {.req = r};
+	json_t *params = r->params, *result = NULL;
+	struct client *c = r->c;
+
+	r->params = NULL;
+	if (c != NULL && res != SHARED_APPLIED) {
+		rpc_fail(&err, RV_ERR_UNAVAILABLE,
+			 json_pack("{s:I}", "retry_after_ms", (json_int_t)shared_retry_after_ms()),
+			 "unavailable: the shared store did not answer in time; nothing was "
+			 "applied");
+	} else if (c != NULL) {
+		result = r->m->handler(c, params, &err);
+		if ((d = err.deferred) != NULL) {
+			json_decref(result); /* rpc_later()'s placeholder */
+			d->in_handler = false;
+			json_decref(r->msg);
+			free(r);
+			r = d;
+			if (!d->answered) {
+				c->held = d;
+				json_decref(params);
+				return;
+			}
+			result = d->result;
+			jsonw_free(&err.raw);
+			json_decref(err.data);
+			err = d->err;
+			err.deferred = NULL;
+		}
+	}
+	json_decref(params);
+	rpc_complete(r, result, &err);
 }
 
 /* Whether a request for m with params writes: m changes sessions, or records a key. */
@@ -544,6 +597,18 @@ rpc_dispatch(struct client *c, json_t *msg, struct rpc_batch *b, json_t **reply)
 				*reply = replayed;
 			}
 			return true;
+		}
+		if (params != NULL && keyed == 0 && r.m->synced && shared_enabled()) {
+			/* Run once this node caught up with Redis (rpc_on_synced()). */
+			struct rpc_req *d = rpc_defer(&err);
+			if (d != NULL) {
+				d->in_handler = false;
+				d->params = params;
+				c->held = d;
+				conn_hold_input(c->conn, true);
+				shared_sync(rpc_on_synced, d);
+				return false;
+			}
 		}
 		result = params != NULL && keyed == 0 ? r.m->handler(c, params, &err) : NULL;
 		json_decref(params);

@@ -64,6 +64,8 @@ struct rpc_req *rpc_defer(struct rpc_error *err);
 json_t *rpc_later(struct rpc_error *err);
 /* err (its data and raw text) is taken over; r is freed. */
 void rpc_complete(struct rpc_req *r, json_t *result, struct rpc_error *err);
+/* The client a deferred request came from, or NULL once it is gone. */
+struct client *rpc_req_client(const struct rpc_req *r);
 
 /* rpc_conn.c */
 json_t *rpc_hello(struct client *c, json_t *params, struct rpc_error *err);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "sessions.h"
+#include "shared.h"
 #include "stats.h"
 #include "store.h"
 #include "users.h"
@@ -98,6 +99,20 @@ rpc_admin_stats(struct client *c, json_t *params, struct rpc_error *err)
 		      "outcomes", "kept", (json_int_t)stats.outcomes_kept, "devices",
 		      (json_int_t)stats.outcome_devices, "sent", (json_int_t)stats.outcomes_sent,
 		      "dropped", (json_int_t)stats.outcomes_dropped);
+	if (r != NULL && shared_enabled()) {
+		struct shared_stats ss;
+		shared_stats(&ss);
+		json_object_set_new(
+			json_object_get(r, "store"), "shared",
+			json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node",
+				  shared_node_name(), "ready", shared_ready(), "position",
+				  (json_int_t)ss.position, "proposed", (json_int_t)ss.proposed,
+				  "applied", (json_int_t)ss.applied, "conflicts",
+				  (json_int_t)ss.conflicts, "unavailable",
+				  (json_int_t)ss.unavailable, "messages", (json_int_t)ss.messages,
+				  "gaps", (json_int_t)ss.gaps, "gap_messages",
+				  (json_int_t)ss.gap_messages, "resyncs", (json_int_t)ss.resyncs));
+	}
 	if (r == NULL)
 		return rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
 	return r;

@@ -1,5 +1,6 @@
 /* session.* methods: parameters, permissions, and error replies. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "authz.h"
@@ -10,6 +11,7 @@
 #include "outcomes.h"
 #include "rpc.h"
 #include "sessions.h"
+#include "shared.h"
 #include "stats.h"
 #include "users.h"
 
@@ -66,53 +68,95 @@ role_name(enum rv_role r)
 	}
 }
 
-/* Apply an action for the caller and turn the outcome into a reply. */
-static json_t *
-session_do(struct client *c, const char *sid_hex, enum rv_action a, struct session_act_args *args,
-	   struct rpc_error *err)
-{
-	struct session *s = rpc_session_find(c, sid_hex, err);
-	char canon[SESSION_ID_HEX + 1];
-	const char *reason = NULL;
-	struct authz_parties parties;
-	enum rv_role role;
-	enum rv_state before;
+/* A change sent to the shared store (shared.h): answered once Redis took it. */
+struct shared_call {
+	struct rpc_req *req;
+	uint8_t sid[SESSION_ID_BYTES];
+	bool create;                  /* session.create: nothing to decide again */
+	enum rv_action a;             /* else the action, decided again after a conflict */
+	struct session_act_args args; /* reason (owned) and data (a reference) */
+	bool glare;                   /* the change ends the session: winner came first */
+	uint8_t winner[SESSION_ID_BYTES];
+	int tries;
+	bool pending; /* proposed again (from on_shared_done()) */
+};
 
-	if (s == NULL)
+/* How many times a change is decided again when other changes keep coming first. */
+#define SHARED_TRIES 8
+
+static void
+shared_call_free(struct shared_call *call)
+{
+	free((char *)call->args.reason);
+	json_decref(call->args.data);
+	free(call);
+}
+
+/* The answer to a change Redis did not take in time (or could not be reached for). */
+static json_t *
+shared_unavailable(struct rpc_error *err)
+{
+	return rpc_fail(err, RV_ERR_UNAVAILABLE,
+			json_pack("{s:I}", "retry_after_ms", (json_int_t)shared_retry_after_ms()),
+			"unavailable: the shared store did not answer in time; try again (with the "
+			"same idempotency_key: the change may have been applied)");
+}
+
+static void on_shared_done(void *arg, enum shared_result r);
+
+/*
+ * Send a decided change (or creation: ch NULL, rec and line already
+ * written) to the shared store. From a handler (call NULL) the request is
+ * deferred; from on_shared_done() it stays so.
+ */
+static json_t *
+shared_send(const struct session *s, const uint8_t *sid, const struct session_change *ch,
+	    struct shared_call *call, struct rpc_error *err, struct jsonw *rec, struct jsonw *line,
+	    size_t at)
+{
+	bool event = ch == NULL || ch->outcome == RV_CHANGED;
+
+	if (ch != NULL && session_change_encode(s, ch, rec, line, &at) != 0)
+		return NULL; /* -32603 */
+	if (call->req == NULL && (call->req = rpc_defer(err)) == NULL)
 		return NULL;
-	session_id_format(s->id, canon);
-	sid_hex = canon;
-	parties = session_parties(s);
-	role = authz_role(&c->who, &parties, a, &reason);
-	if (reason != NULL && args != NULL)
-		args->reason = reason;
-	/* A party's terminate carries a code (0 by default); an admin's only one it gave. */
-	if (a == RV_ACT_TERMINATE && role != RV_ROLE_DAEMON && args != NULL)
-		args->has_code = true;
-	before = s->m.state;
-	if (a == RV_ACT_INVITE && role == RV_ROLE_INVITER && before == RSS_READY) {
-		/* Crossing invitations (glare): the one invited first wins. */
-		struct session *won = session_crossing(s);
-		if (won != NULL) {
-			char won_hex[SESSION_ID_HEX + 1];
-			session_id_format(won->id, won_hex);
-			session_lose_glare(s, won);
-			return rpc_fail(err, RV_ERR_CROSSING,
-					json_pack("{s:s}", "session", won_hex),
-					"crossing invitation: %s invited you first (the session "
-					"in data stands; yours ended)",
-					s->invitee->name);
+	memcpy(call->sid, sid, SESSION_ID_BYTES);
+	call->pending = true;
+	shared_propose(sid, s != NULL ? s->version : 0, rec, event ? line : NULL, at,
+		       ch != NULL && rv_state_is_final(ch->m.state), on_shared_done, call);
+	return rpc_later(err);
+}
+
+/* A new shared_call for an action (args copied), or NULL when memory ran out. */
+static struct shared_call *
+shared_call_new(enum rv_action a, const struct session_act_args *args)
+{
+	struct shared_call *call = calloc(1, sizeof *call);
+
+	if (call == NULL)
+		return NULL;
+	call->a = a;
+	if (args != NULL) {
+		call->args = *args;
+		call->args.data = args->data != NULL ? json_incref(args->data) : NULL;
+		call->args.reason = NULL;
+		if (args->reason != NULL && (call->args.reason = strdup(args->reason)) == NULL) {
+			shared_call_free(call);
+			return NULL;
 		}
 	}
-	if (session_answered_elsewhere(s, a, role, c->who.device))
-		return rpc_fail(err, RV_ERR_INVALID_TRANSITION,
-				json_pack("{s:s, s:s, s:s, s:s, s:s}", "session", sid_hex, "state",
-					  rv_state_name(before), "action", rv_action_name(a),
-					  "answered_by", s->answered_by->name, "reason",
-					  "answered_elsewhere"),
-				"invalid transition: answered on another device (%s)",
-				s->answered_by->name);
-	switch (session_act(s, a, role, c->who.user, c->who.device, args)) {
+	return call;
+}
+
+/* The reply to an action the state machine answered (outcome o). */
+static json_t *
+act_reply(struct client *c, const struct session *s, enum rv_outcome o, enum rv_action a,
+	  enum rv_role role, enum rv_state before, struct rpc_error *err)
+{
+	char sid_hex[SESSION_ID_HEX + 1];
+
+	session_id_format(s->id, sid_hex);
+	switch (o) {
 	case RV_CHANGED:
 	case RV_RECORDED:
 	case RV_REPEATED: session_record_write(&err->raw, s, c->who.user); return rpc_raw(err);
@@ -134,6 +178,138 @@ session_do(struct client *c, const char *sid_hex, enum rv_action a, struct sessi
 			"invalid transition: cannot %s in %s", rv_action_name(a),
 			rv_state_name(before));
 }
+
+/* The answer to an invitation that crossed an earlier one (s lost to won). */
+static json_t *
+glare_reply(const struct session *s, const uint8_t won[SESSION_ID_BYTES], struct rpc_error *err)
+{
+	char won_hex[SESSION_ID_HEX + 1];
+
+	session_id_format(won, won_hex);
+	return rpc_fail(err, RV_ERR_CROSSING, json_pack("{s:s}", "session", won_hex),
+			"crossing invitation: %s invited you first (the session in data stands; "
+			"yours ended)",
+			s->invitee->name);
+}
+
+/*
+ * Apply an action for the caller and turn the outcome into a reply. With a
+ * shared store the change is decided here and sent (call: the request, when
+ * decided again after a conflict).
+ */
+static json_t *
+session_run(struct client *c, struct session *s, enum rv_action a, struct session_act_args *args,
+	    struct rpc_error *err, struct shared_call *call)
+{
+	char sid_hex[SESSION_ID_HEX + 1];
+	const char *reason = NULL;
+	struct authz_parties parties;
+	enum rv_role role;
+	enum rv_state before;
+	struct session_change ch;
+	struct jsonw rec, line;
+	bool own = call == NULL;
+	json_t *result = NULL;
+
+	session_id_format(s->id, sid_hex);
+	parties = session_parties(s);
+	role = authz_role(&c->who, &parties, a, &reason);
+	if (reason != NULL && args != NULL && own) /* a retry's args have it already */
+		args->reason = reason;
+	/* A party's terminate carries a code (0 by default); an admin's only one it gave. */
+	if (a == RV_ACT_TERMINATE && role != RV_ROLE_DAEMON && args != NULL)
+		args->has_code = true;
+	before = s->m.state;
+	if (a == RV_ACT_INVITE && role == RV_ROLE_INVITER && before == RSS_READY) {
+		/* Crossing invitations (glare): the one invited first wins. */
+		struct session *won = session_crossing(s);
+		if (won != NULL && !shared_enabled()) {
+			session_lose_glare(s, won);
+			return glare_reply(s, won->id, err);
+		}
+		if (won != NULL && session_decide_glare(s, won, &ch) == RV_CHANGED) {
+			if (call == NULL && (call = shared_call_new(a, args)) == NULL)
+				return NULL;
+			call->glare = true;
+			memcpy(call->winner, won->id, SESSION_ID_BYTES);
+			goto send;
+		}
+	}
+	if (session_answered_elsewhere(s, a, role, c->who.device))
+		return rpc_fail(err, RV_ERR_INVALID_TRANSITION,
+				json_pack("{s:s, s:s, s:s, s:s, s:s}", "session", sid_hex, "state",
+					  rv_state_name(before), "action", rv_action_name(a),
+					  "answered_by", s->answered_by->name, "reason",
+					  "answered_elsewhere"),
+				"invalid transition: answered on another device (%s)",
+				s->answered_by->name);
+	if (!shared_enabled())
+		return act_reply(c, s, session_act(s, a, role, c->who.user, c->who.device, args), a,
+				 role, before, err);
+	if (session_decide(s, a, role, c->who.user, c->who.device, args, &ch) != RV_CHANGED &&
+	    ch.outcome != RV_RECORDED)
+		return act_reply(c, s, ch.outcome, a, role, before, err);
+	if (call == NULL && (call = shared_call_new(a, args)) == NULL)
+		return NULL;
+	call->glare = false;
+send:
+	jsonw_init(&rec);
+	jsonw_init(&line);
+	result = shared_send(s, s->id, &ch, call, err, &rec, &line, 0);
+	jsonw_free(&rec);
+	jsonw_free(&line);
+	if (result == NULL && own)
+		shared_call_free(call);
+	return result;
+}
+
+/* Redis answered a change sent by shared_send(): answer its request, or decide again. */
+static void
+on_shared_done(void *arg, enum shared_result r)
+{
+	struct shared_call *call = arg;
+	struct client *c = rpc_req_client(call->req);
+	struct rpc_error err = {0};
+	json_t *result = NULL;
+	struct session *s = session_find(call->sid);
+
+	call->pending = false;
+	if (c == NULL) {
+		/* Nobody to answer. */
+	} else if (r == SHARED_UNAVAILABLE) {
+		result = shared_unavailable(&err);
+	} else if (r == SHARED_APPLIED && s == NULL) {
+		rpc_fail(&err, RV_ERR_INTERNAL, NULL, "internal error: the session is gone");
+	} else if (r == SHARED_APPLIED && call->glare) {
+		result = glare_reply(s, call->winner, &err);
+	} else if (r == SHARED_APPLIED) {
+		session_record_write(&err.raw, s, c->who.user);
+		result = rpc_raw(&err);
+	} else if (call->create || s == NULL || ++call->tries >= SHARED_TRIES) {
+		/* Other changes kept coming first. */
+		result = shared_unavailable(&err);
+	} else {
+		result = session_run(c, s, call->a, &call->args, &err, call);
+		if (call->pending)
+			return; /* proposed again */
+	}
+	rpc_complete(call->req, result, &err);
+	shared_call_free(call);
+}
+
+/* Apply an action for the caller and turn the outcome into a reply. */
+static json_t *
+session_do(struct client *c, const char *sid_hex, enum rv_action a, struct session_act_args *args,
+	   struct rpc_error *err)
+{
+	struct session *s = rpc_session_find(c, sid_hex, err);
+
+	return s != NULL ? session_run(c, s, a, args, err, NULL) : NULL;
+}
+
+static json_t *shared_create(struct client *c, struct user *invitee, const char *topic,
+			     int64_t ttl_ms, json_t *data, struct rpc_error *err);
+static json_t *limit_reply(const char *limit, struct rpc_error *err);
 
 json_t *
 rpc_session_create(struct client *c, json_t *params, struct rpc_error *err)
@@ -172,9 +348,59 @@ rpc_session_create(struct client *c, json_t *params, struct rpc_error *err)
 	invitee = user_get(invitee_name);
 	if (invitee == NULL)
 		return NULL;
+	if (shared_enabled())
+		return shared_create(c, invitee, topic, ttl_ms, data, err);
 	rc = session_create(c->who.user, c->who.device, invitee, topic, ttl_ms, data, &s, &limit);
 	user_unref(invitee);
-	if (rc == RV_ERR_LIMIT && strcmp(limit, "max_user_bytes") == 0) {
+	if (rc == RV_ERR_LIMIT)
+		return limit_reply(limit, err);
+	if (rc != 0)
+		return NULL;
+	session_record_write(&err->raw, s, c->who.user);
+	return rpc_raw(err);
+}
+
+/* session.create with a shared store: decided here, created once Redis took it. */
+static json_t *
+shared_create(struct client *c, struct user *invitee, const char *topic, int64_t ttl_ms,
+	      json_t *data, struct rpc_error *err)
+{
+	struct shared_call *call = shared_call_new(RV_ACT_INVITE, NULL);
+	struct jsonw rec, line;
+	uint8_t sid[SESSION_ID_BYTES];
+	const char *limit = NULL;
+	size_t at = 0;
+	json_t *result = NULL;
+	int rc;
+
+	if (call == NULL) {
+		user_unref(invitee);
+		return NULL;
+	}
+	call->create = true;
+	jsonw_init(&rec);
+	jsonw_init(&line);
+	rc = session_create_encode(c->who.user, c->who.device, invitee, topic, ttl_ms, data, &rec,
+				   &line, &at, sid, &limit);
+	user_unref(invitee);
+	if (rc == RV_ERR_LIMIT)
+		result = limit_reply(limit, err);
+	else if (rc == 0)
+		result = shared_send(NULL, sid, NULL, call, err, &rec, &line, at);
+	jsonw_free(&rec);
+	jsonw_free(&line);
+	if (call->req == NULL)
+		shared_call_free(call);
+	return result;
+}
+
+/* The answer to a session.create over a limit. */
+static json_t *
+limit_reply(const char *limit, struct rpc_error *err)
+{
+	int rc = RV_ERR_LIMIT;
+
+	if (strcmp(limit, "max_user_bytes") == 0) {
 		stats.limit_user_bytes++;
 		return rpc_fail(
 			err, rc,
@@ -183,17 +409,11 @@ rpc_session_create(struct client *c, json_t *params, struct rpc_error *err)
 			"freed, hold more than %zu bytes",
 			config.max_user_bytes);
 	}
-	if (rc == RV_ERR_LIMIT) {
-		stats.limit_sessions_per_user++;
-		return rpc_fail(err, rc,
-				json_pack("{s:I}", "max_sessions_per_user",
-					  (json_int_t)config.max_sessions_per_user),
-				"limit exceeded: too many live sessions for this user");
-	}
-	if (rc != 0)
-		return NULL;
-	session_record_write(&err->raw, s, c->who.user);
-	return rpc_raw(err);
+	stats.limit_sessions_per_user++;
+	return rpc_fail(err, rc,
+			json_pack("{s:I}", "max_sessions_per_user",
+				  (json_int_t)config.max_sessions_per_user),
+			"limit exceeded: too many live sessions for this user");
 }
 
 /* Methods that take {session} alone. */

@@ -24,6 +24,10 @@ static struct session *touched;      /* written in the store's open transaction 
 static struct timerq *deadlines;
 static uint64_t next_seq = 1;
 static size_t held[RV_STATE_COUNT]; /* sessions in the table, by state */
+/* A shared store's taker of the daemon's own changes (sessions_on_daemon_change()). */
+static void (*daemon_change)(struct session *s, const struct session_change *ch);
+/* How soon a deadline handed to it is looked at again, if nothing moved it. */
+#define DAEMON_CHANGE_RETRY_MS 1000
 
 static void session_on_deadline(struct timer_entry *e, int64_t now, void *arg);
 
@@ -441,30 +445,14 @@ session_crossing(const struct session *s)
 	return NULL;
 }
 
-void
-session_lose_glare(struct session *s, const struct session *winner)
-{
-	struct session_act_args args = {.reason = "glare"};
-
-	memcpy(s->replaced_by, winner->id, SESSION_ID_BYTES);
-	s->replaced = true;
-	/*
-	 * Its invitation was sent, and is answered at once by the one that came
-	 * first: recorded as sent, so that the invitee may see how it ended
-	 * (the one event, RSS_READY -> RSS_TERMINATED, goes to both parties).
-	 */
-	s->m.done[RV_ROLE_INVITER] |= (uint16_t)(1u << RV_ACT_INVITE);
-	if (session_act(s, RV_ACT_TERMINATE, RV_ROLE_DAEMON, NULL, NULL, &args) != RV_CHANGED)
-		s->replaced = false;
-}
-
-enum rv_outcome
-session_decide(const struct session *s, enum rv_action a, enum rv_role r, const struct user *by,
-	       struct device *by_device, const struct session_act_args *args,
-	       struct session_change *ch)
+/* session_decide() from machine m instead of the session's. */
+static enum rv_outcome
+decide_from(const struct session *s, const struct rv_machine *m, enum rv_action a, enum rv_role r,
+	    const struct user *by, struct device *by_device, const struct session_act_args *args,
+	    struct session_change *ch)
 {
 	memset(ch, 0, sizeof *ch);
-	ch->m = s->m;
+	ch->m = *m;
 	ch->outcome = rv_machine_apply(&ch->m, a, r, &ch->prev);
 	if (ch->outcome != RV_CHANGED && ch->outcome != RV_RECORDED)
 		return ch->outcome;
@@ -499,6 +487,14 @@ session_decide(const struct session *s, enum rv_action a, enum rv_role r, const 
 	return ch->outcome;
 }
 
+enum rv_outcome
+session_decide(const struct session *s, enum rv_action a, enum rv_role r, const struct user *by,
+	       struct device *by_device, const struct session_act_args *args,
+	       struct session_change *ch)
+{
+	return decide_from(s, &s->m, a, r, by, by_device, args, ch);
+}
+
 void
 session_count_change(const struct session_change *ch)
 {
@@ -519,6 +515,10 @@ session_change_apply(struct session *s, const struct session_change *ch)
 		s->answered_by = device_ref(ch->answered_by);
 	s->updated = ch->updated;
 	s->m = ch->m;
+	if (ch->replaced_by != NULL) {
+		memcpy(s->replaced_by, ch->replaced_by, SESSION_ID_BYTES);
+		s->replaced = true;
+	}
 	if (ch->outcome == RV_RECORDED) {
 		session_store(s, false);
 		return;
@@ -547,6 +547,34 @@ session_change_apply(struct session *s, const struct session_change *ch)
 	session_store(s, false);
 	if (rv_state_is_final(s->m.state))
 		session_outcome(s, ch->by != NULL ? ch->by->name : NULL);
+}
+
+enum rv_outcome
+session_decide_glare(const struct session *s, const struct session *winner,
+		     struct session_change *ch)
+{
+	struct session_act_args args = {.reason = "glare"};
+	struct rv_machine m = s->m;
+
+	/*
+	 * Its invitation was sent, and is answered at once by the one that came
+	 * first: recorded as sent, so that the invitee may see how it ended
+	 * (the one event, RSS_READY -> RSS_TERMINATED, goes to both parties).
+	 */
+	m.done[RV_ROLE_INVITER] |= (uint16_t)(1u << RV_ACT_INVITE);
+	decide_from(s, &m, RV_ACT_TERMINATE, RV_ROLE_DAEMON, NULL, NULL, &args, ch);
+	if (ch->outcome == RV_CHANGED)
+		ch->replaced_by = winner->id;
+	return ch->outcome;
+}
+
+void
+session_lose_glare(struct session *s, const struct session *winner)
+{
+	struct session_change ch;
+
+	if (session_decide_glare(s, winner, &ch) == RV_CHANGED)
+		session_change_apply(s, &ch);
 }
 
 enum rv_outcome
@@ -605,6 +633,10 @@ session_change_encode(const struct session *s, const struct session_change *ch, 
 	r.reason = ch->reason;
 	r.has_code = ch->has_code;
 	r.code = ch->code;
+	if (ch->replaced_by != NULL) {
+		r.replaced = true;
+		memcpy(r.replaced_by, ch->replaced_by, SESSION_ID_BYTES);
+	}
 	if ((s->data != NULL &&
 	     (data = json_dumps(s->data, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL) ||
 	    (ch->app_data != NULL &&
@@ -625,7 +657,8 @@ session_change_encode(const struct session *s, const struct session_change *ch, 
 int
 session_create_encode(struct user *inviter, struct device *device, struct user *invitee,
 		      const char *topic, int64_t ttl_ms, json_t *data, struct jsonw *rec,
-		      struct jsonw *line, size_t *at, const char **limit)
+		      struct jsonw *line, size_t *at, uint8_t id[SESSION_ID_BYTES],
+		      const char **limit)
 {
 	struct store_session r = {
 		.inviter = inviter->name,
@@ -650,6 +683,7 @@ session_create_encode(struct user *inviter, struct device *device, struct user *
 	if (data != NULL && (text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
 		return RV_ERR_INTERNAL;
 	r.data = text;
+	memcpy(id, r.id, SESSION_ID_BYTES);
 	store_record_write(rec, &r);
 	rc = record_event_line(&r, inviter, invitee, RSS_UNKNOWN, inviter->name, data, line, at);
 	free(text);
@@ -662,6 +696,7 @@ session_on_deadline(struct timer_entry *e, int64_t now, void *arg)
 	struct session *s = container_of(e, struct session, timer);
 	struct session_act_args args = {0};
 	char sid[SESSION_ID_HEX + 1];
+	enum rv_action a;
 
 	(void)arg;
 	if (store_durable() && !commit_writable()) {
@@ -684,18 +719,38 @@ session_on_deadline(struct timer_entry *e, int64_t now, void *arg)
 	session_id_format(s->id, sid);
 	if (s->m.state != RSS_CONNECTED && now >= s->expires) {
 		args.reason = "expired";
-		log_info("session %s: expired in %s", sid, rv_state_name(s->m.state));
-		session_act(s, RV_ACT_EXPIRE, RV_ROLE_DAEMON, NULL, NULL, &args);
+		a = RV_ACT_EXPIRE;
 	} else if ((s->inviter_away != 0 && now >= s->inviter_away + config.peer_grace_ms) ||
 		   (invitee_engaged(s) && s->invitee_away != 0 &&
 		    now >= s->invitee_away + config.peer_grace_ms)) {
 		args.reason = "peer_lost";
-		log_info("session %s: peer lost in %s", sid, rv_state_name(s->m.state));
-		session_act(s, RV_ACT_PEER_LOST, RV_ROLE_DAEMON, NULL, NULL, &args);
+		a = RV_ACT_PEER_LOST;
 	} else {
 		session_reschedule(s);
+		return;
 	}
+	if (daemon_change != NULL) {
+		/*
+		 * A shared store takes it (on every node: the first wins); the
+		 * change moves the deadline when it arrives, else look again.
+		 */
+		struct session_change ch;
+		if (session_decide(s, a, RV_ROLE_DAEMON, NULL, NULL, &args, &ch) == RV_CHANGED)
+			daemon_change(s, &ch);
+		if (timerq_set(deadlines, &s->timer, now + DAEMON_CHANGE_RETRY_MS) != 0)
+			log_error("sessions: cannot postpone a deadline: out of memory");
+		return;
+	}
+	log_info("session %s: %s in %s", sid, a == RV_ACT_EXPIRE ? "expired" : "peer lost",
+		 rv_state_name(s->m.state));
+	session_act(s, a, RV_ROLE_DAEMON, NULL, NULL, &args);
 	hub_flush();
+}
+
+void
+sessions_on_daemon_change(void (*fn)(struct session *s, const struct session_change *ch))
+{
+	daemon_change = fn;
 }
 
 void

@@ -109,6 +109,10 @@ struct session *session_crossing(const struct session *s);
  * RSS_TERMINATED by the daemon, reason "glare", replaced_by the winner.
  */
 void session_lose_glare(struct session *s, const struct session *winner);
+struct session_change;
+/* That change, decided only (as session_decide()): its outcome, *ch filled. */
+enum rv_outcome session_decide_glare(const struct session *s, const struct session *winner,
+				     struct session_change *ch);
 
 /* Optional details of an action. */
 struct session_act_args {
@@ -138,8 +142,9 @@ struct session_change {
 	bool has_code;
 	json_int_t code;
 	json_t *app_data;
-	const char *daemon_reason; /* the daemon's reason, for the counters */
-	json_t *event_data;        /* the data the event carries, or NULL */
+	const char *daemon_reason;  /* the daemon's reason, for the counters */
+	json_t *event_data;         /* the data the event carries, or NULL */
+	const uint8_t *replaced_by; /* glare: the session that won, or NULL */
 };
 
 /*
@@ -162,12 +167,13 @@ int session_change_encode(const struct session *s, const struct session_change *
 /*
  * Session creation for a store that checks it elsewhere first: the new
  * session's record into rec and its first event's line into line, as
- * session_change_encode(); nothing is created here. 0, RV_ERR_LIMIT (with
+ * session_change_encode(), and its id into id; nothing is created here. 0, RV_ERR_LIMIT (with
  * *limit, as session_create()), or RV_ERR_INTERNAL.
  */
 int session_create_encode(struct user *inviter, struct device *device, struct user *invitee,
 			  const char *topic, int64_t ttl_ms, json_t *data, struct jsonw *rec,
-			  struct jsonw *line, size_t *at, const char **limit);
+			  struct jsonw *line, size_t *at, uint8_t id[SESSION_ID_BYTES],
+			  const char **limit);
 /*
  * A shared store's record of a session at version (another node's change,
  * or this node's once the store took it): make the session so, creating it
@@ -210,6 +216,13 @@ void session_record_write(struct jsonw *w, const struct session *s, const struct
  */
 void sessions_list_write(struct jsonw *w, const struct principal *p, bool all, bool has_state,
 			 enum rv_state state, size_t limit, const struct session *after);
+
+/*
+ * With a shared store: the daemon's own changes (expiry, peer loss) go to
+ * fn, decided but not applied; the store's feed applies them. NULL: applied
+ * here (the default).
+ */
+void sessions_on_daemon_change(void (*fn)(struct session *s, const struct session_change *ch));
 
 /*
  * One of u's connections arrived or went: judge again whether each party is

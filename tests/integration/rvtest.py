@@ -295,6 +295,68 @@ class DaemonTest(unittest.TestCase):
         return cm.exception.error
 
 
+class Redis:
+    """One redis-server on 127.0.0.1 with a port of its own, working in a fresh
+    directory; stop() stops it by pid and removes the directory."""
+
+    def __init__(self, *args, port=None, workdir=None):
+        self.port = port or free_port()
+        self.own_dir = workdir is None
+        self.dir = workdir or tempfile.mkdtemp(prefix="rendezvous-redis-")
+        self.log = os.path.join(self.dir, "redis.log")
+        self.args = args
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+             "--dir", self.dir, "--save", "", "--logfile", self.log, *self.args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def command(self, *args):
+        """One command by RESP over a fresh connection; the raw reply text."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(out)
+        data = s.recv(65536)
+        s.close()
+        return data.decode(errors="replace")
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def free_port():
     """A loopback TCP port nothing listens on now."""
     s = socket.socket()

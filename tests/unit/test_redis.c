@@ -700,11 +700,11 @@ on_applied(void *arg, const redisReply *r, const char *err)
 	struct applied *ap = arg;
 
 	ap->done = true;
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
 		snprintf(ap->err, sizeof ap->err, "%s",
 			 err != NULL                   ? err
 			 : r != NULL && r->str != NULL ? r->str
-						       : "not an array of 4 or 5");
+						       : "not an array of 5");
 		return;
 	}
 	ap->ok = r->element[0]->integer;

@@ -1,0 +1,963 @@
+/* Sessions shared through Redis: the feed, changes proposed, the snapshot (see shared.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <uthash.h>
+
+#include "config.h"
+#include "hub.h"
+#include "jsonw.h"
+#include "log.h"
+#include "redis.h"
+#include "redis_scripts.h"
+#include "sessions.h"
+#include "shared.h"
+#include "store_record.h"
+
+#define FEED_CHANNEL "rv:events"
+#define HEARTBEAT_CHANNEL "rv:hb"
+#define HEARTBEAT_MS 1000
+/* A feed silent this long is dead (every node publishes a heartbeat each second). */
+#define FEED_SILENCE_MS 3000
+/* How long a failed gap fill waits before it is tried again. */
+#define FILL_RETRY_MS 500
+
+/* A change proposed here, until Redis answered its script. */
+struct op {
+	uint64_t n; /* its tag's number */
+	shared_done_fn fn;
+	void *arg;
+	bool answered; /* fn called (from the feed, or the script's answer) */
+	uint8_t sid[SESSION_ID_BYTES];
+	char *rec; /* the proposed record */
+	size_t rec_len;
+	double t0;
+	UT_hash_handle hh;
+};
+
+/* A request waiting until the node applied the feed up to a position (shared_sync()). */
+struct waiter {
+	struct waiter *next;
+	uint64_t pos;
+	int64_t deadline; /* Unix ms: then it is answered SHARED_UNAVAILABLE */
+	shared_done_fn fn;
+	void *arg;
+};
+
+/* A feed message waiting for a gap before it to be filled. */
+struct queued {
+	struct queued *next;
+	uint64_t pos;
+	size_t len;
+	char data[];
+};
+
+static struct {
+	struct event_base *base;
+	struct redis_addr addr;
+	char *password;
+	char name[128];
+	char tag[20];            /* this process's tag prefix: random, hex */
+	struct redis_link *cmd;  /* commands and scripts */
+	struct redis_link *feed; /* the subscriber */
+	bool feed_up;
+	bool loaded;  /* the snapshot was applied */
+	bool filling; /* a snapshot or gap fill is in flight */
+	uint64_t applied;
+	struct queued *queue, **queue_tail;
+	struct op *ops;
+	uint64_t next_op;
+	struct waiter *waiters;
+	struct event *heartbeat, *retry, *sweep;
+	struct shared_stats st;
+} sh;
+
+/* Now, in seconds (a round trip's start and end). */
+static double
+now_s(void)
+{
+	return (double)now_ms() / 1000.0;
+}
+
+bool
+shared_enabled(void)
+{
+	return config.store != NULL && strncmp(config.store, "redis", 5) == 0;
+}
+
+const char *
+shared_node_name(void)
+{
+	return sh.name;
+}
+
+void
+shared_stats(struct shared_stats *out)
+{
+	*out = sh.st;
+	out->position = sh.applied;
+}
+
+int64_t
+shared_retry_after_ms(void)
+{
+	return 1000;
+}
+
+bool
+shared_ready(void)
+{
+	return shared_why_not_ready() == NULL;
+}
+
+const char *
+shared_why_not_ready(void)
+{
+	if (!redis_link_up(sh.cmd))
+		return "redis: not connected";
+	if (!sh.feed_up)
+		return "redis: the feed is not subscribed";
+	if (!sh.loaded)
+		return "redis: sessions not loaded yet";
+	if (sh.filling || sh.queue != NULL)
+		return "redis: catching up with the feed";
+	return NULL;
+}
+
+/* The first line of --redis-password-file; NULL (after logging) if unreadable. */
+static char *
+read_password(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (f == NULL) {
+		log_error("redis: cannot read the password file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	n = getline(&line, &cap, f);
+	fclose(f);
+	if (n < 0) {
+		log_error("redis: the password file %s is empty", path);
+		free(line);
+		return NULL;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	return line;
+}
+
+/* --node-name, or the host's name and the first listening port. */
+static void
+node_name_default(void)
+{
+	char host[64] = "localhost";
+	const char *port = NULL;
+
+	if (config.node_name != NULL) {
+		snprintf(sh.name, sizeof sh.name, "%s", config.node_name);
+		return;
+	}
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	if (config.nlisten > 0 && strncmp(config.listen[0], "unix:", 5) != 0)
+		port = strrchr(config.listen[0], ':');
+	if (port != NULL && strcmp(port, ":0") != 0) /* port 0: not known yet */
+		snprintf(sh.name, sizeof sh.name, "%s%s", host, port);
+	else
+		snprintf(sh.name, sizeof sh.name, "%s:%ld", host, (long)getpid());
+}
+
+/*
+ * Answer the waiters the feed has caught up with (all: every one, as
+ * unavailable, when they are out of time or the node stops). Taken off the
+ * list first: an answer may start another wait.
+ */
+static void
+wake_waiters(bool all)
+{
+	struct waiter *w, **p = &sh.waiters, *ready = NULL, **tail = &ready;
+	int64_t now = now_ms();
+
+	while ((w = *p) != NULL) {
+		if (w->pos <= sh.applied || all || now >= w->deadline) {
+			*p = w->next;
+			w->next = NULL;
+			*tail = w;
+			tail = &w->next;
+		} else {
+			p = &w->next;
+		}
+	}
+	while ((w = ready) != NULL) {
+		ready = w->next;
+		w->fn(w->arg, w->pos <= sh.applied && !all ? SHARED_APPLIED : SHARED_UNAVAILABLE);
+		free(w);
+	}
+}
+
+/*
+ * One feed message, in order: the record into the table, then (a change
+ * made here) the request's answer, then the event to the hub, which fans it
+ * out at the next hub_flush(): the answer goes first.
+ */
+static void
+feed_apply(const char *data, size_t len)
+{
+	uint64_t pos, id, version, seq, event;
+	char tag[64];
+	int off = 0;
+	const char *rec, *nl, *line;
+	struct store_record r;
+	struct op *op = NULL;
+
+	if (sscanf(data, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %63s%n", &pos,
+		   &id, &version, &seq, &event, tag, &off) != 6 ||
+	    (size_t)off >= len || data[off] != '\n') {
+		log_error("redis: a feed message is damaged: %.*s", (int)(len < 80 ? len : 80),
+			  data);
+		return;
+	}
+	rec = data + off + 1;
+	nl = memchr(rec, '\n', len - (size_t)(rec - data));
+	if (nl == NULL || store_record_parse(rec, (size_t)(nl - rec), &r) != 0) {
+		log_error("redis: feed message %" PRIu64 ": its record is damaged", pos);
+		sh.applied = pos;
+		return;
+	}
+	line = nl + 1;
+	r.s.seq = seq;
+	r.s.event = event;
+	if (sessions_apply_record(&r.s, version) != 0)
+		log_error("redis: feed message %" PRIu64 ": the session could not be applied", pos);
+	/* A change proposed here, answered from the feed when that comes first. */
+	if (strncmp(tag, sh.tag, strlen(sh.tag)) == 0 && tag[strlen(sh.tag)] == '.') {
+		uint64_t n = strtoull(tag + strlen(sh.tag) + 1, NULL, 10);
+		HASH_FIND(hh, sh.ops, &n, sizeof n, op);
+		if (op != NULL && !op->answered) {
+			op->answered = true;
+			sh.st.applied++;
+			if (op->fn != NULL)
+				op->fn(op->arg, SHARED_APPLIED);
+		}
+	}
+	if (id != 0 && id > hub_last_event()) {
+		struct store_event ev = {
+			.id = id,
+			.time = r.s.updated,
+			.inviter = r.s.inviter,
+			.invitee = r.s.invitee,
+			.invitee_visible =
+				(r.s.m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0,
+			.line = line,
+			.len = len - (size_t)(line - data),
+		};
+		memcpy(ev.sid, r.s.id, SESSION_ID_BYTES);
+		if (id != hub_last_event() + 1) {
+			/* Only after a resync that lost history: subscribers were told. */
+			log_warn("redis: event %" PRIu64 " follows %" PRIu64 ": history restarts",
+				 id, hub_last_event());
+			hub_restart(id - 1);
+		}
+		hub_publish_stored(&ev);
+	}
+	store_record_free(&r);
+	sh.applied = pos;
+	sh.st.messages++;
+	if (sh.waiters != NULL)
+		wake_waiters(false);
+}
+
+/* The feed position a message starts with (0 if damaged). */
+static uint64_t
+message_pos(const char *data)
+{
+	return strtoull(data, NULL, 10);
+}
+
+static void fill_gap(uint64_t upto);
+
+/* Apply queued messages while they follow in order; fill the next gap if one remains. */
+static void
+drain_queue(void)
+{
+	struct queued *q;
+
+	while (!sh.filling && (q = sh.queue) != NULL) {
+		if (q->pos > sh.applied + 1) {
+			fill_gap(q->pos - 1);
+			break;
+		}
+		sh.queue = q->next;
+		if (sh.queue == NULL)
+			sh.queue_tail = &sh.queue;
+		if (q->pos == sh.applied + 1)
+			feed_apply(q->data, q->len);
+		free(q);
+	}
+	hub_flush();
+}
+
+static void
+enqueue(uint64_t pos, const char *data, size_t len)
+{
+	struct queued *q = malloc(sizeof *q + len + 1);
+
+	if (q == NULL) {
+		/* Dropped: the gap it leaves is filled from the history. */
+		log_error("redis: out of memory holding a feed message");
+		return;
+	}
+	q->next = NULL;
+	q->pos = pos;
+	q->len = len;
+	memcpy(q->data, data, len);
+	q->data[len] = '\0';
+	*sh.queue_tail = q;
+	sh.queue_tail = &q->next;
+}
+
+static void
+on_feed(void *arg, const char *channel, const char *data, size_t len)
+{
+	uint64_t pos;
+
+	(void)arg;
+	if (strcmp(channel, FEED_CHANNEL) != 0)
+		return; /* a heartbeat: it only proves the link alive */
+	pos = message_pos(data);
+	if (pos <= sh.applied && sh.loaded)
+		return;
+	if (!sh.loaded || sh.filling || sh.queue != NULL || pos != sh.applied + 1) {
+		enqueue(pos, data, len);
+		if (sh.loaded)
+			drain_queue();
+		return;
+	}
+	feed_apply(data, len);
+	hub_flush();
+}
+
+static void take_snapshot(void);
+
+/* Try a failed fill (or snapshot) again. */
+static void
+on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!sh.loaded)
+		take_snapshot();
+	else
+		drain_queue();
+}
+
+static void
+retry_later(void)
+{
+	struct timeval tv = {0, FILL_RETRY_MS * 1000};
+
+	sh.filling = false;
+	evtimer_add(sh.retry, &tv);
+}
+
+/* The history's answer to a gap fill: each message in order, or a resync when some are gone. */
+static void
+on_filled(void *arg, const redisReply *r, const char *err)
+{
+	uint64_t *want = arg, from = want[0], upto = want[1];
+	size_t got = 0;
+
+	free(want);
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+		log_warn("redis: cannot fill the feed's gap from %" PRIu64 ": %s", from,
+			 err != NULL                   ? err
+			 : r != NULL && r->str != NULL ? r->str
+						       : "?");
+		retry_later();
+		return;
+	}
+	sh.filling = false;
+	for (size_t i = 0; i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+		const redisReply *m;
+
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+		    e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements != 2)
+			break;
+		m = e->element[1]->element[1];
+		if (m->type != REDIS_REPLY_STRING || message_pos(m->str) != sh.applied + 1)
+			break;
+		feed_apply(m->str, m->len);
+		got++;
+	}
+	if (sh.applied < upto) {
+		/* The history no longer holds what was missed: start again from a snapshot. */
+		log_warn("redis: feed messages %" PRIu64 " to %" PRIu64
+			 " are no longer in the history: loading everything again",
+			 sh.applied + 1, upto);
+		sh.st.resyncs++;
+		take_snapshot();
+		return;
+	}
+	sh.st.gaps++;
+	sh.st.gap_messages += got;
+	log_info("redis: filled a gap in the feed: %zu messages from %" PRIu64, got, from);
+	drain_queue();
+}
+
+/* Fetch messages applied+1 .. upto from the history. */
+static void
+fill_gap(uint64_t upto)
+{
+	char a[32], b[32];
+	const char *argv[4] = {"XRANGE", "rv:log", a, b};
+	size_t lens[4];
+	uint64_t *want = malloc(2 * sizeof *want);
+
+	if (want == NULL) {
+		retry_later();
+		return;
+	}
+	want[0] = sh.applied + 1;
+	want[1] = upto;
+	snprintf(a, sizeof a, "%" PRIu64 "-1", want[0]);
+	snprintf(b, sizeof b, "%" PRIu64 "-1", upto);
+	for (int i = 0; i < 4; i++)
+		lens[i] = strlen(argv[i]);
+	sh.filling = true;
+	if (redis_link_command(sh.cmd, on_filled, want, 4, argv, lens) != 0) {
+		free(want);
+		retry_later();
+	}
+}
+
+/* The feed counter, after the feed came back: fill whatever was published meanwhile. */
+static void
+on_position(void *arg, const redisReply *r, const char *err)
+{
+	uint64_t pos;
+
+	(void)arg;
+	if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+		log_warn("redis: cannot read the feed's position: %s", err != NULL ? err : "?");
+		retry_later();
+		return;
+	}
+	sh.filling = false;
+	pos = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+	if (pos < sh.applied) {
+		/* Redis lost changes this node saw (a failover, a flush): start again. */
+		log_error("redis: the feed went back from %" PRIu64 " to %" PRIu64
+			  ": Redis lost acknowledged changes; loading everything again",
+			  sh.applied, pos);
+		sh.st.resyncs++;
+		take_snapshot();
+		return;
+	}
+	if (pos > sh.applied)
+		fill_gap(pos);
+	else
+		drain_queue();
+}
+
+/* Apply a snapshot: every session, the counters, the history. */
+static void
+on_snapshot(void *arg, const redisReply *r, const char *err)
+{
+	const redisReply *sessions, *log;
+	uint64_t pos, last;
+	bool first = !sh.loaded;
+
+	(void)arg;
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+	    r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY) {
+		log_warn("redis: cannot load the sessions: %s", err != NULL ? err
+								: r != NULL && r->str != NULL
+									? r->str
+									: "?");
+		retry_later();
+		return;
+	}
+	sh.filling = false;
+	pos = (uint64_t)r->element[0]->integer;
+	last = (uint64_t)r->element[1]->integer;
+	sessions = r->element[2];
+	log = r->element[3];
+	for (size_t i = 0; i < sessions->elements; i++) {
+		const char *text = sessions->element[i]->str, *nl;
+		uint64_t version, seq, event;
+		struct store_record rec;
+
+		nl = text != NULL ? strchr(text, '\n') : NULL;
+		if (nl == NULL ||
+		    sscanf(text, "%" SCNu64 " %" SCNu64 " %" SCNu64, &version, &seq, &event) != 3 ||
+		    store_record_parse(nl + 1, strlen(nl + 1), &rec) != 0) {
+			log_error("redis: a stored session is damaged: %.60s",
+				  text != NULL ? text : "");
+			continue;
+		}
+		rec.s.seq = seq;
+		rec.s.event = event;
+		if (sessions_apply_record(&rec.s, version) != 0)
+			log_error("redis: session %" PRIu64 " could not be loaded", seq);
+		store_record_free(&rec);
+	}
+	if (first || last != hub_last_event()) {
+		/* The history from the stream's newest messages (those with an event). */
+		hub_restart(last);
+		for (size_t i = 0; i < log->elements; i++) {
+			const char *m = log->element[i]->str, *nl, *line;
+			uint64_t p, id, v, sq, ev;
+			struct store_record rec;
+
+			if (m == NULL ||
+			    sscanf(m, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64,
+				   &p, &id, &v, &sq, &ev) != 5 ||
+			    id == 0 || (nl = strchr(m, '\n')) == NULL ||
+			    (line = strchr(nl + 1, '\n')) == NULL)
+				continue;
+			if (store_record_parse(nl + 1, (size_t)(line - nl - 1), &rec) != 0)
+				continue;
+			line++;
+			{
+				struct store_event e = {
+					.id = id,
+					.time = rec.s.updated,
+					.inviter = rec.s.inviter,
+					.invitee = rec.s.invitee,
+					.invitee_visible = (rec.s.m.done[RV_ROLE_INVITER] &
+							    (1u << RV_ACT_INVITE)) != 0,
+					.line = line,
+					.len = log->element[i]->len - (size_t)(line - m),
+				};
+				memcpy(e.sid, rec.s.id, SESSION_ID_BYTES);
+				if (hub_history_add(&e) != 0)
+					hub_restart(last);
+			}
+			store_record_free(&rec);
+		}
+	}
+	sh.applied = pos;
+	sh.loaded = true;
+	log_info("redis: %zu sessions loaded, feed at %" PRIu64 ", event %" PRIu64,
+		 sessions->elements, pos, last);
+	drain_queue();
+}
+
+static void
+take_snapshot(void)
+{
+	char history[32];
+	const char *argv[] = {"rv:fs", "rv:ev", "rv:sessions", "rv:log", history, "rv:s:"};
+	size_t lens[6];
+
+	snprintf(history, sizeof history, "%zu", config.history);
+	for (int i = 0; i < 6; i++)
+		lens[i] = strlen(argv[i]);
+	sh.filling = true;
+	if (redis_link_eval(sh.cmd, &redis_script_snapshot, on_snapshot, NULL, 4, 6, argv, lens) !=
+	    0)
+		retry_later();
+}
+
+/* The command link is up: load everything, the first time. */
+static void
+on_cmd_up(void *arg)
+{
+	char where[300];
+
+	(void)arg;
+	log_info("redis: connected to %s", redis_link_where(sh.cmd, where, sizeof where));
+	sh.st.reconnects++;
+	if (!sh.loaded && sh.feed_up && !sh.filling)
+		take_snapshot();
+}
+
+static void
+on_cmd_down(void *arg, const char *why)
+{
+	(void)arg;
+	log_warn("redis: %s", why);
+}
+
+/* The feed is subscribed: load everything (the first time), or fill what it missed. */
+static void
+on_feed_up(void *arg)
+{
+	(void)arg;
+	sh.feed_up = true;
+	if (sh.filling)
+		return;
+	if (!sh.loaded) {
+		if (redis_link_up(sh.cmd))
+			take_snapshot();
+		return;
+	}
+	{
+		const char *argv[2] = {"GET", "rv:fs"};
+		size_t lens[2] = {3, 5};
+		sh.filling = true;
+		if (redis_link_command(sh.cmd, on_position, NULL, 2, argv, lens) != 0)
+			retry_later();
+	}
+}
+
+static void
+on_feed_down(void *arg, const char *why)
+{
+	(void)arg;
+	sh.feed_up = false;
+	log_warn("redis: the feed: %s", why);
+}
+
+static const struct redis_link_ops cmd_ops = {.on_up = on_cmd_up, .on_down = on_cmd_down};
+static const struct redis_link_ops feed_ops = {.on_up = on_feed_up, .on_down = on_feed_down};
+
+static void
+on_published(void *arg, const redisReply *r, const char *err)
+{
+	(void)arg;
+	(void)r;
+	(void)err;
+}
+
+/* Every second: a heartbeat on the feed's link, so that every node can tell it is alive. */
+static void
+on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	const char *argv[3] = {"PUBLISH", HEARTBEAT_CHANNEL, sh.name};
+	size_t lens[3] = {7, strlen(HEARTBEAT_CHANNEL), strlen(sh.name)};
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (redis_link_up(sh.cmd))
+		redis_link_command(sh.cmd, on_published, NULL, 3, argv, lens);
+}
+
+/* The answer to a proposed change's script. */
+static void
+on_proposed(void *arg, const redisReply *r, const char *err)
+{
+	struct op *op = arg;
+	enum shared_result res = SHARED_UNAVAILABLE;
+
+	HASH_DEL(sh.ops, op);
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
+	    r->element[0]->integer == 1) {
+		res = SHARED_APPLIED;
+		sh.st.rtt_sum += now_s() - op->t0;
+		sh.st.rtt_count++;
+		if (!op->answered) {
+			/* Before the feed brings it: hold it now, so that the answer shows it. */
+			struct store_record rec;
+			if (store_record_parse(op->rec, op->rec_len, &rec) == 0) {
+				struct session *s = session_find(op->sid);
+				uint64_t id = (uint64_t)r->element[2]->integer;
+				rec.s.seq = (uint64_t)r->element[4]->integer;
+				if (id != 0)
+					rec.s.event = id;
+				else if (s != NULL)
+					rec.s.event = s->event;
+				sessions_apply_record(&rec.s, (uint64_t)r->element[3]->integer);
+				store_record_free(&rec);
+			}
+		}
+	} else if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
+		   r->element[0]->integer == 0) {
+		res = SHARED_CONFLICT;
+		sh.st.rtt_sum += now_s() - op->t0;
+		sh.st.rtt_count++;
+		if (r->element[2]->type == REDIS_REPLY_STRING) {
+			struct store_record rec;
+			if (store_record_parse(r->element[2]->str, r->element[2]->len, &rec) == 0) {
+				rec.s.seq = (uint64_t)r->element[3]->integer;
+				rec.s.event = (uint64_t)r->element[4]->integer;
+				sessions_apply_record(&rec.s, (uint64_t)r->element[1]->integer);
+				store_record_free(&rec);
+			}
+		}
+	} else {
+		log_warn("redis: a change was not answered: %s", err != NULL ? err
+								 : r != NULL && r->str != NULL
+									 ? r->str
+									 : "bad answer");
+	}
+	if (!op->answered) {
+		op->answered = true;
+		if (res == SHARED_APPLIED)
+			sh.st.applied++;
+		else if (res == SHARED_CONFLICT)
+			sh.st.conflicts++;
+		else
+			sh.st.unavailable++;
+		if (op->fn != NULL)
+			op->fn(op->arg, res);
+	}
+	free(op->rec);
+	free(op);
+	hub_flush();
+}
+
+/* fn(arg, SHARED_UNAVAILABLE) from the loop, not from inside shared_propose(). */
+struct failed {
+	shared_done_fn fn;
+	void *arg;
+};
+
+static void
+on_failed(evutil_socket_t fd, short what, void *arg)
+{
+	struct failed f = *(struct failed *)arg;
+
+	(void)fd;
+	(void)what;
+	free(arg);
+	f.fn(f.arg, SHARED_UNAVAILABLE);
+	hub_flush();
+}
+
+static void
+fail_soon(shared_done_fn fn, void *arg)
+{
+	struct failed *f = malloc(sizeof *f);
+	struct timeval now = {0, 0};
+
+	sh.st.unavailable++;
+	if (fn == NULL)
+		return;
+	if (f != NULL) {
+		f->fn = fn;
+		f->arg = arg;
+		if (event_base_once(sh.base, -1, EV_TIMEOUT, on_failed, f, &now) == 0)
+			return;
+		free(f);
+	}
+	log_error("redis: out of memory failing a change");
+	fn(arg, SHARED_UNAVAILABLE); /* the one way left to answer it */
+}
+
+/* The feed's position when the request arrived: answer now, or wait for the feed. */
+static void
+on_sync_position(void *arg, const redisReply *r, const char *err)
+{
+	struct waiter *w = arg;
+
+	if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+		log_warn("redis: cannot read the feed's position: %s", err != NULL ? err : "?");
+		w->fn(w->arg, SHARED_UNAVAILABLE);
+		free(w);
+		hub_flush();
+		return;
+	}
+	w->pos = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+	if (w->pos <= sh.applied && sh.loaded) {
+		w->fn(w->arg, SHARED_APPLIED);
+		free(w);
+		hub_flush();
+		return;
+	}
+	w->deadline = now_ms() + config.store_timeout_ms;
+	w->next = sh.waiters;
+	sh.waiters = w;
+}
+
+void
+shared_sync(shared_done_fn fn, void *arg)
+{
+	const char *argv[2] = {"GET", "rv:fs"};
+	size_t lens[2] = {3, 5};
+	struct waiter *w = calloc(1, sizeof *w);
+
+	if (w == NULL) {
+		fail_soon(fn, arg);
+		return;
+	}
+	w->fn = fn;
+	w->arg = arg;
+	if (redis_link_command(sh.cmd, on_sync_position, w, 2, argv, lens) != 0) {
+		free(w);
+		fail_soon(fn, arg);
+	}
+}
+
+/* Every quarter second: answer the waiters whose time is up. */
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (sh.waiters != NULL)
+		wake_waiters(false);
+}
+
+void
+shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const struct jsonw *rec,
+	       const struct jsonw *line, size_t at, bool final, shared_done_fn fn, void *arg)
+{
+	char key[8 + SESSION_ID_HEX], hex[SESSION_ID_HEX + 1], ver[24], keep[24], history[24],
+		tag[48];
+	const char *argv[14];
+	size_t lens[14];
+	struct op *op = calloc(1, sizeof *op);
+	int n = 0;
+
+	sh.st.proposed++;
+	if (op == NULL || (op->rec = malloc(rec->len)) == NULL || !redis_link_up(sh.cmd)) {
+		if (op != NULL)
+			free(op->rec);
+		free(op);
+		fail_soon(fn, arg);
+		return;
+	}
+	op->n = ++sh.next_op;
+	op->fn = fn;
+	op->arg = arg;
+	op->t0 = now_s();
+	memcpy(op->sid, sid, SESSION_ID_BYTES);
+	memcpy(op->rec, rec->buf, rec->len);
+	op->rec_len = rec->len;
+	session_id_format(sid, hex);
+	snprintf(key, sizeof key, "rv:s:%s", hex);
+	snprintf(ver, sizeof ver, "%" PRIu64, version);
+	snprintf(keep, sizeof keep, "%" PRId64, config.linger_ms + 60000);
+	snprintf(history, sizeof history, "%zu", config.history);
+	snprintf(tag, sizeof tag, "%s.%" PRIu64, sh.tag, op->n);
+	argv[n] = key, lens[n++] = strlen(key);
+	argv[n] = "rv:ev", lens[n++] = 5;
+	argv[n] = "rv:fs", lens[n++] = 5;
+	argv[n] = "rv:log", lens[n++] = 6;
+	argv[n] = "rv:sessions", lens[n++] = 11;
+	argv[n] = ver, lens[n++] = strlen(ver);
+	argv[n] = rec->buf, lens[n++] = rec->len;
+	argv[n] = line != NULL ? line->buf : "", lens[n++] = line != NULL ? at : 0;
+	argv[n] = line != NULL ? line->buf + at : "", lens[n++] = line != NULL ? line->len - at : 0;
+	argv[n] = final ? keep : "", lens[n++] = final ? strlen(keep) : 0;
+	argv[n] = hex, lens[n++] = SESSION_ID_HEX;
+	argv[n] = history, lens[n++] = strlen(history);
+	argv[n] = FEED_CHANNEL, lens[n++] = strlen(FEED_CHANNEL);
+	argv[n] = tag, lens[n++] = strlen(tag);
+	HASH_ADD(hh, sh.ops, n, sizeof op->n, op);
+	if (redis_link_eval(sh.cmd, &redis_script_transition, on_proposed, op, 5, n, argv, lens) !=
+	    0) {
+		HASH_DEL(sh.ops, op);
+		free(op->rec);
+		free(op);
+		fail_soon(fn, arg);
+	}
+}
+
+/* A deadline of a session fell due here: propose the daemon's change (every node does). */
+static void
+on_daemon_change(struct session *s, const struct session_change *ch)
+{
+	struct jsonw rec, line;
+	size_t at = 0;
+
+	jsonw_init(&rec);
+	jsonw_init(&line);
+	if (session_change_encode(s, ch, &rec, &line, &at) == 0)
+		shared_propose(s->id, s->version, &rec, ch->outcome == RV_CHANGED ? &line : NULL,
+			       at, rv_state_is_final(ch->m.state), NULL, NULL);
+	else
+		log_error("redis: out of memory proposing a change");
+	jsonw_free(&rec);
+	jsonw_free(&line);
+}
+
+int
+shared_start(struct event_base *base)
+{
+	struct timeval hb = {HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000};
+	struct timeval sweep = {0, 250000};
+	uint8_t rnd[8];
+	char why[256], where[300];
+
+	memset(&sh, 0, sizeof sh);
+	sh.base = base;
+	sh.queue_tail = &sh.queue;
+	node_name_default();
+	if (redis_addr_parse(config.store, &sh.addr, why, sizeof why) != 0) {
+		log_error("redis: %s", why);
+		return -1;
+	}
+	if (config.redis_password_file != NULL &&
+	    (sh.password = read_password(config.redis_password_file)) == NULL)
+		return -1;
+	if (random_bytes(rnd, sizeof rnd) != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(sh.tag + 2 * i, 3, "%02x", rnd[i]);
+	redis_scripts_init();
+	sh.cmd = redis_link_new(base, &sh.addr, sh.password, config.store_timeout_ms, &cmd_ops,
+				NULL);
+	sh.feed = redis_link_new(base, &sh.addr, sh.password, config.store_timeout_ms, &feed_ops,
+				 NULL);
+	sh.heartbeat = event_new(base, -1, EV_PERSIST, on_heartbeat, NULL);
+	sh.sweep = event_new(base, -1, EV_PERSIST, on_sweep, NULL);
+	sh.retry = evtimer_new(base, on_retry, NULL);
+	if (sh.cmd == NULL || sh.feed == NULL || sh.heartbeat == NULL || sh.retry == NULL ||
+	    sh.sweep == NULL || redis_link_add_script(sh.cmd, &redis_script_transition) != 0 ||
+	    redis_link_add_script(sh.cmd, &redis_script_snapshot) != 0 ||
+	    redis_link_subscribe(sh.feed, FEED_CHANNEL, on_feed, NULL) != 0 ||
+	    redis_link_subscribe(sh.feed, HEARTBEAT_CHANNEL, on_feed, NULL) != 0) {
+		log_error("redis: out of memory");
+		shared_stop();
+		return -1;
+	}
+	redis_link_expect(sh.feed, FEED_SILENCE_MS);
+	event_add(sh.heartbeat, &hb);
+	event_add(sh.sweep, &sweep);
+	sessions_on_daemon_change(on_daemon_change);
+	log_info("redis: node %s, store %s", sh.name,
+		 redis_addr_format(&sh.addr, where, sizeof where));
+	/* Serve nothing before every session is here. */
+	while (!sh.loaded) {
+		if (event_base_loop(base, EVLOOP_ONCE) != 0) {
+			shared_stop();
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+shared_stop(void)
+{
+	struct op *op, *tmp;
+	struct queued *q;
+
+	sessions_on_daemon_change(NULL);
+	/* Links first: they fail what is in flight, answering each op. */
+	if (sh.cmd != NULL)
+		redis_link_free(sh.cmd);
+	if (sh.feed != NULL)
+		redis_link_free(sh.feed);
+	HASH_ITER (hh, sh.ops, op, tmp) {
+		HASH_DEL(sh.ops, op);
+		free(op->rec);
+		free(op);
+	}
+	while ((q = sh.queue) != NULL) {
+		sh.queue = q->next;
+		free(q);
+	}
+	wake_waiters(true);
+	if (sh.heartbeat != NULL)
+		event_free(sh.heartbeat);
+	if (sh.sweep != NULL)
+		event_free(sh.sweep);
+	if (sh.retry != NULL)
+		event_free(sh.retry);
+	free(sh.password);
+	memset(&sh, 0, sizeof sh);
+}

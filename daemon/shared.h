@@ -1,0 +1,90 @@
+/*
+ * Sessions shared through Redis (--store redis://...): every daemon given
+ * the same Redis is a node of one service (daemon/REDIS.md).
+ *
+ * Each node holds every session (sessions.c) as a copy that only the feed
+ * changes: Redis numbers every change on one counter and publishes it, with
+ * the session's record and its event line, on one channel; the node applies
+ * each message in order, filling a gap from the history Redis keeps before
+ * going on. A change requested here is decided here (the state machine,
+ * lib/machine.c, on the node's copy), then checked and applied in Redis by
+ * one script (the session's version must not have moved); the request is
+ * answered once Redis took it, before its event goes out.
+ *
+ * Called by core.c (start, stop), rpc_session.c (changes), metrics.c and
+ * rpc_admin.c (state). Loop thread only.
+ */
+#ifndef RV_SHARED_H
+#define RV_SHARED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rendezvous.h"
+
+struct event_base;
+struct jsonw;
+
+/* Whether --store names Redis. */
+bool shared_enabled(void);
+
+/*
+ * Connect, subscribe to the feed and load every session and the newest
+ * history, turning the loop until that is done (Redis unreachable: it
+ * keeps trying, logging why). 0, or -1 after logging (a signal to stop).
+ */
+int shared_start(struct event_base *base);
+/* Leave: give up the node's lease, close the links. */
+void shared_stop(void);
+
+/* Whether the node serves: commands answered, the feed up and caught up. */
+bool shared_ready(void);
+/* Why not, for logs and /readyz (borrowed), or NULL when ready. */
+const char *shared_why_not_ready(void);
+
+/* What became of a proposed change. */
+enum shared_result {
+	SHARED_APPLIED,     /* Redis took it: the session table holds it; its event follows */
+	SHARED_CONFLICT,    /* another change came first: the table holds that; decide again */
+	SHARED_UNAVAILABLE, /* Redis did not answer in time, or is unreachable */
+};
+typedef void (*shared_done_fn)(void *arg, enum shared_result r);
+
+/*
+ * Propose a change of session sid decided from its version (0: a new
+ * session): the new record (store_record.h) and, when the change has an
+ * event, its line without the id (line NULL for none; at: where the id
+ * goes). final: the session ends (Redis keeps it for --linger). fn(arg, ..)
+ * is called once, later (never from inside this call); NULL for a change
+ * nobody waits for (a deadline).
+ */
+void shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const struct jsonw *rec,
+		    const struct jsonw *line, size_t at, bool final, shared_done_fn fn, void *arg);
+/*
+ * Call fn(arg, SHARED_APPLIED) once this node holds every change Redis had
+ * taken when this was called (a read after a write on another node sees
+ * it), or SHARED_UNAVAILABLE when Redis does not answer, or the feed does
+ * not catch up, within --store-timeout. Later, never from inside this call.
+ */
+void shared_sync(shared_done_fn fn, void *arg);
+/* After SHARED_UNAVAILABLE: when to try again, in ms from now. */
+int64_t shared_retry_after_ms(void);
+
+/* This node's name (--node-name, or host:port). */
+const char *shared_node_name(void);
+
+/* Counters, for metrics and admin.stats. */
+struct shared_stats {
+	uint64_t proposed, applied, conflicts, unavailable; /* changes proposed here */
+	uint64_t messages;                                  /* feed messages applied */
+	uint64_t gaps, gap_messages;                        /* gaps filled, messages they held */
+	uint64_t resyncs;    /* gaps the history no longer held: snapshot taken again */
+	uint64_t position;   /* the feed position applied */
+	uint64_t reconnects; /* of the command link */
+	double rtt_sum;      /* seconds, over 'proposed' answered */
+	uint64_t rtt_count;
+};
+void shared_stats(struct shared_stats *out);
+
+#endif

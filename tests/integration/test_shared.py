@@ -1,0 +1,234 @@
+"""Several daemons, one service: sessions shared through Redis (issue 15).
+
+Every test starts a real redis-server and daemons (nodes) on loopback ports,
+stops them by pid, and checks each node exited cleanly.
+"""
+import json
+import signal
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from rvtest import (SANITIZER_MARKS, Daemon, Redis, RpcError, free_port, lifecycle_to,
+                    wait_for)
+
+
+class Shared(unittest.TestCase):
+    """A Redis and some nodes; the nodes' logs are checked at the end."""
+
+    redis_args = ()
+
+    def setUp(self):
+        self.redis = Redis(*self.redis_args)
+        self.addCleanup(self.redis.stop)
+        self.nodes = []
+        self.clients = []
+        self.addCleanup(self.stop_nodes)
+
+    def node(self, *args, **kw):
+        d = Daemon("--store", self.redis.url, "--observer", "olga", *args, **kw)
+        self.nodes.append(d)
+        return d
+
+    def client(self, node, user, device=None):
+        c = node.client(user, device)
+        self.clients.append(c)
+        return c
+
+    def stop_nodes(self):
+        for c in self.clients:
+            c.close()
+        for d in self.nodes:
+            status, log = d.stop()
+            for mark in SANITIZER_MARKS:
+                self.assertNotIn(mark, log, log[-4000:])
+            if status != -signal.SIGKILL:
+                self.assertEqual(status, 0, "a node exited %s:\n%s" % (status, log[-4000:]))
+
+    def events(self, c, n):
+        return [c.event() for _ in range(n)]
+
+
+class Lifecycle(Shared):
+    def test_three_nodes_one_service(self):
+        """Inviter on A, invitee on B, an observer on C: every event once, in order."""
+        a, b, c = self.node(), self.node(), self.node()
+        alice, bob = self.client(a, "alice"), self.client(b, "bob")
+        olga = self.client(c, "olga")
+        olga.call("subscribe", {"all": True})
+        alice.call("subscribe", {"user": "alice"})
+        sid = lifecycle_to(alice, bob, "RSS_CONNECTED")
+        # The reply on A was given after Redis took it: B and C read it at once.
+        rec = bob.call("session.get", {"session": sid})
+        self.assertEqual(rec["state"], "RSS_CONNECTED")
+        self.assertEqual(olga.call("session.get", {"session": sid})["state"], "RSS_CONNECTED")
+        end = bob.call("session.terminate", {"session": sid, "code": 7, "data": {"x": 1}})
+        self.assertEqual(end["state"], "RSS_TERMINATED")
+        seen = self.events(olga, 5)
+        self.assertEqual([e["event"] for e in seen], list(range(1, 6)))
+        self.assertEqual([e["state"] for e in seen],
+                         ["RSS_READY", "RSS_INVITATION", "RSS_ACCEPTED", "RSS_CONNECTED",
+                          "RSS_TERMINATED"])
+        self.assertEqual(seen[-1]["code"], 7)
+        self.assertEqual(seen[-1]["data"], {"x": 1})
+        olga.no_message()
+        # The inviter's own subscription on A: the same ids, each once.
+        mine = self.events(alice, 5)
+        self.assertEqual([e["event"] for e in mine], list(range(1, 6)))
+        alice.no_message()
+        # Every node lists it; a new subscriber anywhere replays the history.
+        self.assertEqual([s["session"] for s in alice.call("session.list")["sessions"]], [sid])
+        late = self.client(b, "olga")
+        late.call("subscribe", {"all": True, "since": 0})
+        self.assertEqual([e["event"] for e in self.events(late, 5)], list(range(1, 6)))
+
+    def test_reply_before_event_on_every_node(self):
+        """A change's reply comes before its event on the connection that asked."""
+        a, b = self.node(), self.node()
+        alice, bob = self.client(a, "alice"), self.client(b, "bob")
+        alice.call("subscribe", {"user": "alice"})
+        bob.call("subscribe", {"user": "bob"})
+        for _ in range(20):
+            sid = alice.call("session.create", {"invitee": "bob"})["session"]
+            self.assertEqual(alice.event()["state"], "RSS_READY")
+            alice.call("session.invite", {"session": sid})
+            self.assertEqual(alice.event()["state"], "RSS_INVITATION")
+            self.assertEqual(bob.event()["state"], "RSS_INVITATION")
+            bob.call("session.decline", {"session": sid})
+            self.assertEqual(bob.event()["state"], "RSS_DECLINED")
+            self.assertEqual(alice.event()["state"], "RSS_DECLINED")
+
+    def test_a_node_started_later_loads_everything(self):
+        a = self.node()
+        alice, bob = self.client(a, "alice"), self.client(a, "bob")
+        sids = [lifecycle_to(alice, bob, "RSS_ACCEPTED") for _ in range(5)]
+        b = self.node()
+        carol = self.client(b, "bob")
+        listed = [s["session"] for s in carol.call("session.list")["sessions"]]
+        self.assertEqual(listed, sids)
+        carol.call("subscribe", {"user": "bob", "since": 0})
+        ids = [carol.event()["event"] for _ in range(10)]  # invite and accept of each
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(len(set(ids)), 10)
+
+    def test_devices_on_two_nodes_first_accept_wins(self):
+        a, b, c = self.node(), self.node(), self.node()
+        alice = self.client(a, "alice")
+        phone, laptop = self.client(b, "bob", "phone"), self.client(c, "bob", "laptop")
+        sid = lifecycle_to(alice, phone, "RSS_INVITATION")
+        phone.request("session.accept", {"session": sid}, id=1)
+        laptop.request("session.accept", {"session": sid}, id=1)
+        r1, r2 = phone.read_msg(), laptop.read_msg()
+        wins = [r for r in (r1, r2) if "result" in r]
+        losses = [r for r in (r1, r2) if "error" in r]
+        self.assertEqual(len(wins), 1, (r1, r2))
+        self.assertEqual(losses[0]["error"]["code"], 4009)
+        self.assertEqual(losses[0]["error"]["data"]["reason"], "answered_elsewhere")
+        winner = "phone" if "result" in r1 else "laptop"
+        self.assertEqual(alice.call("session.get", {"session": sid})["answered_by"], winner)
+
+    def test_glare_across_nodes(self):
+        a, b = self.node(), self.node()
+        alice, bob = self.client(a, "alice"), self.client(b, "bob")
+        first = alice.call("session.create", {"invitee": "bob", "topic": "t"})["session"]
+        alice.call("session.invite", {"session": first})
+        mine = bob.call("session.create", {"invitee": "alice", "topic": "t"})["session"]
+        with self.assertRaises(RpcError) as cm:
+            bob.call("session.invite", {"session": mine})
+        self.assertEqual(cm.exception.code, 4091)
+        self.assertEqual(cm.exception.error["data"]["session"], first)
+        rec = alice.call("session.get", {"session": mine})
+        self.assertEqual(rec["state"], "RSS_TERMINATED")
+        self.assertEqual(rec["reason"], "glare")
+        self.assertEqual(rec["replaced_by"], first)
+
+
+class Races(Shared):
+    RACES = 300
+
+    def test_the_same_change_from_two_nodes_has_one_winner(self):
+        """Cancel on A and decline on B, at once, for many sessions: one wins each."""
+        a, b = self.node(), self.node()
+        alice, bob = self.client(a, "alice"), self.client(b, "bob")
+        sids = []
+        for i in range(self.RACES):
+            alice.request("session.create", {"invitee": "bob"}, id=i)
+        for i in range(self.RACES):
+            sids.append(alice.response(i)["result"]["session"])
+        for i, sid in enumerate(sids):
+            alice.request("session.invite", {"session": sid}, id=i)
+        for i in range(self.RACES):
+            alice.response(i)
+        for i, sid in enumerate(sids):
+            alice.request("session.cancel", {"session": sid}, id=i)
+            bob.request("session.decline", {"session": sid}, id=i)
+        wins_a = wins_b = 0
+        for i in range(self.RACES):
+            ra, rb = alice.read_msg(), bob.read_msg()
+            self.assertEqual((ra["id"], rb["id"]), (i, i))
+            self.assertEqual(("result" in ra) + ("result" in rb), 1, (ra, rb))
+            loser = rb if "result" in ra else ra
+            self.assertEqual(loser["error"]["code"], 4009, loser)
+            wins_a += "result" in ra
+            wins_b += "result" in rb
+        print("races: node A won %d, node B %d" % (wins_a, wins_b))
+        # Every event id once, contiguous: create, invite and one end per session.
+        olga = self.client(a, "olga")
+        olga.call("subscribe", {"all": True, "since": 0})
+        ids = [olga.event()["event"] for _ in range(3 * self.RACES)]
+        self.assertEqual(ids, list(range(1, 3 * self.RACES + 1)))
+
+
+class Deadlines(Shared):
+    def test_expiry_fires_when_the_node_that_set_it_is_gone(self):
+        a, b = self.node(), self.node()
+        alice = self.client(a, "alice")
+        olga = self.client(b, "olga")
+        olga.call("subscribe", {"all": True})
+        sid = alice.call("session.create", {"invitee": "bob", "ttl": 1})["session"]
+        self.assertEqual(olga.event()["state"], "RSS_READY")
+        a.proc.kill()
+        a.proc.wait()
+        ev = olga.event(timeout=10)
+        self.assertEqual((ev["session"], ev["state"], ev["reason"]),
+                         (sid, "RSS_TERMINATED", "expired"))
+        olga.no_message(1.5)  # fired once, though every node looked
+
+
+class Outage(Shared):
+    def readyz(self, node):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % node.metrics_port,
+                                        timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def test_redis_stopped_answers_5003_and_not_ready(self):
+        port = free_port()
+        a = self.node("--store-timeout", "1", "--metrics", "127.0.0.1:%d" % port)
+        a.metrics_port = port
+        alice, bob = self.client(a, "alice"), self.client(a, "bob")
+        sid = lifecycle_to(alice, bob, "RSS_INVITATION")
+        self.assertEqual(self.readyz(a), 200)
+        self.redis.kill(signal.SIGSTOP)
+        try:
+            with self.assertRaises(RpcError) as cm:
+                bob.call("session.accept", {"session": sid})
+            self.assertEqual(cm.exception.code, 5003)
+            self.assertIn("retry_after_ms", cm.exception.error["data"])
+            wait_for(lambda: self.readyz(a) == 503, "readyz 503")
+        finally:
+            self.redis.kill(signal.SIGCONT)
+        wait_for(lambda: self.readyz(a) == 200, "readyz 200")
+        # Nothing was half-applied: the accept may have been taken or not, once.
+        rec = bob.call("session.get", {"session": sid})
+        if rec["state"] == "RSS_INVITATION":
+            rec = bob.call("session.accept", {"session": sid})
+        self.assertEqual(rec["state"], "RSS_ACCEPTED")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
