@@ -17,6 +17,7 @@
 #include "presence.h"
 #include "rendezvous.h"
 #include "sessions.h"
+#include "shared.h"
 #include "stats.h"
 #include "store.h"
 #include "users.h"
@@ -113,6 +114,8 @@ client_on_close(void *arg)
 		TAILQ_REMOVE(&u->conns, &c->peer, by_user);
 		u->nconns--;
 		c->who.device->nconns--;
+		if (c->who.device->nconns == 0 && shared_enabled())
+			shared_device_here(u, c->who.device, false);
 		sessions_presence_changed(u);
 		if (c->who.device->nconns == 0)
 			presence_changed(u); /* its last connection from this device went */
@@ -271,6 +274,8 @@ client_authenticate(struct client *c, struct user *u, struct device *device,
 	first = device->nconns++ == 0;
 	TAILQ_INSERT_TAIL(&u->conns, &c->peer, by_user);
 	u->nconns++;
+	if (first && shared_enabled())
+		shared_device_here(u, device, true);
 	sessions_presence_changed(u);
 	if (first)
 		presence_changed(u); /* a device came */

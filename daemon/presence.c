@@ -31,6 +31,16 @@ presence_of(const struct user *u)
 			return NULL;
 		}
 	}
+	/* Then those connected only to other nodes (a shared store). */
+	for (struct device *d = u->devices; d != NULL; d = d->next) {
+		if (d->remote == 0 || d->mark == listing)
+			continue;
+		d->mark = listing;
+		if (json_array_append_new(devices, json_string(d->name)) != 0) {
+			json_decref(devices);
+			return NULL;
+		}
+	}
 	p = json_pack("{s:s, s:b, s:o}", "user", u->name, "online", json_array_size(devices) > 0,
 		      "devices", devices);
 	return p;

@@ -101,17 +101,22 @@ rpc_admin_stats(struct client *c, json_t *params, struct rpc_error *err)
 		      "dropped", (json_int_t)stats.outcomes_dropped);
 	if (r != NULL && shared_enabled()) {
 		struct shared_stats ss;
+		json_t *nodes = json_array();
 		shared_stats(&ss);
+		for (size_t i = 0; nodes != NULL && i < ss.nodes; i++)
+			json_array_append_new(nodes, json_string(shared_node(i)));
 		json_object_set_new(
 			json_object_get(r, "store"), "shared",
-			json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node",
-				  shared_node_name(), "ready", shared_ready(), "position",
-				  (json_int_t)ss.position, "proposed", (json_int_t)ss.proposed,
-				  "applied", (json_int_t)ss.applied, "conflicts",
-				  (json_int_t)ss.conflicts, "unavailable",
-				  (json_int_t)ss.unavailable, "messages", (json_int_t)ss.messages,
-				  "gaps", (json_int_t)ss.gaps, "gap_messages",
-				  (json_int_t)ss.gap_messages, "resyncs", (json_int_t)ss.resyncs));
+			json_pack("{s:s, s:o*, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+				  "s:I}",
+				  "node", shared_node_name(), "nodes", nodes, "lease", ss.lease,
+				  "ready", shared_ready(), "position", (json_int_t)ss.position,
+				  "proposed", (json_int_t)ss.proposed, "applied",
+				  (json_int_t)ss.applied, "conflicts", (json_int_t)ss.conflicts,
+				  "unavailable", (json_int_t)ss.unavailable, "messages",
+				  (json_int_t)ss.messages, "gaps", (json_int_t)ss.gaps,
+				  "gap_messages", (json_int_t)ss.gap_messages, "resyncs",
+				  (json_int_t)ss.resyncs));
 	}
 	if (r == NULL)
 		return rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");

@@ -890,7 +890,8 @@ party_present(const struct session *s, const struct user *u)
 {
 	const struct device *device = session_engaged_device(s, u);
 
-	return device == NULL ? u->nconns > 0 : device->nconns > 0;
+	/* Here or, with a shared store, on another node. */
+	return device == NULL ? u->nconns + u->remote > 0 : device->nconns + device->remote > 0;
 }
 
 /* Bring a party's away time up to date; true if it changed. */

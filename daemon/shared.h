@@ -71,6 +71,15 @@ void shared_sync(shared_done_fn fn, void *arg);
 /* After SHARED_UNAVAILABLE: when to try again, in ms from now. */
 int64_t shared_retry_after_ms(void);
 
+/*
+ * A device of u connected here (here), or its last connection here went:
+ * tell the other nodes, which count it present while this node's lease
+ * lives (client.c).
+ */
+struct user;
+struct device;
+void shared_device_here(struct user *u, struct device *d, bool here);
+
 /* This node's name (--node-name, or host:port). */
 const char *shared_node_name(void);
 
@@ -82,9 +91,13 @@ struct shared_stats {
 	uint64_t resyncs;    /* gaps the history no longer held: snapshot taken again */
 	uint64_t position;   /* the feed position applied */
 	uint64_t reconnects; /* of the command link */
+	bool lease;          /* this node's lease is held */
+	size_t nodes;        /* nodes whose lease lives, this one included */
 	double rtt_sum;      /* seconds, over 'proposed' answered */
 	uint64_t rtt_count;
 };
 void shared_stats(struct shared_stats *out);
+/* The name of the i-th live node (i < nodes), borrowed until the next lease renewal. */
+const char *shared_node(size_t i);
 
 #endif

@@ -93,6 +93,7 @@ device_get(struct user *u, const char *name)
 	}
 	d->refs = 1;
 	d->nconns = 0;
+	d->remote = 0;
 	d->mark = 0;
 	d->user = user_ref(u);
 	memcpy(d->name, name, len + 1);

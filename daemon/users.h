@@ -25,6 +25,7 @@ struct user {
 	char *name;
 	unsigned refs;
 	size_t nconns;             /* authenticated connections, closing excluded */
+	size_t remote;             /* its devices' connections to other nodes (shared.c) */
 	struct peer_list conns;    /* those connections, as the hub sees them (hub.h) */
 	struct session *inviting;  /* sessions this user created (utlist, by age) */
 	struct session *invited;   /* sessions this user was invited to */
@@ -45,6 +46,7 @@ struct user {
 struct device {
 	unsigned refs;
 	unsigned nconns; /* authenticated connections from it, as user->nconns (client.c) */
+	unsigned remote; /* other nodes it is connected to, with a shared store (shared.c) */
 	uint64_t mark;   /* presence_of()'s, to list each device once */
 	struct user *user;
 	struct device *next; /* user->devices */

@@ -54,10 +54,15 @@ class Shared(unittest.TestCase):
 class Lifecycle(Shared):
     def test_three_nodes_one_service(self):
         """Inviter on A, invitee on B, an observer on C: every event once, in order."""
-        a, b, c = self.node(), self.node(), self.node()
+        a, b, c = [self.node("--node-name", n, "--admin", "root") for n in "abc"]
         alice, bob = self.client(a, "alice"), self.client(b, "bob")
         olga = self.client(c, "olga")
         olga.call("subscribe", {"all": True})
+        root = self.client(b, "root")
+        wait_for(lambda: sorted(root.call("admin.stats")["store"]["shared"]["nodes"]) ==
+                 ["a", "b", "c"], "the three nodes listed")
+        shared = root.call("admin.stats")["store"]["shared"]
+        self.assertEqual((shared["node"], shared["ready"], shared["lease"]), ("b", True, True))
         alice.call("subscribe", {"user": "alice"})
         sid = lifecycle_to(alice, bob, "RSS_CONNECTED")
         # The reply on A was given after Redis took it: B and C read it at once.
@@ -195,6 +200,45 @@ class Deadlines(Shared):
         self.assertEqual((ev["session"], ev["state"], ev["reason"]),
                          (sid, "RSS_TERMINATED", "expired"))
         olga.no_message(1.5)  # fired once, though every node looked
+
+
+class Presence(Shared):
+    def test_a_party_on_another_node_is_present_until_its_lease_lapses(self):
+        a, b = self.node("--peer-grace", "1"), self.node("--peer-grace", "1")
+        alice, bob = self.client(a, "alice"), self.client(b, "bob", "phone")
+        olga = self.client(a, "olga")
+        olga.call("subscribe", {"all": True})
+        sid = lifecycle_to(alice, bob, "RSS_ACCEPTED")
+        self.events(olga, 3)
+        # Each node sees the other's parties: nobody is lost while both are connected.
+        wait_for(lambda: alice.call("presence.get", {"user": "bob"})["devices"] == ["phone"],
+                 "bob's phone seen on node A")
+        olga.no_message(2.5)
+        self.assertEqual(alice.call("session.get", {"session": sid})["state"], "RSS_ACCEPTED")
+        # Node B dies: bob counts as gone once its lease lapses, then the grace runs.
+        t0 = time.monotonic()
+        b.proc.kill()
+        b.proc.wait()
+        ev = olga.event(timeout=15)
+        waited = time.monotonic() - t0
+        self.assertEqual((ev["session"], ev["state"], ev["reason"]),
+                         (sid, "RSS_TERMINATED", "peer_lost"))
+        self.assertGreater(waited, 1.0)  # the lease (3 s) and the grace (1 s), not at once
+        self.assertEqual(olga.call("presence.get", {"user": "bob"})["devices"], [])
+
+    def test_leaving_gracefully_and_coming_back(self):
+        a, b = self.node("--peer-grace", "1"), self.node("--peer-grace", "1")
+        alice = self.client(a, "olga")
+        bob = self.client(b, "bob", "phone")
+        wait_for(lambda: alice.call("presence.get", {"user": "bob"})["online"],
+                 "bob online on A")
+        bob.close()
+        wait_for(lambda: not alice.call("presence.get", {"user": "bob"})["online"],
+                 "bob offline on A")
+        bob2 = self.client(b, "bob", "tablet")
+        wait_for(lambda: alice.call("presence.get", {"user": "bob"})["devices"] == ["tablet"],
+                 "bob's tablet on A")
+        del bob2
 
 
 class Outage(Shared):
