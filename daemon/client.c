@@ -365,6 +365,25 @@ client_send_error(struct client *c, int code, const char *message, json_t *data)
 }
 
 void
+clients_history_lost(uint64_t last_event)
+{
+	struct client *c, *next;
+
+	/* Each may close as it is told: take the next one first. */
+	for (c = TAILQ_FIRST(&cl.all); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, all);
+		if (c->state != CLIENT_READY || !client_live(c) || c->peer.nsubs == 0)
+			continue;
+		client_send_error(c, RV_ERR_HISTORY_GONE,
+				  "history gone: the shared store lost events this connection was "
+				  "sent or was to be sent; reconnect, list the sessions again and "
+				  "subscribe",
+				  json_pack("{s:I}", "last_event", (json_int_t)last_event));
+		conn_close_flush(c->conn, "history gone");
+	}
+}
+
+void
 clients_reauthorize(void)
 {
 	struct client *c;

@@ -97,6 +97,12 @@ void clients_reauthorize(void);
  * sent (each within the flush timeout).
  */
 void clients_shutdown(const char *reason);
+/*
+ * The events of a shared store up to some point are gone (shared.h): every
+ * client with a subscription gets one 4100 error line (id null, data
+ * {last_event}) and is closed once it is sent.
+ */
+void clients_history_lost(uint64_t last_event);
 
 /* Tie the client to user u and its device (references stolen) after a successful hello. */
 void client_authenticate(struct client *c, struct user *u, struct device *device,

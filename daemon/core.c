@@ -23,6 +23,7 @@ core_start(struct event_base *base)
 	    outcomes_init(base) != 0 || conns_init(base) != 0 ||
 	    clients_init(base, rpc_handle_line, rpc_client_gone) != 0 || addrs_init(base) != 0)
 		return -1;
+	shared_on_history_lost(clients_history_lost);
 	return 0;
 }
 

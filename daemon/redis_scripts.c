@@ -57,7 +57,8 @@ static const char snapshot_lua[] =
 	"for _, e in ipairs(redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', ARGV[1])) do\n"
 	"  table.insert(log, 1, e[2][2])\n"
 	"end\n"
-	"return {fs, ev, sessions, log}\n";
+	"redis.call('SET', KEYS[5], ARGV[3], 'NX')\n"
+	"return {fs, ev, sessions, log, redis.call('GET', KEYS[5])}\n";
 
 static const char lease_lua[] =
 	"local t = redis.call('TIME')\n"

@@ -45,10 +45,15 @@ extern struct redis_script redis_script_lease;
 /*
  * snapshot: everything at one instant, to start from.
  *   KEYS: 1 the feed counter, 2 the event counter, 3 every session (sorted
- *         set; ids whose session expired are removed from it), 4 the history.
- *   ARGV: 1 how many history messages to return, 2 the session keys' prefix.
+ *         set; ids whose session expired are removed from it), 4 the
+ *         history, 5 the epoch (set to ARGV 3 unless it exists).
+ *   ARGV: 1 how many history messages to return, 2 the session keys'
+ *         prefix, 3 a new random epoch.
  *   Returns {feed position, last event id, {"<version> <order> <latest
- *   event>\n<record>", ...} in creation order, {message, ...} oldest first}.
+ *   event>\n<record>", ...} in creation order, {message, ...} oldest
+ *   first, epoch}. The epoch changes only when Redis lost its data: a node
+ *   that finds another one than it loaded knows acknowledged changes are
+ *   gone.
  */
 extern struct redis_script redis_script_snapshot;
 

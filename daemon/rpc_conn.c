@@ -13,6 +13,7 @@
 #include "presence.h"
 #include "rpc.h"
 #include "sessions.h"
+#include "shared.h"
 #include "stats.h"
 #include "users.h"
 #include "util.h"
@@ -282,6 +283,13 @@ rpc_subscribe(struct client *c, json_t *params, struct rpc_error *err)
 				"history gone: events after %lld are no longer held",
 				(long long)since);
 	case RV_ERR_INVALID_PARAMS:
+		if (shared_enabled()) /* this node is caught up: Redis lost what the client saw */
+			return rpc_fail(err, RV_ERR_HISTORY_GONE,
+					json_pack("{s:I, s:I}", "since", since, "last_event",
+						  (json_int_t)hub_last_event()),
+					"history gone: the shared store lost events after %lld "
+					"(a failover); list the sessions again",
+					(long long)hub_last_event());
 		return rpc_fail(err, rc,
 				json_pack("{s:I}", "last_event", (json_int_t)hub_last_event()),
 				"invalid params: since is ahead of the last event");

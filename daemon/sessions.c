@@ -116,6 +116,13 @@ sessions_finish(void)
 	deadlines = NULL;
 }
 
+void
+sessions_forget_all(void)
+{
+	touched = NULL;
+	idtable_foreach(&table, session_free_node, NULL);
+}
+
 size_t
 sessions_count(void)
 {

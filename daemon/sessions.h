@@ -60,6 +60,8 @@ struct session {
  */
 int sessions_init(struct event_base *base);
 void sessions_finish(void);
+/* Free every session (a shared store lost changes: they are loaded again from it). */
+void sessions_forget_all(void);
 size_t sessions_count(void);
 /* Sessions held, by state (ended ones until they are forgotten), kept as they change. */
 void sessions_count_states(size_t counts[RV_STATE_COUNT]);

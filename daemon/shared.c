@@ -98,6 +98,9 @@ static struct {
 	char (*live)[128]; /* the nodes whose lease lives (MAX_NODES) */
 	size_t nlive;
 	bool leased;       /* the lease script answered once */
+	bool lost;         /* the snapshot being taken follows a loss: tell subscribers */
+	bool recheck;      /* the feed came back: its position must be read again */
+	char epoch[40];    /* Redis's epoch when loaded (rv:epoch) */
 	int pending_loads; /* other nodes' devices being read */
 	struct event *heartbeat, *retry, *sweep;
 	struct shared_stats st;
@@ -111,9 +114,14 @@ now_s(void)
 }
 
 static void on_presence(const char *data, size_t len);
+static void take_snapshot(void);
+static void catch_up(void);
 static void announce_all(void);
 static void renew_lease(bool live);
 static void load_node(const char *node);
+
+/* Told when subscribers must resync (kept across shared_start()). */
+static void (*on_lost)(uint64_t last_event);
 
 bool
 shared_enabled(void)
@@ -125,6 +133,12 @@ const char *
 shared_node_name(void)
 {
 	return sh.name;
+}
+
+void
+shared_on_history_lost(void (*fn)(uint64_t last_event))
+{
+	on_lost = fn;
 }
 
 void
@@ -333,6 +347,7 @@ drain_queue(void)
 			feed_apply(q->data, q->len);
 		free(q);
 	}
+	catch_up(); /* asked for while a fill was in flight */
 	hub_flush();
 }
 
@@ -381,8 +396,6 @@ on_feed(void *arg, const char *channel, const char *data, size_t len)
 	hub_flush();
 }
 
-static void take_snapshot(void);
-
 /* Try a failed fill (or snapshot) again. */
 static void
 on_retry(evutil_socket_t fd, short what, void *arg)
@@ -392,6 +405,8 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (!sh.loaded)
 		take_snapshot();
+	else if (sh.recheck)
+		catch_up();
 	else
 		drain_queue();
 }
@@ -441,6 +456,7 @@ on_filled(void *arg, const redisReply *r, const char *err)
 			 " are no longer in the history: loading everything again",
 			 sh.applied + 1, upto);
 		sh.st.resyncs++;
+		sh.lost = true;
 		take_snapshot();
 		return;
 	}
@@ -476,33 +492,78 @@ fill_gap(uint64_t upto)
 	}
 }
 
-/* The feed counter, after the feed came back: fill whatever was published meanwhile. */
+/*
+ * Redis lost changes this node applied (a failover to a replica that had
+ * not got them, a restart without persistence, a flush): forget every
+ * session, load everything again, and tell every subscriber (4100).
+ */
+static void
+history_lost(const char *why)
+{
+	log_error("redis: %s: Redis lost acknowledged changes; loading everything again, and "
+		  "telling subscribers to resync (4100)",
+		  why);
+	sh.st.resyncs++;
+	sh.lost = true;
+	sh.loaded = false;
+	sessions_forget_all();
+	take_snapshot();
+}
+
+/* The feed counter and epoch, after the feed came back: fill whatever was published meanwhile. */
 static void
 on_position(void *arg, const redisReply *r, const char *err)
 {
+	const redisReply *epoch;
 	uint64_t pos;
 
 	(void)arg;
-	if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
 		log_warn("redis: cannot read the feed's position: %s", err != NULL ? err : "?");
+		sh.recheck = true;
 		retry_later();
 		return;
 	}
 	sh.filling = false;
-	pos = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+	pos = r->element[0]->type == REDIS_REPLY_STRING ? strtoull(r->element[0]->str, NULL, 10)
+							: 0;
+	epoch = r->element[1];
+	if (epoch->type != REDIS_REPLY_STRING || strcmp(epoch->str, sh.epoch) != 0) {
+		history_lost("the store's epoch changed");
+		return;
+	}
 	if (pos < sh.applied) {
-		/* Redis lost changes this node saw (a failover, a flush): start again. */
-		log_error("redis: the feed went back from %" PRIu64 " to %" PRIu64
-			  ": Redis lost acknowledged changes; loading everything again",
-			  sh.applied, pos);
-		sh.st.resyncs++;
-		take_snapshot();
+		char why[96];
+		snprintf(why, sizeof why, "the feed went back from %" PRIu64 " to %" PRIu64,
+			 sh.applied, pos);
+		history_lost(why);
 		return;
 	}
 	if (pos > sh.applied)
 		fill_gap(pos);
 	else
 		drain_queue();
+}
+
+/*
+ * After the feed came back: read Redis's position and epoch, then fill what
+ * was missed (or find it lost). Waits while a fill is in flight, and for the
+ * command link.
+ */
+static void
+catch_up(void)
+{
+	const char *argv[3] = {"MGET", "rv:fs", "rv:epoch"};
+	size_t lens[3] = {4, 5, 8};
+
+	if (!sh.recheck || sh.filling || !sh.loaded || !redis_link_up(sh.cmd))
+		return;
+	sh.recheck = false;
+	sh.filling = true;
+	if (redis_link_command(sh.cmd, on_position, NULL, 3, argv, lens) != 0) {
+		sh.recheck = true;
+		retry_later();
+	}
 }
 
 /* Apply a snapshot: every session, the counters, the history. */
@@ -514,8 +575,9 @@ on_snapshot(void *arg, const redisReply *r, const char *err)
 	bool first = !sh.loaded;
 
 	(void)arg;
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-	    r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY) {
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
+	    r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY ||
+	    r->element[4]->type != REDIS_REPLY_STRING) {
 		log_warn("redis: cannot load the sessions: %s", err != NULL ? err
 								: r != NULL && r->str != NULL
 									? r->str
@@ -582,25 +644,45 @@ on_snapshot(void *arg, const redisReply *r, const char *err)
 			store_record_free(&rec);
 		}
 	}
+	if (!first && strcmp(r->element[4]->str, sh.epoch) != 0 && !sh.lost) {
+		/* Lost since the position was read: start again, as a loss. */
+		snprintf(sh.epoch, sizeof sh.epoch, "%s", r->element[4]->str);
+		history_lost("the store's epoch changed");
+		return;
+	}
+	snprintf(sh.epoch, sizeof sh.epoch, "%s", r->element[4]->str);
 	sh.applied = pos;
 	sh.loaded = true;
 	log_info("redis: %zu sessions loaded, feed at %" PRIu64 ", event %" PRIu64,
 		 sessions->elements, pos, last);
+	if (sh.lost) {
+		sh.lost = false;
+		if (on_lost != NULL)
+			on_lost(last);
+	}
 	drain_queue();
 }
 
 static void
 take_snapshot(void)
 {
-	char history[32];
-	const char *argv[] = {"rv:fs", "rv:ev", "rv:sessions", "rv:log", history, "rv:s:"};
-	size_t lens[6];
+	char history[32], epoch[40];
+	const char *argv[] = {"rv:fs",    "rv:ev", "rv:sessions", "rv:log",
+			      "rv:epoch", history, "rv:s:",       epoch};
+	size_t lens[8];
+	uint8_t rnd[16];
 
 	snprintf(history, sizeof history, "%zu", config.history);
-	for (int i = 0; i < 6; i++)
+	if (random_bytes(rnd, sizeof rnd) != 0) {
+		retry_later();
+		return;
+	}
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(epoch + 2 * i, 3, "%02x", rnd[i]);
+	for (int i = 0; i < 8; i++)
 		lens[i] = strlen(argv[i]);
 	sh.filling = true;
-	if (redis_link_eval(sh.cmd, &redis_script_snapshot, on_snapshot, NULL, 4, 6, argv, lens) !=
+	if (redis_link_eval(sh.cmd, &redis_script_snapshot, on_snapshot, NULL, 5, 8, argv, lens) !=
 	    0)
 		retry_later();
 }
@@ -618,6 +700,7 @@ on_cmd_up(void *arg)
 	renew_lease(true);
 	if (!sh.loaded && sh.feed_up && !sh.filling)
 		take_snapshot();
+	catch_up();
 }
 
 static void
@@ -633,10 +716,8 @@ on_feed_up(void *arg)
 {
 	(void)arg;
 	sh.feed_up = true;
-	if (sh.filling)
-		return;
 	if (!sh.loaded) {
-		if (redis_link_up(sh.cmd))
+		if (redis_link_up(sh.cmd) && !sh.filling)
 			take_snapshot();
 		return;
 	}
@@ -645,13 +726,8 @@ on_feed_up(void *arg)
 		if (strcmp(sh.live[i], sh.name) != 0)
 			load_node(sh.live[i]);
 	}
-	{
-		const char *argv[2] = {"GET", "rv:fs"};
-		size_t lens[2] = {3, 5};
-		sh.filling = true;
-		if (redis_link_command(sh.cmd, on_position, NULL, 2, argv, lens) != 0)
-			retry_later();
-	}
+	sh.recheck = true;
+	catch_up();
 }
 
 static void

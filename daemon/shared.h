@@ -68,6 +68,12 @@ void shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const
  * not catch up, within --store-timeout. Later, never from inside this call.
  */
 void shared_sync(shared_done_fn fn, void *arg);
+/*
+ * Call fn(last_event) when events this node's subscribers may have been
+ * sent, or may be waiting for, are gone (Redis lost changes, or a gap the
+ * history no longer holds): every subscriber must resync (4100).
+ */
+void shared_on_history_lost(void (*fn)(uint64_t last_event));
 /* After SHARED_UNAVAILABLE: when to try again, in ms from now. */
 int64_t shared_retry_after_ms(void);
 

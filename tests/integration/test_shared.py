@@ -241,6 +241,93 @@ class Presence(Shared):
         del bob2
 
 
+class RedisRestart(Shared):
+    redis_args = ("--appendonly", "yes", "--appendfsync", "always")
+
+    def test_nothing_acknowledged_is_lost_when_redis_is_killed(self):
+        """SIGKILL redis-server (appendfsync always) under load, start it again."""
+        a, b = self.node("--store-timeout", "1"), self.node("--store-timeout", "1")
+        olga = self.client(b, "olga")
+        olga.call("subscribe", {"all": True})
+        alice, bob = self.client(a, "alice"), self.client(b, "bob")
+        acked = {}  # session -> the last state a reply acknowledged
+        stop = threading.Event()
+        failures = []
+
+        def load():
+            while not stop.is_set():
+                try:
+                    sid = alice.call("session.create", {"invitee": "bob"})["session"]
+                    acked[sid] = "RSS_READY"
+                    acked[sid] = alice.call("session.invite", {"session": sid})["state"]
+                    acked[sid] = bob.call("session.accept", {"session": sid})["state"]
+                    acked[sid] = alice.call("session.cancel", {"session": sid})["state"]
+                except RpcError as e:
+                    failures.append(e.code)
+                    time.sleep(0.05)
+
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            wait_for(lambda: len(acked) >= 20, "some load")
+            self.redis.kill(signal.SIGKILL)
+            time.sleep(0.5)
+            self.redis.start()
+            n = len(acked)
+            wait_for(lambda: len(acked) >= n + 20, "load after the restart", timeout=30)
+        finally:
+            stop.set()
+            t.join()
+        self.assertTrue(set(failures) <= {5003, 4009}, failures)
+        order = ["RSS_READY", "RSS_INVITATION", "RSS_ACCEPTED", "RSS_CANCELLED"]
+        for sid, state in acked.items():
+            now = alice.call("session.get", {"session": sid})["state"]
+            self.assertGreaterEqual(order.index(now), order.index(state), (sid, state, now))
+        last = int(self.redis.command("GET", "rv:ev").split("\r\n")[1])
+        ids = []
+        while len(ids) < last:
+            ids.append(olga.event()["event"])
+        self.assertEqual(ids, list(range(1, last + 1)))
+        olga.no_message()
+        print("restart: %d sessions, %d events, %d refused while redis was away"
+              % (len(acked), last, len(failures)))
+
+
+class LostWrites(Shared):
+    def test_redis_losing_its_data_sends_4100_to_subscribers(self):
+        a = self.node()
+        olga = self.client(a, "olga")
+        olga.call("subscribe", {"all": True})
+        alice, bob = self.client(a, "alice"), self.client(a, "bob")
+        sid = lifecycle_to(alice, bob, "RSS_ACCEPTED")
+        self.assertEqual(self.events(olga, 3)[-1]["event"], 3)
+        # No persistence: a restart loses everything (as a failover to a lagging replica).
+        self.redis.kill(signal.SIGKILL)
+        self.redis.start()
+        msg = olga.read_msg(timeout=15)
+        self.assertEqual((msg["id"], msg["error"]["code"]), (None, 4100), msg)
+        with self.assertRaises(ConnectionError):  # then closed
+            olga.read_line(timeout=10)
+        # The node serves again, from what Redis has now.
+        c = self.client(a, "alice")
+        wait_for(lambda: self.try_list(c) == [], "the node reloaded")
+        with self.assertRaises(RpcError) as cm:
+            c.call("session.get", {"session": sid})
+        self.assertEqual(cm.exception.code, 4004)
+        again = self.client(a, "olga")
+        with self.assertRaises(RpcError) as cm:
+            again.call("subscribe", {"all": True, "since": 3})
+        self.assertEqual(cm.exception.code, 4100)
+        self.assertEqual(c.call("session.create", {"invitee": "bob"})["state"], "RSS_READY")
+
+    @staticmethod
+    def try_list(c):
+        try:
+            return c.call("session.list")["sessions"]
+        except RpcError:
+            return None
+
+
 class Outage(Shared):
     def readyz(self, node):
         try:

@@ -761,7 +761,7 @@ struct snapshot {
 	bool done;
 	long long fs, ev;
 	int nsessions, nlog;
-	char first[128], log_first[128];
+	char first[128], log_first[128], epoch[16];
 };
 
 static void
@@ -771,8 +771,9 @@ on_snapshot(void *arg, const redisReply *r, const char *err)
 
 	(void)err;
 	sn->done = true;
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
 		return;
+	snprintf(sn->epoch, sizeof sn->epoch, "%s", r->element[4]->str);
 	sn->fs = r->element[0]->integer;
 	sn->ev = r->element[1]->integer;
 	sn->nsessions = (int)r->element[2]->elements;
@@ -856,13 +857,14 @@ test_transition_script(void)
 		  feed.last);
 	{ /* The snapshot: counters, the session with its version, order and event, the history. */
 		const char *snap[] = {"EVALSHA", redis_script_snapshot.sha,
-				      "4",       "rv:fs",
+				      "5",       "rv:fs",
 				      "rv:ev",   "rv:sessions",
-				      "rv:log",  "2",
-				      "rv:s:"};
+				      "rv:log",  "rv:epoch",
+				      "2",       "rv:s:",
+				      "e1"};
 		struct snapshot sn;
 		CHECK(redis_link_add_script(n1, &redis_script_snapshot) == 0);
-		CHECK(wait_snapshot(n1, 9, snap, &sn));
+		CHECK(wait_snapshot(n1, 11, snap, &sn));
 		CHECK_MSG(sn.fs == 3 && sn.ev == 2 && sn.nsessions == 1 &&
 				  strcmp(sn.first, "3 1 2\n{\"confirmed\":1}") == 0 &&
 				  sn.nlog == 2 && strncmp(sn.log_first, "2 2 2 1 2 t1\n", 13) == 0,
