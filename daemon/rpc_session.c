@@ -531,8 +531,16 @@ rpc_session_send(struct client *c, json_t *params, struct rpc_error *err)
 	/* Only to the device that takes part: the answering one, or the creating one. */
 	if (hub_send_context(s->id, c->who.user->name, peer, session_engaged_device(s, peer), data,
 			     &n) != 0)
-		return NULL; /* -32603 */
-	if (n == 0 && user_live(peer) && session_engaged_device(s, peer) != NULL)
+		return NULL;    /* -32603 */
+	if (shared_enabled()) { /* and to its connections on other nodes */
+		size_t remote;
+		if (shared_send_context(s->id, c->who.user->name, peer,
+					session_engaged_device(s, peer), data, &remote) != 0)
+			return NULL;
+		n += remote;
+	}
+	if (n == 0 && (user_live(peer) || peer->remote > 0) &&
+	    session_engaged_device(s, peer) != NULL)
 		return rpc_fail(err, RV_ERR_PEER_UNAVAILABLE,
 				json_pack("{s:s, s:s, s:s}", "session", sid, "peer", peer->name,
 					  "device", session_engaged_device(s, peer)->name),

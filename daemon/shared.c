@@ -24,6 +24,7 @@
 #define FEED_CHANNEL "rv:events"
 #define HEARTBEAT_CHANNEL "rv:hb"
 #define PRESENCE_CHANNEL "rv:presence"
+#define CONTEXT_CHANNEL "rv:ctx"
 /* A node's lease: renewed every heartbeat; its devices count while it lives. */
 #define LEASE_MS 3000
 #define MAX_NODES 256
@@ -114,6 +115,7 @@ now_s(void)
 }
 
 static void on_presence(const char *data, size_t len);
+static void on_context(const char *data, size_t len);
 static void take_snapshot(void);
 static void catch_up(void);
 static void announce_all(void);
@@ -379,6 +381,10 @@ on_feed(void *arg, const char *channel, const char *data, size_t len)
 	if (strcmp(channel, PRESENCE_CHANNEL) == 0) {
 		on_presence(data, len);
 		hub_flush();
+		return;
+	}
+	if (strcmp(channel, CONTEXT_CHANNEL) == 0) {
+		on_context(data, len);
 		return;
 	}
 	if (strcmp(channel, FEED_CHANNEL) != 0)
@@ -1323,6 +1329,99 @@ shared_node(size_t i)
 }
 
 int
+shared_send_context(const uint8_t sid[SESSION_ID_BYTES], const char *from, struct user *to,
+		    const struct device *device, json_t *data, size_t *remote)
+{
+	char sid_hex[SESSION_ID_HEX + 1];
+	const char *argv[3] = {"PUBLISH", CONTEXT_CHANNEL, NULL};
+	size_t lens[3] = {7, strlen(CONTEXT_CHANNEL), 0};
+	struct jsonw w;
+	int rc = 0;
+
+	*remote = device != NULL ? device->remote : to->remote;
+	if (*remote == 0 || !redis_link_up(sh.cmd)) {
+		*remote = 0;
+		return 0;
+	}
+	/* "node\nsession\nfrom\nto\ndevice\ndata": the names hold no newline. */
+	session_id_format(sid, sid_hex);
+	jsonw_init(&w);
+	jsonw_raw(&w, sh.name, strlen(sh.name));
+	jsonw_lit(&w, "\n");
+	jsonw_raw(&w, sid_hex, SESSION_ID_HEX);
+	jsonw_lit(&w, "\n");
+	jsonw_raw(&w, from, strlen(from));
+	jsonw_lit(&w, "\n");
+	jsonw_raw(&w, to->name, strlen(to->name));
+	jsonw_lit(&w, "\n");
+	if (device != NULL)
+		jsonw_raw(&w, device->name, strlen(device->name));
+	jsonw_lit(&w, "\n");
+	jsonw_json(&w, data);
+	if (jsonw_ok(&w)) {
+		argv[2] = w.buf;
+		lens[2] = w.len;
+		redis_link_command(sh.cmd, on_published, NULL, 3, argv, lens);
+	} else {
+		rc = -1;
+	}
+	jsonw_free(&w);
+	return rc;
+}
+
+/* Context data another node relays: to the target's connections here. */
+static void
+on_context(const char *data, size_t len)
+{
+	const char *f[6], *end = data + len, *p = data;
+	size_t flen[6];
+	char node[128], from[300], to[300], device[300];
+	uint8_t sid[SESSION_ID_BYTES];
+	char sid_hex[SESSION_ID_HEX + 1];
+	struct user *u;
+	json_t *value;
+	size_t n;
+
+	for (int i = 0; i < 5; i++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			return;
+		f[i] = p;
+		flen[i] = (size_t)(nl - p);
+		p = nl + 1;
+	}
+	f[5] = p;
+	flen[5] = (size_t)(end - p);
+	if (flen[0] >= sizeof node || flen[1] != SESSION_ID_HEX || flen[2] >= sizeof from ||
+	    flen[3] >= sizeof to || flen[4] >= sizeof device)
+		return;
+	memcpy(node, f[0], flen[0]);
+	node[flen[0]] = '\0';
+	if (strcmp(node, sh.name) == 0)
+		return; /* sent here already */
+	memcpy(sid_hex, f[1], SESSION_ID_HEX);
+	sid_hex[SESSION_ID_HEX] = '\0';
+	memcpy(from, f[2], flen[2]);
+	from[flen[2]] = '\0';
+	memcpy(to, f[3], flen[3]);
+	to[flen[3]] = '\0';
+	memcpy(device, f[4], flen[4]);
+	device[flen[4]] = '\0';
+	u = user_find(to);
+	if (u == NULL || u->nconns == 0 || !session_id_parse(sid_hex, sid))
+		return;
+	value = json_loadb(f[5], flen[5], JSON_DECODE_ANY, NULL);
+	if (value == NULL) {
+		log_error("redis: context data from node %s is damaged", node);
+		return;
+	}
+	if (flen[4] == 0 || device_find(u, device) != NULL)
+		hub_send_context(sid, from, u, flen[4] != 0 ? device_find(u, device) : NULL, value,
+				 &n);
+	json_decref(value);
+}
+
+int
 shared_start(struct event_base *base)
 {
 	struct timeval hb = {HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000};
@@ -1359,6 +1458,7 @@ shared_start(struct event_base *base)
 	    redis_link_subscribe(sh.feed, FEED_CHANNEL, on_feed, NULL) != 0 ||
 	    redis_link_subscribe(sh.feed, HEARTBEAT_CHANNEL, on_feed, NULL) != 0 ||
 	    redis_link_subscribe(sh.feed, PRESENCE_CHANNEL, on_feed, NULL) != 0 ||
+	    redis_link_subscribe(sh.feed, CONTEXT_CHANNEL, on_feed, NULL) != 0 ||
 	    redis_link_add_script(sh.cmd, &redis_script_lease) != 0 ||
 	    (sh.live = calloc(MAX_NODES, sizeof *sh.live)) == NULL) {
 		log_error("redis: out of memory");

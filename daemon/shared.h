@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "rendezvous.h"
 
 struct event_base;
@@ -85,6 +87,16 @@ int64_t shared_retry_after_ms(void);
 struct user;
 struct device;
 void shared_device_here(struct user *u, struct device *d, bool here);
+
+/*
+ * Relay context data (session.send) to the connections of to (from device,
+ * NULL: any) on other nodes, if any node has one: *remote says how many
+ * (node, device) pairs it goes to (0: none, nothing sent). 0, or -1 when
+ * memory ran out. Nothing is delivered later: a node that lost its
+ * connection meanwhile drops it, as one here would.
+ */
+int shared_send_context(const uint8_t sid[SESSION_ID_BYTES], const char *from, struct user *to,
+			const struct device *device, json_t *data, size_t *remote);
 
 /* This node's name (--node-name, or host:port). */
 const char *shared_node_name(void);

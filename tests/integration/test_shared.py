@@ -134,6 +134,31 @@ class Lifecycle(Shared):
         winner = "phone" if "result" in r1 else "laptop"
         self.assertEqual(alice.call("session.get", {"session": sid})["answered_by"], winner)
 
+    def test_context_data_reaches_the_peer_on_another_node(self):
+        a, b = self.node(), self.node()
+        alice, phone = self.client(a, "alice"), self.client(b, "bob", "phone")
+        laptop = self.client(a, "bob", "laptop")
+        sid = lifecycle_to(alice, phone, "RSS_ACCEPTED")
+        wait_for(lambda: alice.call("presence.get", {"user": "bob"})["devices"] ==
+                 ["laptop", "phone"], "bob's phone seen on node A")
+        r = alice.call("session.send", {"session": sid, "data": {"sdp": "offer", "n": [1, 2]}})
+        self.assertEqual(r["delivered"], 1)
+        note = phone.note(method="session.context_data")["params"]
+        self.assertEqual(note, {"session": sid, "from": "alice",
+                                "data": {"sdp": "offer", "n": [1, 2]}})
+        laptop.no_message()  # not the engaged device
+        self.assertEqual(phone.call("session.send", {"session": sid, "data": "answer"}),
+                         {"delivered": 1})
+        self.assertEqual(alice.note(method="session.context_data")["params"]["data"], "answer")
+        # The engaged device gone from every node: 4010 naming it.
+        phone.close()
+        wait_for(lambda: alice.call("presence.get", {"user": "bob"})["devices"] == ["laptop"],
+                 "bob's phone gone on node A")
+        with self.assertRaises(RpcError) as cm:
+            alice.call("session.send", {"session": sid, "data": 1})
+        self.assertEqual((cm.exception.code, cm.exception.error["data"]["device"]),
+                         (4010, "phone"))
+
     def test_glare_across_nodes(self):
         a, b = self.node(), self.node()
         alice, bob = self.client(a, "alice"), self.client(b, "bob")
