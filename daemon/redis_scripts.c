@@ -6,6 +6,12 @@ struct redis_script redis_script_lease;
 struct redis_script redis_script_snapshot;
 
 static const char transition_lua[] =
+	"if ARGV[10] ~= '' then\n"
+	"  local kept = redis.call('GET', KEYS[6])\n"
+	"  if kept then\n"
+	"    return {2, kept}\n"
+	"  end\n"
+	"end\n"
 	"local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')\n"
 	"if version ~= tonumber(ARGV[1]) then\n"
 	"  local h = redis.call('HMGET', KEYS[1], 'record', 'seq', 'event')\n"
@@ -37,6 +43,9 @@ static const char transition_lua[] =
 	"end\n"
 	"redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], fs .. '-1', 'm', msg)\n"
 	"redis.call('PUBLISH', ARGV[8], msg)\n"
+	"if ARGV[10] ~= '' then\n"
+	"  redis.call('SET', KEYS[6], ARGV[10], 'PX', ARGV[11])\n"
+	"end\n"
 	"return {1, fs, id, version + 1, seq}\n";
 
 /* Everything at one instant: counters, every session, the newest history. */

@@ -262,6 +262,82 @@ struct rpc_req {
 
 static void rpc_batch_run(struct client *c, struct rpc_batch *b);
 
+/* The SHA-256 digest of a request's params, in hex. */
+static void
+digest_hex(const uint8_t d[32], char out[65])
+{
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* A keyed request's key in a shared store: "rv:k:USER\nMETHOD\nKEY"; 0 if it does not fit. */
+static size_t
+rpc_key_name(const struct rpc_req *r, const char *user, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "rv:k:%s\n%s\n%s", user, r->m->name, r->key);
+
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+int
+rpc_req_key(const struct rpc_req *r, const uint8_t sid[SESSION_ID_BYTES], struct rpc_keybuf *kb)
+{
+	char hex[65], sid_hex[SESSION_ID_HEX + 1];
+	int n;
+
+	if (r->key == NULL || r->c == NULL)
+		return 0;
+	kb->name_len = rpc_key_name(r, r->c->who.user->name, kb->name, sizeof kb->name);
+	digest_hex(r->digest, hex);
+	session_id_format(sid, sid_hex);
+	n = snprintf(kb->pending, sizeof kb->pending, "p %s %s", hex, sid_hex);
+	kb->pending_len = n > 0 ? (size_t)n : 0;
+	return kb->name_len > 0 ? 1 : 0;
+}
+
+json_t *
+rpc_kept_answer(struct rpc_req *r, struct client *c, const char *value, size_t len,
+		struct rpc_error *err)
+{
+	char hex[65];
+	json_t *kept, *result, *error, *params;
+	const char *key = r->key;
+
+	digest_hex(r->digest, hex);
+	if (len < 67 || (value[0] != 'r' && value[0] != 'p') || value[1] != ' ' || value[66] != ' ')
+		return rpc_fail(err, RV_ERR_INTERNAL, NULL,
+				"internal error: a kept reply is damaged");
+	r->key = NULL; /* a retry: nothing more to keep */
+	if (memcmp(value + 2, hex, 64) != 0)
+		return rpc_fail(err, RV_ERR_KEY_REUSED, json_pack("{s:s}", "idempotency_key", key),
+				"idempotency key reused: %s was called with it and other params",
+				r->m->name);
+	if (value[0] == 'p') {
+		/* Applied, its reply not kept yet (its node stopped): the session as it is now. */
+		params = json_pack("{s:s%}", "session", value + 67, len - 67);
+		result = params != NULL ? rpc_session_get(c, params, err) : NULL;
+		json_decref(params);
+		return result;
+	}
+	kept = json_loadb(value + 67, len - 67, 0, NULL);
+	result = json_object_get(kept, "result");
+	error = json_object_get(kept, "error");
+	if (result != NULL) {
+		json_incref(result);
+	} else if (error != NULL) {
+		json_t *data = json_object_get(error, "data");
+		rpc_fail(err, (int)json_integer_value(json_object_get(error, "code")),
+			 data != NULL ? json_incref(data) : NULL, "%s",
+			 json_string_value(json_object_get(error, "message")) != NULL
+				 ? json_string_value(json_object_get(error, "message"))
+				 : "");
+	} else {
+		rpc_fail(err, RV_ERR_INTERNAL, NULL, "internal error: a kept reply is damaged");
+	}
+	json_decref(kept);
+	return result;
+}
+
 /*
  * Remember the reply to a keyed request for its retries: a result or an
  * error, unless nothing was applied (out of memory, the store unavailable).
@@ -278,10 +354,23 @@ rpc_record_key(const struct rpc_req *r, const json_t *reply)
 		return;
 	kept = json_pack("{s:O}", result != NULL ? "result" : "error",
 			 result != NULL ? result : error);
-	if (kept != NULL)
+	if (kept != NULL && shared_enabled()) {
+		/* In Redis, for every node: "r DIGEST REPLY". */
+		char name[sizeof((struct rpc_keybuf *)0)->name], hex[65];
+		char *text = json_dumps(kept, JSON_COMPACT), *value = NULL;
+		size_t len = rpc_key_name(r, r->c->who.user->name, name, sizeof name);
+		digest_hex(r->digest, hex);
+		if (text != NULL && len > 0 && asprintf(&value, "r %s %s", hex, text) > 0)
+			shared_put(name, len, value, strlen(value), config.idempotency_window_ms);
+		else
+			log_error("rpc: cannot keep the reply to a keyed request: out of memory");
+		free(text);
+		free(value);
+	} else if (kept != NULL) {
 		idempotency_record(r->c->who.user->name, r->m->name, r->key, r->digest, kept);
-	else
+	} else {
 		store_fail(); /* not remembered: fail the pass rather than act twice */
+	}
 	json_decref(kept);
 }
 
@@ -376,7 +465,7 @@ rpc_later(struct rpc_error *err)
  * defer again: the new request then takes r's place), or answer 5003.
  */
 static void
-rpc_on_synced(void *arg, enum shared_result res)
+rpc_on_synced(void *arg, enum shared_result res, const char *value, size_t len)
 {
 	struct rpc_req *r = arg, *d;
 	struct rpc_error err = {.req = r};
@@ -389,6 +478,8 @@ rpc_on_synced(void *arg, enum shared_result res)
 			 json_pack("{s:I}", "retry_after_ms", (json_int_t)shared_retry_after_ms()),
 			 "unavailable: the shared store did not answer in time; nothing was "
 			 "applied");
+	} else if (c != NULL && value != NULL) {
+		result = rpc_kept_answer(r, c, value, len, &err); /* a retry */
 	} else if (c != NULL) {
 		result = r->m->handler(c, params, &err);
 		if ((d = err.deferred) != NULL) {
@@ -433,13 +524,13 @@ rpc_writes(json_t *msg)
 
 /*
  * A keyed request: take its idempotency_key out of *params (replacing it
- * with a copy without it), and look it up. 0: go ahead (r->key set); 1: a
- * retry, answered from *reply (new reference); -1: err filled.
+ * with a copy without it), and work out the digest of the rest. 0 (r->key
+ * set), or -1 with err filled.
  */
 static int
-rpc_key(struct client *c, struct rpc_req *r, json_t **params, struct rpc_error *err, json_t **reply)
+rpc_key_take(struct rpc_req *r, json_t **params, struct rpc_error *err)
 {
-	json_t *k = json_object_get(*params, "idempotency_key"), *rest, *kept = NULL;
+	json_t *k = json_object_get(*params, "idempotency_key"), *rest;
 	const char *key = json_string_value(k);
 
 	if (key == NULL || json_string_length(k) < 1 ||
@@ -457,6 +548,25 @@ rpc_key(struct client *c, struct rpc_req *r, json_t **params, struct rpc_error *
 	json_decref(*params);
 	*params = rest;
 	idempotency_digest(rest, r->digest);
+	r->key = key;
+	return 0;
+}
+
+/*
+ * A keyed request: take its idempotency_key out of *params (replacing it
+ * with a copy without it), and look it up. 0: go ahead (r->key set); 1: a
+ * retry, answered from *reply (new reference); -1: err filled.
+ */
+static int
+rpc_key(struct client *c, struct rpc_req *r, json_t **params, struct rpc_error *err, json_t **reply)
+{
+	json_t *kept = NULL;
+	const char *key;
+
+	if (rpc_key_take(r, params, err) != 0)
+		return -1;
+	key = r->key;
+	r->key = NULL;
 	switch (idempotency_find(c->who.user->name, r->m->name, key, r->digest, &kept)) {
 	case 0: r->key = key; return 0;
 	case 1:
@@ -582,8 +692,36 @@ rpc_dispatch(struct client *c, json_t *msg, struct rpc_batch *b, json_t **reply)
 
 		params = rm.params != NULL ? json_incref(rm.params) : json_object();
 		if (params != NULL && r.m->keyed &&
-		    json_object_get(params, "idempotency_key") != NULL)
+		    json_object_get(params, "idempotency_key") != NULL && shared_enabled()) {
+			/* The key is in Redis: read it as this node catches up (rpc_on_synced()).
+			 */
+			struct rpc_req *d = NULL;
+			char name[sizeof((struct rpc_keybuf *)0)->name];
+			size_t len = 0;
+
+			keyed = rpc_key_take(&r, &params, &err);
+			if (keyed == 0 &&
+			    (len = rpc_key_name(&r, c->who.user->name, name, sizeof name)) == 0) {
+				rpc_fail(&err, RV_ERR_INVALID_PARAMS, NULL,
+					 "invalid params: idempotency_key is too long with the "
+					 "user's "
+					 "name");
+				keyed = -1;
+			}
+			if (keyed == 0 && (d = rpc_defer(&err)) != NULL) {
+				d->in_handler = false;
+				d->params = params;
+				c->held = d;
+				conn_hold_input(c->conn, true);
+				shared_sync(name, len, rpc_on_synced, d);
+				return false;
+			}
+			if (keyed == 0)
+				keyed = -1; /* -32603 */
+		} else if (params != NULL && r.m->keyed &&
+			   json_object_get(params, "idempotency_key") != NULL) {
 			keyed = rpc_key(c, &r, &params, &err, &replayed);
+		}
 		if (keyed == 1) {
 			/* A retry: the first call's reply again, nothing done. */
 			json_decref(params);
@@ -606,7 +744,7 @@ rpc_dispatch(struct client *c, json_t *msg, struct rpc_batch *b, json_t **reply)
 				d->params = params;
 				c->held = d;
 				conn_hold_input(c->conn, true);
-				shared_sync(rpc_on_synced, d);
+				shared_sync(NULL, 0, rpc_on_synced, d);
 				return false;
 			}
 		}

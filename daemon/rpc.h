@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "jsonw.h"
+#include "util.h"
 
 struct client;
 
@@ -66,6 +67,23 @@ json_t *rpc_later(struct rpc_error *err);
 void rpc_complete(struct rpc_req *r, json_t *result, struct rpc_error *err);
 /* The client a deferred request came from, or NULL once it is gone. */
 struct client *rpc_req_client(const struct rpc_req *r);
+
+/* A keyed request's idempotency key in a shared store, and its value while the change is made. */
+struct rpc_keybuf {
+	char name[400];
+	char pending[120]; /* "p DIGEST SESSION" */
+	size_t name_len, pending_len;
+};
+/* For a change of session sid: 1 and *kb when r has an idempotency key, else 0. */
+int rpc_req_key(const struct rpc_req *r, const uint8_t sid[SESSION_ID_BYTES],
+		struct rpc_keybuf *kb);
+/*
+ * The answer to a retry of r (from c) from what its key holds in a shared
+ * store: the first reply again, 4022 when the params differ, or (value
+ * "p ...": the change was made but its reply not kept) the session now.
+ */
+json_t *rpc_kept_answer(struct rpc_req *r, struct client *c, const char *value, size_t len,
+			struct rpc_error *err);
 
 /* rpc_conn.c */
 json_t *rpc_hello(struct client *c, json_t *params, struct rpc_error *err);

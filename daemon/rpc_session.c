@@ -79,6 +79,8 @@ struct shared_call {
 	uint8_t winner[SESSION_ID_BYTES];
 	int tries;
 	bool pending; /* proposed again (from on_shared_done()) */
+	char *kept;   /* a retry's key held this: answered once the node caught up */
+	size_t kept_len;
 };
 
 /* How many times a change is decided again when other changes keep coming first. */
@@ -89,6 +91,7 @@ shared_call_free(struct shared_call *call)
 {
 	free((char *)call->args.reason);
 	json_decref(call->args.data);
+	free(call->kept);
 	free(call);
 }
 
@@ -102,7 +105,7 @@ shared_unavailable(struct rpc_error *err)
 			"same idempotency_key: the change may have been applied)");
 }
 
-static void on_shared_done(void *arg, enum shared_result r);
+static void on_shared_done(void *arg, enum shared_result r, const char *value, size_t len);
 
 /*
  * Send a decided change (or creation: ch NULL, rec and line already
@@ -115,6 +118,9 @@ shared_send(const struct session *s, const uint8_t *sid, const struct session_ch
 	    size_t at)
 {
 	bool event = ch == NULL || ch->outcome == RV_CHANGED;
+	struct rpc_keybuf kb;
+	struct shared_key key;
+	const struct shared_key *keyp = NULL;
 
 	if (ch != NULL && session_change_encode(s, ch, rec, line, &at) != 0)
 		return NULL; /* -32603 */
@@ -122,8 +128,12 @@ shared_send(const struct session *s, const uint8_t *sid, const struct session_ch
 		return NULL;
 	memcpy(call->sid, sid, SESSION_ID_BYTES);
 	call->pending = true;
+	if (rpc_req_key(call->req, sid, &kb)) {
+		key = (struct shared_key){kb.name, kb.pending, kb.name_len, kb.pending_len};
+		keyp = &key;
+	}
 	shared_propose(sid, s != NULL ? s->version : 0, rec, event ? line : NULL, at,
-		       ch != NULL && rv_state_is_final(ch->m.state), on_shared_done, call);
+		       ch != NULL && rv_state_is_final(ch->m.state), keyp, on_shared_done, call);
 	return rpc_later(err);
 }
 
@@ -265,7 +275,7 @@ send:
 
 /* Redis answered a change sent by shared_send(): answer its request, or decide again. */
 static void
-on_shared_done(void *arg, enum shared_result r)
+on_shared_done(void *arg, enum shared_result r, const char *value, size_t len)
 {
 	struct shared_call *call = arg;
 	struct client *c = rpc_req_client(call->req);
@@ -276,6 +286,20 @@ on_shared_done(void *arg, enum shared_result r)
 	call->pending = false;
 	if (c == NULL) {
 		/* Nobody to answer. */
+	} else if (r == SHARED_KEPT && (call->kept = malloc(len + 1)) != NULL) {
+		/*
+		 * A retry, racing the first call (on another node, perhaps): its
+		 * change is in Redis; answer once this node holds it too.
+		 */
+		memcpy(call->kept, value, len + 1);
+		call->kept_len = len;
+		call->pending = true;
+		shared_sync(NULL, 0, on_shared_done, call);
+		return;
+	} else if (r == SHARED_KEPT) {
+		rpc_fail(&err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
+	} else if (r == SHARED_APPLIED && call->kept != NULL) {
+		result = rpc_kept_answer(call->req, c, call->kept, call->kept_len, &err);
 	} else if (r == SHARED_UNAVAILABLE) {
 		result = shared_unavailable(&err);
 	} else if (r == SHARED_APPLIED && s == NULL) {

@@ -50,6 +50,8 @@ struct op {
 /* A request waiting until the node applied the feed up to a position (shared_sync()). */
 struct waiter {
 	struct waiter *next;
+	char *value; /* what the key read with the position held, or NULL */
+	size_t len;
 	uint64_t pos;
 	int64_t deadline; /* Unix ms: then it is answered SHARED_UNAVAILABLE */
 	shared_done_fn fn;
@@ -245,7 +247,9 @@ wake_waiters(bool all)
 	}
 	while ((w = ready) != NULL) {
 		ready = w->next;
-		w->fn(w->arg, w->pos <= sh.applied && !all ? SHARED_APPLIED : SHARED_UNAVAILABLE);
+		w->fn(w->arg, w->pos <= sh.applied && !all ? SHARED_APPLIED : SHARED_UNAVAILABLE,
+		      w->value, w->len);
+		free(w->value);
 		free(w);
 	}
 }
@@ -292,7 +296,7 @@ feed_apply(const char *data, size_t len)
 			op->answered = true;
 			sh.st.applied++;
 			if (op->fn != NULL)
-				op->fn(op->arg, SHARED_APPLIED);
+				op->fn(op->arg, SHARED_APPLIED, NULL, 0);
 		}
 	}
 	if (id != 0 && id > hub_last_event()) {
@@ -798,6 +802,15 @@ on_proposed(void *arg, const redisReply *r, const char *err)
 				store_record_free(&rec);
 			}
 		}
+	} else if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		   r->element[0]->integer == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
+		/* The idempotency key exists: a retry, answered from it. */
+		if (!op->answered) {
+			op->answered = true;
+			if (op->fn != NULL)
+				op->fn(op->arg, SHARED_KEPT, r->element[1]->str,
+				       r->element[1]->len);
+		}
 	} else if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
 		   r->element[0]->integer == 0) {
 		res = SHARED_CONFLICT;
@@ -827,7 +840,7 @@ on_proposed(void *arg, const redisReply *r, const char *err)
 		else
 			sh.st.unavailable++;
 		if (op->fn != NULL)
-			op->fn(op->arg, res);
+			op->fn(op->arg, res, NULL, 0);
 	}
 	free(op->rec);
 	free(op);
@@ -848,7 +861,7 @@ on_failed(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	free(arg);
-	f.fn(f.arg, SHARED_UNAVAILABLE);
+	f.fn(f.arg, SHARED_UNAVAILABLE, NULL, 0);
 	hub_flush();
 }
 
@@ -869,25 +882,44 @@ fail_soon(shared_done_fn fn, void *arg)
 		free(f);
 	}
 	log_error("redis: out of memory failing a change");
-	fn(arg, SHARED_UNAVAILABLE); /* the one way left to answer it */
+	fn(arg, SHARED_UNAVAILABLE, NULL, 0); /* the one way left to answer it */
 }
 
-/* The feed's position when the request arrived: answer now, or wait for the feed. */
+/*
+ * The feed's position when the request arrived (and the key's value):
+ * answer now, or wait for the feed.
+ */
 static void
 on_sync_position(void *arg, const redisReply *r, const char *err)
 {
 	struct waiter *w = arg;
+	const redisReply *pos = r, *value = NULL;
 
-	if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+		pos = r->element[0];
+		value = r->element[1];
+	}
+	if (pos == NULL || (pos->type != REDIS_REPLY_STRING && pos->type != REDIS_REPLY_NIL)) {
 		log_warn("redis: cannot read the feed's position: %s", err != NULL ? err : "?");
-		w->fn(w->arg, SHARED_UNAVAILABLE);
+		w->fn(w->arg, SHARED_UNAVAILABLE, NULL, 0);
 		free(w);
 		hub_flush();
 		return;
 	}
-	w->pos = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+	w->pos = pos->type == REDIS_REPLY_STRING ? strtoull(pos->str, NULL, 10) : 0;
+	if (value != NULL && value->type == REDIS_REPLY_STRING) {
+		w->value = malloc(value->len + 1);
+		if (w->value == NULL) {
+			w->fn(w->arg, SHARED_UNAVAILABLE, NULL, 0);
+			free(w);
+			return;
+		}
+		memcpy(w->value, value->str, value->len + 1);
+		w->len = value->len;
+	}
 	if (w->pos <= sh.applied && sh.loaded) {
-		w->fn(w->arg, SHARED_APPLIED);
+		w->fn(w->arg, SHARED_APPLIED, w->value, w->len);
+		free(w->value);
 		free(w);
 		hub_flush();
 		return;
@@ -898,10 +930,10 @@ on_sync_position(void *arg, const redisReply *r, const char *err)
 }
 
 void
-shared_sync(shared_done_fn fn, void *arg)
+shared_sync(const char *key, size_t key_len, shared_done_fn fn, void *arg)
 {
-	const char *argv[2] = {"GET", "rv:fs"};
-	size_t lens[2] = {3, 5};
+	const char *argv[3] = {key != NULL ? "MGET" : "GET", "rv:fs", key};
+	size_t lens[3] = {key != NULL ? 4 : 3, 5, key_len};
 	struct waiter *w = calloc(1, sizeof *w);
 
 	if (w == NULL) {
@@ -910,10 +942,22 @@ shared_sync(shared_done_fn fn, void *arg)
 	}
 	w->fn = fn;
 	w->arg = arg;
-	if (redis_link_command(sh.cmd, on_sync_position, w, 2, argv, lens) != 0) {
+	if (redis_link_command(sh.cmd, on_sync_position, w, key != NULL ? 3 : 2, argv, lens) != 0) {
 		free(w);
 		fail_soon(fn, arg);
 	}
+}
+
+void
+shared_put(const char *key, size_t key_len, const char *value, size_t len, int64_t ms)
+{
+	char px[24];
+	const char *argv[5] = {"SET", key, value, "PX", px};
+	size_t lens[5] = {3, key_len, len, 2, 0};
+
+	lens[4] = (size_t)snprintf(px, sizeof px, "%lld", (long long)(ms > 0 ? ms : 1));
+	if (redis_link_up(sh.cmd))
+		redis_link_command(sh.cmd, on_published, NULL, 5, argv, lens);
 }
 
 /* Every quarter second: answer the waiters whose time is up. */
@@ -929,12 +973,14 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 
 void
 shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const struct jsonw *rec,
-	       const struct jsonw *line, size_t at, bool final, shared_done_fn fn, void *arg)
+	       const struct jsonw *line, size_t at, bool final, const struct shared_key *key,
+	       shared_done_fn fn, void *arg)
 {
-	char key[8 + SESSION_ID_HEX], hex[SESSION_ID_HEX + 1], ver[24], keep[24], history[24],
+	char skey[8 + SESSION_ID_HEX], hex[SESSION_ID_HEX + 1], ver[24], keep[24], history[24],
 		tag[48];
-	const char *argv[14];
-	size_t lens[14];
+	const char *argv[18];
+	size_t lens[18];
+	char window[24];
 	struct op *op = calloc(1, sizeof *op);
 	int n = 0;
 
@@ -954,16 +1000,17 @@ shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const stru
 	memcpy(op->rec, rec->buf, rec->len);
 	op->rec_len = rec->len;
 	session_id_format(sid, hex);
-	snprintf(key, sizeof key, "rv:s:%s", hex);
+	snprintf(skey, sizeof skey, "rv:s:%s", hex);
 	snprintf(ver, sizeof ver, "%" PRIu64, version);
 	snprintf(keep, sizeof keep, "%" PRId64, config.linger_ms + 60000);
 	snprintf(history, sizeof history, "%zu", config.history);
 	snprintf(tag, sizeof tag, "%s.%" PRIu64, sh.tag, op->n);
-	argv[n] = key, lens[n++] = strlen(key);
+	argv[n] = skey, lens[n++] = strlen(skey);
 	argv[n] = "rv:ev", lens[n++] = 5;
 	argv[n] = "rv:fs", lens[n++] = 5;
 	argv[n] = "rv:log", lens[n++] = 6;
 	argv[n] = "rv:sessions", lens[n++] = 11;
+	argv[n] = key != NULL ? key->name : "rv:k:", lens[n++] = key != NULL ? key->name_len : 5;
 	argv[n] = ver, lens[n++] = strlen(ver);
 	argv[n] = rec->buf, lens[n++] = rec->len;
 	argv[n] = line != NULL ? line->buf : "", lens[n++] = line != NULL ? at : 0;
@@ -973,8 +1020,11 @@ shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const stru
 	argv[n] = history, lens[n++] = strlen(history);
 	argv[n] = FEED_CHANNEL, lens[n++] = strlen(FEED_CHANNEL);
 	argv[n] = tag, lens[n++] = strlen(tag);
+	argv[n] = key != NULL ? key->pending : "", lens[n++] = key != NULL ? key->pending_len : 0;
+	snprintf(window, sizeof window, "%lld", (long long)config.idempotency_window_ms);
+	argv[n] = window, lens[n++] = strlen(window);
 	HASH_ADD(hh, sh.ops, n, sizeof op->n, op);
-	if (redis_link_eval(sh.cmd, &redis_script_transition, on_proposed, op, 5, n, argv, lens) !=
+	if (redis_link_eval(sh.cmd, &redis_script_transition, on_proposed, op, 6, n, argv, lens) !=
 	    0) {
 		HASH_DEL(sh.ops, op);
 		free(op->rec);
@@ -994,7 +1044,7 @@ on_daemon_change(struct session *s, const struct session_change *ch)
 	jsonw_init(&line);
 	if (session_change_encode(s, ch, &rec, &line, &at) == 0)
 		shared_propose(s->id, s->version, &rec, ch->outcome == RV_CHANGED ? &line : NULL,
-			       at, rv_state_is_final(ch->m.state), NULL, NULL);
+			       at, rv_state_is_final(ch->m.state), NULL, NULL, NULL);
 	else
 		log_error("redis: out of memory proposing a change");
 	jsonw_free(&rec);

@@ -45,31 +45,47 @@ bool shared_ready(void);
 /* Why not, for logs and /readyz (borrowed), or NULL when ready. */
 const char *shared_why_not_ready(void);
 
-/* What became of a proposed change. */
+/* What became of a proposed change, or a wait. */
 enum shared_result {
 	SHARED_APPLIED,     /* Redis took it: the session table holds it; its event follows */
 	SHARED_CONFLICT,    /* another change came first: the table holds that; decide again */
 	SHARED_UNAVAILABLE, /* Redis did not answer in time, or is unreachable */
+	SHARED_KEPT,        /* nothing applied: the request's idempotency key holds value */
 };
-typedef void (*shared_done_fn)(void *arg, enum shared_result r);
+/* value (borrowed for the call): with SHARED_KEPT, and from shared_sync() with a key. */
+typedef void (*shared_done_fn)(void *arg, enum shared_result r, const char *value, size_t len);
+
+/* A keyed request's idempotency key in Redis, and what it holds until the reply is kept. */
+struct shared_key {
+	const char *name, *pending;
+	size_t name_len, pending_len;
+};
 
 /*
  * Propose a change of session sid decided from its version (0: a new
  * session): the new record (store_record.h) and, when the change has an
  * event, its line without the id (line NULL for none; at: where the id
- * goes). final: the session ends (Redis keeps it for --linger). fn(arg, ..)
- * is called once, later (never from inside this call); NULL for a change
- * nobody waits for (a deadline).
+ * goes). final: the session ends (Redis keeps it for --linger). key (or
+ * NULL): the request's idempotency key, which must not exist yet
+ * (SHARED_KEPT, nothing applied, if it does) and is set to its pending
+ * value with the change, for --idempotency-window. fn(arg, ..) is called
+ * once, later (never from inside this call); NULL for a change nobody
+ * waits for (a deadline).
  */
 void shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const struct jsonw *rec,
-		    const struct jsonw *line, size_t at, bool final, shared_done_fn fn, void *arg);
+		    const struct jsonw *line, size_t at, bool final, const struct shared_key *key,
+		    shared_done_fn fn, void *arg);
 /*
- * Call fn(arg, SHARED_APPLIED) once this node holds every change Redis had
- * taken when this was called (a read after a write on another node sees
- * it), or SHARED_UNAVAILABLE when Redis does not answer, or the feed does
- * not catch up, within --store-timeout. Later, never from inside this call.
+ * Call fn(arg, SHARED_APPLIED, value, len) once this node holds every
+ * change Redis had taken when this was called (a read after a write on
+ * another node sees it), with what key (NULL: none) held then (value NULL:
+ * nothing), or SHARED_UNAVAILABLE when Redis does not answer, or the feed
+ * does not catch up, within --store-timeout. Later, never from inside this
+ * call.
  */
-void shared_sync(shared_done_fn fn, void *arg);
+void shared_sync(const char *key, size_t key_len, shared_done_fn fn, void *arg);
+/* Keep value under key for ms (a keyed request's reply; nobody waits). */
+void shared_put(const char *key, size_t key_len, const char *value, size_t len, int64_t ms);
 /*
  * Call fn(last_event) when events this node's subscribers may have been
  * sent, or may be waiting for, are gone (Redis lost changes, or a gap the

@@ -159,6 +159,47 @@ class Lifecycle(Shared):
         self.assertEqual((cm.exception.code, cm.exception.error["data"]["device"]),
                          (4010, "phone"))
 
+    def test_idempotency_keys_across_nodes(self):
+        a, b, c = self.node(), self.node(), self.node()
+        on_a, on_b, on_c = (self.client(n, "alice") for n in (a, b, c))
+        bob = self.client(c, "bob")
+        first = on_a.call("session.create", {"invitee": "bob", "idempotency_key": "k1"})
+        # The same call again, on other nodes: the first reply, nothing created.
+        self.assertEqual(on_b.call("session.create", {"invitee": "bob", "idempotency_key": "k1"}),
+                         first)
+        self.assertEqual(on_c.call("session.create", {"invitee": "bob", "idempotency_key": "k1"}),
+                         first)
+        self.assertEqual(len(on_c.call("session.list")["sessions"]), 1)
+        with self.assertRaises(RpcError) as cm:
+            on_b.call("session.create", {"invitee": "carol", "idempotency_key": "k1"})
+        self.assertEqual(cm.exception.code, 4022)
+        sid = first["session"]
+        on_a.call("session.invite", {"session": sid})
+        acc = bob.call("session.accept", {"session": sid, "idempotency_key": "a1"})
+        bob_on_a = self.client(a, "bob")
+        self.assertEqual(bob_on_a.call("session.accept", {"session": sid, "idempotency_key": "a1"}),
+                         acc)
+        # An error is kept too: a cancel refused stays refused for its key.
+        on_a.call("session.terminate", {"session": sid})
+        with self.assertRaises(RpcError) as e1:
+            on_b.call("session.cancel", {"session": sid, "idempotency_key": "c1"})
+        with self.assertRaises(RpcError) as e2:
+            on_c.call("session.cancel", {"session": sid, "idempotency_key": "c1"})
+        self.assertEqual((e1.exception.code, e1.exception.error),
+                         (e2.exception.code, e2.exception.error))
+
+    def test_the_same_key_at_once_on_two_nodes_creates_one_session(self):
+        a, b = self.node(), self.node()
+        on_a, on_b = self.client(a, "alice"), self.client(b, "alice")
+        for i in range(50):
+            p = {"invitee": "bob", "idempotency_key": "race-%d" % i}
+            on_a.request("session.create", p, id=i)
+            on_b.request("session.create", p, id=i)
+        for i in range(50):
+            ra, rb = on_a.read_msg(), on_b.read_msg()
+            self.assertEqual(ra["result"]["session"], rb["result"]["session"], (ra, rb))
+        self.assertEqual(len(on_a.call("session.list", {"limit": 1000})["sessions"]), 50)
+
     def test_glare_across_nodes(self):
         a, b = self.node(), self.node()
         alice, bob = self.client(a, "alice"), self.client(b, "bob")

@@ -700,6 +700,11 @@ on_applied(void *arg, const redisReply *r, const char *err)
 	struct applied *ap = arg;
 
 	ap->done = true;
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+		ap->ok = r->element[0]->integer; /* 2: the key exists */
+		snprintf(ap->err, sizeof ap->err, "%s", r->element[1]->str);
+		return;
+	}
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
 		snprintf(ap->err, sizeof ap->err, "%s",
 			 err != NULL                   ? err
@@ -720,12 +725,12 @@ on_applied(void *arg, const redisReply *r, const char *err)
  * (answer later into ap); event: whether the change has an event.
  */
 static int
-transition(struct redis_link *l, const char *sid, long long from, const char *record, bool event,
-	   struct applied *ap)
+transition_keyed(struct redis_link *l, const char *sid, long long from, const char *record,
+		 bool event, const char *key, struct applied *ap)
 {
 	char skey[64], ver[24];
-	const char *argv[14];
-	size_t lens[14];
+	const char *argv[17];
+	size_t lens[17];
 	int n = 0;
 
 	snprintf(skey, sizeof skey, "rv:s:%s", sid);
@@ -735,6 +740,7 @@ transition(struct redis_link *l, const char *sid, long long from, const char *re
 	argv[n++] = "rv:fs";
 	argv[n++] = "rv:log";
 	argv[n++] = "rv:sessions";
+	argv[n++] = key != NULL ? key : "rv:k:";
 	argv[n++] = ver;
 	argv[n++] = record;
 	argv[n++] = event ? "{\"event\":" : "";
@@ -744,10 +750,19 @@ transition(struct redis_link *l, const char *sid, long long from, const char *re
 	argv[n++] = "100";
 	argv[n++] = "rv:events";
 	argv[n++] = "t1";
+	argv[n++] = key != NULL ? "p kept" : "";
+	argv[n++] = "60000";
 	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]);
 	memset(ap, 0, sizeof *ap);
-	return redis_link_eval(l, &redis_script_transition, on_applied, ap, 5, n, argv, lens);
+	return redis_link_eval(l, &redis_script_transition, on_applied, ap, 6, n, argv, lens);
+}
+
+static int
+transition(struct redis_link *l, const char *sid, long long from, const char *record, bool event,
+	   struct applied *ap)
+{
+	return transition_keyed(l, sid, from, record, event, NULL, ap);
 }
 
 static bool
@@ -872,6 +887,18 @@ test_transition_script(void)
 			  sn.first, sn.nlog, sn.log_first);
 	}
 
+	/* A keyed change sets its key with it; the key already there: nothing applied. */
+	CHECK(transition_keyed(n1, "s1", 0, "{}", true, "rv:k:u\nm\nk", &ap) == 0 &&
+	      wait_applied(&ap) && ap.ok == 1);
+	CHECK(transition_keyed(n2, "s2", 0, "{}", true, "rv:k:u\nm\nk", &ap) == 0 &&
+	      wait_applied(&ap));
+	CHECK_MSG(ap.ok == 2 && strcmp(ap.err, "p kept") == 0, "a kept key: %lld %s", ap.ok,
+		  ap.err);
+	{
+		const char *exists[2] = {"EXISTS", "rv:s:s2"};
+		CHECK(ask(n1, &a, 2, exists) && a.integer == 0);
+	}
+
 	/* Races: both nodes change each session from the same version; one wins. */
 	for (int i = 0; i < RACES; i++) { /* created, pipelined */
 		snprintf(sid, sizeof sid, "r%d", i);
@@ -902,8 +929,8 @@ test_transition_script(void)
 		  both, none);
 	{
 		const char *get[2] = {"GET", "rv:ev"}, *len[2] = {"XLEN", "rv:log"};
-		CHECK(ask(n1, &a, 2, get) && atoll(a.str) == 2 + 2 * RACES &&
-		      maxid == 2 + 2 * RACES);
+		CHECK(ask(n1, &a, 2, get) && atoll(a.str) == 3 + 2 * RACES &&
+		      maxid == 3 + 2 * RACES);
 		/* --history 100, trimmed by whole stream nodes (MAXLEN ~). */
 		CHECK_MSG(ask(n1, &a, 2, len) && a.integer >= 100 && a.integer <= 300,
 			  "the history holds %lld events", a.integer);
