@@ -15,7 +15,8 @@
  *   KEYS: 1 the session (hash: version, record, seq, event), 2 the event
  *         counter, 3 the feed counter, 4 the feed's history (stream),
  *         5 every session (sorted set by creation order), 6 the
- *         request's idempotency key (any name when it has none).
+ *         request's idempotency key (any name when it has none), 7 the
+ *         inviter's live sessions (a set, for the per-user limit).
  *   ARGV: 1 the version the node decided on (0: the session must not exist
  *         yet), 2 the new record, 3 and 4 the event line before and after
  *         its id ("" and "": no event, the record alone changed), 5 how
@@ -23,11 +24,14 @@
  *         session id, 7 how many feed messages the history keeps, 8 the
  *         channel to publish on, 9 a tag for the node's own use (no
  *         space), 10 what the idempotency key holds once the change is
- *         applied ("": no key), 11 how long it is kept (ms).
+ *         applied ("": no key), 11 how long it is kept (ms), 12 how
+ *         many live sessions the inviter may have ("": no limit), 13 "+"
+ *         the change creates the session, "-" ends it, "" neither.
  *   Returns {1, feed position, event id (0: none), new version, creation
  *   order}, or {0, current version, current record (or false), creation
  *   order, latest event} when the version did not match: nothing changed;
- *   or {2, what the key holds} when the key exists: nothing changed.
+ *   or {2, what the key holds} when the key exists, or {3, live sessions}
+ *   when a creation would pass the limit: nothing changed.
  * A session's creation order is its first event's id. Every change is one
  * message, numbered by the feed counter, added to the history with the
  * stream id "<position>-1" and published on the channel:

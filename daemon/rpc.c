@@ -31,7 +31,7 @@ static const struct method {
 } methods[] = {
 	{"hello", rpc_hello, true, false, false, false},
 	{"ping", rpc_ping, true, false, false, false},
-	{"session.create", rpc_session_create, false, true, true, false},
+	{"session.create", rpc_session_create, false, true, true, true},
 	{"session.invite", rpc_session_invite, false, true, true, true},
 	{"session.accept", rpc_session_accept, false, true, true, true},
 	{"session.decline", rpc_session_decline, false, true, true, true},

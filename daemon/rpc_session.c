@@ -106,6 +106,7 @@ shared_unavailable(struct rpc_error *err)
 }
 
 static void on_shared_done(void *arg, enum shared_result r, const char *value, size_t len);
+static json_t *limit_reply(const char *limit, struct rpc_error *err);
 
 /*
  * Send a decided change (or creation: ch NULL, rec and line already
@@ -113,9 +114,9 @@ static void on_shared_done(void *arg, enum shared_result r, const char *value, s
  * deferred; from on_shared_done() it stays so.
  */
 static json_t *
-shared_send(const struct session *s, const uint8_t *sid, const struct session_change *ch,
-	    struct shared_call *call, struct rpc_error *err, struct jsonw *rec, struct jsonw *line,
-	    size_t at)
+shared_send(const struct session *s, const uint8_t *sid, const char *inviter,
+	    const struct session_change *ch, struct shared_call *call, struct rpc_error *err,
+	    struct jsonw *rec, struct jsonw *line, size_t at)
 {
 	bool event = ch == NULL || ch->outcome == RV_CHANGED;
 	struct rpc_keybuf kb;
@@ -132,7 +133,7 @@ shared_send(const struct session *s, const uint8_t *sid, const struct session_ch
 		key = (struct shared_key){kb.name, kb.pending, kb.name_len, kb.pending_len};
 		keyp = &key;
 	}
-	shared_propose(sid, s != NULL ? s->version : 0, rec, event ? line : NULL, at,
+	shared_propose(sid, s != NULL ? s->version : 0, inviter, rec, event ? line : NULL, at,
 		       ch != NULL && rv_state_is_final(ch->m.state), keyp, on_shared_done, call);
 	return rpc_later(err);
 }
@@ -265,7 +266,7 @@ session_run(struct client *c, struct session *s, enum rv_action a, struct sessio
 send:
 	jsonw_init(&rec);
 	jsonw_init(&line);
-	result = shared_send(s, s->id, &ch, call, err, &rec, &line, 0);
+	result = shared_send(s, s->id, s->inviter->name, &ch, call, err, &rec, &line, 0);
 	jsonw_free(&rec);
 	jsonw_free(&line);
 	if (result == NULL && own)
@@ -302,6 +303,8 @@ on_shared_done(void *arg, enum shared_result r, const char *value, size_t len)
 		result = rpc_kept_answer(call->req, c, call->kept, call->kept_len, &err);
 	} else if (r == SHARED_UNAVAILABLE) {
 		result = shared_unavailable(&err);
+	} else if (r == SHARED_LIMIT) {
+		result = limit_reply("max_sessions_per_user", &err);
 	} else if (r == SHARED_APPLIED && s == NULL) {
 		rpc_fail(&err, RV_ERR_INTERNAL, NULL, "internal error: the session is gone");
 	} else if (r == SHARED_APPLIED && call->glare) {
@@ -333,8 +336,6 @@ session_do(struct client *c, const char *sid_hex, enum rv_action a, struct sessi
 
 static json_t *shared_create(struct client *c, struct user *invitee, const char *topic,
 			     int64_t ttl_ms, json_t *data, struct rpc_error *err);
-static json_t *limit_reply(const char *limit, struct rpc_error *err);
-
 json_t *
 rpc_session_create(struct client *c, json_t *params, struct rpc_error *err)
 {
@@ -410,7 +411,8 @@ shared_create(struct client *c, struct user *invitee, const char *topic, int64_t
 	if (rc == RV_ERR_LIMIT)
 		result = limit_reply(limit, err);
 	else if (rc == 0)
-		result = shared_send(NULL, sid, NULL, call, err, &rec, &line, at);
+		result =
+			shared_send(NULL, sid, c->who.user->name, NULL, call, err, &rec, &line, at);
 	jsonw_free(&rec);
 	jsonw_free(&line);
 	if (call->req == NULL)

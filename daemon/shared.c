@@ -811,6 +811,9 @@ on_proposed(void *arg, const redisReply *r, const char *err)
 				op->fn(op->arg, SHARED_KEPT, r->element[1]->str,
 				       r->element[1]->len);
 		}
+	} else if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		   r->element[0]->integer == 3) {
+		res = SHARED_LIMIT;
 	} else if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
 		   r->element[0]->integer == 0) {
 		res = SHARED_CONFLICT;
@@ -837,7 +840,7 @@ on_proposed(void *arg, const redisReply *r, const char *err)
 			sh.st.applied++;
 		else if (res == SHARED_CONFLICT)
 			sh.st.conflicts++;
-		else
+		else if (res == SHARED_UNAVAILABLE)
 			sh.st.unavailable++;
 		if (op->fn != NULL)
 			op->fn(op->arg, res, NULL, 0);
@@ -972,15 +975,15 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const struct jsonw *rec,
-	       const struct jsonw *line, size_t at, bool final, const struct shared_key *key,
-	       shared_done_fn fn, void *arg)
+shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const char *inviter,
+	       const struct jsonw *rec, const struct jsonw *line, size_t at, bool final,
+	       const struct shared_key *key, shared_done_fn fn, void *arg)
 {
 	char skey[8 + SESSION_ID_HEX], hex[SESSION_ID_HEX + 1], ver[24], keep[24], history[24],
 		tag[48];
-	const char *argv[18];
-	size_t lens[18];
-	char window[24];
+	const char *argv[20];
+	size_t lens[20];
+	char window[24], limit[24], *live = NULL;
 	struct op *op = calloc(1, sizeof *op);
 	int n = 0;
 
@@ -1011,6 +1014,13 @@ shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const stru
 	argv[n] = "rv:log", lens[n++] = 6;
 	argv[n] = "rv:sessions", lens[n++] = 11;
 	argv[n] = key != NULL ? key->name : "rv:k:", lens[n++] = key != NULL ? key->name_len : 5;
+	if (asprintf(&live, "rv:live:%s", inviter) < 0) {
+		free(op->rec);
+		free(op);
+		fail_soon(fn, arg);
+		return;
+	}
+	argv[n] = live, lens[n++] = strlen(live);
 	argv[n] = ver, lens[n++] = strlen(ver);
 	argv[n] = rec->buf, lens[n++] = rec->len;
 	argv[n] = line != NULL ? line->buf : "", lens[n++] = line != NULL ? at : 0;
@@ -1023,14 +1033,18 @@ shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const stru
 	argv[n] = key != NULL ? key->pending : "", lens[n++] = key != NULL ? key->pending_len : 0;
 	snprintf(window, sizeof window, "%lld", (long long)config.idempotency_window_ms);
 	argv[n] = window, lens[n++] = strlen(window);
+	snprintf(limit, sizeof limit, "%zu", config.max_sessions_per_user);
+	argv[n] = limit, lens[n++] = strlen(limit);
+	argv[n] = version == 0 ? "+" : final ? "-" : "", lens[n++] = version == 0 || final ? 1 : 0;
 	HASH_ADD(hh, sh.ops, n, sizeof op->n, op);
-	if (redis_link_eval(sh.cmd, &redis_script_transition, on_proposed, op, 6, n, argv, lens) !=
+	if (redis_link_eval(sh.cmd, &redis_script_transition, on_proposed, op, 7, n, argv, lens) !=
 	    0) {
 		HASH_DEL(sh.ops, op);
 		free(op->rec);
 		free(op);
 		fail_soon(fn, arg);
 	}
+	free(live);
 }
 
 /* A deadline of a session fell due here: propose the daemon's change (every node does). */
@@ -1043,8 +1057,9 @@ on_daemon_change(struct session *s, const struct session_change *ch)
 	jsonw_init(&rec);
 	jsonw_init(&line);
 	if (session_change_encode(s, ch, &rec, &line, &at) == 0)
-		shared_propose(s->id, s->version, &rec, ch->outcome == RV_CHANGED ? &line : NULL,
-			       at, rv_state_is_final(ch->m.state), NULL, NULL, NULL);
+		shared_propose(s->id, s->version, s->inviter->name, &rec,
+			       ch->outcome == RV_CHANGED ? &line : NULL, at,
+			       rv_state_is_final(ch->m.state), NULL, NULL, NULL);
 	else
 		log_error("redis: out of memory proposing a change");
 	jsonw_free(&rec);

@@ -51,6 +51,7 @@ enum shared_result {
 	SHARED_CONFLICT,    /* another change came first: the table holds that; decide again */
 	SHARED_UNAVAILABLE, /* Redis did not answer in time, or is unreachable */
 	SHARED_KEPT,        /* nothing applied: the request's idempotency key holds value */
+	SHARED_LIMIT,       /* nothing applied: the inviter has --max-sessions-per-user live */
 };
 /* value (borrowed for the call): with SHARED_KEPT, and from shared_sync() with a key. */
 typedef void (*shared_done_fn)(void *arg, enum shared_result r, const char *value, size_t len);
@@ -65,16 +66,17 @@ struct shared_key {
  * Propose a change of session sid decided from its version (0: a new
  * session): the new record (store_record.h) and, when the change has an
  * event, its line without the id (line NULL for none; at: where the id
- * goes). final: the session ends (Redis keeps it for --linger). key (or
+ * goes). inviter: the session's (its live sessions are counted across the
+ * service). final: the session ends (Redis keeps it for --linger). key (or
  * NULL): the request's idempotency key, which must not exist yet
  * (SHARED_KEPT, nothing applied, if it does) and is set to its pending
  * value with the change, for --idempotency-window. fn(arg, ..) is called
  * once, later (never from inside this call); NULL for a change nobody
  * waits for (a deadline).
  */
-void shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const struct jsonw *rec,
-		    const struct jsonw *line, size_t at, bool final, const struct shared_key *key,
-		    shared_done_fn fn, void *arg);
+void shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const char *inviter,
+		    const struct jsonw *rec, const struct jsonw *line, size_t at, bool final,
+		    const struct shared_key *key, shared_done_fn fn, void *arg);
 /*
  * Call fn(arg, SHARED_APPLIED, value, len) once this node holds every
  * change Redis had taken when this was called (a read after a write on

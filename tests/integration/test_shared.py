@@ -200,6 +200,19 @@ class Lifecycle(Shared):
             self.assertEqual(ra["result"]["session"], rb["result"]["session"], (ra, rb))
         self.assertEqual(len(on_a.call("session.list", {"limit": 1000})["sessions"]), 50)
 
+    def test_the_per_user_limit_holds_across_nodes(self):
+        a, b = (self.node("--max-sessions-per-user", "2") for _ in range(2))
+        on_a, on_b = self.client(a, "alice"), self.client(b, "alice")
+        first = on_a.call("session.create", {"invitee": "bob"})["session"]
+        on_b.call("session.create", {"invitee": "carol"})
+        for c in (on_a, on_b):
+            with self.assertRaises(RpcError) as cm:
+                c.call("session.create", {"invitee": "dave"})
+            self.assertEqual(cm.exception.code, 4029)
+            self.assertEqual(cm.exception.error["data"], {"max_sessions_per_user": 2})
+        on_b.call("session.cancel", {"session": first})
+        self.assertEqual(on_a.call("session.create", {"invitee": "dave"})["state"], "RSS_READY")
+
     def test_glare_across_nodes(self):
         a, b = self.node(), self.node()
         alice, bob = self.client(a, "alice"), self.client(b, "bob")

@@ -701,8 +701,9 @@ on_applied(void *arg, const redisReply *r, const char *err)
 
 	ap->done = true;
 	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-		ap->ok = r->element[0]->integer; /* 2: the key exists */
-		snprintf(ap->err, sizeof ap->err, "%s", r->element[1]->str);
+		ap->ok = r->element[0]->integer; /* 2: the key exists; 3: the limit */
+		snprintf(ap->err, sizeof ap->err, "%s",
+			 r->element[1]->str != NULL ? r->element[1]->str : "");
 		return;
 	}
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
@@ -724,13 +725,15 @@ on_applied(void *arg, const redisReply *r, const char *err)
  * Run the transition script for session sid from version 'from' on l
  * (answer later into ap); event: whether the change has an event.
  */
+static const char *limit = ""; /* live sessions alice may have ("": no limit) */
+
 static int
 transition_keyed(struct redis_link *l, const char *sid, long long from, const char *record,
 		 bool event, const char *key, struct applied *ap)
 {
 	char skey[64], ver[24];
-	const char *argv[17];
-	size_t lens[17];
+	const char *argv[20];
+	size_t lens[20];
 	int n = 0;
 
 	snprintf(skey, sizeof skey, "rv:s:%s", sid);
@@ -741,6 +744,7 @@ transition_keyed(struct redis_link *l, const char *sid, long long from, const ch
 	argv[n++] = "rv:log";
 	argv[n++] = "rv:sessions";
 	argv[n++] = key != NULL ? key : "rv:k:";
+	argv[n++] = "rv:live:alice";
 	argv[n++] = ver;
 	argv[n++] = record;
 	argv[n++] = event ? "{\"event\":" : "";
@@ -752,10 +756,12 @@ transition_keyed(struct redis_link *l, const char *sid, long long from, const ch
 	argv[n++] = "t1";
 	argv[n++] = key != NULL ? "p kept" : "";
 	argv[n++] = "60000";
+	argv[n++] = limit;
+	argv[n++] = from == 0 ? "+" : "";
 	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]);
 	memset(ap, 0, sizeof *ap);
-	return redis_link_eval(l, &redis_script_transition, on_applied, ap, 6, n, argv, lens);
+	return redis_link_eval(l, &redis_script_transition, on_applied, ap, 7, n, argv, lens);
 }
 
 static int
@@ -898,6 +904,11 @@ test_transition_script(void)
 		const char *exists[2] = {"EXISTS", "rv:s:s2"};
 		CHECK(ask(n1, &a, 2, exists) && a.integer == 0);
 	}
+	/* The per-user limit: alice has s0 and s1 live; a third creation passes 2. */
+	limit = "2";
+	CHECK(transition(n1, "s3", 0, "{}", true, &ap) == 0 && wait_applied(&ap));
+	CHECK_MSG(ap.ok == 3, "a creation past the limit: %lld %s", ap.ok, ap.err);
+	limit = "";
 
 	/* Races: both nodes change each session from the same version; one wins. */
 	for (int i = 0; i < RACES; i++) { /* created, pipelined */
