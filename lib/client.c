@@ -60,9 +60,15 @@ struct rv_client {
 	struct evbuffer *queued;           /* requests made before the connection was up */
 	char last_error[200];              /* why the last address (or the name) failed */
 	unsigned tried;
+	/* Several daemons (rv_client_create_any()): each tried in turn; else none. */
+	char **hosts, **ports;
+	size_t nhosts, cur;
+	char *port;          /* the port being tried */
+	bool name_from_host; /* TLS: the certificate must name the host being tried */
 };
 
 static void client_free(struct rv_client *c);
+static void client_on_resolved(int result, struct evutil_addrinfo *res, void *arg);
 
 static void
 client_enter(struct rv_client *c)
@@ -302,6 +308,52 @@ client_on_connect_event(struct bufferevent *sock, short what, void *arg)
 	client_schedule(c); /* the next address, if any */
 }
 
+/*
+ * Resolve host and port: the connection steps go on from
+ * client_on_resolved(). 0, or -1 when memory ran out.
+ */
+static int
+client_resolve(struct rv_client *c, const char *host, const char *port)
+{
+	struct evutil_addrinfo hints;
+
+	free(c->host);
+	free(c->port);
+	c->host = strdup(host);
+	c->port = strdup(port);
+	if (c->host == NULL || c->port == NULL)
+		return -1;
+	if (c->name_from_host) {
+		free(c->server_name);
+		if ((c->server_name = strdup(host)) == NULL)
+			return -1;
+	}
+	if (c->addrs != NULL)
+		evutil_freeaddrinfo(c->addrs);
+	c->addrs = c->next_addr = NULL;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	/* A numeric host answers at once, from inside this call: see client_on_resolved(). */
+	c->dns_req = evdns_getaddrinfo(c->dns, host, port, &hints, client_on_resolved, c);
+	return 0;
+}
+
+/* With several daemons, go on to the next one; false when none is left. */
+static bool
+client_next_host(struct rv_client *c)
+{
+	if (c->cur + 1 >= c->nhosts)
+		return false;
+	c->cur++;
+	if (client_resolve(c, c->hosts[c->cur], c->ports[c->cur]) != 0) {
+		snprintf(c->last_error, sizeof c->last_error, "out of memory");
+		return false;
+	}
+	return true;
+}
+
 /* Start connecting to the next address; when none is left, give up. */
 static void
 client_try_next(struct rv_client *c)
@@ -330,7 +382,13 @@ client_try_next(struct rv_client *c)
 			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		bufferevent_free(sock);
 	}
-	if (c->tried > 1)
+	if (client_next_host(c))
+		return;
+	if (c->nhosts > 1)
+		snprintf(why, sizeof why,
+			 "connection failed: %s (tried %u addresses of %zu daemons)", c->last_error,
+			 c->tried, c->nhosts);
+	else if (c->tried > 1)
 		snprintf(why, sizeof why, "connection failed: %s (tried %u addresses of %s)",
 			 c->last_error, c->tried, c->host);
 	else
@@ -348,9 +406,9 @@ client_on_step(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->closed || c->dns_req != NULL || c->attempt != NULL || c->bev != NULL)
 		return;
-	if (c->addrs == NULL)
+	if (c->addrs == NULL && !client_next_host(c))
 		client_lost(c, c->last_error); /* the name did not resolve */
-	else
+	else if (c->addrs != NULL)
 		client_try_next(c);
 }
 
@@ -398,7 +456,6 @@ static struct rv_client *
 client_create(struct event_base *base, const char *host, const char *port,
 	      const struct rv_tls_options *tls, const struct rv_client_callbacks *cbs)
 {
-	struct evutil_addrinfo hints;
 	struct rv_client *c;
 	char *end;
 	long portnum;
@@ -417,11 +474,10 @@ client_create(struct event_base *base, const char *host, const char *port,
 	c->base = base;
 	c->next_id = 1;
 	rv_framer_init(&c->framer, CLIENT_DEFAULT_MAX_LINE);
-	c->host = strdup(host);
 	c->queued = evbuffer_new();
 	c->step = event_new(base, -1, 0, client_on_step, c);
 	c->dns = client_resolver(base);
-	if (c->host == NULL || c->queued == NULL || c->step == NULL || c->dns == NULL)
+	if (c->queued == NULL || c->step == NULL || c->dns == NULL)
 		goto fail;
 	if (tls != NULL) {
 		c->ssl_ctx = client_ssl_ctx(tls);
@@ -431,12 +487,9 @@ client_create(struct event_base *base, const char *host, const char *port,
 			goto fail;
 		}
 	}
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	/* A numeric host answers at once, from inside this call: see client_on_resolved(). */
-	c->dns_req = evdns_getaddrinfo(c->dns, host, port, &hints, client_on_resolved, c);
+	c->name_from_host = tls != NULL && tls->server_name == NULL;
+	if (client_resolve(c, host, port) != 0)
+		goto fail;
 	return c;
 fail:
 	if (errno == 0)
@@ -459,6 +512,76 @@ rv_client_create_tls(struct event_base *base, const char *host, const char *port
 	static const struct rv_tls_options none;
 
 	return client_create(base, host, port, tls != NULL ? tls : &none, cbs);
+}
+
+struct rv_client *
+rv_client_create_any(struct event_base *base, const char *addresses, const char *default_port,
+		     const struct rv_tls_options *tls, const struct rv_client_callbacks *cbs)
+{
+	char *list = strdup(addresses), *save = NULL, *a;
+	char **hosts = NULL, **ports = NULL;
+	size_t n = 0, cap = 0;
+	struct rv_client *c = NULL;
+
+	if (list == NULL)
+		return NULL;
+	for (a = strtok_r(list, ",", &save); a != NULL; a = strtok_r(NULL, ",", &save)) {
+		if (n == cap) {
+			char **h = realloc(hosts, (cap * 2 + 4) * sizeof *h);
+			char **p = h != NULL ? realloc(ports, (cap * 2 + 4) * sizeof *p) : NULL;
+			if (h != NULL)
+				hosts = h;
+			if (p == NULL) {
+				errno = ENOMEM;
+				goto done;
+			}
+			ports = p;
+			cap = cap * 2 + 4;
+		}
+		if (rv_parse_hostport(a, &hosts[n], &ports[n], default_port) != 0) {
+			errno = EINVAL;
+			goto done;
+		}
+		n++;
+	}
+	if (n == 0) {
+		errno = EINVAL;
+		goto done;
+	}
+	c = client_create(base, hosts[0], ports[0], tls, cbs);
+	if (c != NULL) {
+		/* The rest are tried when every address of the one before failed. */
+		for (size_t i = 0; i < n; i++) {
+			char *end;
+			long port = strtol(ports[i], &end, 10);
+			if (*end != '\0' || port <= 0 || port > 65535) {
+				rv_client_destroy(c);
+				c = NULL;
+				errno = EINVAL;
+				goto done;
+			}
+		}
+		c->hosts = hosts;
+		c->ports = ports;
+		c->nhosts = n;
+		hosts = ports = NULL;
+		n = 0;
+	}
+done:
+	for (size_t i = 0; i < n; i++) {
+		free(hosts[i]);
+		free(ports[i]);
+	}
+	free(hosts);
+	free(ports);
+	free(list);
+	return c;
+}
+
+const char *
+rv_client_address(const struct rv_client *c)
+{
+	return c->host;
 }
 
 static void
@@ -488,6 +611,13 @@ client_free(struct rv_client *c)
 	SSL_CTX_free(c->ssl_ctx);
 	free(c->server_name);
 	free(c->host);
+	free(c->port);
+	for (size_t i = 0; i < c->nhosts; i++) {
+		free(c->hosts[i]);
+		free(c->ports[i]);
+	}
+	free(c->hosts);
+	free(c->ports);
 	free(c);
 	errno = saved;
 }

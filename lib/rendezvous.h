@@ -275,6 +275,22 @@ struct rv_client *rv_client_create_tls(struct event_base *base, const char *host
 				       const struct rv_tls_options *tls,
 				       const struct rv_client_callbacks *cbs);
 
+/*
+ * Several daemons sharing one service (a Redis store): connect to the first
+ * of addresses ("HOST:PORT,HOST:PORT,...", a HOST without a port taking
+ * default_port; "[V6]:PORT") that accepts, each tried in turn (every
+ * address its name resolves to). tls: NULL for plain TCP. Once connected,
+ * it is one connection like rv_client_create()'s: when it is lost, create
+ * another (resuming subscriptions with since, PROTOCOL.md section 5);
+ * starting the list after rv_client_address() tries the others first.
+ * NULL with errno set (EINVAL: a bad address) on failure.
+ */
+struct rv_client *rv_client_create_any(struct event_base *base, const char *addresses,
+				       const char *default_port, const struct rv_tls_options *tls,
+				       const struct rv_client_callbacks *cbs);
+/* The host being tried, or connected to (borrowed; for logs, and for rotating the list). */
+const char *rv_client_address(const struct rv_client *c);
+
 /* Close the connection and free the client. Pending calls are not called. */
 void rv_client_destroy(struct rv_client *c);
 
