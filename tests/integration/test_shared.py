@@ -5,13 +5,14 @@ stops them by pid, and checks each node exited cleanly.
 """
 import json
 import signal
+import subprocess
 import threading
 import time
 import unittest
 import urllib.error
 import urllib.request
 
-from rvtest import (SANITIZER_MARKS, Daemon, Redis, RpcError, free_port, lifecycle_to,
+from rvtest import (CTL, SANITIZER_MARKS, Daemon, Redis, RpcError, free_port, lifecycle_to,
                     wait_for)
 
 
@@ -318,6 +319,61 @@ class Presence(Shared):
         wait_for(lambda: alice.call("presence.get", {"user": "bob"})["devices"] == ["tablet"],
                  "bob's tablet on A")
         del bob2
+
+
+class NodeDeath(Shared):
+    def test_a_watch_fails_over_when_its_node_is_killed_under_load(self):
+        """rendezvousctl watch on A,B: A is SIGKILLed while B takes changes; no gap, no duplicate."""
+        a, b = self.node(), self.node()
+        w = subprocess.Popen([CTL, "--connect", "127.0.0.1:%d,127.0.0.1:%d" % (a.port, b.port),
+                              "--user", "olga", "--json", "watch", "--all"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines, errs = [], []
+
+        def read(f, into):
+            for line in f:
+                into.append(line)
+        readers = [threading.Thread(target=read, args=(w.stdout, lines), daemon=True),
+                   threading.Thread(target=read, args=(w.stderr, errs), daemon=True)]
+        for t in readers:
+            t.start()
+        alice, bob = self.client(b, "alice"), self.client(b, "bob")
+        stop = threading.Event()
+        made = []
+
+        def load():
+            while not stop.is_set():
+                sid = alice.call("session.create", {"invitee": "bob"})["session"]
+                alice.call("session.invite", {"session": sid})
+                bob.call("session.decline", {"session": sid})
+                made.append(sid)
+        try:
+            wait_for(lambda: any("watching" in e for e in errs), "the watch to subscribe")
+            t = threading.Thread(target=load)
+            t.start()
+            wait_for(lambda: len(lines) >= 30, "events through node A")
+            a.proc.kill()
+            a.proc.wait()
+            wait_for(lambda: any("resumed on 127.0.0.1:%d" % b.port in e for e in errs),
+                     "the watch to resume on node B", timeout=20)
+            n = len(made)
+            wait_for(lambda: len(made) >= n + 10, "load after the failover")
+            stop.set()
+            t.join()
+            last = int(self.redis.command("GET", "rv:ev").split("\r\n")[1])
+            wait_for(lambda: len(lines) >= last, "every event at the watch")
+            time.sleep(0.3)  # a duplicate would come now
+        finally:
+            stop.set()
+            w.send_signal(signal.SIGINT)
+            self.assertEqual(w.wait(timeout=10), 0, "".join(errs))
+            for t in readers:
+                t.join(timeout=10)
+            w.stdout.close()
+            w.stderr.close()
+        ids = [json.loads(l)["params"]["event"] for l in lines]
+        self.assertEqual(ids, list(range(1, last + 1)), "".join(errs))
+        print("failover: %d events, the watch moved from node A to node B" % last)
 
 
 class RedisRestart(Shared):
