@@ -329,15 +329,7 @@ class Redis:
 
     def command(self, *args):
         """One command by RESP over a fresh connection; the raw reply text."""
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        s.sendall(out)
-        data = s.recv(65536)
-        s.close()
-        return data.decode(errors="replace")
+        return redis_command(self.port, *args)
 
     def kill(self, sig=signal.SIGKILL):
         self.proc.send_signal(sig)
@@ -355,6 +347,20 @@ class Redis:
                 self.proc.wait()
         if self.own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def redis_command(port, *args):
+    """One command to the Redis (or Sentinel) on a loopback port, by RESP over a
+    fresh connection; the raw reply text (what one read returns)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    s.sendall(out)
+    data = s.recv(65536)
+    s.close()
+    return data.decode(errors="replace")
 
 
 def free_port():

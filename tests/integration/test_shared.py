@@ -4,6 +4,7 @@ Every test starts a real redis-server and daemons (nodes) on loopback ports,
 stops them by pid, and checks each node exited cleanly.
 """
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -13,7 +14,7 @@ import urllib.error
 import urllib.request
 
 from rvtest import (CTL, SANITIZER_MARKS, Daemon, Redis, RpcError, free_port, lifecycle_to,
-                    wait_for)
+                    redis_command, wait_for)
 
 
 class Shared(unittest.TestCase):
@@ -461,6 +462,118 @@ class LostWrites(Shared):
             return c.call("session.list")["sessions"]
         except RpcError:
             return None
+
+
+class SentinelFailover(unittest.TestCase):
+    """One primary, one replica, three Sentinels; two nodes on redis-sentinel://."""
+
+    def setUp(self):
+        self.primary = Redis()
+        self.addCleanup(self.primary.stop)
+        self.replica = Redis("--replicaof", "127.0.0.1", str(self.primary.port))
+        self.addCleanup(self.replica.stop)
+        wait_for(lambda: "master_link_status:up" in self.replica.command("INFO", "replication"),
+                 "the replica in sync")
+        self.sentinels = []
+        for _ in range(3):
+            port = free_port()
+            conf = os.path.join(self.replica.dir, "sentinel-%d.conf" % port)
+            with open(conf, "w") as f:
+                f.write("port %d\nbind 127.0.0.1\ndir %s\n"
+                        "sentinel monitor mymaster 127.0.0.1 %d 2\n"
+                        "sentinel down-after-milliseconds mymaster 1000\n"
+                        "sentinel failover-timeout mymaster 5000\n"
+                        % (port, self.replica.dir, self.primary.port))
+            proc = subprocess.Popen(["redis-server", conf, "--sentinel"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.sentinels.append((port, proc))
+            self.addCleanup(self.stop_proc, proc)
+        for port, _ in self.sentinels:
+            wait_for(lambda: self.ask(port, "SENTINEL", "replicas", "mymaster").count("ip") > 0,
+                     "the Sentinels to know the replica", timeout=30)
+        self.url = "redis-sentinel://%s/mymaster" % ",".join(
+            "127.0.0.1:%d" % p for p, _ in self.sentinels)
+        self.nodes = []
+        self.clients = []
+        self.addCleanup(self.stop_nodes)
+
+    @staticmethod
+    def stop_proc(proc):
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    @staticmethod
+    def ask(port, *args):
+        try:
+            return redis_command(port, *args)
+        except OSError:
+            return ""
+
+    def stop_nodes(self):
+        for c in self.clients:
+            c.close()
+        for d in self.nodes:
+            status, log = d.stop()
+            for mark in SANITIZER_MARKS:
+                self.assertNotIn(mark, log, log[-4000:])
+            self.assertEqual(status, 0, "a node exited %s:\n%s" % (status, log[-4000:]))
+
+    def node(self):
+        d = Daemon("--store", self.url, "--observer", "olga", "--store-timeout", "1")
+        self.nodes.append(d)
+        return d
+
+    def client(self, node, user):
+        c = node.client(user)
+        self.clients.append(c)
+        return c
+
+    def test_nodes_follow_the_new_primary_and_a_lost_write_is_told(self):
+        """The primary SIGKILLed under load: the nodes follow the promoted replica; the
+        observer gets every event once, in order, or (a write the replica had not got)
+        4100."""
+        a, b = self.node(), self.node()
+        alice, bob = self.client(a, "alice"), self.client(b, "bob")
+        olga = self.client(b, "olga")
+        olga.call("subscribe", {"all": True})
+        stop = threading.Event()
+        done, refused = [], []
+
+        def load():
+            while not stop.is_set():
+                try:
+                    sid = alice.call("session.create", {"invitee": "bob"})["session"]
+                    alice.call("session.invite", {"session": sid})
+                    bob.call("session.decline", {"session": sid})
+                    done.append(sid)
+                except RpcError as e:
+                    refused.append(e.code)
+                    time.sleep(0.1)
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            wait_for(lambda: len(done) >= 10, "load on the first primary")
+            self.primary.kill(signal.SIGKILL)
+            n = len(done)
+            wait_for(lambda: len(done) >= n + 10, "load on the promoted replica", timeout=60)
+        finally:
+            stop.set()
+            t.join()
+        self.assertIn("role:master", self.replica.command("INFO", "replication"))
+        self.assertTrue(set(refused) <= {5003, 4009}, refused)
+        last = int(self.replica.command("GET", "rv:ev").split("\r\n")[1])
+        ids, lost = [], False
+        while not ids or ids[-1] < last:
+            msg = olga.read_msg(timeout=30)
+            if "error" in msg:
+                self.assertEqual((msg["id"], msg["error"]["code"]), (None, 4100), msg)
+                lost = True
+                break
+            ids.append(msg["params"]["event"])
+        if not lost:
+            self.assertEqual(ids, list(range(1, last + 1)))
+        print("sentinel failover: %d events, %s, %d changes refused meanwhile"
+              % (last, "a lost write told (4100)" if lost else "none lost", len(refused)))
 
 
 class Outage(Shared):
