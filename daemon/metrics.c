@@ -221,6 +221,53 @@ write_latency(struct evbuffer *out)
 	return 0;
 }
 
+/* A shared (Redis) store: this node's view of it. */
+static int
+write_shared(struct evbuffer *out)
+{
+	struct shared_stats ss;
+
+	if (!shared_enabled())
+		return 0;
+	shared_stats(&ss);
+	FAMILY("rendezvous_node_info", "gauge", "This node's name in a shared store; always 1.");
+	ADD("rendezvous_node_info{node=\"%s\"} 1\n", shared_node_name());
+	FAMILY("rendezvous_redis_ready", "gauge",
+	       "1 when connected, the feed subscribed and caught up; 0 otherwise.");
+	ADD("rendezvous_redis_ready %d\n", shared_ready() ? 1 : 0);
+	FAMILY("rendezvous_redis_lease", "gauge", "1 while this node holds its lease.");
+	ADD("rendezvous_redis_lease %d\n", ss.lease ? 1 : 0);
+	FAMILY("rendezvous_redis_nodes", "gauge", "Nodes whose lease lives, this one included.");
+	ADD("rendezvous_redis_nodes %zu\n", ss.nodes);
+	FAMILY("rendezvous_redis_feed_position", "gauge", "The last feed message applied.");
+	ADD("rendezvous_redis_feed_position %llu\n", (unsigned long long)ss.position);
+	FAMILY("rendezvous_redis_changes_total", "counter",
+	       "Changes this node sent to Redis, by what came of them.");
+	ADD("rendezvous_redis_changes_total{result=\"applied\"} %llu\n",
+	    (unsigned long long)ss.applied);
+	ADD("rendezvous_redis_changes_total{result=\"conflict\"} %llu\n",
+	    (unsigned long long)ss.conflicts);
+	ADD("rendezvous_redis_changes_total{result=\"unavailable\"} %llu\n",
+	    (unsigned long long)ss.unavailable);
+	FAMILY("rendezvous_redis_feed_messages_total", "counter", "Feed messages applied.");
+	ADD("rendezvous_redis_feed_messages_total %llu\n", (unsigned long long)ss.messages);
+	FAMILY("rendezvous_redis_gaps_filled_total", "counter",
+	       "Gaps in the feed filled from Redis's history.");
+	ADD("rendezvous_redis_gaps_filled_total %llu\n", (unsigned long long)ss.gaps);
+	FAMILY("rendezvous_redis_gap_messages_total", "counter", "Feed messages those gaps held.");
+	ADD("rendezvous_redis_gap_messages_total %llu\n", (unsigned long long)ss.gap_messages);
+	FAMILY("rendezvous_redis_resyncs_total", "counter",
+	       "Times everything was loaded again (history gone, or Redis lost changes).");
+	ADD("rendezvous_redis_resyncs_total %llu\n", (unsigned long long)ss.resyncs);
+	FAMILY("rendezvous_redis_connects_total", "counter",
+	       "Times the command link to Redis came up.");
+	ADD("rendezvous_redis_connects_total %llu\n", (unsigned long long)ss.reconnects);
+	FAMILY("rendezvous_redis_round_trip_seconds", "histogram",
+	       "A change's script, from sending it until Redis answered.");
+	return write_histogram(out, "rendezvous_redis_round_trip_seconds", "",
+			       &stats.redis_seconds);
+}
+
 /* Append the whole exposition to out. 0, or -1 out of memory. */
 static int
 metrics_write(struct evbuffer *out)
@@ -232,7 +279,7 @@ metrics_write(struct evbuffer *out)
 	ADD("rendezvous_reloads_total{result=\"failed\"} %llu\n",
 	    (unsigned long long)stats.reload_failures);
 	if (write_sessions(out) != 0 || write_traffic(out) != 0 || write_latency(out) != 0 ||
-	    write_process(out) != 0)
+	    write_shared(out) != 0 || write_process(out) != 0)
 		return -1;
 	return 0;
 }

@@ -78,8 +78,9 @@ struct shared_call {
 	bool glare;                   /* the change ends the session: winner came first */
 	uint8_t winner[SESSION_ID_BYTES];
 	int tries;
-	bool pending; /* proposed again (from on_shared_done()) */
-	char *kept;   /* a retry's key held this: answered once the node caught up */
+	bool pending;             /* proposed again (from on_shared_done()) */
+	struct session_change ch; /* what was decided, for the counters once applied */
+	char *kept;               /* a retry's key held this: answered once the node caught up */
 	size_t kept_len;
 };
 
@@ -129,6 +130,13 @@ shared_send(const struct session *s, const uint8_t *sid, const char *inviter,
 		return NULL;
 	memcpy(call->sid, sid, SESSION_ID_BYTES);
 	call->pending = true;
+	if (ch != NULL) {
+		/* For the counters: its outcome, states, action and the daemon's reason. */
+		call->ch = *ch;
+		if (call->ch.daemon_reason != NULL && call->args.reason != NULL)
+			call->ch.daemon_reason =
+				call->args.reason; /* the request's is gone by then */
+	}
 	if (rpc_req_key(call->req, sid, &kb)) {
 		key = (struct shared_key){kb.name, kb.pending, kb.name_len, kb.pending_len};
 		keyp = &key;
@@ -285,9 +293,7 @@ on_shared_done(void *arg, enum shared_result r, const char *value, size_t len)
 	struct session *s = session_find(call->sid);
 
 	call->pending = false;
-	if (c == NULL) {
-		/* Nobody to answer. */
-	} else if (r == SHARED_KEPT && (call->kept = malloc(len + 1)) != NULL) {
+	if (r == SHARED_KEPT && c != NULL && (call->kept = malloc(len + 1)) != NULL) {
 		/*
 		 * A retry, racing the first call (on another node, perhaps): its
 		 * change is in Redis; answer once this node holds it too.
@@ -297,25 +303,40 @@ on_shared_done(void *arg, enum shared_result r, const char *value, size_t len)
 		call->pending = true;
 		shared_sync(NULL, 0, on_shared_done, call);
 		return;
+	}
+	if (r == SHARED_APPLIED && call->kept == NULL) {
+		/* Counted here, the node that made the change. */
+		if (call->create) {
+			stats.sessions_created++;
+			stats.transitions[RSS_UNKNOWN][RSS_READY]++;
+		} else {
+			session_count_change(&call->ch);
+		}
+	}
+	if (c == NULL) {
+		/* Nobody to answer. */
+	} else if (call->kept != NULL) {
+		result = r == SHARED_APPLIED
+				 ? rpc_kept_answer(call->req, c, call->kept, call->kept_len, &err)
+				 : shared_unavailable(&err);
 	} else if (r == SHARED_KEPT) {
 		rpc_fail(&err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
-	} else if (r == SHARED_APPLIED && call->kept != NULL) {
-		result = rpc_kept_answer(call->req, c, call->kept, call->kept_len, &err);
 	} else if (r == SHARED_UNAVAILABLE) {
 		result = shared_unavailable(&err);
 	} else if (r == SHARED_LIMIT) {
 		result = limit_reply("max_sessions_per_user", &err);
-	} else if (r == SHARED_APPLIED && s == NULL) {
+	} else if (s == NULL) {
 		rpc_fail(&err, RV_ERR_INTERNAL, NULL, "internal error: the session is gone");
 	} else if (r == SHARED_APPLIED && call->glare) {
 		result = glare_reply(s, call->winner, &err);
 	} else if (r == SHARED_APPLIED) {
 		session_record_write(&err.raw, s, c->who.user);
 		result = rpc_raw(&err);
-	} else if (call->create || s == NULL || ++call->tries >= SHARED_TRIES) {
-		/* Other changes kept coming first. */
+	} else if (call->create || ++call->tries >= SHARED_TRIES) {
+		/* A conflict, again and again: other changes kept coming first. */
 		result = shared_unavailable(&err);
 	} else {
+		/* A conflict: decide again on what the table holds now. */
 		result = session_run(c, s, call->a, &call->args, &err, call);
 		if (call->pending)
 			return; /* proposed again */

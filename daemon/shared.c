@@ -18,6 +18,7 @@
 #include "redis_scripts.h"
 #include "sessions.h"
 #include "shared.h"
+#include "stats.h"
 #include "store_record.h"
 #include "users.h"
 
@@ -785,8 +786,7 @@ on_proposed(void *arg, const redisReply *r, const char *err)
 	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
 	    r->element[0]->integer == 1) {
 		res = SHARED_APPLIED;
-		sh.st.rtt_sum += now_s() - op->t0;
-		sh.st.rtt_count++;
+		histogram_observe(&stats.redis_seconds, now_s() - op->t0);
 		if (!op->answered) {
 			/* Before the feed brings it: hold it now, so that the answer shows it. */
 			struct store_record rec;
@@ -817,8 +817,7 @@ on_proposed(void *arg, const redisReply *r, const char *err)
 	} else if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
 		   r->element[0]->integer == 0) {
 		res = SHARED_CONFLICT;
-		sh.st.rtt_sum += now_s() - op->t0;
-		sh.st.rtt_count++;
+		histogram_observe(&stats.redis_seconds, now_s() - op->t0);
 		if (r->element[2]->type == REDIS_REPLY_STRING) {
 			struct store_record rec;
 			if (store_record_parse(r->element[2]->str, r->element[2]->len, &rec) == 0) {
@@ -1047,21 +1046,44 @@ shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const char
 	free(live);
 }
 
+/* A daemon's change Redis answered: counted by the node whose change was applied. */
+static void
+on_daemon_done(void *arg, enum shared_result r, const char *value, size_t len)
+{
+	struct session_change *ch = arg;
+
+	(void)value;
+	(void)len;
+	if (r == SHARED_APPLIED)
+		session_count_change(ch);
+	free(ch);
+}
+
 /* A deadline of a session fell due here: propose the daemon's change (every node does). */
 static void
 on_daemon_change(struct session *s, const struct session_change *ch)
 {
+	struct session_change *count = malloc(sizeof *count);
 	struct jsonw rec, line;
 	size_t at = 0;
 
+	if (count != NULL) {
+		*count = *ch; /* its reason is the daemon's own, a literal */
+		count->by = NULL;
+		count->by_device = count->answered_by = NULL;
+		count->app_data = count->event_data = NULL;
+	}
 	jsonw_init(&rec);
 	jsonw_init(&line);
 	if (session_change_encode(s, ch, &rec, &line, &at) == 0)
 		shared_propose(s->id, s->version, s->inviter->name, &rec,
 			       ch->outcome == RV_CHANGED ? &line : NULL, at,
-			       rv_state_is_final(ch->m.state), NULL, NULL, NULL);
-	else
+			       rv_state_is_final(ch->m.state), NULL,
+			       count != NULL ? on_daemon_done : NULL, count);
+	else {
 		log_error("redis: out of memory proposing a change");
+		free(count);
+	}
 	jsonw_free(&rec);
 	jsonw_free(&line);
 }

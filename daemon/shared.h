@@ -129,8 +129,6 @@ struct shared_stats {
 	uint64_t reconnects; /* of the command link */
 	bool lease;          /* this node's lease is held */
 	size_t nodes;        /* nodes whose lease lives, this one included */
-	double rtt_sum;      /* seconds, over 'proposed' answered */
-	uint64_t rtt_count;
 };
 void shared_stats(struct shared_stats *out);
 /* The name of the i-th live node (i < nodes), borrowed until the next lease renewal. */

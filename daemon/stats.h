@@ -79,6 +79,7 @@ struct stats {
 
 	struct histogram request_seconds[STATS_METHODS];
 	struct histogram commit_seconds;
+	struct histogram redis_seconds; /* a shared store's change: sent until Redis answered */
 };
 
 extern struct stats stats;

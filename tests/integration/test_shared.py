@@ -592,6 +592,15 @@ class Outage(Shared):
         alice, bob = self.client(a, "alice"), self.client(a, "bob")
         sid = lifecycle_to(alice, bob, "RSS_INVITATION")
         self.assertEqual(self.readyz(a), 200)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+            text = r.read().decode()
+        for line in ("rendezvous_redis_ready 1", "rendezvous_redis_lease 1",
+                     "rendezvous_sessions_created_total 1",
+                     'rendezvous_session_transitions_total{from="RSS_READY",to="RSS_INVITATION"} 1',
+                     "rendezvous_redis_nodes 1", 'rendezvous_redis_changes_total{result="applied"} 2',
+                     "rendezvous_redis_round_trip_seconds_count 2",
+                     "rendezvous_redis_feed_position 2"):
+            self.assertIn(line + "\n", text)
         self.redis.kill(signal.SIGSTOP)
         try:
             with self.assertRaises(RpcError) as cm:
@@ -602,6 +611,9 @@ class Outage(Shared):
         finally:
             self.redis.kill(signal.SIGCONT)
         wait_for(lambda: self.readyz(a) == 200, "readyz 200")
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+            text = r.read().decode()
+        self.assertIn('rendezvous_errors_total{code="5003"} 1\n', text)
         # Nothing was half-applied: the accept may have been taken or not, once.
         rec = bob.call("session.get", {"session": sid})
         if rec["state"] == "RSS_INVITATION":
