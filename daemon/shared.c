@@ -1568,12 +1568,41 @@ shared_start(struct event_base *base)
 	return 0;
 }
 
+/*
+ * Leaving: give up the lease and forget this node's devices, so that the
+ * others count them gone now rather than when the lease lapses; wait (a
+ * second at most) for Redis to take it.
+ */
+static void
+leave(void)
+{
+	struct redis_link_stats ls;
+	int64_t until = now_ms() + 1000;
+	struct here *h, *tmp;
+
+	if (sh.cmd == NULL || !redis_link_up(sh.cmd) || sh.base == NULL)
+		return;
+	HASH_ITER (hh, sh.here, h, tmp) {
+		HASH_DEL(sh.here, h);
+		free(h);
+	}
+	announce_all(); /* with nothing here: the hash deleted, and "*" */
+	renew_lease(false);
+	while (now_ms() < until) {
+		redis_link_stats(sh.cmd, &ls);
+		if (ls.in_flight == 0 || event_base_loop(sh.base, EVLOOP_ONCE) != 0)
+			break;
+	}
+	log_info("redis: node %s left", sh.name);
+}
+
 void
 shared_stop(void)
 {
 	struct op *op, *tmp;
 	struct queued *q;
 
+	leave();
 	sessions_on_daemon_change(NULL);
 	/* Links first: they fail what is in flight, answering each op. */
 	if (sh.cmd != NULL)

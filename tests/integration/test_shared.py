@@ -307,6 +307,21 @@ class Presence(Shared):
         self.assertGreater(waited, 1.0)  # the lease (3 s) and the grace (1 s), not at once
         self.assertEqual(olga.call("presence.get", {"user": "bob"})["devices"], [])
 
+    def test_a_node_stopped_gracefully_takes_its_devices_at_once(self):
+        a, b = self.node(), self.node("--node-name", "b")
+        olga = self.client(a, "olga")
+        self.client(b, "bob", "phone")
+        wait_for(lambda: olga.call("presence.get", {"user": "bob"})["online"], "bob on A")
+        self.assertIn("phone", self.redis.command("HGETALL", "rv:p:b"))
+        status, log = b.stop()
+        self.assertEqual(status, 0, log[-3000:])
+        self.assertIn("redis: node b left", log)
+        # Its lease and devices are gone from Redis when it has stopped, not 3 s later.
+        self.assertEqual(self.redis.command("ZSCORE", "rv:nodes", "b"), "$-1\r\n")
+        self.assertEqual(self.redis.command("EXISTS", "rv:p:b"), ":0\r\n")
+        wait_for(lambda: not olga.call("presence.get", {"user": "bob"})["online"],
+                 "bob gone on A")
+
     def test_leaving_gracefully_and_coming_back(self):
         a, b = self.node("--peer-grace", "1"), self.node("--peer-grace", "1")
         alice = self.client(a, "olga")
