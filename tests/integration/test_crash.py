@@ -22,7 +22,7 @@ import threading
 import time
 import unittest
 
-from rvtest import DAEMON, Client, Daemon, RpcError, SANITIZER_MARKS, main
+from rvtest import DAEMON, Client, Daemon, Redis, RpcError, SANITIZER_MARKS, main
 
 ROUNDS = int(os.environ.get("RV_CRASH_ROUNDS", "20"))
 WORKERS = 8
@@ -90,6 +90,8 @@ def unmarked(ev):
     return ev
 
 class Crash(unittest.TestCase):
+    rounds = ROUNDS
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="rendezvous-crash-")
         self.daemon = None
@@ -121,7 +123,7 @@ class Crash(unittest.TestCase):
         seen = {}        # event id -> params, as the observers were sent them
         last_seen = 0    # the newest event id any earlier round's observer saw
         total_acked = 0
-        for rnd in range(ROUNDS):
+        for rnd in range(self.rounds):
             d = self.start()
             # Resume where the last observer left off: exactly the events it missed.
             obs = Client(d.port)
@@ -200,13 +202,37 @@ class Crash(unittest.TestCase):
             self.assertEqual(status, 0, log[-4000:])
             for mark in SANITIZER_MARKS:
                 self.assertNotIn(mark, log, log[-4000:])
-        self.assertGreater(total_acked, ROUNDS * 10, "the load hardly ran")
+        self.assertGreater(total_acked, self.rounds * 10, "the load hardly ran")
+        self.check_store()
+        print("%d rounds, %d acknowledged replies checked, %d events" %
+              (self.rounds, total_acked, len(seen)))
+
+    def check_store(self):
         check = subprocess.run([DAEMON, "--state-dir", self.dir, "--check-store"],
                                capture_output=True, text=True, timeout=60)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertIn(": ok", check.stdout)
-        print("%d rounds, %d acknowledged replies checked, %d events" %
-              (ROUNDS, total_acked, len(seen)))
+
+
+class CrashOneRedisNode(Crash):
+    """The same, with the daemon a node on a Redis store (the node is killed, not Redis)."""
+
+    rounds = max(ROUNDS // 2, 1)
+
+    def setUp(self):
+        super().setUp()
+        self.redis = Redis("--appendonly", "yes", "--appendfsync", "always")
+        self.addCleanup(self.redis.stop)
+
+    def start(self):
+        self.daemon = Daemon(*ARGS, "--store", self.redis.url)
+        log = self.daemon.read_log()
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, log, log[-4000:])
+        return self.daemon
+
+    def check_store(self):
+        pass  # Redis's own: nothing of the daemon's to verify offline
 
 
 if __name__ == "__main__":
