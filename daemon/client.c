@@ -18,6 +18,7 @@
 #include "rendezvous.h"
 #include "sessions.h"
 #include "shared.h"
+#include "shared_nodes.h"
 #include "stats.h"
 #include "store.h"
 #include "users.h"

@@ -9,6 +9,7 @@
 #include "rpc.h"
 #include "sessions.h"
 #include "shared.h"
+#include "shared_nodes.h"
 #include "stats.h"
 #include "store.h"
 #include "users.h"

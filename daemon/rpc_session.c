@@ -12,6 +12,7 @@
 #include "rpc.h"
 #include "sessions.h"
 #include "shared.h"
+#include "shared_nodes.h"
 #include "stats.h"
 #include "users.h"
 

@@ -97,25 +97,6 @@ void shared_on_history_lost(void (*fn)(uint64_t last_event));
 /* After SHARED_UNAVAILABLE: when to try again, in ms from now. */
 int64_t shared_retry_after_ms(void);
 
-/*
- * A device of u connected here (here), or its last connection here went:
- * tell the other nodes, which count it present while this node's lease
- * lives (client.c).
- */
-struct user;
-struct device;
-void shared_device_here(struct user *u, struct device *d, bool here);
-
-/*
- * Relay context data (session.send) to the connections of to (from device,
- * NULL: any) on other nodes, if any node has one: *remote says how many
- * (node, device) pairs it goes to (0: none, nothing sent). 0, or -1 when
- * memory ran out. Nothing is delivered later: a node that lost its
- * connection meanwhile drops it, as one here would.
- */
-int shared_send_context(const uint8_t sid[SESSION_ID_BYTES], const char *from, struct user *to,
-			const struct device *device, json_t *data, size_t *remote);
-
 /* This node's name (--node-name, or host:port). */
 const char *shared_node_name(void);
 
@@ -131,7 +112,5 @@ struct shared_stats {
 	size_t nodes;        /* nodes whose lease lives, this one included */
 };
 void shared_stats(struct shared_stats *out);
-/* The name of the i-th live node (i < nodes), borrowed until the next lease renewal. */
-const char *shared_node(size_t i);
 
 #endif
