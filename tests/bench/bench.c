@@ -105,7 +105,8 @@ struct bench {
 static const char *opt_daemon = "build/daemon/rendezvousd";
 static const char *opt_redis = "redis-server";
 static const char *opt_durability = "memory";
-static pid_t running_server; /* the server started and not stopped yet, or 0 */
+static const char *opt_store; /* --store URL: rendezvousd on a shared store (Redis) */
+static pid_t running_server;  /* the server started and not stopped yet, or 0 */
 static bool opt_json;
 
 static double
@@ -244,8 +245,10 @@ server_start(struct bench *b)
 			      "--max-sessions-per-user", "10000000", "--max-user-bytes", "0",
 			      "--max-connections", maxconn, "--max-subscriptions", "10",
 			      "--log-level", "warn", durable ? "--state-dir" : "--store",
-			      durable ? b->state_dir : "memory", "--durability",
-			      durable ? opt_durability : "normal", (char *)NULL);
+			      durable             ? b->state_dir
+			      : opt_store != NULL ? opt_store
+						  : "memory",
+			      "--durability", durable ? opt_durability : "normal", (char *)NULL);
 		} else {
 			/*
 			 * appendfsync no: the AOF is written before replies leave
@@ -1173,6 +1176,8 @@ usage(void)
 	       "                         SQLite store against Redis's AOF with appendfsync\n"
 	       "                         no; strict: --durability strict against appendfsync\n"
 	       "                         always [memory]\n"
+	       "  --store URL            rendezvousd on a shared store: --store URL (a Redis\n"
+	       "                         the caller runs; with --durability memory)\n"
 	       "  --json                 one JSON object per result\n"
 	       "\n"
 	       "The server runs on CPU 0 and this program on CPU 1 when there are two.\n"
@@ -1197,6 +1202,7 @@ main(int argc, char **argv)
 		{"connections", required_argument, NULL, 'c'},
 		{"json", no_argument, NULL, 'j'},
 		{"durability", required_argument, NULL, 'u'},
+		{"store", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1238,6 +1244,7 @@ main(int argc, char **argv)
 				die("--durability takes memory, normal or strict, not ", optarg);
 			opt_durability = optarg;
 			break;
+		case 'T': opt_store = optarg; break;
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
 		}

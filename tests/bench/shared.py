@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Figures for several daemons sharing one Redis (issue 15), on this machine.
+
+    tests/bench/shared.py [--bench build/tests/bench/rendezvous-bench]
+                          [--daemon build/daemon/rendezvousd] [--runs 3] [--duration 5]
+
+1. Transitions per second through one node on Redis (rendezvous-bench
+   lifecycle, --store redis://...), against the transition script driven by
+   a bare client (redis-benchmark, 50 connections, one call in flight each:
+   creations, each a new session with its event, history entry and
+   publication) and against --store memory.
+2. CPU seconds per delivered event on each node with 1, 2 and 3 nodes
+   (--subs 300 subscribers spread across them; 1,000 transitions per second
+   driven into one more node, which has none), and Redis's CPU per
+   transition; from these, the projected capacity of 10 nodes.
+3. Delivery latency from a request on node A to a subscriber on node B at
+   1,000 transitions per second (p50, p99).
+
+Medians of --runs runs. Clients 2 and 3 are Python: their numbers are costs
+and latencies measured under a Python client, not its throughput. Every
+process started is stopped by pid.
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import rvtest  # noqa: E402  (Daemon, Redis, free_port)
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def redis_int(redis, key):
+    """An integer key's value (0 when absent)."""
+    reply = redis.command("GET", key)
+    return 0 if reply.startswith("$-1") else int(reply.split("\r\n")[1])
+
+
+def transition_script():
+    """The transition script's source, from daemon/redis_scripts.c."""
+    text = open(os.path.join(ROOT, "daemon", "redis_scripts.c")).read()
+    body = text.split("static const char transition_lua[] =", 1)[1].split(";\n", 1)[0]
+    parts = re.findall(r'"((?:[^"\\]|\\.)*)"', body)
+    return "".join(parts).encode().decode("unicode_escape")
+
+
+def bench_lifecycle(args, store):
+    out = subprocess.run([args.bench, "--daemon", args.daemon, "--store", store, "--json",
+                          "--duration", str(args.duration), "lifecycle"],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])["value"]
+
+
+def bare_script(redis, n):
+    """Transitions per second of the script alone, from redis-benchmark."""
+    src = transition_script()
+    sha = hashlib.sha1(src.encode()).hexdigest()
+    subprocess.run(["redis-cli", "-p", str(redis.port), "SCRIPT", "LOAD", src],
+                   check=True, capture_output=True)
+    record = json.dumps({"id": "0" * 32, "inviter": "alice", "invitee": "bob", "state": 1,
+                         "done": [0, 0, 0, 0], "created": 1, "updated": 1, "expires": 2,
+                         "event": 0, "inviter_device": "conn-0123456789abcdef",
+                         "by_user": "alice", "by_device": "conn-0123456789abcdef"},
+                        separators=(",", ":"))
+    head = ('{"jsonrpc":"2.0","method":"session.state_changed","params":{"session":"'
+            + "0" * 32 + '","prev":"RSS_UNKNOWN","state":"RSS_READY","event":')
+    tail = (',"time":1,"by":"alice","by_device":"conn-0123456789abcdef","inviter":"alice",'
+            '"invitee":"bob","topic":""}}\n')
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(redis.port), "-c", "50", "-n", str(n), "-r", "1000000000",
+         "-q", "EVALSHA", sha, "7", "rv:s:__rand_int__", "rv:ev", "rv:fs", "rv:log",
+         "rv:sessions", "rv:k:", "rv:live:__rand_int__", "0", record, head, tail, "",
+         "__rand_int__", "10000", "rv:events", "t", "", "60000", "", "+"],
+        capture_output=True, text=True, timeout=300)
+    rates = re.findall(r"([0-9.]+) requests per second", out.stdout)
+    if not rates:
+        raise RuntimeError("redis-benchmark: " + out.stdout[-500:] + out.stderr[-500:])
+    return float(rates[-1])
+
+
+class Subs(threading.Thread):
+    """Subscribers to every event, read by one thread: counts per connection, and when
+    each session's first event came (at the first subscriber)."""
+
+    def __init__(self, ports):
+        super().__init__(daemon=True)
+        self.clients = []
+        for port in ports:
+            c = rvtest.Client(port)
+            c.hello("obs")
+            c.call("subscribe", {"all": True})
+            c.sock.setblocking(False)
+            self.clients.append(c)
+        self.count = [0] * len(self.clients)
+        self.first = {}
+        self.stop = False
+
+    def run(self):
+        socks = {c.sock: i for i, c in enumerate(self.clients)}
+        bufs = [b""] * len(self.clients)
+        while not self.stop:
+            ready, _, _ = select.select(list(socks), [], [], 0.2)
+            now = time.monotonic()
+            for sock in ready:
+                i = socks[sock]
+                try:
+                    chunk = sock.recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    del socks[sock]
+                    continue
+                data = bufs[i] + chunk
+                n = data.count(b"\n")
+                self.count[i] += n
+                bufs[i] = data[data.rfind(b"\n") + 1:]
+                if i == 0:
+                    for m in re.finditer(rb'"session":"([0-9a-f]{32})","prev":"RSS_UNKNOWN"',
+                                         data):
+                        self.first.setdefault(m.group(1).decode(), now)
+
+    def close(self):
+        self.stop = True
+        self.join(timeout=10)
+        for c in self.clients:
+            c.close()
+
+
+def drive(port, rate, seconds):
+    """Create-then-cancel at rate transitions per second (open loop); {session: sent}."""
+    c = rvtest.Client(port)
+    c.hello("alice")
+    sent, sessions = {}, {}
+    replies = []
+
+    def reader():
+        buf = b""
+        c.sock.settimeout(30)
+        want = int(rate * seconds)
+        while len(replies) < want:
+            try:
+                chunk = c.sock.recv(1 << 20)
+            except OSError:
+                return  # closed, or silent for 30 s
+            if not chunk:
+                return
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                replies.append(json.loads(line))
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    start = time.monotonic()
+    i = 0
+    pending_cancel = []
+    while i < rate * seconds:
+        due = start + i / rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        # Every other transition cancels a session created earlier.
+        if i % 2 == 1 and pending_cancel:
+            sid = pending_cancel.pop(0)
+            msg = {"jsonrpc": "2.0", "id": i, "method": "session.cancel",
+                   "params": {"session": sid}}
+        else:
+            msg = {"jsonrpc": "2.0", "id": i, "method": "session.create",
+                   "params": {"invitee": "bob"}}
+            sent[i] = time.monotonic()
+        c.sock.sendall((json.dumps(msg) + "\n").encode())
+        i += 1
+        # Learn the ids created so far, to cancel them.
+        while replies:
+            r = replies.pop(0)
+            if r.get("id") in sent and "result" in r:
+                sessions[r["result"]["session"]] = sent[r["id"]]
+                pending_cancel.append(r["result"]["session"])
+    t.join(timeout=30)
+    for r in replies:
+        if r.get("id") in sent and "result" in r:
+            sessions[r["result"]["session"]] = sent[r["id"]]
+    c.sock.close()
+    return sessions
+
+
+def node(redis):
+    return rvtest.Daemon("--store", redis.url, "--observer", "obs", "--linger", "1",
+                         "--max-sessions-per-user", "1000000")
+
+
+def spread(args, k, redis):
+    """CPU per delivered event on each of k nodes that only deliver (the changes come
+    through another node); Redis's CPU per transition."""
+    front = node(redis)
+    nodes = [node(redis) for _ in range(k)]
+    subs = None
+    try:
+        subs = Subs([nodes[i % k].port for i in range(args.subs)])
+        subs.start()
+        time.sleep(0.5)
+        cpu0 = [cpu_seconds(n.proc.pid) for n in nodes]
+        r0, ev0 = cpu_seconds(redis.proc.pid), redis_int(redis, "rv:ev")
+        drive(front.port, args.rate, args.duration)
+        time.sleep(1)
+        cpu1 = [cpu_seconds(n.proc.pid) for n in nodes]
+        r1, ev1 = cpu_seconds(redis.proc.pid), redis_int(redis, "rv:ev")
+        per_node = []
+        for i in range(k):
+            delivered = sum(c for j, c in enumerate(subs.count) if j % k == i)
+            per_node.append((cpu1[i] - cpu0[i]) / max(delivered, 1))
+        return per_node, (r1 - r0) / max(ev1 - ev0, 1), ev1 - ev0
+    finally:
+        if subs is not None:
+            subs.close()
+        for n in [front] + nodes:
+            n.stop()
+
+
+def latency(args, redis):
+    a, b = node(redis), node(redis)
+    subs = None
+    try:
+        subs = Subs([b.port])
+        subs.start()
+        time.sleep(0.3)
+        sessions = drive(a.port, args.rate, args.duration)
+        time.sleep(1)
+        lat = sorted((subs.first[s] - t) * 1000 for s, t in sessions.items() if s in subs.first)
+        return lat[len(lat) // 2], lat[int(len(lat) * 0.99)], len(lat)
+    finally:
+        if subs is not None:
+            subs.close()
+        a.stop()
+        b.stop()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bench", default=os.path.join(ROOT, "build/tests/bench/rendezvous-bench"))
+    p.add_argument("--daemon", default=os.path.join(ROOT, "build/daemon/rendezvousd"))
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--duration", type=float, default=5)
+    p.add_argument("--rate", type=int, default=1000)
+    p.add_argument("--subs", type=int, default=300)
+    p.add_argument("--parts", default="1,2,3", help="which figures, e.g. 3 or 1,2")
+    args = p.parse_args()
+    rvtest.DAEMON = args.daemon
+    med = statistics.median
+    parts = set(args.parts.split(","))
+    if "1" in parts:
+        throughput(args)
+    if "2" in parts:
+        spreading(args)
+    if "3" in parts:
+        delivery(args)
+
+
+def throughput(args):
+    med = statistics.median
+    thru, ceil, mem = [], [], []
+    for _ in range(args.runs):
+        r = rvtest.Redis()
+        try:
+            thru.append(bench_lifecycle(args, r.url))
+            ceil.append(bare_script(r, 200000))
+        finally:
+            r.stop()
+        mem.append(bench_lifecycle(args, "memory"))
+    print("1. transitions/s through one node on Redis: %.0f (runs %s)"
+          % (med(thru), ", ".join("%.0f" % v for v in thru)))
+    print("   the script alone (redis-benchmark, 50 connections): %.0f/s; ratio %.2f"
+          % (med(ceil), med(thru) / med(ceil)))
+    print("   --store memory, one node: %.0f/s; Redis costs %.2fx of it"
+          % (med(mem), med(thru) / med(mem)))
+
+
+
+def spreading(args):
+    med = statistics.median
+    costs = {}
+    for k in (1, 2, 3):
+        runs = []
+        for _ in range(args.runs):
+            r = rvtest.Redis()
+            try:
+                runs.append(spread(args, k, r))
+            finally:
+                r.stop()
+        per_node = [med([run[0][i] for run in runs]) for i in range(k)]
+        redis_cpu = med([run[1] for run in runs])
+        costs[k] = (per_node, redis_cpu)
+        print("2. %d node(s): CPU per delivered event per node: %s us; Redis CPU per "
+              "transition %.1f us" % (k, ", ".join("%.2f" % (c * 1e6) for c in per_node),
+                                      redis_cpu * 1e6))
+    base = costs[1][0][0]
+    for k in (2, 3):
+        print("   %d nodes: per-node cost / one node's: %s" % (
+            k, ", ".join("%.2f" % (c / base) for c in costs[k][0])))
+    # Each node pays a cost per event it receives (waking up, parsing, applying) and one per
+    # delivery: a least-squares line through (deliveries per event, CPU per event) per node.
+    pts = [(args.subs / k, c * args.subs / k) for k in costs for c in costs[k][0]]
+    mx, my = statistics.mean(p[0] for p in pts), statistics.mean(p[1] for p in pts)
+    slope = (sum((x - mx) * (y - my) for x, y in pts) /
+             sum((x - mx) ** 2 for x, _ in pts))
+    print("   per node: about %.0f us per event received, plus %.2f us per delivery"
+          % ((my - slope * mx) * 1e6, slope * 1e6))
+    worst = max(c for k in costs for c in costs[k][0])
+    redis_cpu = med([costs[k][1] for k in costs])
+    print("   projected, 10 nodes: %.0f deliveries/s (10 x 1/CPU per delivery, worst node); "
+          "Redis bounds transitions at about %.0f/s (1/Redis CPU per transition)"
+          % (10 / worst, 1 / redis_cpu))
+
+
+
+def delivery(args):
+    med = statistics.median
+    lats = []
+    for _ in range(args.runs):
+        r = rvtest.Redis()
+        try:
+            lats.append(latency(args, r))
+        finally:
+            r.stop()
+    print("3. delivery, request on node A -> subscriber on node B, %d/s: p50 %.2f ms, "
+          "p99 %.2f ms (medians of %d runs, %d sessions each)"
+          % (args.rate, med([l[0] for l in lats]), med([l[1] for l in lats]), args.runs,
+             med([l[2] for l in lats])))
+
+
+if __name__ == "__main__":
+    main()
