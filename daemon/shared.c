@@ -79,6 +79,9 @@ static struct {
 	struct op *ops;
 	uint64_t next_op;
 	struct waiter *waiters;
+	struct waiter *batch, **batch_tail; /* shared_sync()s for the next read of the position */
+	bool batch_busy;                    /* a read of the position is in flight */
+	bool stopping;                      /* shared_stop(): answer, send nothing more */
 	bool lost;      /* the snapshot being taken follows a loss: tell subscribers */
 	bool recheck;   /* the feed came back: its position must be read again */
 	char epoch[40]; /* Redis's epoch when loaded (rv:epoch) */
@@ -315,6 +318,7 @@ drain_queue(void)
 		sh.queue = q->next;
 		if (sh.queue == NULL)
 			sh.queue_tail = &sh.queue;
+		sh.batch_tail = &sh.batch;
 		if (q->pos == sh.applied + 1)
 			feed_apply(q->data, q->len);
 		free(q);
@@ -831,8 +835,12 @@ fail_soon(shared_done_fn fn, void *arg)
 	struct timeval now = {0, 0};
 
 	sh.st.unavailable++;
-	if (fn == NULL)
+	if (fn == NULL || sh.stopping) {
+		free(f);
+		if (fn != NULL)
+			fn(arg, SHARED_UNAVAILABLE, NULL, 0); /* no more turns of the loop */
 		return;
+	}
 	if (f != NULL) {
 		f->fn = fn;
 		f->arg = arg;
@@ -849,9 +857,8 @@ fail_soon(shared_done_fn fn, void *arg)
  * answer now, or wait for the feed.
  */
 static void
-on_sync_position(void *arg, const redisReply *r, const char *err)
+sync_settle(struct waiter *w, const redisReply *r, const char *err)
 {
-	struct waiter *w = arg;
 	const redisReply *pos = r, *value = NULL;
 
 	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
@@ -888,11 +895,60 @@ on_sync_position(void *arg, const redisReply *r, const char *err)
 	sh.waiters = w;
 }
 
+/* A keyed request's read: the position and its key. */
+static void
+on_sync_position(void *arg, const redisReply *r, const char *err)
+{
+	sync_settle(arg, r, err);
+}
+
+static void send_batch(void);
+
+/* One read of the position, for every request of the batch. */
+static void
+on_batch_position(void *arg, const redisReply *r, const char *err)
+{
+	struct waiter *w = arg, *next;
+
+	sh.batch_busy = false;
+	for (; w != NULL; w = next) {
+		next = w->next;
+		w->next = NULL;
+		sync_settle(w, r, err);
+	}
+	if (sh.batch != NULL && !sh.batch_busy)
+		send_batch(); /* those that came meanwhile */
+	hub_flush();
+}
+
+/* Read the position for the requests waiting in the batch. */
+static void
+send_batch(void)
+{
+	const char *argv[2] = {"GET", "rv:fs"};
+	size_t lens[2] = {3, 5};
+	struct waiter *w = sh.batch, *next;
+
+	if (sh.stopping)
+		return; /* shared_stop() answers them */
+	sh.batch = NULL;
+	sh.batch_tail = &sh.batch;
+	if (redis_link_command(sh.cmd, on_batch_position, w, 2, argv, lens) == 0) {
+		sh.batch_busy = true;
+		return;
+	}
+	for (; w != NULL; w = next) {
+		next = w->next;
+		fail_soon(w->fn, w->arg);
+		free(w);
+	}
+}
+
 void
 shared_sync(const char *key, size_t key_len, shared_done_fn fn, void *arg)
 {
-	const char *argv[3] = {key != NULL ? "MGET" : "GET", "rv:fs", key};
-	size_t lens[3] = {key != NULL ? 4 : 3, 5, key_len};
+	const char *argv[3] = {"MGET", "rv:fs", key};
+	size_t lens[3] = {4, 5, key_len};
 	struct waiter *w = calloc(1, sizeof *w);
 
 	if (w == NULL) {
@@ -901,7 +957,18 @@ shared_sync(const char *key, size_t key_len, shared_done_fn fn, void *arg)
 	}
 	w->fn = fn;
 	w->arg = arg;
-	if (redis_link_command(sh.cmd, on_sync_position, w, key != NULL ? 3 : 2, argv, lens) != 0) {
+	if (key == NULL) {
+		/*
+		 * Batched: one read serves every request that came before it was
+		 * sent; while one is in flight, the next waits to be sent after it.
+		 */
+		*sh.batch_tail = w;
+		sh.batch_tail = &w->next;
+		if (!sh.batch_busy)
+			send_batch();
+		return;
+	}
+	if (redis_link_command(sh.cmd, on_sync_position, w, 3, argv, lens) != 0) {
 		free(w);
 		fail_soon(fn, arg);
 	}
@@ -1056,6 +1123,7 @@ shared_start(struct event_base *base)
 	memset(&sh, 0, sizeof sh);
 	sh.base = base;
 	sh.queue_tail = &sh.queue;
+	sh.batch_tail = &sh.batch;
 	node_name_default();
 	if (redis_addr_parse(config.store, &sh.addr, why, sizeof why) != 0) {
 		log_error("redis: %s", why);
@@ -1116,6 +1184,7 @@ shared_stop(void)
 	struct queued *q;
 
 	nodes_leave();
+	sh.stopping = true;
 	sessions_on_daemon_change(NULL);
 	/* Links first: they fail what is in flight, answering each op. */
 	if (sh.cmd != NULL)
@@ -1132,6 +1201,12 @@ shared_stop(void)
 		free(q);
 	}
 	wake_waiters(true);
+	while (sh.batch != NULL) { /* never sent */
+		struct waiter *w = sh.batch;
+		sh.batch = w->next;
+		w->fn(w->arg, SHARED_UNAVAILABLE, NULL, 0);
+		free(w);
+	}
 	nodes_stop();
 	if (sh.heartbeat != NULL)
 		event_free(sh.heartbeat);
