@@ -322,6 +322,18 @@ class Presence(Shared):
         wait_for(lambda: not olga.call("presence.get", {"user": "bob"})["online"],
                  "bob gone on A")
 
+    def test_presence_subscribers_hear_of_devices_on_other_nodes(self):
+        a, b = self.node(), self.node()
+        olga = self.client(a, "olga")
+        olga.call("subscribe", {"presence": "bob"})
+        phone = self.client(b, "bob", "phone")
+        note = olga.note(method="presence.changed")["params"]
+        self.assertEqual((note["user"], note["online"], note["devices"]),
+                         ("bob", True, ["phone"]))
+        phone.close()
+        note = olga.note(method="presence.changed")["params"]
+        self.assertEqual((note["online"], note["devices"]), (False, []))
+
     def test_leaving_gracefully_and_coming_back(self):
         a, b = self.node("--peer-grace", "1"), self.node("--peer-grace", "1")
         alice = self.client(a, "olga")
