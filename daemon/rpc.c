@@ -25,19 +25,20 @@ static const struct method {
 	bool before_hello; /* allowed before hello */
 	bool writes;       /* changes sessions: answered once the change is committed */
 	bool keyed;        /* takes an idempotency_key (then it writes, the key at least) */
-	/* Reads or decides on sessions: with a shared store, first waits until this node holds
-	   every change Redis had taken when it arrived (shared_sync()). */
+	/* Reads sessions: with a shared store, first waits until this node holds every change
+	   Redis had taken when it arrived (shared_sync()). Changes wait only when they would
+	   be refused on this node's copy (rpc_session.c), or carry an idempotency key. */
 	bool synced;
 } methods[] = {
 	{"hello", rpc_hello, true, false, false, false},
 	{"ping", rpc_ping, true, false, false, false},
-	{"session.create", rpc_session_create, false, true, true, true},
-	{"session.invite", rpc_session_invite, false, true, true, true},
-	{"session.accept", rpc_session_accept, false, true, true, true},
-	{"session.decline", rpc_session_decline, false, true, true, true},
-	{"session.cancel", rpc_session_cancel, false, true, true, true},
-	{"session.connect", rpc_session_connect, false, true, true, true},
-	{"session.terminate", rpc_session_terminate, false, true, true, true},
+	{"session.create", rpc_session_create, false, true, true, false},
+	{"session.invite", rpc_session_invite, false, true, true, false},
+	{"session.accept", rpc_session_accept, false, true, true, false},
+	{"session.decline", rpc_session_decline, false, true, true, false},
+	{"session.cancel", rpc_session_cancel, false, true, true, false},
+	{"session.connect", rpc_session_connect, false, true, true, false},
+	{"session.terminate", rpc_session_terminate, false, true, true, false},
 	{"session.send", rpc_session_send, false, false, true, true},
 	{"session.get", rpc_session_get, false, false, false, true},
 	{"session.list", rpc_session_list, false, false, false, true},

@@ -79,9 +79,10 @@ struct shared_call {
 	bool glare;                   /* the change ends the session: winner came first */
 	uint8_t winner[SESSION_ID_BYTES];
 	int tries;
-	bool pending;             /* proposed again (from on_shared_done()) */
-	struct session_change ch; /* what was decided, for the counters once applied */
-	char *kept;               /* a retry's key held this: answered once the node caught up */
+	char sid_hex[SESSION_ID_HEX + 1]; /* as the caller gave it, while the node catches up */
+	bool pending;                     /* proposed again (from on_shared_done()) */
+	struct session_change ch;         /* what was decided, for the counters once applied */
+	char *kept; /* a retry's key held this: answered once the node caught up */
 	size_t kept_len;
 };
 
@@ -234,8 +235,11 @@ session_run(struct client *c, struct session *s, enum rv_action a, struct sessio
 	session_id_format(s->id, sid_hex);
 	parties = session_parties(s);
 	role = authz_role(&c->who, &parties, a, &reason);
-	if (reason != NULL && args != NULL && own) /* a retry's args have it already */
-		args->reason = reason;
+	if (reason != NULL && args != NULL && own)
+		args->reason = reason; /* the handler's args: borrowed for the call */
+	else if (reason != NULL && args != NULL && args->reason == NULL)
+		args->reason =
+			strdup(reason); /* a shared_call's own copy (a retry has it already) */
 	/* A party's terminate carries a code (0 by default); an admin's only one it gave. */
 	if (a == RV_ACT_TERMINATE && role != RV_ROLE_DAEMON && args != NULL)
 		args->has_code = true;
@@ -346,14 +350,88 @@ on_shared_done(void *arg, enum shared_result r, const char *value, size_t len)
 	shared_call_free(call);
 }
 
+/*
+ * Whether, on this node's copy, action a by c changes s with no other
+ * answer to give first (no glare, not answered elsewhere): then it can go
+ * to Redis at once, whose version check makes a stale copy harmless.
+ */
+static bool
+shared_quick(struct client *c, const struct session *s, enum rv_action a,
+	     const struct session_act_args *args)
+{
+	struct authz_parties parties = session_parties(s);
+	struct session_act_args copy = args != NULL ? *args : (struct session_act_args){0};
+	const char *reason = NULL;
+	enum rv_role role = authz_role(&c->who, &parties, a, &reason);
+	struct session_change ch;
+
+	if (authz_read(&c->who, &parties) != 0 ||
+	    (a == RV_ACT_INVITE && role == RV_ROLE_INVITER && s->m.state == RSS_READY &&
+	     session_crossing(s) != NULL) ||
+	    session_answered_elsewhere(s, a, role, c->who.device))
+		return false;
+	if (reason != NULL)
+		copy.reason = reason;
+	session_decide(s, a, role, c->who.user, c->who.device, &copy, &ch);
+	return ch.outcome == RV_CHANGED || ch.outcome == RV_RECORDED;
+}
+
+/* The node caught up with Redis: decide on its copy now, and answer (or send the change). */
+static void
+on_caught_up(void *arg, enum shared_result r, const char *value, size_t len)
+{
+	struct shared_call *call = arg;
+	struct client *c = rpc_req_client(call->req);
+	struct rpc_error err = {0};
+	json_t *result = NULL;
+	struct session *s;
+
+	(void)value;
+	(void)len;
+	call->pending = false;
+	if (c != NULL && r != SHARED_APPLIED) {
+		result = shared_unavailable(&err);
+	} else if (c != NULL && (s = rpc_session_find(c, call->sid_hex, &err)) != NULL) {
+		result = session_run(c, s, call->a, &call->args, &err, call);
+		if (call->pending)
+			return; /* sent to Redis: on_shared_done() answers */
+	}
+	rpc_complete(call->req, result, &err);
+	shared_call_free(call);
+}
+
 /* Apply an action for the caller and turn the outcome into a reply. */
 static json_t *
 session_do(struct client *c, const char *sid_hex, enum rv_action a, struct session_act_args *args,
 	   struct rpc_error *err)
 {
-	struct session *s = rpc_session_find(c, sid_hex, err);
+	struct session *s;
+	struct shared_call *call;
+	uint8_t sid[SESSION_ID_BYTES];
 
-	return s != NULL ? session_run(c, s, a, args, err, NULL) : NULL;
+	if (!shared_enabled()) {
+		s = rpc_session_find(c, sid_hex, err);
+		return s != NULL ? session_run(c, s, a, args, err, NULL) : NULL;
+	}
+	/* A change, as far as this node knows: to Redis at once. */
+	s = session_id_parse(sid_hex, sid) ? session_find(sid) : NULL;
+	if (s != NULL && shared_quick(c, s, a, args))
+		return session_run(c, s, a, args, err, NULL);
+	/* Any other answer only once the node holds what Redis had when the request came. */
+	if (strlen(sid_hex) > SESSION_ID_HEX) {
+		rpc_session_find(c, sid_hex, err); /* not a session id at all: 4004 */
+		return NULL;
+	}
+	call = shared_call_new(a, args);
+	if (call == NULL || (call->req = rpc_defer(err)) == NULL) {
+		if (call != NULL)
+			shared_call_free(call);
+		return NULL;
+	}
+	snprintf(call->sid_hex, sizeof call->sid_hex, "%s", sid_hex);
+	call->pending = true;
+	shared_sync(NULL, 0, on_caught_up, call);
+	return rpc_later(err);
 }
 
 static json_t *shared_create(struct client *c, struct user *invitee, const char *topic,

@@ -332,6 +332,17 @@ session_store(struct session *s, bool insert)
 	free(app);
 }
 
+/*
+ * Whether a new session with data would take inviter past --max-user-bytes
+ * (ended sessions count too until they are freed: memory, not only live ones).
+ */
+static bool
+over_bytes(const struct user *inviter, const json_t *data)
+{
+	return config.max_user_bytes != 0 &&
+	       inviter->held_bytes + SESSION_BYTES + json_bytes(data) > config.max_user_bytes;
+}
+
 /* Whether a new session would take inviter over a limit: *limit says which. */
 static bool
 session_limited(const struct user *inviter, const json_t *data, const char **limit)
@@ -340,9 +351,7 @@ session_limited(const struct user *inviter, const json_t *data, const char **lim
 		*limit = "max_sessions_per_user";
 		return true;
 	}
-	/* Ended sessions count too until they are freed: memory, not only live ones. */
-	if (config.max_user_bytes != 0 &&
-	    inviter->held_bytes + SESSION_BYTES + json_bytes(data) > config.max_user_bytes) {
+	if (over_bytes(inviter, data)) {
 		*limit = "max_user_bytes";
 		return true;
 	}
@@ -678,8 +687,11 @@ session_create_encode(struct user *inviter, struct device *device, struct user *
 	char *text = NULL;
 	int rc;
 
-	if (session_limited(inviter, data, limit))
+	/* The live sessions are counted by the store (in the same step); the bytes here. */
+	if (over_bytes(inviter, data)) {
+		*limit = "max_user_bytes";
 		return RV_ERR_LIMIT;
+	}
 	if (random_bytes(r.id, sizeof r.id) != 0) {
 		log_error("sessions: cannot create a session: no randomness");
 		return RV_ERR_INTERNAL;

@@ -170,7 +170,7 @@ int session_change_encode(const struct session *s, const struct session_change *
  * Session creation for a store that checks it elsewhere first: the new
  * session's record into rec and its first event's line into line, as
  * session_change_encode(), and its id into id; nothing is created here. 0, RV_ERR_LIMIT (with
- * *limit, as session_create()), or RV_ERR_INTERNAL.
+ * *limit "max_user_bytes": the live sessions are the store's to count), or RV_ERR_INTERNAL.
  */
 int session_create_encode(struct user *inviter, struct device *device, struct user *invitee,
 			  const char *topic, int64_t ttl_ms, json_t *data, struct jsonw *rec,
