@@ -17,6 +17,36 @@ from rvtest import (CTL, SANITIZER_MARKS, Daemon, Redis, RpcError, free_port, li
                     redis_command, wait_for)
 
 
+class Load(threading.Thread):
+    """Lifecycles from alice to bob, one after another, until stop(): create, invite,
+    then steps ((client, method) pairs). acked: each session's last acknowledged state;
+    done: sessions gone through; refused: error codes met (5003 while Redis is away)."""
+
+    def __init__(self, alice, bob, steps=None, pause=0.05):
+        super().__init__(daemon=True)
+        self.alice, self.pause = alice, pause
+        self.steps = steps or [(bob, "session.decline")]
+        self.acked, self.done, self.refused = {}, [], []
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                sid = self.alice.call("session.create", {"invitee": "bob"})["session"]
+                self.acked[sid] = "RSS_READY"
+                self.acked[sid] = self.alice.call("session.invite", {"session": sid})["state"]
+                for client, method in self.steps:
+                    self.acked[sid] = client.call(method, {"session": sid})["state"]
+                self.done.append(sid)
+            except RpcError as e:
+                self.refused.append(e.code)
+                time.sleep(self.pause)
+
+    def stop(self):
+        self.stopping.set()
+        self.join()
+
+
 class Shared(unittest.TestCase):
     """A Redis and some nodes; the nodes' logs are checked at the end."""
 
@@ -365,34 +395,23 @@ class NodeDeath(Shared):
                    threading.Thread(target=read, args=(w.stderr, errs), daemon=True)]
         for t in readers:
             t.start()
-        alice, bob = self.client(b, "alice"), self.client(b, "bob")
-        stop = threading.Event()
-        made = []
-
-        def load():
-            while not stop.is_set():
-                sid = alice.call("session.create", {"invitee": "bob"})["session"]
-                alice.call("session.invite", {"session": sid})
-                bob.call("session.decline", {"session": sid})
-                made.append(sid)
+        load = Load(self.client(b, "alice"), self.client(b, "bob"))
         try:
             wait_for(lambda: any("watching" in e for e in errs), "the watch to subscribe")
-            t = threading.Thread(target=load)
-            t.start()
+            load.start()
             wait_for(lambda: len(lines) >= 30, "events through node A")
             a.proc.kill()
             a.proc.wait()
             wait_for(lambda: any("resumed on 127.0.0.1:%d" % b.port in e for e in errs),
                      "the watch to resume on node B", timeout=20)
-            n = len(made)
-            wait_for(lambda: len(made) >= n + 10, "load after the failover")
-            stop.set()
-            t.join()
+            n = len(load.done)
+            wait_for(lambda: len(load.done) >= n + 10, "load after the failover")
+            load.stop()
             last = int(self.redis.command("GET", "rv:ev").split("\r\n")[1])
             wait_for(lambda: len(lines) >= last, "every event at the watch")
             time.sleep(0.3)  # a duplicate would come now
         finally:
-            stop.set()
+            load.stopping.set()
             w.send_signal(signal.SIGINT)
             self.assertEqual(w.wait(timeout=10), 0, "".join(errs))
             for t in readers:
@@ -413,34 +432,18 @@ class RedisRestart(Shared):
         olga = self.client(b, "olga")
         olga.call("subscribe", {"all": True})
         alice, bob = self.client(a, "alice"), self.client(b, "bob")
-        acked = {}  # session -> the last state a reply acknowledged
-        stop = threading.Event()
-        failures = []
-
-        def load():
-            while not stop.is_set():
-                try:
-                    sid = alice.call("session.create", {"invitee": "bob"})["session"]
-                    acked[sid] = "RSS_READY"
-                    acked[sid] = alice.call("session.invite", {"session": sid})["state"]
-                    acked[sid] = bob.call("session.accept", {"session": sid})["state"]
-                    acked[sid] = alice.call("session.cancel", {"session": sid})["state"]
-                except RpcError as e:
-                    failures.append(e.code)
-                    time.sleep(0.05)
-
-        t = threading.Thread(target=load)
-        t.start()
+        load = Load(alice, bob, [(bob, "session.accept"), (alice, "session.cancel")])
+        load.start()
         try:
-            wait_for(lambda: len(acked) >= 20, "some load")
+            wait_for(lambda: len(load.acked) >= 20, "some load")
             self.redis.kill(signal.SIGKILL)
             time.sleep(0.5)
             self.redis.start()
-            n = len(acked)
-            wait_for(lambda: len(acked) >= n + 20, "load after the restart", timeout=30)
+            n = len(load.acked)
+            wait_for(lambda: len(load.acked) >= n + 20, "load after the restart", timeout=30)
         finally:
-            stop.set()
-            t.join()
+            load.stop()
+        acked, failures = load.acked, load.refused
         self.assertTrue(set(failures) <= {5003, 4009}, failures)
         order = ["RSS_READY", "RSS_INVITATION", "RSS_ACCEPTED", "RSS_CANCELLED"]
         for sid, state in acked.items():
@@ -563,29 +566,17 @@ class SentinelFailover(unittest.TestCase):
         alice, bob = self.client(a, "alice"), self.client(b, "bob")
         olga = self.client(b, "olga")
         olga.call("subscribe", {"all": True})
-        stop = threading.Event()
-        done, refused = [], []
-
-        def load():
-            while not stop.is_set():
-                try:
-                    sid = alice.call("session.create", {"invitee": "bob"})["session"]
-                    alice.call("session.invite", {"session": sid})
-                    bob.call("session.decline", {"session": sid})
-                    done.append(sid)
-                except RpcError as e:
-                    refused.append(e.code)
-                    time.sleep(0.1)
-        t = threading.Thread(target=load)
-        t.start()
+        load = Load(alice, bob, pause=0.1)
+        load.start()
         try:
-            wait_for(lambda: len(done) >= 10, "load on the first primary")
+            wait_for(lambda: len(load.done) >= 10, "load on the first primary")
             self.primary.kill(signal.SIGKILL)
-            n = len(done)
-            wait_for(lambda: len(done) >= n + 10, "load on the promoted replica", timeout=60)
+            n = len(load.done)
+            wait_for(lambda: len(load.done) >= n + 10, "load on the promoted replica",
+                     timeout=60)
         finally:
-            stop.set()
-            t.join()
+            load.stop()
+        refused = load.refused
         self.assertIn("role:master", self.replica.command("INFO", "replication"))
         self.assertTrue(set(refused) <= {5003, 4009}, refused)
         last = int(self.replica.command("GET", "rv:ev").split("\r\n")[1])
