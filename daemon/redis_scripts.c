@@ -59,13 +59,17 @@ static const char transition_lua[] =
 	"end\n"
 	"return {1, fs, id, version + 1, seq}\n";
 
-/* Everything at one instant: counters, every session, the newest history. */
+/* A page of everything to start from: counters, sessions after a creation order, history. */
 static const char snapshot_lua[] =
 	"local fs = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
 	"local ev = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-	"local ids = redis.call('ZRANGE', KEYS[3], 0, -1)\n"
-	"local sessions = {}\n"
-	"for _, sid in ipairs(ids) do\n"
+	"redis.call('SET', KEYS[5], ARGV[3], 'NX')\n"
+	"local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[4], '+inf', 'WITHSCORES',\n"
+	"                       'LIMIT', 0, tonumber(ARGV[5]))\n"
+	"local sessions, last = {}, tonumber(ARGV[4])\n"
+	"for i = 1, #ids, 2 do\n"
+	"  local sid = ids[i]\n"
+	"  last = tonumber(ids[i + 1])\n"
 	"  local h = redis.call('HMGET', ARGV[2] .. sid, 'version', 'record', 'seq', 'event')\n"
 	"  if h[1] then\n"
 	"    table.insert(sessions, h[1] .. ' ' .. h[3] .. ' ' .. h[4] .. '\\n' .. h[2])\n"
@@ -74,11 +78,13 @@ static const char snapshot_lua[] =
 	"  end\n"
 	"end\n"
 	"local log = {}\n"
-	"for _, e in ipairs(redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', ARGV[1])) do\n"
-	"  table.insert(log, 1, e[2][2])\n"
+	"if ARGV[6] ~= '' then\n"
+	"  for _, e in ipairs(redis.call('XREVRANGE', KEYS[4], ARGV[6], '-', 'COUNT', ARGV[1])) "
+	"do\n"
+	"    table.insert(log, 1, e[2][2])\n"
+	"  end\n"
 	"end\n"
-	"redis.call('SET', KEYS[5], ARGV[3], 'NX')\n"
-	"return {fs, ev, sessions, log, redis.call('GET', KEYS[5])}\n";
+	"return {fs, ev, sessions, log, redis.call('GET', KEYS[5]), last, #ids / 2}\n";
 
 static const char lease_lua[] =
 	"local t = redis.call('TIME')\n"

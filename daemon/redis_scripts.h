@@ -51,17 +51,22 @@ extern struct redis_script redis_script_transition;
 extern struct redis_script redis_script_lease;
 
 /*
- * snapshot: everything at one instant, to start from.
+ * snapshot: one page of everything a node starts from, so that no call
+ * holds Redis long (a node reads page after page).
  *   KEYS: 1 the feed counter, 2 the event counter, 3 every session (sorted
- *         set; ids whose session expired are removed from it), 4 the
- *         history, 5 the epoch (set to ARGV 3 unless it exists).
+ *         set by creation order; ids whose session expired are removed from
+ *         it), 4 the history, 5 the epoch (set to ARGV 3 unless it exists).
  *   ARGV: 1 how many history messages to return, 2 the session keys'
- *         prefix, 3 a new random epoch.
+ *         prefix, 3 a new random epoch, 4 the creation order to start after
+ *         (0: the first page), 5 how many sessions to look at, 6 where the
+ *         history page ends (a stream id for XREVRANGE: "+" the newest,
+ *         "(<position>-1" before a position; "": no history on this page).
  *   Returns {feed position, last event id, {"<version> <order> <latest
- *   event>\n<record>", ...} in creation order, {message, ...} oldest
- *   first, epoch}. The epoch changes only when Redis lost its data: a node
- *   that finds another one than it loaded knows acknowledged changes are
- *   gone.
+ *   event>\n<record>", ...} in creation order, {message, ...} oldest first,
+ *   epoch, the last creation order looked at, how many were looked at}.
+ *   The counters of the first page, read at the same instant as its history,
+ *   are where the node starts; sessions of later pages may be newer, which
+ *   their versions tell. The epoch changes only when Redis lost its data.
  */
 extern struct redis_script redis_script_snapshot;
 

@@ -542,28 +542,174 @@ catch_up(void)
 	}
 }
 
-/* Apply a snapshot: every session, the counters, the history. */
+/* How much one snapshot page holds: sessions, history messages. */
+#define PAGE_SESSIONS 1000
+#define PAGE_HISTORY 1000
+
+/* A snapshot being read, page after page. */
+static struct {
+	bool started;       /* the first page came: pos, last and epoch are set */
+	uint64_t pos, last; /* the feed position and last event of the first page */
+	char epoch[40];
+	uint64_t after; /* sessions: the creation order read up to */
+	bool sessions_done;
+	uint64_t oldest; /* history: the oldest position read (0: none yet) */
+	bool history_done;
+	size_t events; /* history messages with an event, kept */
+	char **msgs;   /* the history, newest first (copies) */
+	size_t *lens, nmsgs, cap;
+} ld;
+
+static void
+snapshot_reset(void)
+{
+	for (size_t i = 0; i < ld.nmsgs; i++)
+		free(ld.msgs[i]);
+	free(ld.msgs);
+	free(ld.lens);
+	memset(&ld, 0, sizeof ld);
+}
+
+/* Keep a page of history messages (oldest first in the page) before those kept. */
+static int
+snapshot_keep_history(const redisReply *log)
+{
+	size_t n = log->elements;
+
+	if (ld.nmsgs + n > ld.cap) {
+		size_t cap = ld.cap * 2 + n;
+		char **m = realloc(ld.msgs, cap * sizeof *m);
+		size_t *l = m != NULL ? realloc(ld.lens, cap * sizeof *l) : NULL;
+		if (m != NULL)
+			ld.msgs = m;
+		if (l == NULL)
+			return -1;
+		ld.lens = l;
+		ld.cap = cap;
+	}
+	/* Newest first: this page's newest goes after what is kept (older pages come later). */
+	for (size_t i = n; i-- > 0;) {
+		const redisReply *e = log->element[i];
+		uint64_t pos, id;
+		char *copy;
+
+		if (e->type != REDIS_REPLY_STRING ||
+		    sscanf(e->str, "%" SCNu64 " %" SCNu64, &pos, &id) != 2)
+			continue;
+		if ((copy = malloc(e->len + 1)) == NULL)
+			return -1;
+		memcpy(copy, e->str, e->len + 1);
+		ld.msgs[ld.nmsgs] = copy;
+		ld.lens[ld.nmsgs++] = e->len;
+		ld.oldest = pos;
+		ld.events += id != 0;
+	}
+	return 0;
+}
+
+/* One event of the kept history into the hub; -1 if it does not follow. */
+static int
+snapshot_history_event(const char *m, size_t len)
+{
+	const char *nl, *line;
+	uint64_t p, id;
+	struct store_record rec;
+	int rc = 0;
+
+	if (sscanf(m, "%" SCNu64 " %" SCNu64, &p, &id) != 2 || id == 0 ||
+	    (nl = strchr(m, '\n')) == NULL || (line = strchr(nl + 1, '\n')) == NULL ||
+	    store_record_parse(nl + 1, (size_t)(line - nl - 1), &rec) != 0)
+		return 0; /* no event, or damaged: skipped */
+	line++;
+	{
+		struct store_event e = {
+			.id = id,
+			.time = rec.s.updated,
+			.inviter = rec.s.inviter,
+			.invitee = rec.s.invitee,
+			.invitee_visible =
+				(rec.s.m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0,
+			.line = line,
+			.len = len - (size_t)(line - m),
+		};
+		memcpy(e.sid, rec.s.id, SESSION_ID_BYTES);
+		rc = hub_history_add(&e);
+	}
+	store_record_free(&rec);
+	return rc;
+}
+
+static void snapshot_page(void);
+
+/* The snapshot is read: the history into the hub, and the node goes on from its position. */
+static void
+snapshot_done(void)
+{
+	bool first = !sh.loaded;
+	uint64_t pos = ld.pos, last = ld.last;
+
+	if (first || last != hub_last_event()) {
+		/* The newest --history events at most (ld.msgs is newest first)... */
+		size_t keep = 0, events = 0;
+		while (keep < ld.nmsgs && events < config.history) {
+			uint64_t p, id;
+			if (sscanf(ld.msgs[keep], "%" SCNu64 " %" SCNu64, &p, &id) == 2 && id != 0)
+				events++;
+			keep++;
+		}
+		/* ...into the hub, oldest first. */
+		hub_restart(last);
+		for (size_t i = keep; i-- > 0;) {
+			if (snapshot_history_event(ld.msgs[i], ld.lens[i]) != 0)
+				hub_restart(last);
+		}
+	}
+	if (!first && strcmp(ld.epoch, sh.epoch) != 0 && !sh.lost) {
+		/* Lost since the position was read: start again, as a loss. */
+		snprintf(sh.epoch, sizeof sh.epoch, "%s", ld.epoch);
+		snapshot_reset();
+		history_lost("the store's epoch changed");
+		return;
+	}
+	snprintf(sh.epoch, sizeof sh.epoch, "%s", ld.epoch);
+	snapshot_reset();
+	sh.filling = false;
+	sh.applied = pos;
+	sh.loaded = true;
+	log_info("redis: %zu sessions held, feed at %" PRIu64 ", event %" PRIu64, sessions_count(),
+		 pos, last);
+	if (sh.lost) {
+		sh.lost = false;
+		if (on_lost != NULL)
+			on_lost(last);
+	}
+	drain_queue();
+}
+
+/* A page of the snapshot: its sessions into the table, its history kept; then the next. */
 static void
 on_snapshot(void *arg, const redisReply *r, const char *err)
 {
 	const redisReply *sessions, *log;
-	uint64_t pos, last;
-	bool first = !sh.loaded;
 
 	(void)arg;
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 7 ||
 	    r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY ||
 	    r->element[4]->type != REDIS_REPLY_STRING) {
 		log_warn("redis: cannot load the sessions: %s", err != NULL ? err
 								: r != NULL && r->str != NULL
 									? r->str
 									: "?");
+		snapshot_reset();
 		retry_later();
 		return;
 	}
-	sh.filling = false;
-	pos = (uint64_t)r->element[0]->integer;
-	last = (uint64_t)r->element[1]->integer;
+	if (!ld.started) {
+		ld.started = true;
+		ld.pos = (uint64_t)r->element[0]->integer;
+		ld.last = (uint64_t)r->element[1]->integer;
+		snprintf(ld.epoch, sizeof ld.epoch, "%s", r->element[4]->str);
+	}
 	sessions = r->element[2];
 	log = r->element[3];
 	for (size_t i = 0; i < sessions->elements; i++) {
@@ -585,82 +731,66 @@ on_snapshot(void *arg, const redisReply *r, const char *err)
 			log_error("redis: session %" PRIu64 " could not be loaded", seq);
 		store_record_free(&rec);
 	}
-	if (first || last != hub_last_event()) {
-		/* The history from the stream's newest messages (those with an event). */
-		hub_restart(last);
-		for (size_t i = 0; i < log->elements; i++) {
-			const char *m = log->element[i]->str, *nl, *line;
-			uint64_t p, id, v, sq, ev;
-			struct store_record rec;
-
-			if (m == NULL ||
-			    sscanf(m, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64,
-				   &p, &id, &v, &sq, &ev) != 5 ||
-			    id == 0 || (nl = strchr(m, '\n')) == NULL ||
-			    (line = strchr(nl + 1, '\n')) == NULL)
-				continue;
-			if (store_record_parse(nl + 1, (size_t)(line - nl - 1), &rec) != 0)
-				continue;
-			line++;
-			{
-				struct store_event e = {
-					.id = id,
-					.time = rec.s.updated,
-					.inviter = rec.s.inviter,
-					.invitee = rec.s.invitee,
-					.invitee_visible = (rec.s.m.done[RV_ROLE_INVITER] &
-							    (1u << RV_ACT_INVITE)) != 0,
-					.line = line,
-					.len = log->element[i]->len - (size_t)(line - m),
-				};
-				memcpy(e.sid, rec.s.id, SESSION_ID_BYTES);
-				if (hub_history_add(&e) != 0)
-					hub_restart(last);
-			}
-			store_record_free(&rec);
+	ld.after = (uint64_t)r->element[5]->integer;
+	ld.sessions_done = r->element[6]->integer < PAGE_SESSIONS;
+	if (!ld.history_done) {
+		if (snapshot_keep_history(log) != 0) {
+			log_error("redis: out of memory loading the history");
+			snapshot_reset();
+			retry_later();
+			return;
 		}
+		ld.history_done = log->elements < PAGE_HISTORY || ld.events >= config.history ||
+				  ld.oldest <= 1;
 	}
-	if (!first && strcmp(r->element[4]->str, sh.epoch) != 0 && !sh.lost) {
-		/* Lost since the position was read: start again, as a loss. */
-		snprintf(sh.epoch, sizeof sh.epoch, "%s", r->element[4]->str);
-		history_lost("the store's epoch changed");
-		return;
-	}
-	snprintf(sh.epoch, sizeof sh.epoch, "%s", r->element[4]->str);
-	sh.applied = pos;
-	sh.loaded = true;
-	log_info("redis: %zu sessions loaded, feed at %" PRIu64 ", event %" PRIu64,
-		 sessions->elements, pos, last);
-	if (sh.lost) {
-		sh.lost = false;
-		if (on_lost != NULL)
-			on_lost(last);
-	}
-	drain_queue();
+	if (ld.sessions_done && ld.history_done)
+		snapshot_done();
+	else
+		snapshot_page();
 }
 
+/* Ask for the next page of the snapshot. */
 static void
-take_snapshot(void)
+snapshot_page(void)
 {
-	char history[32], epoch[40];
-	const char *argv[] = {"rv:fs",    "rv:ev", "rv:sessions", "rv:log",
-			      "rv:epoch", history, "rv:s:",       epoch};
-	size_t lens[8];
+	char history[32], epoch[40], after[32], page[32], end[48];
+	const char *argv[] = {"rv:fs", "rv:ev", "rv:sessions", "rv:log", "rv:epoch", history,
+			      "rv:s:", epoch,   after,         page,     end};
+	size_t lens[11];
 	uint8_t rnd[16];
 
-	snprintf(history, sizeof history, "%zu", config.history);
+	snprintf(history, sizeof history, "%d", PAGE_HISTORY);
+	snprintf(after, sizeof after, "%" PRIu64, ld.after);
+	snprintf(page, sizeof page, "%d", ld.sessions_done ? 0 : PAGE_SESSIONS);
+	if (ld.history_done)
+		end[0] = '\0';
+	else if (ld.oldest == 0)
+		snprintf(end, sizeof end, "+");
+	else
+		snprintf(end, sizeof end, "(%" PRIu64 "-1", ld.oldest);
 	if (random_bytes(rnd, sizeof rnd) != 0) {
+		snapshot_reset();
 		retry_later();
 		return;
 	}
 	for (size_t i = 0; i < sizeof rnd; i++)
 		snprintf(epoch + 2 * i, 3, "%02x", rnd[i]);
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 11; i++)
 		lens[i] = strlen(argv[i]);
-	sh.filling = true;
-	if (redis_link_eval(sh.cmd, &redis_script_snapshot, on_snapshot, NULL, 5, 8, argv, lens) !=
-	    0)
+	if (redis_link_eval(sh.cmd, &redis_script_snapshot, on_snapshot, NULL, 5, 11, argv, lens) !=
+	    0) {
+		snapshot_reset();
 		retry_later();
+	}
+}
+
+/* Read everything again, from the first page. */
+static void
+take_snapshot(void)
+{
+	snapshot_reset();
+	sh.filling = true;
+	snapshot_page();
 }
 
 /* The command link is up: load everything, the first time. */

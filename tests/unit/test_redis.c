@@ -782,6 +782,7 @@ struct snapshot {
 	bool done;
 	long long fs, ev;
 	int nsessions, nlog;
+	long long last, looked; /* the last creation order looked at, how many */
 	char first[128], log_first[128], epoch[16];
 };
 
@@ -792,9 +793,11 @@ on_snapshot(void *arg, const redisReply *r, const char *err)
 
 	(void)err;
 	sn->done = true;
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 7)
 		return;
 	snprintf(sn->epoch, sizeof sn->epoch, "%s", r->element[4]->str);
+	sn->last = r->element[5]->integer;
+	sn->looked = r->element[6]->integer;
 	sn->fs = r->element[0]->integer;
 	sn->ev = r->element[1]->integer;
 	sn->nsessions = (int)r->element[2]->elements;
@@ -882,15 +885,29 @@ test_transition_script(void)
 				      "rv:ev",   "rv:sessions",
 				      "rv:log",  "rv:epoch",
 				      "2",       "rv:s:",
-				      "e1"};
+				      "e1",      "0",
+				      "10",      "+"};
 		struct snapshot sn;
 		CHECK(redis_link_add_script(n1, &redis_script_snapshot) == 0);
-		CHECK(wait_snapshot(n1, 11, snap, &sn));
+		CHECK(wait_snapshot(n1, 14, snap, &sn));
 		CHECK_MSG(sn.fs == 3 && sn.ev == 2 && sn.nsessions == 1 &&
 				  strcmp(sn.first, "3 1 2\n{\"confirmed\":1}") == 0 &&
-				  sn.nlog == 2 && strncmp(sn.log_first, "2 2 2 1 2 t1\n", 13) == 0,
-			  "snapshot: %lld %lld %d [%s] %d [%s]", sn.fs, sn.ev, sn.nsessions,
-			  sn.first, sn.nlog, sn.log_first);
+				  sn.nlog == 2 &&
+				  strncmp(sn.log_first, "2 2 2 1 2 t1\n", 13) == 0 &&
+				  sn.last == 1 && sn.looked == 1 && strcmp(sn.epoch, "e1") == 0,
+			  "snapshot: %lld %lld %d [%s] %d [%s] %lld %lld %s", sn.fs, sn.ev,
+			  sn.nsessions, sn.first, sn.nlog, sn.log_first, sn.last, sn.looked,
+			  sn.epoch);
+		/* The next page: no session after order 1; the history before position 2. */
+		snap[10] = "e2"; /* the epoch is set once: still e1 */
+		snap[11] = "1";
+		snap[13] = "(2-1";
+		CHECK(wait_snapshot(n1, 14, snap, &sn));
+		CHECK_MSG(sn.nsessions == 0 && sn.looked == 0 && sn.last == 1 && sn.nlog == 1 &&
+				  strncmp(sn.log_first, "1 1 1 1 1 t1\n", 13) == 0 &&
+				  strcmp(sn.epoch, "e1") == 0,
+			  "second page: %d %lld %lld %d [%s] %s", sn.nsessions, sn.looked, sn.last,
+			  sn.nlog, sn.log_first, sn.epoch);
 	}
 
 	/* A keyed change sets its key with it; the key already there: nothing applied. */
