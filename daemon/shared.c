@@ -223,6 +223,23 @@ wake_waiters(bool all)
 	}
 }
 
+/* The event a feed message carries (line borrowed), for the hub. */
+static void
+record_event(const struct store_session *r, uint64_t id, const char *line, size_t len,
+	     struct store_event *ev)
+{
+	*ev = (struct store_event){
+		.id = id,
+		.time = r->updated,
+		.inviter = r->inviter,
+		.invitee = r->invitee,
+		.invitee_visible = (r->m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0,
+		.line = line,
+		.len = len,
+	};
+	memcpy(ev->sid, r->id, SESSION_ID_BYTES);
+}
+
 /*
  * One feed message, in order: the record into the table, then (a change
  * made here) the request's answer, then the event to the hub, which fans it
@@ -269,17 +286,8 @@ feed_apply(const char *data, size_t len)
 		}
 	}
 	if (id != 0 && id > hub_last_event()) {
-		struct store_event ev = {
-			.id = id,
-			.time = r.s.updated,
-			.inviter = r.s.inviter,
-			.invitee = r.s.invitee,
-			.invitee_visible =
-				(r.s.m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0,
-			.line = line,
-			.len = len - (size_t)(line - data),
-		};
-		memcpy(ev.sid, r.s.id, SESSION_ID_BYTES);
+		struct store_event ev;
+		record_event(&r.s, id, line, len - (size_t)(line - data), &ev);
 		if (id != hub_last_event() + 1) {
 			/* Only after a resync that lost history: subscribers were told. */
 			log_warn("redis: event %" PRIu64 " follows %" PRIu64 ": history restarts",
@@ -614,27 +622,16 @@ snapshot_history_event(const char *m, size_t len)
 	const char *nl, *line;
 	uint64_t p, id;
 	struct store_record rec;
-	int rc = 0;
+	struct store_event e;
+	int rc;
 
 	if (sscanf(m, "%" SCNu64 " %" SCNu64, &p, &id) != 2 || id == 0 ||
 	    (nl = strchr(m, '\n')) == NULL || (line = strchr(nl + 1, '\n')) == NULL ||
 	    store_record_parse(nl + 1, (size_t)(line - nl - 1), &rec) != 0)
 		return 0; /* no event, or damaged: skipped */
 	line++;
-	{
-		struct store_event e = {
-			.id = id,
-			.time = rec.s.updated,
-			.inviter = rec.s.inviter,
-			.invitee = rec.s.invitee,
-			.invitee_visible =
-				(rec.s.m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0,
-			.line = line,
-			.len = len - (size_t)(line - m),
-		};
-		memcpy(e.sid, rec.s.id, SESSION_ID_BYTES);
-		rc = hub_history_add(&e);
-	}
+	record_event(&rec.s, id, line, len - (size_t)(line - m), &e);
+	rc = hub_history_add(&e);
 	store_record_free(&rec);
 	return rc;
 }

@@ -55,12 +55,13 @@ class Shared(unittest.TestCase):
     def setUp(self):
         self.redis = Redis(*self.redis_args)
         self.addCleanup(self.redis.stop)
+        self.url = self.redis.url
         self.nodes = []
         self.clients = []
         self.addCleanup(self.stop_nodes)
 
     def node(self, *args, **kw):
-        d = Daemon("--store", self.redis.url, "--observer", "olga", *args, **kw)
+        d = Daemon("--store", self.url, "--observer", "olga", *args, **kw)
         self.nodes.append(d)
         return d
 
@@ -494,7 +495,7 @@ class LostWrites(Shared):
             return None
 
 
-class SentinelFailover(unittest.TestCase):
+class SentinelFailover(Shared):
     """One primary, one replica, three Sentinels; two nodes on redis-sentinel://."""
 
     def setUp(self):
@@ -539,30 +540,11 @@ class SentinelFailover(unittest.TestCase):
         except OSError:
             return ""
 
-    def stop_nodes(self):
-        for c in self.clients:
-            c.close()
-        for d in self.nodes:
-            status, log = d.stop()
-            for mark in SANITIZER_MARKS:
-                self.assertNotIn(mark, log, log[-4000:])
-            self.assertEqual(status, 0, "a node exited %s:\n%s" % (status, log[-4000:]))
-
-    def node(self):
-        d = Daemon("--store", self.url, "--observer", "olga", "--store-timeout", "1")
-        self.nodes.append(d)
-        return d
-
-    def client(self, node, user):
-        c = node.client(user)
-        self.clients.append(c)
-        return c
-
     def test_nodes_follow_the_new_primary_and_a_lost_write_is_told(self):
         """The primary SIGKILLed under load: the nodes follow the promoted replica; the
         observer gets every event once, in order, or (a write the replica had not got)
         4100."""
-        a, b = self.node(), self.node()
+        a, b = self.node("--store-timeout", "1"), self.node("--store-timeout", "1")
         alice, bob = self.client(a, "alice"), self.client(b, "bob")
         olga = self.client(b, "olga")
         olga.call("subscribe", {"all": True})
