@@ -261,7 +261,7 @@ write_shared(struct evbuffer *out)
 	ADD("rendezvous_redis_resyncs_total %llu\n", (unsigned long long)ss.resyncs);
 	FAMILY("rendezvous_redis_connects_total", "counter",
 	       "Times the command link to Redis came up.");
-	ADD("rendezvous_redis_connects_total %llu\n", (unsigned long long)ss.reconnects);
+	ADD("rendezvous_redis_connects_total %llu\n", (unsigned long long)ss.connects);
 	FAMILY("rendezvous_redis_round_trip_seconds", "histogram",
 	       "A change's script, from sending it until Redis answered.");
 	return write_histogram(out, "rendezvous_redis_round_trip_seconds", "",

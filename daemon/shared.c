@@ -798,7 +798,7 @@ on_cmd_up(void *arg)
 
 	(void)arg;
 	log_info("redis: connected to %s", redis_link_where(sh.cmd, where, sizeof where));
-	sh.st.reconnects++;
+	sh.st.connects++;
 	nodes_on_cmd_up();
 	if (!sh.loaded && sh.feed_up && !sh.filling)
 		take_snapshot();

@@ -21,8 +21,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "rendezvous.h"
 
 struct event_base;
@@ -105,11 +103,11 @@ struct shared_stats {
 	uint64_t proposed, applied, conflicts, unavailable; /* changes proposed here */
 	uint64_t messages;                                  /* feed messages applied */
 	uint64_t gaps, gap_messages;                        /* gaps filled, messages they held */
-	uint64_t resyncs;    /* gaps the history no longer held: snapshot taken again */
-	uint64_t position;   /* the feed position applied */
-	uint64_t reconnects; /* of the command link */
-	bool lease;          /* this node's lease is held */
-	size_t nodes;        /* nodes whose lease lives, this one included */
+	uint64_t resyncs;  /* gaps the history no longer held: snapshot taken again */
+	uint64_t position; /* the feed position applied */
+	uint64_t connects; /* times the command link came up */
+	bool lease;        /* this node's lease is held */
+	size_t nodes;      /* nodes whose lease lives, this one included */
 };
 void shared_stats(struct shared_stats *out);
 

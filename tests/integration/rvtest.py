@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -134,6 +135,37 @@ class Daemon:
         return subprocess.run([CTL, "--connect", "127.0.0.1:%d" % (port or self.port), *args],
                               capture_output=True, text=True, timeout=30,
                               env={**os.environ, **(env or {})})
+
+
+class Watch:
+    """rendezvousctl --connect ADDRESSES --user USER --json watch ARGS, running; its
+    output lines and error lines collected as they come (lines, errs)."""
+
+    def __init__(self, addresses, user, *args):
+        self.proc = subprocess.Popen([CTL, "--connect", addresses, "--user", user, "--json",
+                                      "watch", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines, self.errs = [], []
+        self.readers = [threading.Thread(target=self._read, args=(f, into), daemon=True)
+                        for f, into in ((self.proc.stdout, self.lines),
+                                        (self.proc.stderr, self.errs))]
+        for t in self.readers:
+            t.start()
+
+    @staticmethod
+    def _read(f, into):
+        for line in f:
+            into.append(line)
+
+    def stop(self):
+        """SIGINT, as a user's ^C; its exit status once everything it wrote is read."""
+        self.proc.send_signal(signal.SIGINT)
+        status = self.proc.wait(timeout=10)
+        for t in self.readers:
+            t.join(timeout=10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return status
 
 
 class RpcError(Exception):

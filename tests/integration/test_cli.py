@@ -6,11 +6,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
-from rvtest import CTL, Daemon, DaemonTest, free_port, main, wait_for
+from rvtest import CTL, Daemon, DaemonTest, Watch, free_port, main, wait_for
 
 
 class Cli(DaemonTest):
@@ -195,18 +194,8 @@ class Failover(unittest.TestCase):
         a = Daemon("--observer", "olga", state_dir=state)
         self.addCleanup(a.stop, signal.SIGKILL)
         port_b = free_port()
-        w = subprocess.Popen([CTL, "--connect", "127.0.0.1:%d,127.0.0.1:%d" % (a.port, port_b),
-                              "--user", "olga", "--json", "watch", "--all"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines, errs = [], []
-
-        def read(f, into):
-            for line in f:
-                into.append(line)
-        readers = [threading.Thread(target=read, args=(w.stdout, lines), daemon=True),
-                   threading.Thread(target=read, args=(w.stderr, errs), daemon=True)]
-        for t in readers:
-            t.start()
+        w = Watch("127.0.0.1:%d,127.0.0.1:%d" % (a.port, port_b), "olga", "--all")
+        lines, errs = w.lines, w.errs
         try:
             wait_for(lambda: any("watching" in e for e in errs), "the watch to subscribe")
             made = []
@@ -241,10 +230,7 @@ class Failover(unittest.TestCase):
             wait_for(lambda: len(lines) >= 9, "the events made after the watch was back")
             time.sleep(0.3)  # a duplicate would come now
         finally:
-            w.send_signal(signal.SIGINT)
-            self.assertEqual(w.wait(timeout=10), 0, "".join(errs))
-            for t in readers:
-                t.join(timeout=10)
+            self.assertEqual(w.stop(), 0, "".join(errs))
         events = [json.loads(l)["params"] for l in lines]
         self.assertEqual([e["event"] for e in events], list(range(1, 10)), "".join(errs))
         self.assertEqual([e["session"] for e in events[::3]], made)

@@ -13,7 +13,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from rvtest import (CTL, SANITIZER_MARKS, Daemon, Redis, RpcError, free_port, lifecycle_to,
+from rvtest import (SANITIZER_MARKS, Daemon, Redis, RpcError, Watch, free_port, lifecycle_to,
                     redis_command, wait_for)
 
 
@@ -384,18 +384,8 @@ class NodeDeath(Shared):
     def test_a_watch_fails_over_when_its_node_is_killed_under_load(self):
         """rendezvousctl watch on A,B: A is SIGKILLed while B takes changes; no gap, no duplicate."""
         a, b = self.node(), self.node()
-        w = subprocess.Popen([CTL, "--connect", "127.0.0.1:%d,127.0.0.1:%d" % (a.port, b.port),
-                              "--user", "olga", "--json", "watch", "--all"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines, errs = [], []
-
-        def read(f, into):
-            for line in f:
-                into.append(line)
-        readers = [threading.Thread(target=read, args=(w.stdout, lines), daemon=True),
-                   threading.Thread(target=read, args=(w.stderr, errs), daemon=True)]
-        for t in readers:
-            t.start()
+        w = Watch("127.0.0.1:%d,127.0.0.1:%d" % (a.port, b.port), "olga", "--all")
+        lines, errs = w.lines, w.errs
         load = Load(self.client(b, "alice"), self.client(b, "bob"))
         try:
             wait_for(lambda: any("watching" in e for e in errs), "the watch to subscribe")
@@ -413,12 +403,7 @@ class NodeDeath(Shared):
             time.sleep(0.3)  # a duplicate would come now
         finally:
             load.stopping.set()
-            w.send_signal(signal.SIGINT)
-            self.assertEqual(w.wait(timeout=10), 0, "".join(errs))
-            for t in readers:
-                t.join(timeout=10)
-            w.stdout.close()
-            w.stderr.close()
+            self.assertEqual(w.stop(), 0, "".join(errs))
         ids = [json.loads(l)["params"]["event"] for l in lines]
         self.assertEqual(ids, list(range(1, last + 1)), "".join(errs))
         print("failover: %d events, the watch moved from node A to node B" % last)
