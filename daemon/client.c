@@ -129,6 +129,7 @@ client_on_close(void *arg)
 	TAILQ_REMOVE(&cl.all, c, all);
 	free(c->client);
 	free(c->label);
+	free(c->outcomes_lines);
 	free(c);
 }
 

@@ -63,6 +63,9 @@ struct client {
 	struct rpc_req *held; /* rpc.c's: a request answered later; its input waits */
 	bool device_chosen;   /* hello named the device (it gets outcomes) */
 	bool outcomes_due;    /* send its outcomes after the hello reply */
+	bool outcomes_known;  /* a shared store knows its device (rpc_outcomes.c) */
+	char *outcomes_lines; /* the session.outcome lines read from it for that, or NULL */
+	size_t outcomes_len, outcomes_n;
 
 	TAILQ_ENTRY(client) all;           /* every client, in id order */
 	TAILQ_ENTRY(client) unacked_entry; /* clients with unacked != NULL */

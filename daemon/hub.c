@@ -40,6 +40,16 @@ hub_on_final_delivered(void (*fn)(const struct hub_peer *p, const uint8_t *sid))
 	final_hook = fn;
 }
 
+/* Whether h is a session's final event and p one of its parties (outcomes are theirs). */
+static bool
+final_for_party(const struct hub_peer *p, const struct hist *h)
+{
+	const struct user *u = p->who->user;
+
+	return h->final && final_hook != NULL &&
+	       (u == h->inviter || (h->invitee_visible && u == h->invitee));
+}
+
 /* Whether a stored event line moves its session into a final state (at recovery). */
 static bool
 line_final(const char *text, size_t len)
@@ -247,7 +257,7 @@ deliver_list(struct sub *list, const struct hist *h)
 			continue;
 		p->mark = h->id;
 		hub_deliver(p->conn, h);
-		if (h->final && final_hook != NULL)
+		if (final_for_party(p, h))
 			final_hook(p, h->sid);
 	}
 }
@@ -792,7 +802,7 @@ hub_replay_peer(struct hub_peer *p)
 		}
 		if (wanted && !seen_already(&seen, h)) {
 			hub_deliver_replayed(c, h);
-			if (h->final && final_hook != NULL)
+			if (final_for_party(p, h))
 				final_hook(p, h->sid);
 		}
 	}

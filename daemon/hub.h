@@ -150,8 +150,9 @@ int hub_unsubscribe(struct hub_peer *p, uint32_t id);
 void hub_peer_gone(struct hub_peer *p);
 
 /*
- * Call fn each time a session's final event is queued to a peer, live or
- * replayed (fn may ask the transport when it is written: conn_receipt()).
+ * Call fn each time a session's final event is queued to a peer of one of
+ * its parties, live or replayed (fn may ask the transport when it is
+ * written: conn_receipt()).
  */
 void hub_on_final_delivered(void (*fn)(const struct hub_peer *p, const uint8_t *sid));
 

@@ -166,12 +166,15 @@ write_traffic(struct evbuffer *out)
 	ADD("rendezvous_connections %zu\n", conns_count());
 	FAMILY("rendezvous_subscriptions", "gauge", "Subscriptions of every connection.");
 	ADD("rendezvous_subscriptions %zu\n", hub_subscriptions());
-	FAMILY("rendezvous_outcomes_kept", "gauge",
-	       "Outcomes kept for devices that have not acknowledged them.");
-	ADD("rendezvous_outcomes_kept %llu\n", (unsigned long long)stats.outcomes_kept);
-	FAMILY("rendezvous_outcome_devices", "gauge",
-	       "Devices outcomes are kept for (those that named themselves, until forgotten).");
-	ADD("rendezvous_outcome_devices %llu\n", (unsigned long long)stats.outcome_devices);
+	if (!shared_enabled()) { /* with Redis, the service keeps them, not this node */
+		FAMILY("rendezvous_outcomes_kept", "gauge",
+		       "Outcomes kept for devices that have not acknowledged them.");
+		ADD("rendezvous_outcomes_kept %llu\n", (unsigned long long)stats.outcomes_kept);
+		FAMILY("rendezvous_outcome_devices", "gauge",
+		       "Devices outcomes are kept for (those that named themselves, until "
+		       "forgotten).");
+		ADD("rendezvous_outcome_devices %llu\n", (unsigned long long)stats.outcome_devices);
+	}
 	FAMILY("rendezvous_last_event_id", "gauge", "The id of the newest event.");
 	ADD("rendezvous_last_event_id %llu\n", (unsigned long long)hub_last_event());
 	for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)

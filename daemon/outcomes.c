@@ -15,20 +15,11 @@
 #include "log.h"
 #include "msgbuf.h"
 #include "outcomes.h"
+#include "shared_outcomes.h"
 #include "stats.h"
 #include "store.h"
 #include "users.h"
 #include "util.h"
-
-/* Free what json_dumps() returned, with jansson's own free (a test may set another). */
-static void
-dumps_free(char *text)
-{
-	json_free_t f;
-
-	json_get_alloc_funcs(NULL, &f);
-	f(text);
-}
 
 struct outcome {
 	uint8_t sid[SESSION_ID_BYTES];
@@ -386,24 +377,19 @@ outcomes_wanted(const char *user)
 {
 	const struct ouser *u = ouser_get(user, false);
 
+	if (shared_outcomes_on())
+		return false; /* the script that ends a session keeps them */
+
 	return u != NULL && u->devs != NULL;
 }
 
 void
 outcomes_session_ended(const char *inviter, const char *invitee, const uint8_t *sid, int64_t time,
-		       const json_t *params)
+		       const char *params)
 {
-	char *text = json_dumps(params, JSON_COMPACT);
-
-	if (text == NULL) {
-		log_error("outcomes: out of memory encoding an outcome");
-		store_fail();
-		return;
-	}
-	party_ended(inviter, sid, time, text);
+	party_ended(inviter, sid, time, params);
 	if (invitee != NULL)
-		party_ended(invitee, sid, time, text);
-	dumps_free(text);
+		party_ended(invitee, sid, time, params);
 }
 
 /* user's device's pending outcome of sid, or NULL (*u and *d set when found). */
@@ -445,7 +431,9 @@ outcomes_on_written(struct conn_receipt *r, bool written)
 	struct odev *d;
 	struct outcome *o;
 
-	if (written && (o = outcome_find(l->names, l->device, l->sid, &u, &d)) != NULL) {
+	if (written && shared_outcomes_on())
+		shared_outcomes_learned(l->names, l->device, l->sid);
+	else if (written && (o = outcome_find(l->names, l->device, l->sid, &u, &d)) != NULL) {
 		odev_store(u, d, o, true);
 		outcome_free(u, d, o);
 	}
@@ -462,7 +450,8 @@ outcomes_on_final(const struct hub_peer *p, const uint8_t *sid)
 	struct odev *d;
 	struct learning *l;
 
-	if (outcome_find(user, device, sid, &u, &d) == NULL)
+	if (shared_outcomes_on() ? !p->who->device->named
+				 : outcome_find(user, device, sid, &u, &d) == NULL)
 		return; /* nothing kept for it */
 	if ((l = malloc(sizeof *l + ulen + dlen + 2)) == NULL) {
 		log_error("outcomes: out of memory; %s's device %s gets the outcome again", user,

@@ -35,9 +35,9 @@ int outcomes_recover(void);
 int64_t outcomes_hello(const char *user, const char *device, int64_t now);
 /* Whether user has a device that would keep outcomes (one that named itself). */
 bool outcomes_wanted(const char *user);
-/* A session of these parties ended at time: params is session.outcome's (borrowed). */
+/* A session of these parties ended at time: params is session.outcome's, compact JSON. */
 void outcomes_session_ended(const char *inviter, const char *invitee, const uint8_t *sid,
-			    int64_t time, const json_t *params);
+			    int64_t time, const char *params);
 /* Queue every outcome user's device has not acknowledged to c, as notifications. */
 void outcomes_send(struct conn *c, const char *user, const char *device);
 /* Acknowledge the sessions (hex ids, borrowed array); how many were pending. */

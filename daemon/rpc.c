@@ -53,6 +53,15 @@ static const struct method {
 };
 
 json_t *
+rpc_unavailable(struct rpc_error *err)
+{
+	return rpc_fail(err, RV_ERR_UNAVAILABLE,
+			json_pack("{s:I}", "retry_after_ms", (json_int_t)shared_retry_after_ms()),
+			"unavailable: the shared store did not answer in time; try again (with the "
+			"same idempotency_key: the change may have been applied)");
+}
+
+json_t *
 rpc_fail(struct rpc_error *err, int code, json_t *data, const char *fmt, ...)
 {
 	va_list ap;
@@ -582,16 +591,6 @@ rpc_key(struct client *c, struct rpc_req *r, json_t **params, struct rpc_error *
 			 "idempotency key reused: %s was called with it and other params",
 			 r->m->name);
 		return -1;
-	}
-}
-
-/* After a hello's reply: the outcomes its device has not learned. */
-static void
-rpc_send_outcomes(struct client *c)
-{
-	if (c->outcomes_due && client_live(c)) {
-		c->outcomes_due = false;
-		outcomes_send(c->conn, c->who.user->name, c->who.device->name);
 	}
 }
 

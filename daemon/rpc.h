@@ -36,6 +36,9 @@ struct rpc_error {
 json_t *rpc_fail(struct rpc_error *err, int code, json_t *data, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* 5003 with retry_after_ms: a shared store did not answer in time; for "return ...". */
+json_t *rpc_unavailable(struct rpc_error *err);
+
 /*
  * A method: params is a borrowed object (empty when absent). Returns the
  * result (new reference) or NULL with err filled.
@@ -86,6 +89,8 @@ json_t *rpc_kept_answer(struct rpc_req *r, struct client *c, const char *value, 
 			struct rpc_error *err);
 
 /* rpc_conn.c */
+/* hello's result; dropped: the outcomes dropped for a device that named itself, or -1. */
+json_t *rpc_hello_result(const struct client *c, int64_t dropped);
 json_t *rpc_hello(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_ping(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_subscribe(struct client *c, json_t *params, struct rpc_error *err);
@@ -108,8 +113,17 @@ json_t *rpc_session_terminate(struct client *c, json_t *params, struct rpc_error
 json_t *rpc_session_send(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_session_get(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_session_list(struct client *c, json_t *params, struct rpc_error *err);
+
+/* rpc_outcomes.c */
 json_t *rpc_session_ack(struct client *c, json_t *params, struct rpc_error *err);
 json_t *rpc_session_outcomes(struct client *c, json_t *params, struct rpc_error *err);
+/*
+ * The end of a hello that named its device: hello's result with the
+ * outcomes dropped, the outcomes themselves queued for after the reply.
+ */
+json_t *rpc_hello_outcomes(struct client *c, struct rpc_error *err);
+/* After a hello's reply: the outcomes its device has not learned. */
+void rpc_send_outcomes(struct client *c);
 
 /*
  * For handlers whose result is written with jsonw into err->raw: return

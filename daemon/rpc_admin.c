@@ -101,6 +101,12 @@ rpc_admin_stats(struct client *c, json_t *params, struct rpc_error *err)
 		      (json_int_t)stats.outcome_devices, "sent", (json_int_t)stats.outcomes_sent,
 		      "dropped", (json_int_t)stats.outcomes_dropped);
 	if (r != NULL && shared_enabled()) {
+		/* Kept in Redis for the whole service: not this node's to count. */
+		json_t *o = json_object_get(r, "outcomes");
+		json_object_set_new(o, "kept", json_null());
+		json_object_set_new(o, "devices", json_null());
+	}
+	if (r != NULL && shared_enabled()) {
 		struct shared_stats ss;
 		json_t *nodes = json_array();
 		shared_stats(&ss);

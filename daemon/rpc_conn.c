@@ -9,7 +9,6 @@
 #include "hub.h"
 #include "identity.h"
 #include "log.h"
-#include "outcomes.h"
 #include "presence.h"
 #include "rpc.h"
 #include "sessions.h"
@@ -21,9 +20,8 @@
 /* The longest client string hello takes (it goes into logs and admin.connections). */
 #define CLIENT_MAX 256
 
-/* hello's result; dropped: the outcomes dropped for a device that named itself, or -1. */
-static json_t *
-hello_result(const struct client *c, int64_t dropped)
+json_t *
+rpc_hello_result(const struct client *c, int64_t dropped)
 {
 	json_t *r = json_pack("{s:s, s:s, s:b, s:b, s:s, s:s, s:I, s:I}", "user", c->who.user->name,
 			      "device", c->who.device->name, "observer", c->who.observer, "admin",
@@ -94,7 +92,9 @@ rpc_hello(struct client *c, json_t *params, struct rpc_error *err)
 		} else if (strcmp(c->who.user->name, id.user) == 0) {
 			/* A retried hello; a fresh token extends the connection's life. */
 			client_set_expiry(c, id.expires_ms);
-			r = hello_result(c, c->device_chosen ? 0 : -1);
+			r = c->device_chosen && !c->outcomes_known
+				    ? rpc_hello_outcomes(c, err) /* its first failed (5003) */
+				    : rpc_hello_result(c, c->device_chosen ? 0 : -1);
 		} else {
 			r = rpc_fail(err, RV_ERR_FORBIDDEN,
 				     json_pack("{s:s}", "user", c->who.user->name),
@@ -132,10 +132,9 @@ rpc_hello(struct client *c, json_t *params, struct rpc_error *err)
 		 c->client ? " client " : "", c->client ? c->client : "");
 	identity_clear(&id);
 	if (!c->device_chosen)
-		return hello_result(c, -1);
+		return rpc_hello_result(c, -1);
 	/* A device that names itself is known from now on; its outcomes follow the reply. */
-	c->outcomes_due = true;
-	return hello_result(c, outcomes_hello(u->name, d->name, now_ms()));
+	return rpc_hello_outcomes(c, err);
 }
 
 json_t *

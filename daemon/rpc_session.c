@@ -8,7 +8,6 @@
 #include "client.h"
 #include "hub.h"
 #include "log.h"
-#include "outcomes.h"
 #include "rpc.h"
 #include "sessions.h"
 #include "shared.h"
@@ -98,16 +97,6 @@ shared_call_free(struct shared_call *call)
 	free(call);
 }
 
-/* The answer to a change Redis did not take in time (or could not be reached for). */
-static json_t *
-shared_unavailable(struct rpc_error *err)
-{
-	return rpc_fail(err, RV_ERR_UNAVAILABLE,
-			json_pack("{s:I}", "retry_after_ms", (json_int_t)shared_retry_after_ms()),
-			"unavailable: the shared store did not answer in time; try again (with the "
-			"same idempotency_key: the change may have been applied)");
-}
-
 static void on_shared_done(void *arg, enum shared_result r, const char *value, size_t len);
 static json_t *limit_reply(const char *limit, struct rpc_error *err);
 
@@ -124,12 +113,30 @@ shared_send(const struct session *s, const uint8_t *sid, const char *inviter,
 	bool event = ch == NULL || ch->outcome == RV_CHANGED;
 	struct rpc_keybuf kb;
 	struct shared_key key;
-	const struct shared_key *keyp = NULL;
+	struct jsonw outcome;
+	struct shared_change sc = {
+		.sid = sid,
+		.version = s != NULL ? s->version : 0,
+		.inviter = inviter,
+		.rec = rec,
+		.line = event ? line : NULL,
+		.final = ch != NULL && rv_state_is_final(ch->m.state),
+		.ended = ch != NULL ? ch->updated : 0,
+		.invitee = ch != NULL && session_change_invited(ch) ? s->invitee->name : NULL,
+	};
 
-	if (ch != NULL && session_change_encode(s, ch, rec, line, &at) != 0)
+	jsonw_init(&outcome);
+	if (ch != NULL &&
+	    session_change_encode(s, ch, rec, line, &at, &outcome, &sc.outcome_at) != 0) {
+		jsonw_free(&outcome);
 		return NULL; /* -32603 */
-	if (call->req == NULL && (call->req = rpc_defer(err)) == NULL)
+	}
+	sc.at = at;
+	sc.outcome = outcome.len > 0 ? &outcome : NULL;
+	if (call->req == NULL && (call->req = rpc_defer(err)) == NULL) {
+		jsonw_free(&outcome);
 		return NULL;
+	}
 	memcpy(call->sid, sid, SESSION_ID_BYTES);
 	call->pending = true;
 	if (ch != NULL) {
@@ -141,10 +148,10 @@ shared_send(const struct session *s, const uint8_t *sid, const char *inviter,
 	}
 	if (rpc_req_key(call->req, sid, &kb)) {
 		key = (struct shared_key){kb.name, kb.pending, kb.name_len, kb.pending_len};
-		keyp = &key;
+		sc.key = &key;
 	}
-	shared_propose(sid, s != NULL ? s->version : 0, inviter, rec, event ? line : NULL, at,
-		       ch != NULL && rv_state_is_final(ch->m.state), keyp, on_shared_done, call);
+	shared_propose(&sc, on_shared_done, call);
+	jsonw_free(&outcome);
 	return rpc_later(err);
 }
 
@@ -323,11 +330,11 @@ on_shared_done(void *arg, enum shared_result r, const char *value, size_t len)
 	} else if (call->kept != NULL) {
 		result = r == SHARED_APPLIED
 				 ? rpc_kept_answer(call->req, c, call->kept, call->kept_len, &err)
-				 : shared_unavailable(&err);
+				 : rpc_unavailable(&err);
 	} else if (r == SHARED_KEPT) {
 		rpc_fail(&err, RV_ERR_INTERNAL, NULL, "internal error: out of memory");
 	} else if (r == SHARED_UNAVAILABLE) {
-		result = shared_unavailable(&err);
+		result = rpc_unavailable(&err);
 	} else if (r == SHARED_LIMIT) {
 		result = limit_reply("max_sessions_per_user", &err);
 	} else if (s == NULL) {
@@ -339,7 +346,7 @@ on_shared_done(void *arg, enum shared_result r, const char *value, size_t len)
 		result = rpc_raw(&err);
 	} else if (call->create || ++call->tries >= SHARED_TRIES) {
 		/* A conflict, again and again: other changes kept coming first. */
-		result = shared_unavailable(&err);
+		result = rpc_unavailable(&err);
 	} else {
 		/* A conflict: decide again on what the table holds now. */
 		result = session_run(c, s, call->a, &call->args, &err, call);
@@ -390,7 +397,7 @@ on_caught_up(void *arg, enum shared_result r, const char *value, size_t len)
 	(void)len;
 	call->pending = false;
 	if (c != NULL && r != SHARED_APPLIED) {
-		result = shared_unavailable(&err);
+		result = rpc_unavailable(&err);
 	} else if (c != NULL && (s = rpc_session_find(c, call->sid_hex, &err)) != NULL) {
 		result = session_run(c, s, call->a, &call->args, &err, call);
 		if (call->pending)
@@ -735,37 +742,4 @@ rpc_session_list(struct client *c, json_t *params, struct rpc_error *err)
 	sessions_list_write(&err->raw, &c->who, all, state_name != NULL, state, (size_t)limit,
 			    after);
 	return rpc_raw(err);
-}
-
-json_t *
-rpc_session_ack(struct client *c, json_t *params, struct rpc_error *err)
-{
-	json_t *sessions, *v;
-	size_t i;
-
-	if (rpc_unpack(params, err, "{s:o !}", "sessions", &sessions) != 0)
-		return NULL;
-	if (!json_is_array(sessions))
-		return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
-				"invalid params: sessions must be an array of session ids");
-	json_array_foreach (sessions, i, v) {
-		uint8_t sid[SESSION_ID_BYTES];
-		if (!json_is_string(v) || !session_id_parse(json_string_value(v), sid))
-			return rpc_fail(err, RV_ERR_INVALID_PARAMS, NULL,
-					"invalid params: sessions[%zu] is not a session id", i);
-	}
-	return json_pack(
-		"{s:I}", "acked",
-		(json_int_t)outcomes_ack(c->who.user->name, c->who.device->name, sessions));
-}
-
-json_t *
-rpc_session_outcomes(struct client *c, json_t *params, struct rpc_error *err)
-{
-	json_t *list;
-
-	if (rpc_unpack(params, err, "{!}") != 0)
-		return NULL;
-	list = outcomes_list(c->who.user->name, c->who.device->name);
-	return list != NULL ? json_pack("{s:o}", "outcomes", list) : NULL;
 }

@@ -405,38 +405,87 @@ session_create(struct user *inviter, struct device *device, struct user *invitee
 
 static void session_presence(struct session *s, int64_t now);
 
+/*
+ * session.outcome's params for the session r describes, once ended by by
+ * (NULL: the daemon), into w; with at, its event id is left out (*at: where
+ * it goes).
+ */
+static void
+outcome_write(struct jsonw *w, const struct store_session *r, const char *by, size_t *at)
+{
+	char sid[SESSION_ID_HEX + 1];
+
+	session_id_format(r->id, sid);
+	jsonw_lit(w, "{\"session\":\"");
+	jsonw_raw(w, sid, SESSION_ID_HEX);
+	jsonw_lit(w, "\",\"state\":\"");
+	jsonw_str_plain(w, rv_state_name(r->m.state));
+	jsonw_lit(w, "\"");
+	if (by != NULL) {
+		jsonw_lit(w, ",\"by\":");
+		jsonw_str(w, by);
+	}
+	if (r->by_device != NULL) {
+		jsonw_lit(w, ",\"by_device\":");
+		jsonw_str(w, r->by_device);
+	}
+	jsonw_lit(w, ",\"event\":");
+	if (at != NULL)
+		*at = w->len;
+	else
+		jsonw_int(w, (long long)r->event);
+	jsonw_lit(w, ",\"time\":");
+	jsonw_int(w, r->updated);
+	jsonw_lit(w, ",\"topic\":");
+	jsonw_str(w, r->topic != NULL ? r->topic : "");
+	if (r->reason != NULL) {
+		jsonw_lit(w, ",\"reason\":");
+		jsonw_str(w, r->reason);
+	}
+	if (r->has_code) {
+		jsonw_lit(w, ",\"code\":");
+		jsonw_int(w, r->code);
+	}
+	if (r->app_data != NULL) {
+		jsonw_lit(w, ",\"data\":");
+		jsonw_raw(w, r->app_data, strlen(r->app_data));
+	}
+	jsonw_lit(w, "}");
+}
+
 /* A session ended: its parties' devices that do not see it end learn it later. */
 static void
 session_outcome(const struct session *s, const char *by)
 {
-	char sid[SESSION_ID_HEX + 1];
-	json_t *p;
+	struct store_session r;
+	struct jsonw w;
+	char *app = NULL;
 
 	/* Most sessions have no party with a device that keeps outcomes: nothing to build. */
 	if (!outcomes_wanted(s->inviter->name) &&
 	    !(session_invited(s) && outcomes_wanted(s->invitee->name)))
 		return;
-	session_id_format(s->id, sid);
-	p = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:s}", "session", sid, "state",
-		      rv_state_name(s->m.state), "by", by, "by_device",
-		      s->by_device != NULL ? s->by_device->name : NULL, "event",
-		      (json_int_t)s->event, "time", (json_int_t)s->updated, "topic",
-		      s->topic != NULL ? s->topic : "");
-	if (p != NULL && s->reason != NULL)
-		json_object_set_new(p, "reason", json_string(s->reason));
-	if (p != NULL && s->has_code)
-		json_object_set_new(p, "code", json_integer(s->code));
-	if (p != NULL && s->app_data != NULL)
-		json_object_set(p, "data", s->app_data);
-	if (p == NULL) {
-		log_error("sessions: out of memory describing an outcome");
-		store_fail();
-		return;
+	session_to_record(s, &r);
+	if (s->app_data != NULL &&
+	    (app = json_dumps(s->app_data, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+		goto failed;
+	r.app_data = app;
+	jsonw_init(&w);
+	outcome_write(&w, &r, by, NULL);
+	jsonw_raw(&w, "", 1); /* a C string */
+	free(app);
+	if (!jsonw_ok(&w)) {
+		jsonw_free(&w);
+		goto failed;
 	}
 	/* The invitee only of a session it may see (party rules). */
 	outcomes_session_ended(s->inviter->name, session_invited(s) ? s->invitee->name : NULL,
-			       s->id, s->updated, p);
-	json_decref(p);
+			       s->id, s->updated, w.buf);
+	jsonw_free(&w);
+	return;
+failed:
+	log_error("sessions: out of memory describing an outcome");
+	store_fail();
 }
 
 /* Whether a and b have the same topic. */
@@ -632,9 +681,15 @@ record_event_line(const struct store_session *r, struct user *inviter, struct us
 	return hub_event_line(&ev, line, at);
 }
 
+bool
+session_change_invited(const struct session_change *ch)
+{
+	return (ch->m.done[RV_ROLE_INVITER] & (1u << RV_ACT_INVITE)) != 0;
+}
+
 int
 session_change_encode(const struct session *s, const struct session_change *ch, struct jsonw *rec,
-		      struct jsonw *line, size_t *at)
+		      struct jsonw *line, size_t *at, struct jsonw *outcome, size_t *outcome_at)
 {
 	struct store_session r;
 	char *data = NULL, *app = NULL;
@@ -665,6 +720,11 @@ session_change_encode(const struct session *s, const struct session_change *ch, 
 		rc = record_event_line(&r, s->inviter, s->invitee, ch->prev,
 				       ch->by != NULL ? ch->by->name : NULL, ch->event_data, line,
 				       at);
+	if (rc == 0 && outcome != NULL && ch->outcome == RV_CHANGED &&
+	    rv_state_is_final(ch->m.state)) {
+		outcome_write(outcome, &r, ch->by != NULL ? ch->by->name : NULL, outcome_at);
+		rc = jsonw_ok(outcome) ? 0 : -1;
+	}
 	free(data);
 	free(app);
 	return rc == 0 && jsonw_ok(rec) ? 0 : -1;

@@ -161,11 +161,16 @@ enum rv_outcome session_decide(const struct session *s, enum rv_action a, enum r
  * What a decided change (RV_CHANGED or RV_RECORDED) makes of s, for a store
  * that checks it elsewhere before it counts (Redis): the new record into
  * rec (store_record.h), and for RV_CHANGED the event's line into line
- * without its id (*at: where the id goes, hub_event_line()). 0, or -1 when
- * memory ran out.
+ * without its id (*at: where the id goes, hub_event_line()); when the
+ * change ends the session and outcome is not NULL, session.outcome's params
+ * into outcome, without the event id (*outcome_at: where it goes). 0, or -1
+ * when memory ran out.
  */
 int session_change_encode(const struct session *s, const struct session_change *ch,
-			  struct jsonw *rec, struct jsonw *line, size_t *at);
+			  struct jsonw *rec, struct jsonw *line, size_t *at, struct jsonw *outcome,
+			  size_t *outcome_at);
+/* Whether the invitee may see the session once changed so (it keeps the outcome too). */
+bool session_change_invited(const struct session_change *ch);
 /*
  * Session creation for a store that checks it elsewhere first: the new
  * session's record into rec and its first event's line into line, as

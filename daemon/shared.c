@@ -19,6 +19,7 @@
 #include "sessions.h"
 #include "shared.h"
 #include "shared_nodes.h"
+#include "shared_outcomes.h"
 #include "stats.h"
 #include "store_record.h"
 #include "users.h"
@@ -871,9 +872,10 @@ on_proposed(void *arg, const redisReply *r, const char *err)
 	enum shared_result res = SHARED_UNAVAILABLE;
 
 	HASH_DEL(sh.ops, op);
-	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 5 &&
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 6 &&
 	    r->element[0]->integer == 1) {
 		res = SHARED_APPLIED;
+		stats.outcomes_dropped += (uint64_t)r->element[5]->integer;
 		histogram_observe(&stats.redis_seconds, stats_clock() - op->t0);
 		if (!op->answered) {
 			/* Before the feed brings it: hold it now, so that the answer shows it. */
@@ -1124,21 +1126,36 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 		wake_waiters(false);
 }
 
+/* "rv:od:USER" or "rv:o:USER" (prefix) into buf, or "" when too long. */
+static const char *
+user_key(char *buf, size_t len, const char *prefix, const char *user)
+{
+	if ((size_t)snprintf(buf, len, "%s%s", prefix, user) >= len)
+		buf[0] = '\0';
+	return buf;
+}
+
 void
-shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const char *inviter,
-	       const struct jsonw *rec, const struct jsonw *line, size_t at, bool final,
-	       const struct shared_key *key, shared_done_fn fn, void *arg)
+shared_propose(const struct shared_change *c, shared_done_fn fn, void *arg)
 {
 	char skey[8 + SESSION_ID_HEX], hex[SESSION_ID_HEX + 1], ver[24], keep[24], history[24],
-		tag[48];
-	const char *argv[20];
-	size_t lens[20];
-	char window[24], limit[24], *live = NULL;
+		tag[48], ended[24], retention[24], max[24];
+	char live[300], idev[300], iout[300], edev[300], eout[300];
+	const char *invitee = c->invitee != NULL ? c->invitee : c->inviter;
+	const char *argv[32];
+	size_t lens[32];
+	char window[24], limit[24];
 	struct op *op = calloc(1, sizeof *op);
+	const struct jsonw *line = c->line, *outcome = c->outcome;
 	int n = 0;
 
 	sh.st.proposed++;
-	if (op == NULL || (op->rec = malloc(rec->len)) == NULL || !redis_link_up(sh.cmd)) {
+	if (op == NULL || (op->rec = malloc(c->rec->len)) == NULL || !redis_link_up(sh.cmd) ||
+	    *user_key(live, sizeof live, "rv:live:", c->inviter) == '\0' ||
+	    *user_key(idev, sizeof idev, "rv:od:", c->inviter) == '\0' ||
+	    *user_key(iout, sizeof iout, "rv:o:", c->inviter) == '\0' ||
+	    *user_key(edev, sizeof edev, "rv:od:", invitee) == '\0' ||
+	    *user_key(eout, sizeof eout, "rv:o:", invitee) == '\0') {
 		if (op != NULL)
 			free(op->rec);
 		free(op);
@@ -1149,52 +1166,65 @@ shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const char
 	op->fn = fn;
 	op->arg = arg;
 	op->t0 = stats_clock();
-	memcpy(op->sid, sid, SESSION_ID_BYTES);
-	memcpy(op->rec, rec->buf, rec->len);
-	op->rec_len = rec->len;
-	session_id_format(sid, hex);
+	memcpy(op->sid, c->sid, SESSION_ID_BYTES);
+	memcpy(op->rec, c->rec->buf, c->rec->len);
+	op->rec_len = c->rec->len;
+	session_id_format(c->sid, hex);
 	snprintf(skey, sizeof skey, "rv:s:%s", hex);
-	snprintf(ver, sizeof ver, "%" PRIu64, version);
+	snprintf(ver, sizeof ver, "%" PRIu64, c->version);
 	snprintf(keep, sizeof keep, "%" PRId64, config.linger_ms + 60000);
 	snprintf(history, sizeof history, "%zu", config.history);
 	snprintf(tag, sizeof tag, "%s.%" PRIu64, sh.tag, op->n);
-	argv[n] = skey, lens[n++] = strlen(skey);
-	argv[n] = "rv:ev", lens[n++] = 5;
-	argv[n] = "rv:fs", lens[n++] = 5;
-	argv[n] = "rv:log", lens[n++] = 6;
-	argv[n] = "rv:sessions", lens[n++] = 11;
-	argv[n] = key != NULL ? key->name : "rv:k:", lens[n++] = key != NULL ? key->name_len : 5;
-	if (asprintf(&live, "rv:live:%s", inviter) < 0) {
-		free(op->rec);
-		free(op);
-		fail_soon(fn, arg);
-		return;
-	}
-	argv[n] = live, lens[n++] = strlen(live);
-	argv[n] = ver, lens[n++] = strlen(ver);
-	argv[n] = rec->buf, lens[n++] = rec->len;
-	argv[n] = line != NULL ? line->buf : "", lens[n++] = line != NULL ? at : 0;
-	argv[n] = line != NULL ? line->buf + at : "", lens[n++] = line != NULL ? line->len - at : 0;
-	argv[n] = final ? keep : "", lens[n++] = final ? strlen(keep) : 0;
-	argv[n] = hex, lens[n++] = SESSION_ID_HEX;
-	argv[n] = history, lens[n++] = strlen(history);
-	argv[n] = FEED_CHANNEL, lens[n++] = strlen(FEED_CHANNEL);
-	argv[n] = tag, lens[n++] = strlen(tag);
-	argv[n] = key != NULL ? key->pending : "", lens[n++] = key != NULL ? key->pending_len : 0;
 	snprintf(window, sizeof window, "%lld", (long long)config.idempotency_window_ms);
-	argv[n] = window, lens[n++] = strlen(window);
 	snprintf(limit, sizeof limit, "%zu", config.max_sessions_per_user);
-	argv[n] = limit, lens[n++] = strlen(limit);
-	argv[n] = version == 0 ? "+" : final ? "-" : "", lens[n++] = version == 0 || final ? 1 : 0;
+	snprintf(ended, sizeof ended, "%" PRId64, c->ended);
+	snprintf(retention, sizeof retention, "%" PRId64, config.outcome_retention_ms);
+	snprintf(max, sizeof max, "%zu", config.max_outcomes);
+#define ARG(s, l) (argv[n] = (s), lens[n++] = (l))
+#define ARGS(s) ARG((s), strlen(s))
+	/* KEYS */
+	ARGS(skey);
+	ARG("rv:ev", 5);
+	ARG("rv:fs", 5);
+	ARG("rv:log", 6);
+	ARG("rv:sessions", 11);
+	ARG(c->key != NULL ? c->key->name : "rv:k:", c->key != NULL ? c->key->name_len : 5);
+	ARGS(live);
+	ARGS(idev);
+	ARGS(iout);
+	ARGS(edev);
+	ARGS(eout);
+	/* ARGV */
+	ARGS(ver);
+	ARG(c->rec->buf, c->rec->len);
+	ARG(line != NULL ? line->buf : "", line != NULL ? c->at : 0);
+	ARG(line != NULL ? line->buf + c->at : "", line != NULL ? line->len - c->at : 0);
+	ARGS(c->final ? keep : "");
+	ARG(hex, SESSION_ID_HEX);
+	ARGS(history);
+	ARGS(FEED_CHANNEL);
+	ARGS(tag);
+	ARG(c->key != NULL ? c->key->pending : "", c->key != NULL ? c->key->pending_len : 0);
+	ARGS(window);
+	ARGS(limit);
+	ARGS(c->version == 0 ? "+" : c->final ? "-" : "");
+	ARG(outcome != NULL ? outcome->buf : "", outcome != NULL ? c->outcome_at : 0);
+	ARG(outcome != NULL ? outcome->buf + c->outcome_at : "",
+	    outcome != NULL ? outcome->len - c->outcome_at : 0);
+	ARGS(ended);
+	ARGS(retention);
+	ARGS(max);
+	ARGS(c->invitee != NULL ? "1" : "");
+#undef ARGS
+#undef ARG
 	HASH_ADD(hh, sh.ops, n, sizeof op->n, op);
-	if (redis_link_eval(sh.cmd, &redis_script_transition, on_proposed, op, 7, n, argv, lens) !=
+	if (redis_link_eval(sh.cmd, &redis_script_transition, on_proposed, op, 11, n, argv, lens) !=
 	    0) {
 		HASH_DEL(sh.ops, op);
 		free(op->rec);
 		free(op);
 		fail_soon(fn, arg);
 	}
-	free(live);
 }
 
 /* A daemon's change Redis answered: counted by the node whose change was applied. */
@@ -1215,8 +1245,17 @@ static void
 on_daemon_change(struct session *s, const struct session_change *ch)
 {
 	struct session_change *count = malloc(sizeof *count);
-	struct jsonw rec, line;
-	size_t at = 0;
+	struct jsonw rec, line, outcome;
+	struct shared_change c = {
+		.sid = s->id,
+		.version = s->version,
+		.inviter = s->inviter->name,
+		.rec = &rec,
+		.line = ch->outcome == RV_CHANGED ? &line : NULL,
+		.final = rv_state_is_final(ch->m.state),
+		.ended = ch->updated,
+		.invitee = session_change_invited(ch) ? s->invitee->name : NULL,
+	};
 
 	if (count != NULL) {
 		*count = *ch; /* its reason is the daemon's own, a literal */
@@ -1226,17 +1265,17 @@ on_daemon_change(struct session *s, const struct session_change *ch)
 	}
 	jsonw_init(&rec);
 	jsonw_init(&line);
-	if (session_change_encode(s, ch, &rec, &line, &at) == 0)
-		shared_propose(s->id, s->version, s->inviter->name, &rec,
-			       ch->outcome == RV_CHANGED ? &line : NULL, at,
-			       rv_state_is_final(ch->m.state), NULL,
-			       count != NULL ? on_daemon_done : NULL, count);
-	else {
+	jsonw_init(&outcome);
+	if (session_change_encode(s, ch, &rec, &line, &c.at, &outcome, &c.outcome_at) == 0) {
+		c.outcome = outcome.len > 0 ? &outcome : NULL;
+		shared_propose(&c, count != NULL ? on_daemon_done : NULL, count);
+	} else {
 		log_error("redis: out of memory proposing a change");
 		free(count);
 	}
 	jsonw_free(&rec);
 	jsonw_free(&line);
+	jsonw_free(&outcome);
 }
 
 int
@@ -1278,11 +1317,13 @@ shared_start(struct event_base *base)
 	    redis_link_subscribe(sh.feed, HEARTBEAT_CHANNEL, on_feed, NULL) != 0 ||
 	    redis_link_subscribe(sh.feed, PRESENCE_CHANNEL, on_feed, NULL) != 0 ||
 	    redis_link_subscribe(sh.feed, CONTEXT_CHANNEL, on_feed, NULL) != 0 ||
-	    redis_link_add_script(sh.cmd, &redis_script_lease) != 0) {
+	    redis_link_add_script(sh.cmd, &redis_script_lease) != 0 ||
+	    redis_link_add_script(sh.cmd, &redis_script_outcomes) != 0) {
 		log_error("redis: out of memory");
 		shared_stop();
 		return -1;
 	}
+	shared_outcomes_start(base, sh.cmd);
 	if (nodes_start(base, sh.cmd, sh.name) != 0) {
 		log_error("redis: out of memory");
 		shared_stop();
@@ -1318,6 +1359,7 @@ shared_stop(void)
 		redis_link_free(sh.cmd);
 	if (sh.feed != NULL)
 		redis_link_free(sh.feed);
+	shared_outcomes_stop();
 	HASH_ITER (hh, sh.ops, op, tmp) {
 		HASH_DEL(sh.ops, op);
 		free(op->rec);

@@ -60,21 +60,32 @@ struct shared_key {
 	size_t name_len, pending_len;
 };
 
+/* A change proposed to Redis; everything is borrowed for the call. */
+struct shared_change {
+	const uint8_t *sid;
+	uint64_t version;    /* the version it was decided from (0: a new session) */
+	const char *inviter; /* the session's (its live sessions are counted across the service) */
+	const struct jsonw *rec;  /* the new record (store_record.h) */
+	const struct jsonw *line; /* its event's line without the id, or NULL for none */
+	size_t at;                /* where the id goes in line */
+	bool final;               /* the session ends (Redis keeps it for --linger) */
+	/* final: session.outcome's params without the event id (at outcome_at), or NULL */
+	const struct jsonw *outcome;
+	size_t outcome_at;
+	int64_t ended;                /* when it ended */
+	const char *invitee;          /* NULL: only the inviter's devices keep the outcome */
+	const struct shared_key *key; /* the request's idempotency key, or NULL */
+};
+
 /*
- * Propose a change of session sid decided from its version (0: a new
- * session): the new record (store_record.h) and, when the change has an
- * event, its line without the id (line NULL for none; at: where the id
- * goes). inviter: the session's (its live sessions are counted across the
- * service). final: the session ends (Redis keeps it for --linger). key (or
- * NULL): the request's idempotency key, which must not exist yet
- * (SHARED_KEPT, nothing applied, if it does) and is set to its pending
- * value with the change, for --idempotency-window. fn(arg, ..) is called
- * once, later (never from inside this call); NULL for a change nobody
- * waits for (a deadline).
+ * Propose a change decided from a version of the session. The parties'
+ * devices that Redis knows (shared_outcomes.h) keep the outcome of a
+ * session that ends. A key must not exist yet (SHARED_KEPT, nothing
+ * applied, if it does) and is set to its pending value with the change, for
+ * --idempotency-window. fn(arg, ..) is called once, later (never from
+ * inside this call); NULL for a change nobody waits for (a deadline).
  */
-void shared_propose(const uint8_t sid[SESSION_ID_BYTES], uint64_t version, const char *inviter,
-		    const struct jsonw *rec, const struct jsonw *line, size_t at, bool final,
-		    const struct shared_key *key, shared_done_fn fn, void *arg);
+void shared_propose(const struct shared_change *c, shared_done_fn fn, void *arg);
 /*
  * Call fn(arg, SHARED_APPLIED, value, len) once this node holds every
  * change Redis had taken when this was called (a read after a write on

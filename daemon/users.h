@@ -8,6 +8,7 @@
 #ifndef RV_USERS_H
 #define RV_USERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -48,6 +49,7 @@ struct device {
 	unsigned nconns; /* authenticated connections from it, as user->nconns (client.c) */
 	unsigned remote; /* other nodes it is connected to, with a shared store (shared.c) */
 	uint64_t mark;   /* presence_of()'s, to list each device once */
+	bool named;      /* a hello chose its name: it keeps outcomes (rpc_outcomes.c) */
 	struct user *user;
 	struct device *next; /* user->devices */
 	char name[];

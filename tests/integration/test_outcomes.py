@@ -6,7 +6,7 @@ import shutil
 import tempfile
 import time
 
-from rvtest import DaemonTest, lifecycle_to, main, wait_for
+from rvtest import DaemonTest, Redis, lifecycle_to, main, wait_for
 
 
 def ended_while_away(test, device="phone", topic="t"):
@@ -204,6 +204,32 @@ class Retention(DaemonTest):
         bob = self.client("bob", "phone")
         bob.no_message(0.3)
         self.assertEqual(bob.call("session.outcomes")["outcomes"], [])
+
+
+class InRedis:
+    """The same tests with the sessions shared through Redis (one node): the transition
+    script keeps the outcomes there (PROTOCOL.md 4.8 holds across nodes)."""
+
+    def setUp(self):
+        self.redis = Redis()
+        self.addCleanup(self.redis.stop)
+        self.daemon_args = tuple(self.daemon_args) + ("--store", self.redis.url)
+        super().setUp()
+
+
+class OutcomesInRedis(InRedis, Outcomes):
+    pass
+
+
+class AfterLingerInRedis(InRedis, AfterLinger):
+    pass
+
+
+class RetentionInRedis(InRedis, DaemonTest):
+    daemon_args = ("--outcome-retention", "1")
+
+    def test_forgotten_after_retention(self):
+        Retention.test_forgotten_after_retention(self)
 
 
 if __name__ == "__main__":

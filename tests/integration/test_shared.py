@@ -167,6 +167,32 @@ class Lifecycle(Shared):
         winner = "phone" if "result" in r1 else "laptop"
         self.assertEqual(alice.call("session.get", {"session": sid})["answered_by"], winner)
 
+    def test_an_outcome_reaches_the_device_on_any_node(self):
+        a, b, c = self.node(), self.node(), self.node()
+        alice = self.client(a, "alice", "laptop")
+        phone, tablet = self.client(b, "bob", "phone"), self.client(b, "bob", "tablet")
+        tablet.call("subscribe", {"user": "bob"})
+        sid = lifecycle_to(alice, phone, "RSS_INVITATION")
+        phone.close()
+        alice.call("session.cancel", {"session": sid, "reason": "later"})
+        while tablet.event()["state"] != "RSS_CANCELLED":
+            pass
+        # The phone, away when it ended, learns it after its hello on another node...
+        phone = self.client(c, "bob", "phone")
+        o = phone.note(method="session.outcome")["params"]
+        self.assertEqual((o["session"], o["state"], o["reason"], o["by_device"]),
+                         (sid, "RSS_CANCELLED", "later", "laptop"))
+        # ...and on every node until it acknowledges it on one.
+        again = self.client(a, "bob", "phone")
+        self.assertEqual(again.note(method="session.outcome")["params"], o)
+        self.assertEqual(again.call("session.ack", {"sessions": [sid]}), {"acked": 1})
+        self.assertEqual(phone.call("session.outcomes")["outcomes"], [])
+        # The tablet saw it end on node B: nothing for it anywhere (once B told Redis).
+        tablet.close()
+        tablet = self.client(c, "bob", "tablet")
+        wait_for(lambda: tablet.call("session.outcomes")["outcomes"] == [],
+                 "the tablet's outcome forgotten once written to it")
+
     def test_context_data_reaches_the_peer_on_another_node(self):
         a, b = self.node(), self.node()
         alice, phone = self.client(a, "alice"), self.client(b, "bob", "phone")

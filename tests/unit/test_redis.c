@@ -87,6 +87,16 @@ on_answer(void *arg, const redisReply *r, const char *err)
 	a->elements = r->elements;
 	if (r->str != NULL)
 		snprintf(a->str, sizeof a->str, "%.*s", (int)r->len, r->str);
+	/* An array: its first integer, and its strings joined by "|". */
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+		size_t at = strlen(a->str);
+		if (i == 0 && e->type == REDIS_REPLY_INTEGER)
+			a->integer = e->integer;
+		if (e->type == REDIS_REPLY_STRING)
+			snprintf(a->str + at, sizeof a->str - at, "%s%.*s", at > 0 ? "|" : "",
+				 (int)e->len, e->str);
+	}
 }
 
 static int64_t
@@ -666,7 +676,13 @@ test_sentinel(void)
 
 	/* The Sentinels must know the replica before they can promote it. */
 	CHECK_MSG(poll_until(sentinel, 3, replicas, knows_a_replica), "no replica known");
-	CHECK(ask(sentinel, &a, 3, failover));
+	/* Known, but not yet a candidate until the Sentinel has read it itself (NOGOODSLAVE). */
+	for (int i = 0; i < 300; i++) {
+		if (!ask(sentinel, &a, 3, failover) || a.type == REDIS_REPLY_STATUS ||
+		    strstr(a.str, "NOGOODSLAVE") == NULL)
+			break;
+		turn(100, NULL);
+	}
 	CHECK_MSG(a.type == REDIS_REPLY_STATUS, "SENTINEL failover: %s %s", a.str, a.err);
 	CHECK_MSG(wait_for(&sl.downs, 1, 30000), "the link never noticed the failover");
 	CHECK_MSG(wait_for(&sl.ups, 2, 30000), "not back after the failover: %s", sl.why);
@@ -689,6 +705,7 @@ test_sentinel(void)
 /* What a transition script answered. */
 struct applied {
 	bool done;
+	long long dropped; /* applied: the outcomes dropped to make room */
 	long long ok, a, b,
 		c; /* {1, position, event, version, order} or {0, version, record, order} */
 	char err[128];
@@ -706,13 +723,15 @@ on_applied(void *arg, const redisReply *r, const char *err)
 			 r->element[1]->str != NULL ? r->element[1]->str : "");
 		return;
 	}
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    r->elements != 5 + (size_t)(r->element[0]->integer == 1)) {
 		snprintf(ap->err, sizeof ap->err, "%s",
 			 err != NULL                   ? err
 			 : r != NULL && r->str != NULL ? r->str
-						       : "not an array of 5");
+						       : "not an array of 5 (6 when applied)");
 		return;
 	}
+	ap->dropped = r->element[0]->integer == 1 ? r->element[5]->integer : 0;
 	ap->ok = r->element[0]->integer;
 	ap->a = r->element[1]->integer;
 	ap->b = r->element[2]->type == REDIS_REPLY_INTEGER ? r->element[2]->integer : 0;
@@ -726,14 +745,17 @@ on_applied(void *arg, const redisReply *r, const char *err)
  * (answer later into ap); event: whether the change has an event.
  */
 static const char *limit = ""; /* live sessions alice may have ("": no limit) */
+/* A change that ends its session: session.outcome's params around the event id, or NULL. */
+static const char *outcome_before, *outcome_after;
+static const char *max_outcomes = "0";
 
 static int
 transition_keyed(struct redis_link *l, const char *sid, long long from, const char *record,
 		 bool event, const char *key, struct applied *ap)
 {
 	char skey[64], ver[24];
-	const char *argv[20];
-	size_t lens[20];
+	const char *argv[32];
+	size_t lens[32];
 	int n = 0;
 
 	snprintf(skey, sizeof skey, "rv:s:%s", sid);
@@ -745,6 +767,10 @@ transition_keyed(struct redis_link *l, const char *sid, long long from, const ch
 	argv[n++] = "rv:sessions";
 	argv[n++] = key != NULL ? key : "rv:k:";
 	argv[n++] = "rv:live:alice";
+	argv[n++] = "rv:od:alice";
+	argv[n++] = "rv:o:alice";
+	argv[n++] = "rv:od:bob";
+	argv[n++] = "rv:o:bob";
 	argv[n++] = ver;
 	argv[n++] = record;
 	argv[n++] = event ? "{\"event\":" : "";
@@ -757,11 +783,17 @@ transition_keyed(struct redis_link *l, const char *sid, long long from, const ch
 	argv[n++] = key != NULL ? "p kept" : "";
 	argv[n++] = "60000";
 	argv[n++] = limit;
-	argv[n++] = from == 0 ? "+" : "";
+	argv[n++] = from == 0 ? "+" : outcome_before != NULL ? "-" : "";
+	argv[n++] = outcome_before != NULL ? outcome_before : "";
+	argv[n++] = outcome_after != NULL ? outcome_after : "";
+	argv[n++] = "1000000"; /* when it ended */
+	argv[n++] = "60000";   /* outcomes are kept so long */
+	argv[n++] = max_outcomes;
+	argv[n++] = "1"; /* bob, the invitee, keeps them too */
 	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]);
 	memset(ap, 0, sizeof *ap);
-	return redis_link_eval(l, &redis_script_transition, on_applied, ap, 7, n, argv, lens);
+	return redis_link_eval(l, &redis_script_transition, on_applied, ap, 11, n, argv, lens);
 }
 
 static int
@@ -775,6 +807,78 @@ static bool
 wait_applied(struct applied *ap)
 {
 	return wait_done(&ap->done, 10000);
+}
+
+/* The outcomes script for bob's device at now: a hello, or a read. */
+static bool
+bob_outcomes(struct redis_link *l, const char *device, const char *now, bool hello,
+	     struct answer *a)
+{
+	const char *argv[] = {
+		"EVALSHA", redis_script_outcomes.sha, "2", "rv:od:bob", "rv:o:bob", device, now,
+		"60000",   hello ? "1" : "0"};
+
+	return ask(l, a, 9, argv);
+}
+
+/* Sessions that end leave their outcome with the devices Redis knows, under the limit. */
+static void
+test_outcomes_script(struct redis_link *l)
+{
+	static const char s4[] = "0123456789abcdef0123456789abcde4",
+			  s5[] = "0123456789abcdef0123456789abcde5",
+			  s6[] = "0123456789abcdef0123456789abcde6";
+	struct applied ap;
+	struct answer a;
+
+	CHECK(redis_link_add_script(l, &redis_script_outcomes) == 0);
+	/* bob's p1 says hello; p2 never does. */
+	CHECK(bob_outcomes(l, "p1", "999000", true, &a) && a.type == REDIS_REPLY_ARRAY);
+	CHECK_MSG(a.elements == 1 && a.integer == 0, "hello: %zu %lld", a.elements, a.integer);
+	CHECK(transition(l, s4, 0, "{}", true, &ap) == 0 && wait_applied(&ap) && ap.ok == 1);
+	outcome_before = "{\"e\":";
+	outcome_after = "}";
+	CHECK(transition(l, s4, 1, "{\"end\":1}", true, &ap) == 0 && wait_applied(&ap));
+	CHECK_MSG(ap.ok == 1, "the end: %lld %s", ap.ok, ap.err);
+	{
+		char want[64];
+		snprintf(want, sizeof want, "{\"e\":%lld}", ap.b);
+		CHECK(bob_outcomes(l, "p1", "1000001", false, &a));
+		CHECK_MSG(a.elements == 2 && strcmp(a.str, want) == 0, "p1 keeps [%s], not [%s]",
+			  a.str, want);
+	}
+	CHECK(bob_outcomes(l, "p2", "1000001", false, &a) && a.elements == 1);
+	/* Learned: its field goes. */
+	{
+		const char *hdel[] = {"HDEL", "rv:o:bob", "0123456789abcdef0123456789abcde4\np1"};
+		CHECK(ask(l, &a, 3, hdel) && a.integer == 1);
+		CHECK(bob_outcomes(l, "p1", "1000001", false, &a) && a.elements == 1);
+	}
+	/* One outcome per user at most: a third end drops the second, counted at the hello. */
+	max_outcomes = "1";
+	for (int i = 0; i < 2; i++) {
+		const char *sid = i == 0 ? s5 : s6;
+		outcome_before = NULL;
+		CHECK(transition(l, sid, 0, "{}", true, &ap) == 0 && wait_applied(&ap) &&
+		      ap.ok == 1);
+		outcome_before = "{\"e\":";
+		CHECK(transition(l, sid, 1, "{\"end\":2}", true, &ap) == 0 && wait_applied(&ap) &&
+		      ap.ok == 1);
+		CHECK_MSG(ap.dropped == i, "end %d dropped %lld", i, ap.dropped);
+	}
+	{
+		char want[64];
+		snprintf(want, sizeof want, "{\"e\":%lld}", ap.b);
+		CHECK(bob_outcomes(l, "p1", "1000002", true, &a));
+		CHECK_MSG(a.elements == 2 && a.integer == 1 && strcmp(a.str, want) == 0,
+			  "the newest kept, one dropped: %zu %lld [%s]", a.elements, a.integer,
+			  a.str);
+		CHECK(bob_outcomes(l, "p1", "1000003", true, &a));
+		CHECK_MSG(a.integer == 0, "dropped counted once: %lld", a.integer);
+	}
+	outcome_before = NULL;
+	outcome_after = NULL;
+	max_outcomes = "0";
 }
 
 /* What the snapshot script answered (the first session and history message). */
@@ -927,6 +1031,8 @@ test_transition_script(void)
 	CHECK_MSG(ap.ok == 3, "a creation past the limit: %lld %s", ap.ok, ap.err);
 	limit = "";
 
+	test_outcomes_script(n1);
+
 	/* Races: both nodes change each session from the same version; one wins. */
 	for (int i = 0; i < RACES; i++) { /* created, pipelined */
 		snprintf(sid, sizeof sid, "r%d", i);
@@ -957,8 +1063,9 @@ test_transition_script(void)
 		  both, none);
 	{
 		const char *get[2] = {"GET", "rv:ev"}, *len[2] = {"XLEN", "rv:log"};
-		CHECK(ask(n1, &a, 2, get) && atoll(a.str) == 3 + 2 * RACES &&
-		      maxid == 3 + 2 * RACES);
+		/* 3 events before the outcomes' 6, then two per race. */
+		CHECK(ask(n1, &a, 2, get) && atoll(a.str) == 9 + 2 * RACES &&
+		      maxid == 9 + 2 * RACES);
 		/* --history 100, trimmed by whole stream nodes (MAXLEN ~). */
 		CHECK_MSG(ask(n1, &a, 2, len) && a.integer >= 100 && a.integer <= 300,
 			  "the history holds %lld events", a.integer);
