@@ -95,6 +95,7 @@ device_get(struct user *u, const char *name)
 	d->nconns = 0;
 	d->remote = 0;
 	d->mark = 0;
+	d->named = false;
 	d->user = user_ref(u);
 	memcpy(d->name, name, len + 1);
 	d->next = u->devices;

@@ -265,7 +265,7 @@ link_to(const char *url, const char *password, int64_t timeout_ms, struct seen *
 static int
 command(struct redis_link *l, struct answer *a, int argc, const char **argv)
 {
-	size_t lens[8];
+	size_t lens[16];
 
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
