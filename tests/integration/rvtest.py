@@ -178,10 +178,17 @@ class RpcError(Exception):
 class Client:
     """A JSON-RPC connection; notifications are queued while waiting for replies."""
 
-    def __init__(self, port, timeout=TIMEOUT, tls=None, server_hostname="localhost"):
-        """tls: an ssl.SSLContext to speak TLS with (the handshake happens here)."""
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, port, timeout=TIMEOUT, tls=None, server_hostname="localhost",
+                 unix=None):
+        """tls: an ssl.SSLContext to speak TLS with (the handshake happens here).
+        unix: the path of a unix socket to connect to instead of the port."""
+        if unix is not None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(timeout)
+            self.sock.connect(unix)
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls is not None:
             self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname)
         self.buf = b""

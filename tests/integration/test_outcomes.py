@@ -2,6 +2,7 @@
 """Outcomes that always arrive (PROTOCOL.md 4.8): a device that said hello before a
 session ended, and did not get its final event, gets session.outcome after its
 next hello, until it acknowledges it."""
+import os
 import shutil
 import tempfile
 import time
@@ -99,12 +100,25 @@ class Outcomes(DaemonTest):
 
 
 class LostWithItsConnection(DaemonTest):
-    """The final event counts as learned once written to the device, not once queued."""
-    daemon_args = ("--max-pending", "256k", "--admin", "root", "--max-user-bytes", "0")
+    """The final event counts as learned once written to the device, not once queued.
+
+    The phone speaks over a unix socket: what the kernel holds for it is
+    fixed there, so once the daemon's output to it backs up it stays backed
+    up. Over loopback TCP the kernel's buffers grow and shrink on their own
+    (send buffer autotuning, a receive queue collapsed), and could take the
+    end after all."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="rendezvous-test-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.path = os.path.join(self.dir, "rendezvousd.sock")
+        self.daemon_args = ("--max-pending", "256k", "--admin", "root", "--max-user-bytes", "0",
+                            "--listen", "unix:" + self.path)
+        super().setUp()
 
     def test_final_event_dropped_unsent_comes_as_an_outcome(self):
         alice, root = self.client("alice", "laptop"), self.client("root")
-        phone = self.client("bob", "phone")
+        phone = self.client("bob", "phone", unix=self.path)
         phone.call("subscribe", {"user": "bob"})
         sid = lifecycle_to(alice, phone, "RSS_INVITATION")
         fill = lifecycle_to(alice, phone, "RSS_ACCEPTED")
@@ -134,7 +148,7 @@ class LostWithItsConnection(DaemonTest):
                 break
         wait_for(lambda: unsent() is None, "the phone to be cut off")
         phone.close()
-        phone = self.client("bob", "phone")
+        phone = self.client("bob", "phone", unix=self.path)
         o = phone.note(method="session.outcome")["params"]
         while o["session"] != sid:  # the other session may have ended too
             o = phone.note(method="session.outcome")["params"]
