@@ -17,6 +17,7 @@
    subscribers' reader looks every --poll-ms and never sleeps on their
    sockets, so a node's writes wake nobody, as for subscribers on other
    machines (--poll-ms 0: it sleeps on them, and each arrival wakes it).
+   With each figure, how busy the whole machine was while it was driven.
 3. Delivery latency from a request on node A to a subscriber on node B at
    1,000 transitions per second (p50, p99).
 
@@ -52,6 +53,14 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def machine_cpu():
+    """(busy, total) CPU seconds of the whole machine so far, all cores."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]  # idle, iowait
+    return (sum(v[:8]) - idle) / TICK, sum(v[:8]) / TICK
 
 
 def redis_int(redis, key):
@@ -176,17 +185,19 @@ class Subs(threading.Thread):
 
 
 def drive(port, rate, seconds):
-    """Create-then-cancel at rate transitions per second (open loop); {session: sent}."""
+    """Create-then-cancel at rate transitions per second (open loop); ({session: sent},
+    the seconds it took to send them all)."""
     c = rvtest.Client(port)
     c.hello("alice")
     sent, sessions = {}, {}
     replies = []
+    got = [0]  # replies read (the loop below takes them out of replies)
 
     def reader():
         buf = b""
         c.sock.settimeout(30)
         want = int(rate * seconds)
-        while len(replies) < want:
+        while got[0] < want:
             try:
                 chunk = c.sock.recv(1 << 20)
             except OSError:
@@ -197,6 +208,7 @@ def drive(port, rate, seconds):
             *lines, buf = buf.split(b"\n")
             for line in lines:
                 replies.append(json.loads(line))
+            got[0] += len(lines)
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     start = time.monotonic()
@@ -224,12 +236,13 @@ def drive(port, rate, seconds):
             if r.get("id") in sent and "result" in r:
                 sessions[r["result"]["session"]] = sent[r["id"]]
                 pending_cancel.append(r["result"]["session"])
+    took = time.monotonic() - start
     t.join(timeout=30)
     for r in replies:
         if r.get("id") in sent and "result" in r:
             sessions[r["result"]["session"]] = sent[r["id"]]
     c.sock.close()
-    return sessions
+    return sessions, took
 
 
 def node(redis):
@@ -249,7 +262,12 @@ def spread(args, k, redis):
         time.sleep(0.5)
         cpu0 = [cpu_seconds(n.proc.pid) for n in nodes]
         r0, ev0 = cpu_seconds(redis.proc.pid), redis_int(redis, "rv:ev")
-        drive(front.port, args.rate, args.duration)
+        m0, t0 = machine_cpu(), time.monotonic()
+        _, took = drive(front.port, args.rate, args.duration)
+        busy = (machine_cpu()[0] - m0[0]) / (time.monotonic() - t0)
+        if took > args.duration * 1.1:
+            raise RuntimeError("the driver fell behind: %.1f s to send %d transitions"
+                               % (took, args.rate * args.duration))
         time.sleep(1)
         cpu1 = [cpu_seconds(n.proc.pid) for n in nodes]
         r1, ev1 = cpu_seconds(redis.proc.pid), redis_int(redis, "rv:ev")
@@ -257,7 +275,7 @@ def spread(args, k, redis):
         for i in range(k):
             delivered = sum(c for j, c in enumerate(subs.count) if j % k == i)
             per_node.append((cpu1[i] - cpu0[i]) / max(delivered, 1))
-        return per_node, (r1 - r0) / max(ev1 - ev0, 1), ev1 - ev0
+        return per_node, (r1 - r0) / max(ev1 - ev0, 1), busy
     finally:
         if subs is not None:
             subs.close()
@@ -272,7 +290,7 @@ def latency(args, redis):
         subs = Subs([b.port])
         subs.start()
         time.sleep(0.3)
-        sessions = drive(a.port, args.rate, args.duration)
+        sessions, _ = drive(a.port, args.rate, args.duration)
         time.sleep(1)
         lat = sorted((subs.first[s] - t) * 1000 for s, t in sessions.items() if s in subs.first)
         return lat[len(lat) // 2], lat[int(len(lat) * 0.99)], len(lat)
@@ -345,9 +363,11 @@ def spreading(args):
         per_node = [med([run[0][i] for run in runs]) for i in range(k)]
         redis_cpu = med([run[1] for run in runs])
         costs[k] = (per_node, redis_cpu)
+        # Costs measured on a machine with no core to spare grow with the contention.
         print("2. %d node(s): CPU per delivered event per node: %s us; Redis CPU per "
-              "transition %.1f us" % (k, ", ".join("%.2f" % (c * 1e6) for c in per_node),
-                                      redis_cpu * 1e6))
+              "transition %.1f us; the machine was busy %.2f of %d cores"
+              % (k, ", ".join("%.2f" % (c * 1e6) for c in per_node), redis_cpu * 1e6,
+                 med([run[2] for run in runs]), os.cpu_count()))
     base = costs[1][0][0]
     for k in (2, 3):
         print("   %d nodes: per-node cost / one node's: %s" % (
