@@ -3,7 +3,8 @@
 
     tests/bench/shared.py [--bench build/tests/bench/rendezvous-bench]
                           [--daemon build/daemon/rendezvousd] [--runs 3] [--duration 5]
-                          [--rate 1000] [--subs 300] [--poll-ms 20] [--parts 1,2,3]
+                          [--rate 1000] [--subs 300 | --subs-per-node N] [--poll-ms 20]
+                          [--parts 1,2,3]
 
 1. Transitions per second through one node on Redis (rendezvous-bench
    lifecycle, --store redis://...), against the transition script driven by
@@ -11,19 +12,21 @@
    creations, each a new session with its event, history entry and
    publication) and against --store memory.
 2. CPU seconds per delivered event on each node with 1, 2 and 3 nodes
-   (--subs 300 subscribers spread across them; 1,000 transitions per second
-   driven into one more node, which has none), and Redis's CPU per
-   transition; from these, the projected capacity of 10 nodes. The
-   subscribers' reader looks every --poll-ms and never sleeps on their
-   sockets, so a node's writes wake nobody, as for subscribers on other
-   machines (--poll-ms 0: it sleeps on them, and each arrival wakes it).
-   With each figure, how busy the whole machine was while it was driven.
+   (--subs 300 subscribers spread across them, or --subs-per-node on each;
+   1,000 transitions per second driven into one more node, which has none),
+   and Redis's CPU per transition; from these, the projected capacity of 10
+   nodes. The subscribers' reader looks every --poll-ms and never sleeps on
+   their sockets, so a node's writes wake nobody, as for subscribers on
+   other machines (--poll-ms 0: it sleeps on them, each arrival wakes it).
+   The subscribers are read by rendezvous-subs (C, its own process;
+   --reader python: a thread of this script). With each figure, how busy
+   the whole machine was while it was driven.
 3. Delivery latency from a request on node A to a subscriber on node B at
    1,000 transitions per second (p50, p99).
 
-Medians of --runs runs. Clients 2 and 3 are Python: their numbers are costs
-and latencies measured under a Python client, not its throughput. Every
-process started is stopped by pid.
+Medians of --runs runs. The drivers of 2 and 3, and the reader of 3, are
+Python: their numbers are costs and latencies measured under a Python
+client, not its throughput. Every process started is stopped by pid.
 """
 import argparse
 import hashlib
@@ -177,11 +180,43 @@ class Subs(threading.Thread):
                         self.first.setdefault(m.group(1).decode(), now)
         sel.close()
 
-    def close(self):
+    def finish(self):
+        """Stop reading; the lines each connection received."""
         self.stop = True
         self.join(timeout=10)
+        return self.count
+
+    def close(self):
+        self.finish()
         for c in self.clients:
             c.close()
+
+
+class CSubs:
+    """The same subscribers read by rendezvous-subs (C, its own process): counts only.
+    The Python reader takes most of a core of this 2-core machine."""
+
+    def __init__(self, path, ports, poll=0):
+        self.proc = subprocess.Popen([path, str(round(poll * 1000)), *map(str, ports)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            self.close()
+            raise RuntimeError("rendezvous-subs did not start")
+        self.count = None
+
+    def start(self):
+        pass
+
+    def finish(self):
+        if self.count is None:
+            out, _ = self.proc.communicate(timeout=30)  # closes its standard input
+            self.count = [int(v) for v in out.split()]
+        return self.count
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 
 def drive(port, rate, seconds):
@@ -257,7 +292,11 @@ def spread(args, k, redis):
     nodes = [node(redis) for _ in range(k)]
     subs = None
     try:
-        subs = Subs([nodes[i % k].port for i in range(args.subs)], args.poll_ms / 1000)
+        ports = [nodes[i % k].port for i in range(subs_for(args, k))]
+        if args.reader == "c":
+            subs = CSubs(args.subs_bin, ports, args.poll_ms / 1000)
+        else:
+            subs = Subs(ports, args.poll_ms / 1000)
         subs.start()
         time.sleep(0.5)
         cpu0 = [cpu_seconds(n.proc.pid) for n in nodes]
@@ -272,8 +311,9 @@ def spread(args, k, redis):
         cpu1 = [cpu_seconds(n.proc.pid) for n in nodes]
         r1, ev1 = cpu_seconds(redis.proc.pid), redis_int(redis, "rv:ev")
         per_node = []
+        count = subs.finish()
         for i in range(k):
-            delivered = sum(c for j, c in enumerate(subs.count) if j % k == i)
+            delivered = sum(c for j, c in enumerate(count) if j % k == i)
             per_node.append((cpu1[i] - cpu0[i]) / max(delivered, 1))
         return per_node, (r1 - r0) / max(ev1 - ev0, 1), busy
     finally:
@@ -309,6 +349,13 @@ def main():
     p.add_argument("--duration", type=float, default=5)
     p.add_argument("--rate", type=int, default=1000)
     p.add_argument("--subs", type=int, default=300)
+    p.add_argument("--subs-per-node", type=int, default=0,
+                   help="part 2: N subscribers on each node (1, 2, 3 nodes: N, 2N, 3N in "
+                        "all) instead of --subs spread across them")
+    p.add_argument("--reader", choices=("c", "python"), default="c",
+                   help="part 2: who reads the subscribers: rendezvous-subs (C, "
+                        "--subs-bin) or a thread of this script")
+    p.add_argument("--subs-bin", default=os.path.join(ROOT, "build/tests/bench/rendezvous-subs"))
     p.add_argument("--poll-ms", type=float, default=20,
                    help="part 2: the subscribers' reader looks every N ms instead of "
                         "sleeping on the sockets (0: sleep, each arrival wakes it)")
@@ -349,6 +396,11 @@ def throughput(args):
 
 
 
+def subs_for(args, k):
+    """How many subscribers k nodes share: --subs, or --subs-per-node each."""
+    return args.subs_per_node * k if args.subs_per_node else args.subs
+
+
 def spreading(args):
     med = statistics.median
     costs = {}
@@ -374,12 +426,15 @@ def spreading(args):
             k, ", ".join("%.2f" % (c / base) for c in costs[k][0])))
     # Each node pays a cost per event it receives (waking up, parsing, applying) and one per
     # delivery: a least-squares line through (deliveries per event, CPU per event) per node.
-    pts = [(args.subs / k, c * args.subs / k) for k in costs for c in costs[k][0]]
+    # (Not with --subs-per-node: every node then has as many.)
+    pts = [(subs_for(args, k) / k, c * subs_for(args, k) / k)
+           for k in costs for c in costs[k][0]]
     mx, my = statistics.mean(p[0] for p in pts), statistics.mean(p[1] for p in pts)
-    slope = (sum((x - mx) * (y - my) for x, y in pts) /
-             sum((x - mx) ** 2 for x, _ in pts))
-    print("   per node: about %.0f us per event received, plus %.2f us per delivery"
-          % ((my - slope * mx) * 1e6, slope * 1e6))
+    if not args.subs_per_node:
+        slope = (sum((x - mx) * (y - my) for x, y in pts) /
+                 sum((x - mx) ** 2 for x, _ in pts))
+        print("   per node: about %.0f us per event received, plus %.2f us per delivery"
+              % ((my - slope * mx) * 1e6, slope * 1e6))
     worst = max(c for k in costs for c in costs[k][0])
     redis_cpu = med([costs[k][1] for k in costs])
     print("   projected, 10 nodes: %.0f deliveries/s (10 x 1/CPU per delivery, worst node); "
