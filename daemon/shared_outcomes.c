@@ -53,6 +53,13 @@ user_keys(const char *user, char dkey[300], char okey[300])
 	       (size_t)snprintf(okey, 300, "rv:o:%s", user) < 300;
 }
 
+/* Why a reply is not the one wanted, for the log. */
+static const char *
+reply_why(const redisReply *r, const char *err)
+{
+	return r == NULL ? err : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
+}
+
 static void
 call_answer(struct call *c, const struct shared_outcomes *o, long long n)
 {
@@ -114,10 +121,7 @@ on_read(void *arg, const redisReply *r, const char *err)
 
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER) {
-		log_warn("redis: reading outcomes: %s", r == NULL ? err
-							: r->type == REDIS_REPLY_ERROR
-								? r->str
-								: "unexpected reply");
+		log_warn("redis: reading outcomes: %s", reply_why(r, err));
 		call_answer(c, NULL, -1);
 		return;
 	}
@@ -171,10 +175,7 @@ on_count(void *arg, const redisReply *r, const char *err)
 	struct call *c = arg;
 
 	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-		log_warn("redis: forgetting outcomes: %s", r == NULL ? err
-							   : r->type == REDIS_REPLY_ERROR
-								   ? r->str
-								   : "unexpected reply");
+		log_warn("redis: forgetting outcomes: %s", reply_why(r, err));
 		call_answer(c, NULL, -1);
 		return;
 	}
