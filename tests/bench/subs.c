@@ -37,19 +37,31 @@ die(const char *what)
 	exit(1);
 }
 
-/* Read until n lines came: the replies (a subscription sends nothing before its reply). */
+/*
+ * Read until n lines came: the replies (a subscription sends nothing before
+ * its reply). An error among them ends the program.
+ */
 static void
 await_replies(int fd, int n)
 {
 	char buf[4096];
+	size_t len = 0;
 
 	while (n > 0) {
-		ssize_t got = read(fd, buf, sizeof buf);
+		ssize_t got = read(fd, buf + len, sizeof buf - 1 - len);
 
 		if (got <= 0)
 			die("read (greeting)");
-		for (char *p = buf; p < buf + got; p++)
+		for (char *p = buf + len; p < buf + len + got; p++)
 			n -= *p == '\n';
+		len += (size_t)got;
+		if (len == sizeof buf - 1)
+			break;
+	}
+	buf[len] = '\0';
+	if (n > 0 || strstr(buf, "\"error\"") != NULL) {
+		fprintf(stderr, "rendezvous-subs: hello or subscribe failed: %s\n", buf);
+		exit(1);
 	}
 }
 
