@@ -62,8 +62,10 @@ class Daemon:
         self.port = None
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
-            m = re.search(r"listening on (?:127\.0\.0\.1|\[::1\]):(\d+)\n", self.read_log())
-            if m and ("--listen-tls" not in args or "(TLS)" in self.read_log()):
+            # "ready" comes once every listener is bound (unix ones after TCP's).
+            log = self.read_log()
+            m = re.search(r"listening on (?:127\.0\.0\.1|\[::1\]):(\d+)\n", log)
+            if m and re.search(r"rendezvousd \S+ ready", log):
                 self.port = int(m.group(1))
                 break
             if self.proc.poll() is not None:
