@@ -59,11 +59,10 @@ def cpu_seconds(pid):
 
 
 def machine_cpu():
-    """(busy, total) CPU seconds of the whole machine so far, all cores."""
+    """Busy CPU seconds of the whole machine so far, all cores."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + v[4]  # idle, iowait
-    return (sum(v[:8]) - idle) / TICK, sum(v[:8]) / TICK
+    return (sum(v[:8]) - v[3] - v[4]) / TICK  # less idle and iowait
 
 
 def redis_int(redis, key):
@@ -287,7 +286,8 @@ def node(redis):
 
 def spread(args, k, redis):
     """CPU per delivered event on each of k nodes that only deliver (the changes come
-    through another node); Redis's CPU per transition."""
+    through another node); Redis's CPU per transition; how many cores the machine kept
+    busy meanwhile."""
     front = node(redis)
     nodes = [node(redis) for _ in range(k)]
     subs = None
@@ -303,7 +303,7 @@ def spread(args, k, redis):
         r0, ev0 = cpu_seconds(redis.proc.pid), redis_int(redis, "rv:ev")
         m0, t0 = machine_cpu(), time.monotonic()
         _, took = drive(front.port, args.rate, args.duration)
-        busy = (machine_cpu()[0] - m0[0]) / (time.monotonic() - t0)
+        busy = (machine_cpu() - m0) / (time.monotonic() - t0)
         if took > args.duration * 1.1:
             raise RuntimeError("the driver fell behind: %.1f s to send %d transitions"
                                % (took, args.rate * args.duration))
