@@ -3,7 +3,8 @@
 
     tests/bench/shared.py [--bench build/tests/bench/rendezvous-bench]
                           [--daemon build/daemon/rendezvousd] [--runs 3] [--duration 5]
-                          [--rate 1000] [--subs 300 | --subs-per-node N] [--poll-ms 20]
+                          [--spread-rates 200,500,1000] [--rate 1000]
+                          [--subs 300 | --subs-per-node N] [--poll-ms 20]
                           [--parts 1,2,3]
 
 1. Transitions per second through one node on Redis (rendezvous-bench
@@ -13,7 +14,8 @@
    publication) and against --store memory.
 2. CPU seconds per delivered event on each node with 1, 2 and 3 nodes
    (--subs 300 subscribers spread across them, or --subs-per-node on each;
-   1,000 transitions per second driven into one more node, which has none),
+   transitions driven into one more node, which has none, at each of
+   --spread-rates per second, the configurations alternating run by run),
    and Redis's CPU per transition; from these, the projected capacity of 10
    nodes. The subscribers' reader looks every --poll-ms and never sleeps on
    their sockets, so a node's writes wake nobody, as for subscribers on
@@ -22,7 +24,7 @@
    --reader python: a thread of this script). With each figure, how busy
    the whole machine was while it was driven.
 3. Delivery latency from a request on node A to a subscriber on node B at
-   1,000 transitions per second (p50, p99).
+   --rate transitions per second (p50, p99).
 
 Medians of --runs runs. The drivers of 2 and 3, and the reader of 3, are
 Python: their numbers are costs and latencies measured under a Python
@@ -284,10 +286,10 @@ def node(redis):
                          "--max-sessions-per-user", "1000000")
 
 
-def spread(args, k, redis):
+def spread(args, k, rate, redis):
     """CPU per delivered event on each of k nodes that only deliver (the changes come
     through another node); Redis's CPU per transition; how many cores the machine kept
-    busy meanwhile."""
+    busy meanwhile; how much of a core each node was."""
     front = node(redis)
     nodes = [node(redis) for _ in range(k)]
     subs = None
@@ -302,11 +304,12 @@ def spread(args, k, redis):
         cpu0 = [cpu_seconds(n.proc.pid) for n in nodes]
         r0, ev0 = cpu_seconds(redis.proc.pid), redis_int(redis, "rv:ev")
         m0, t0 = machine_cpu(), time.monotonic()
-        _, took = drive(front.port, args.rate, args.duration)
-        busy = (machine_cpu() - m0) / (time.monotonic() - t0)
+        _, took = drive(front.port, rate, args.duration)
+        elapsed = time.monotonic() - t0
+        busy = (machine_cpu() - m0) / elapsed
         if took > args.duration * 1.1:
             raise RuntimeError("the driver fell behind: %.1f s to send %d transitions"
-                               % (took, args.rate * args.duration))
+                               % (took, rate * args.duration))
         time.sleep(1)
         cpu1 = [cpu_seconds(n.proc.pid) for n in nodes]
         r1, ev1 = cpu_seconds(redis.proc.pid), redis_int(redis, "rv:ev")
@@ -315,7 +318,9 @@ def spread(args, k, redis):
         for i in range(k):
             delivered = sum(c for j, c in enumerate(count) if j % k == i)
             per_node.append((cpu1[i] - cpu0[i]) / max(delivered, 1))
-        return per_node, (r1 - r0) / max(ev1 - ev0, 1), busy
+        # Over the drive and the second after it, while the last deliveries drain.
+        load = [(cpu1[i] - cpu0[i]) / (elapsed + 1) for i in range(k)]
+        return per_node, (r1 - r0) / max(ev1 - ev0, 1), busy, load
     finally:
         if subs is not None:
             subs.close()
@@ -347,7 +352,10 @@ def main():
     p.add_argument("--daemon", default=os.path.join(ROOT, "build/daemon/rendezvousd"))
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=5)
-    p.add_argument("--rate", type=int, default=1000)
+    p.add_argument("--rate", type=int, default=1000,
+                   help="part 3: transitions per second")
+    p.add_argument("--spread-rates", default="200,500,1000",
+                   help="part 2: the transition rates to measure at (a comma list)")
     p.add_argument("--subs", type=int, default=300)
     p.add_argument("--subs-per-node", type=int, default=0,
                    help="part 2: N subscribers on each node (1, 2, 3 nodes: N, 2N, 3N in "
@@ -361,6 +369,7 @@ def main():
                         "sleeping on the sockets (0: sleep, each arrival wakes it)")
     p.add_argument("--parts", default="1,2,3", help="which figures, e.g. 3 or 1,2")
     args = p.parse_args()
+    args.spread_rates = [int(v) for v in args.spread_rates.split(",")]
     # One descriptor per subscriber.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -402,24 +411,37 @@ def subs_for(args, k):
 
 
 def spreading(args):
+    for rate in args.spread_rates:
+        spreading_at(args, rate)
+
+
+def spreading_at(args, rate):
     med = statistics.median
-    costs = {}
-    for k in (1, 2, 3):
-        runs = []
-        for _ in range(args.runs):
+    # The configurations alternate run by run, so that the machine's drift (a noisy VM)
+    # falls on all of them alike.
+    runs = {k: [] for k in (1, 2, 3)}
+    for _ in range(args.runs):
+        for k in runs:
             r = rvtest.Redis()
             try:
-                runs.append(spread(args, k, r))
+                runs[k].append(spread(args, k, rate, r))
             finally:
                 r.stop()
-        per_node = [med([run[0][i] for run in runs]) for i in range(k)]
-        redis_cpu = med([run[1] for run in runs])
+    costs = {}
+    print("2. %d transitions/s, %s:" % (rate, "%d subscribers on each node" % args.subs_per_node
+                                       if args.subs_per_node else
+                                       "%d subscribers spread across the nodes" % args.subs))
+    for k in runs:
+        per_node = [med([run[0][i] for run in runs[k]]) for i in range(k)]
+        redis_cpu = med([run[1] for run in runs[k]])
         costs[k] = (per_node, redis_cpu)
         # Costs measured on a machine with no core to spare grow with the contention.
-        print("2. %d node(s): CPU per delivered event per node: %s us; Redis CPU per "
-              "transition %.1f us; the machine was busy %.2f of %d cores"
-              % (k, ", ".join("%.2f" % (c * 1e6) for c in per_node), redis_cpu * 1e6,
-                 med([run[2] for run in runs]), os.cpu_count()))
+        print("   %d node(s): CPU per delivered event per node: %s us (node busy %s of a "
+              "core); Redis CPU per transition %.1f us; the machine was busy %.2f of %d "
+              "cores"
+              % (k, ", ".join("%.2f" % (c * 1e6) for c in per_node),
+                 ", ".join("%.2f" % med([run[3][i] for run in runs[k]]) for i in range(k)),
+                 redis_cpu * 1e6, med([run[2] for run in runs[k]]), os.cpu_count()))
     base = costs[1][0][0]
     for k in (2, 3):
         print("   %d nodes: per-node cost / one node's: %s" % (
@@ -440,7 +462,6 @@ def spreading(args):
     print("   projected, 10 nodes: %.0f deliveries/s (10 x 1/CPU per delivery, worst node); "
           "Redis bounds transitions at about %.0f/s (1/Redis CPU per transition)"
           % (10 / worst, 1 / redis_cpu))
-
 
 
 def delivery(args):
