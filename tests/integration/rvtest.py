@@ -17,12 +17,16 @@ import threading
 import time
 import unittest
 
+import rvschema
+
 DAEMON = os.environ.get("RENDEZVOUSD", "build/daemon/rendezvousd")
 CTL = os.environ.get("RENDEZVOUSCTL", "build/cli/rendezvousctl")
 SOURCE_ROOT = os.environ.get(
     "RV_SOURCE_ROOT",
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TIMEOUT = 10.0  # generous: the machine is shared and noisy
+# Every line a Client sends and receives is checked against proto/schema/ (rvschema.py).
+SCHEMA = rvschema.Checker(os.path.join(SOURCE_ROOT, "proto", "schema", "rendezvous.schema.json"))
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: AddressSanitizer")
@@ -197,6 +201,7 @@ class Client:
         self.next_id = 1
         self.notes = collections.deque()
         self.user = None
+        self.pending = {}  # requests sent, by id: rvschema checks their replies
 
     def close(self):
         try:
@@ -206,6 +211,7 @@ class Client:
 
     def send_raw(self, data):
         self.sock.sendall(data)
+        SCHEMA.sent(data, self.pending)
 
     def read_line(self, timeout=TIMEOUT):
         """The next line from the daemon (bytes, without the newline)."""
@@ -220,6 +226,7 @@ class Client:
                 raise ConnectionError("daemon closed the connection")
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
+        SCHEMA.received(line, self.pending)
         return line
 
     def read_msg(self, timeout=TIMEOUT):
