@@ -10,10 +10,12 @@ set -euo pipefail
 # unit checks. spin: the protocol model (proto/model/check.sh). redis-server:
 # the tests of the Redis link (daemon/redis.c) start their own, on loopback.
 # python3-jsonschema: the tests check every message against proto/schema/.
+# python3-venv: the Python client's install test (pip install clients/python).
 packages=(gcc libc6-dev binutils meson ninja-build pkg-config dpkg-dev python3 openssl
           libevent-dev libjansson-dev uthash-dev libjwt-dev libssl-dev
           libsqlite3-dev libsystemd-dev libinih-dev libhiredis-dev scdoc systemd
-          clang-format spin redis-server python3-jsonschema)
+          clang-format spin redis-server python3-jsonschema
+          python3-venv)
 
 missing=()
 for p in "${packages[@]}"; do

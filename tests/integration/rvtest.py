@@ -85,6 +85,7 @@ class Daemon:
             raise RuntimeError("rendezvousd did not start:\n" + log)
 
     def _cleanup(self):
+        self.log.close()
         os.unlink(self.log.name)
         if self.config is not None:
             os.unlink(self.config)
