@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""examples/: the pairing flow in Python and in the shell, run as their headers say
+"""examples/: the pairing flow in Python, Node and the shell, run as their headers say
 against the real daemon, so that they cannot rot."""
 import os
+import shutil
 import subprocess
 import sys
 
 from rvtest import CTL, SOURCE_ROOT, DaemonTest, main
 
 EXAMPLES = os.path.join(SOURCE_ROOT, "examples")
+# Node.js is installed by scripts/deps.sh (Debian package nodejs): not found fails.
+NODE = shutil.which("node") or shutil.which("nodejs") or "node"
 
 
 class Examples(DaemonTest):
@@ -26,6 +29,14 @@ class Examples(DaemonTest):
         self.assertRegex(out, r"session [0-9a-f]{32} RSS_CONNECTED\n")
         self.assertIn("bob got {'offer': 'v=0 ...'} from alice", out)
         self.assertIn("alice got {'answer': 'v=0 ...'} from bob", out)
+        self.assertRegex(out, r"session [0-9a-f]{32} RSS_TERMINATED\n$")
+
+    def test_node(self):
+        out = self.run_example([NODE, os.path.join(EXAMPLES, "pairing.js")], {})
+        self.assertIn("bob sees RSS_INVITATION from alice", out)
+        self.assertRegex(out, r"session [0-9a-f]{32} RSS_CONNECTED\n")
+        self.assertIn('bob got {"offer":"v=0 ..."} from alice', out)
+        self.assertIn('alice got {"answer":"v=0 ..."} from bob', out)
         self.assertRegex(out, r"session [0-9a-f]{32} RSS_TERMINATED\n$")
 
     def test_shell(self):

@@ -214,8 +214,6 @@ class Client:
                 self._conn = conn
                 if self._first is not None and not self._first.done():
                     self._first.set_result(None)
-                else:
-                    self.reconnects += 1
                 self._ready.set()
                 attempt = 0
                 await conn.done
@@ -258,6 +256,8 @@ class Client:
         # The device the daemon assigned, if none was given: the same one after reconnects,
         # so that peer grace and outcomes follow this client.
         self.device = self.hello_result["device"]
+        if self._first is None or self._first.done():
+            self.reconnects += 1  # before the resume, whose replays may come first
         await self._resume(conn)
 
     async def _resume(self, conn: _Connection) -> None:

@@ -199,14 +199,15 @@ class Types(unittest.TestCase):
 
 class Reconnect(ClientTest):
     async def test_daemon_restart_no_gap_no_duplicate(self):
-        olga = await self.client("olga", backoff=(1.0, 1.0))
+        olga = await self.client("olga")
         await olga.subscribe(all=True)
         alice = await self.client("alice", device="laptop")
         s = (await alice.session_create("bob"))["session"]
         await alice.session_invite(s)
         self.restart(kill=True)
-        # Changes made before olga is back (she waits a second between tries) reach
-        # her as a replay of what came after the last event she saw.
+        # The restart and bob's accept block this thread, and with it the event loop on
+        # which olga reconnects: she is back only after them, and the accept reaches her
+        # as a replay of what came after the last event she saw.
         raw = rvtest.Client(self.daemon.port)
         raw.hello("bob")
         raw.call("session.accept", {"session": s})
