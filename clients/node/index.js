@@ -209,7 +209,11 @@ class Client extends EventEmitter {
     return new Promise((resolve, reject) => {
       let socket;
       const opts = addr.kind === 'unix' ? { path: addr.path } : { host: addr.host, port: addr.port };
-      const ok = () => { socket.removeListener('error', reject); resolve(socket); };
+      const ok = () => {
+        socket.setTimeout(0);
+        socket.removeListener('error', reject);
+        resolve(socket);
+      };
       if (this.tls && addr.kind === 'tcp') {
         socket = tls.connect({ servername: net.isIP(addr.host) ? undefined : addr.host,
           ...opts, ...this.tls }, ok);
@@ -217,6 +221,8 @@ class Client extends EventEmitter {
         socket = net.connect(opts, ok);
       }
       socket.once('error', reject);
+      // Not connected in time: give up on this address (the socket with it).
+      socket.setTimeout(this.timeout, () => socket.destroy(new Error('connect: timeout')));
     });
   }
 
@@ -227,7 +233,7 @@ class Client extends EventEmitter {
       const addr = this.addresses[i % this.addresses.length];
       let conn = null;
       try {
-        const socket = await withTimeout(this.open(addr), this.timeout, 'connect');
+        const socket = await this.open(addr);
         conn = new Connection(socket, this);
         this.address = addr;
         await withTimeout(this.handshake(conn), this.timeout, 'hello');

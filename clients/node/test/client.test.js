@@ -6,7 +6,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -193,6 +193,32 @@ test('a refused hello is final', async (t) => {
   const env = await setup(t);
   await assert.rejects(Client.connect(`127.0.0.1:${env.d.port}`,
     { user: 'bad\nname', timeout: TIMEOUT }), Closed);
+});
+
+test('tls: the daemon verified against a CA', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rv-node-tls-'));
+  const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  for (const ca of ['ca', 'other']) {
+    openssl('req', '-x509', ...ec, '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '2',
+      '-subj', `/CN=test ${ca}`);
+  }
+  openssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  fs.writeFileSync(path.join(dir, 'san'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
+    '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san');
+  const d = await daemon(['--listen-tls', '127.0.0.1:0', '--tls-cert', path.join(dir, 'server.pem'),
+    '--tls-key', path.join(dir, 'server.key')]);
+  t.after(async () => { await d.stop(); d.removeState(); fs.rmSync(dir, { recursive: true, force: true }); });
+  const text = fs.readdirSync(d.stateDir).filter((f) => f.startsWith('log-'))
+    .map((f) => fs.readFileSync(path.join(d.stateDir, f), 'utf8')).join('');
+  const tlsPort = Number(/listening on 127\.0\.0\.1:(\d+) \(TLS\)/.exec(text)[1]);
+  const c = await Client.connect(`127.0.0.1:${tlsPort}`, { user: 'alice', timeout: TIMEOUT,
+    tls: { ca: fs.readFileSync(path.join(dir, 'ca.pem')) } });
+  assert.equal(await c.ping(), 'pong');
+  c.close();
+  await assert.rejects(Client.connect(`127.0.0.1:${tlsPort}`, { user: 'alice', timeout: 2000,
+    tls: { ca: fs.readFileSync(path.join(dir, 'other.pem')) } }), /certificate/);
 });
 
 test('the types match the schema', () => {

@@ -156,10 +156,12 @@ class Client:
         try:
             await asyncio.wait_for(asyncio.shield(c._first), c.timeout)
         except asyncio.TimeoutError:
+            c._first.cancel()
             await c.close()
             raise ConnectionError(f"no address answered in {c.timeout} s: "
                                   f"{c._last_error}") from None
         except BaseException:
+            c._first.cancel()
             await c.close()
             raise
         return c
@@ -406,7 +408,7 @@ class Client:
                 raise asyncio.TimeoutError(f"{method}: no answer in {self.timeout} s")
             conn = await self._connection(left)
             try:
-                reply = await asyncio.wait_for(asyncio.shield(self._raw(conn, method, params)),
+                reply = await asyncio.wait_for(self._raw(conn, method, params),
                                                deadline - loop.time())
             except _Lost:
                 continue

@@ -8,7 +8,10 @@ import asyncio
 import json
 import os
 import signal
+import ssl
+import subprocess
 import sys
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -165,6 +168,43 @@ class Flow(ClientTest):
         with self.assertRaises(rendezvous.Closed):
             await Client.connect("127.0.0.1:%d" % self.daemon.port, user="bad\nname",
                                  timeout=TIMEOUT)
+
+
+class Tls(unittest.IsolatedAsyncioTestCase):
+    """tls=: the daemon verified against a CA, by its address (as rendezvousctl --tls-ca)."""
+
+    def setUp(self):
+        d = tempfile.TemporaryDirectory(prefix="rv-py-tls-")
+        self.addCleanup(d.cleanup)
+        self.dir = d.name
+
+        def openssl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.dir)
+        ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+        for ca in ("ca", "other"):
+            openssl("req", "-x509", *ec, "-keyout", ca + ".key", "-out", ca + ".pem", "-days",
+                    "2", "-subj", "/CN=test " + ca)
+        openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj",
+                "/CN=localhost")
+        with open(os.path.join(self.dir, "san"), "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san")
+        self.daemon = rvtest.Daemon("--listen-tls", "127.0.0.1:0", "--tls-cert",
+                                    os.path.join(self.dir, "server.pem"), "--tls-key",
+                                    os.path.join(self.dir, "server.key"))
+        self.addCleanup(self.daemon.stop)
+
+    async def test_verified_and_refused(self):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))
+        c = await Client.connect("127.0.0.1:%d" % self.daemon.tls_port, user="alice", tls=ctx,
+                                 timeout=TIMEOUT)
+        self.addAsyncCleanup(c.close)
+        self.assertEqual(await c.ping(), "pong")
+        other = ssl.create_default_context(cafile=os.path.join(self.dir, "other.pem"))
+        with self.assertRaisesRegex(ConnectionError, "CERTIFICATE_VERIFY_FAILED"):
+            await Client.connect("127.0.0.1:%d" % self.daemon.tls_port, user="alice",
+                                 tls=other, timeout=2)
 
 
 class Types(unittest.TestCase):
