@@ -11,12 +11,13 @@ set -euo pipefail
 # the tests of the Redis link (daemon/redis.c) start their own, on loopback.
 # python3-jsonschema: the tests check every message against proto/schema/.
 # python3-venv: the Python client's install test (pip install clients/python).
-# nodejs: the Node client's tests (clients/node).
+# nodejs: the Node client's tests (clients/node). mypy: the Python client's
+# annotations (mypy --strict).
 packages=(gcc libc6-dev binutils meson ninja-build pkg-config dpkg-dev python3 openssl
           libevent-dev libjansson-dev uthash-dev libjwt-dev libssl-dev
           libsqlite3-dev libsystemd-dev libinih-dev libhiredis-dev scdoc systemd
           clang-format spin redis-server python3-jsonschema
-          python3-venv nodejs)
+          python3-venv nodejs mypy)
 
 missing=()
 for p in "${packages[@]}"; do

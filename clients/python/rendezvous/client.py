@@ -17,7 +17,7 @@ import json
 import random
 import secrets
 import ssl as ssl_module
-from typing import Any, AsyncIterator, Iterable, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Iterable, Optional, Sequence, Union, cast
 
 from .types import ContextData, Event, Hello, Outcome, Presence, Record, SessionList, Subscribed
 
@@ -25,7 +25,8 @@ from .types import ContextData, Event, Hello, Outcome, Presence, Record, Session
 CHANGES = frozenset(("session.create", "session.invite", "session.accept", "session.decline",
                      "session.cancel", "session.connect", "session.terminate", "session.send"))
 
-Address = Union[str, tuple]
+Address = Union[str, tuple[str, int]]
+JSON = dict[str, Any]  # a JSON object, as json.loads() makes it
 
 # How many of the last event ids delivered are remembered, to drop one that comes again.
 RECENT = 65536
@@ -34,7 +35,7 @@ RECENT = 65536
 class RpcError(Exception):
     """An error reply: code, message and data as the daemon sent them (PROTOCOL.md 6)."""
 
-    def __init__(self, error: dict):
+    def __init__(self, error: JSON):
         self.code: int = error.get("code", 0)
         self.message: str = error.get("message", "")
         self.data: Any = error.get("data")
@@ -60,7 +61,7 @@ class _Lost(Exception):
     """The connection a request was sent on is gone (internal: the request is sent again)."""
 
 
-def parse_address(a: Address) -> tuple:
+def parse_address(a: Address) -> tuple[Any, ...]:
     """("tcp", host, port) or ("unix", path) from "host:port", "[v6]:port",
     "unix:/path" or (host, port)."""
     if isinstance(a, tuple):
@@ -78,8 +79,8 @@ def parse_address(a: Address) -> tuple:
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader, self.writer = reader, writer
-        self.inflight: dict[int, asyncio.Future] = {}
-        self.done = asyncio.get_running_loop().create_future()
+        self.inflight: dict[int, asyncio.Future[JSON]] = {}
+        self.done: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     def send(self, msg: Any) -> None:
         self.writer.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
@@ -102,7 +103,7 @@ class Client:
                  token: Optional[str] = None, device: Optional[str] = None,
                  client: str = "rendezvous-python/0.1", tls: Union[None, bool,
                                                                    ssl_module.SSLContext] = None,
-                 timeout: float = 10.0, backoff: tuple = (0.05, 5.0)):
+                 timeout: float = 10.0, backoff: tuple[float, float] = (0.05, 5.0)):
         if not addresses:
             raise ValueError("no address")
         if user is None and token is None:
@@ -113,7 +114,7 @@ class Client:
         self.timeout, self.backoff = timeout, backoff
         self.last_event = 0  # the highest event id seen: resubscriptions start after it
         self.hello_result: Optional[Hello] = None
-        self.address: Optional[tuple] = None  # where the connection is now
+        self.address: Optional[tuple[Any, ...]] = None  # where the connection is now
         self._conn: Optional[_Connection] = None
         self._ready = asyncio.Event()
         self._closed: Optional[BaseException] = None
@@ -121,23 +122,23 @@ class Client:
         self._handles = itertools.count(1)
         # handle -> {"target": params, "id": the daemon's id now, "floor": the event id it
         # started after, "replayed": its replay was read whole, "fresh": make it anew}
-        self._subs: dict[int, dict] = {}
-        self._recent: collections.deque = collections.deque()  # the last event ids delivered
+        self._subs: dict[int, JSON] = {}
+        self._recent: collections.deque[int] = collections.deque()  # the last event ids delivered
         self._recent_set: set[int] = set()
         self._last_error: Optional[BaseException] = None
-        self._events: asyncio.Queue = asyncio.Queue()
-        self._outcomes: asyncio.Queue = asyncio.Queue()
-        self._contexts: asyncio.Queue = asyncio.Queue()
-        self._presence: asyncio.Queue = asyncio.Queue()
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._outcomes: asyncio.Queue[Any] = asyncio.Queue()
+        self._contexts: asyncio.Queue[Any] = asyncio.Queue()
+        self._presence: asyncio.Queue[Any] = asyncio.Queue()
         self._outcomes_seen: set[str] = set()  # delivered, not yet acknowledged
-        self._first: Optional[asyncio.Future] = None
-        self._task: Optional[asyncio.Task] = None
+        self._first: Optional[asyncio.Future[None]] = None
+        self._task: Optional[asyncio.Task[None]] = None
         self.reconnects = 0
 
     # -- connecting ---------------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, addresses: Union[Address, Sequence[Address]], **kw) -> "Client":
+    async def connect(cls, addresses: Union[Address, Sequence[Address]], **kw: Any) -> "Client":
         """Connect to the first address that answers (trying each in turn, with back-off,
         for up to timeout seconds) and say hello. addresses: "HOST:PORT", "[V6]:PORT",
         "unix:/PATH", (HOST, PORT), a list of them, or "A:P,B:P,C:P". Keywords: user
@@ -149,8 +150,8 @@ class Client:
             addresses = addresses.split(",")  # "A:P,B:P,C:P", as rendezvousctl --connect
         elif isinstance(addresses, tuple) and len(addresses) == 2 and \
                 isinstance(addresses[1], int):
-            addresses = [addresses]  # one (host, port)
-        c = cls(addresses, **kw)
+            addresses = [cast(tuple[str, int], addresses)]  # one (host, port)
+        c = cls(cast(Sequence[Address], addresses), **kw)
         c._first = asyncio.get_running_loop().create_future()
         c._task = asyncio.get_running_loop().create_task(c._run())
         try:
@@ -179,7 +180,7 @@ class Client:
     async def __aenter__(self) -> "Client":
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     def _fail(self, why: BaseException) -> None:
@@ -193,7 +194,7 @@ class Client:
         for q in (self._events, self._outcomes, self._contexts, self._presence):
             q.put_nowait(why)
 
-    async def _open(self, addr: tuple) -> _Connection:
+    async def _open(self, addr: tuple[Any, ...]) -> _Connection:
         limit = 1 << 24  # a line may hold --max-data of context data, and more for a batch
         if addr[0] == "unix":
             r, w = await asyncio.open_unix_connection(addr[1], limit=limit)
@@ -242,7 +243,7 @@ class Client:
             attempt += 1
 
     async def _handshake(self, conn: _Connection) -> None:
-        params: dict = {"client": self.client_name}
+        params: JSON = {"client": self.client_name}
         if self.token is not None:
             params["token"] = self.token
         if self.user is not None:
@@ -257,7 +258,7 @@ class Client:
             raise
         # The device the daemon assigned, if none was given: the same one after reconnects,
         # so that peer grace and outcomes follow this client.
-        self.device = self.hello_result["device"]
+        self.device = self.hello_result["device"] if self.hello_result else self.device
         if self._first is None or self._first.done():
             self.reconnects += 1  # before the resume, whose replays may come first
         await self._resume(conn)
@@ -269,7 +270,8 @@ class Client:
         if not self._subs:
             return
         handles = list(self._subs)
-        batch, futs = [], []
+        batch: list[JSON] = []
+        futs: list[asyncio.Future[JSON]] = []
         for h in handles:
             sub = self._subs[h]
             params = dict(sub["target"])
@@ -305,21 +307,21 @@ class Client:
 
     # -- the wire -------------------------------------------------------------------------------
 
-    def _expect(self, conn: _Connection, id: int) -> asyncio.Future:
-        fut = asyncio.get_running_loop().create_future()
+    def _expect(self, conn: _Connection, id: int) -> "asyncio.Future[JSON]":
+        fut: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
         conn.inflight[id] = fut
         return fut
 
-    async def _raw(self, conn: _Connection, method: str, params: Optional[dict]) -> dict:
+    async def _raw(self, conn: _Connection, method: str, params: Optional[JSON]) -> JSON:
         id = next(self._ids)
         fut = self._expect(conn, id)
-        msg: dict = {"jsonrpc": "2.0", "method": method, "id": id}
+        msg: JSON = {"jsonrpc": "2.0", "method": method, "id": id}
         if params is not None:
             msg["params"] = params
         conn.send(msg)
         return await fut
 
-    async def _request(self, conn: _Connection, method: str, params: Optional[dict]) -> Any:
+    async def _request(self, conn: _Connection, method: str, params: Optional[JSON]) -> Any:
         reply = await self._raw(conn, method, params)
         if "error" in reply:
             raise RpcError(reply["error"])
@@ -344,7 +346,7 @@ class Client:
             self._fail(e)
         conn.lose(why)
 
-    def _dispatch(self, conn: _Connection, m: dict) -> None:
+    def _dispatch(self, conn: _Connection, m: JSON) -> None:
         method = m.get("method")
         if method is not None and "id" not in m:
             self._notification(method, m.get("params") or {})
@@ -363,15 +365,15 @@ class Client:
             elif err.get("code") == 4003:  # disconnected by an admin: do not come back
                 raise Closed(f"disconnected: {err.get('message')}")
             return  # the connection closes; reconnecting follows
-        fut = conn.inflight.pop(id, None)
+        fut = conn.inflight.pop(id, None) if isinstance(id, int) else None
         if fut is not None and not fut.done():
             fut.set_result(m)
 
-    def _notification(self, method: str, params: dict) -> None:
+    def _notification(self, method: str, params: JSON) -> None:
         if method == "session.state_changed":
             self._deliver(params)
         elif method == "session.outcome":
-            sid = params.get("session")
+            sid = str(params.get("session"))
             if sid not in self._outcomes_seen:
                 self._outcomes_seen.add(sid)
                 self._outcomes.put_nowait(params)
@@ -381,7 +383,7 @@ class Client:
             self._presence.put_nowait(params)
         # server.shutdown: the daemon closes the connection next; reconnecting follows.
 
-    def _deliver(self, ev: dict) -> None:
+    def _deliver(self, ev: JSON) -> None:
         id = ev.get("event", 0)
         if id in self._recent_set:
             return  # delivered before a reconnect, or replayed twice
@@ -392,7 +394,7 @@ class Client:
         self.last_event = max(self.last_event, id)
         self._events.put_nowait(ev)
 
-    async def call(self, method: str, params: Optional[dict] = None) -> Any:
+    async def call(self, method: str, params: Optional[JSON] = None) -> Any:
         """Any protocol method: its result, or RpcError. A change gets an idempotency key
         unless params has one. Sent again on the next connection if its connection drops
         before the reply, and after retry_after_ms when the daemon answers 5003, until
@@ -431,7 +433,7 @@ class Client:
 
     # -- iterators ------------------------------------------------------------------------------
 
-    async def _iterate(self, q: asyncio.Queue) -> AsyncIterator[Any]:
+    async def _iterate(self, q: "asyncio.Queue[Any]") -> AsyncIterator[Any]:
         while True:
             item = await q.get()
             if isinstance(item, Closed):
@@ -462,72 +464,72 @@ class Client:
     # -- the protocol's methods -----------------------------------------------------------------
 
     async def ping(self) -> str:
-        return await self.call("ping")
+        return cast(str, await self.call("ping"))
 
     async def session_create(self, invitee: str, *, ttl: Optional[float] = None,
                              data: Any = None, topic: Optional[str] = None,
                              idempotency_key: Optional[str] = None) -> Record:
-        return await self.call("session.create", _params(invitee=invitee, ttl=ttl, data=data,
+        return cast(Record, await self.call("session.create", _params(invitee=invitee, ttl=ttl, data=data,
                                                          topic=topic,
-                                                         idempotency_key=idempotency_key))
+                                                         idempotency_key=idempotency_key)))
 
     async def session_invite(self, session: str, *,
                              idempotency_key: Optional[str] = None) -> Record:
-        return await self.call("session.invite",
-                               _params(session=session, idempotency_key=idempotency_key))
+        return cast(Record, await self.call("session.invite",
+                               _params(session=session, idempotency_key=idempotency_key)))
 
     async def session_accept(self, session: str, *,
                              idempotency_key: Optional[str] = None) -> Record:
-        return await self.call("session.accept",
-                               _params(session=session, idempotency_key=idempotency_key))
+        return cast(Record, await self.call("session.accept",
+                               _params(session=session, idempotency_key=idempotency_key)))
 
     async def session_decline(self, session: str, reason: Optional[str] = None, *,
                               idempotency_key: Optional[str] = None) -> Record:
-        return await self.call("session.decline", _params(session=session, reason=reason,
-                                                          idempotency_key=idempotency_key))
+        return cast(Record, await self.call("session.decline", _params(session=session, reason=reason,
+                                                          idempotency_key=idempotency_key)))
 
     async def session_cancel(self, session: str, reason: Optional[str] = None, *,
                              idempotency_key: Optional[str] = None) -> Record:
-        return await self.call("session.cancel", _params(session=session, reason=reason,
-                                                         idempotency_key=idempotency_key))
+        return cast(Record, await self.call("session.cancel", _params(session=session, reason=reason,
+                                                         idempotency_key=idempotency_key)))
 
     async def session_connect(self, session: str, *,
                               idempotency_key: Optional[str] = None) -> Record:
-        return await self.call("session.connect",
-                               _params(session=session, idempotency_key=idempotency_key))
+        return cast(Record, await self.call("session.connect",
+                               _params(session=session, idempotency_key=idempotency_key)))
 
     async def session_terminate(self, session: str, code: Optional[int] = None,
                                 data: Any = None, *,
                                 idempotency_key: Optional[str] = None) -> Record:
-        return await self.call("session.terminate",
+        return cast(Record, await self.call("session.terminate",
                                _params(session=session, code=code, data=data,
-                                       idempotency_key=idempotency_key))
+                                       idempotency_key=idempotency_key)))
 
     async def session_send(self, session: str, data: Any, *,
                            idempotency_key: Optional[str] = None) -> int:
         """Context data to the other party's engaged device; how many connections took it."""
         params = _params(session=session, idempotency_key=idempotency_key)
         params["data"] = data  # null is data too
-        return (await self.call("session.send", params))["delivered"]
+        return cast(int, (await self.call("session.send", params))["delivered"])
 
     async def session_get(self, session: str) -> Record:
-        return await self.call("session.get", {"session": session})
+        return cast(Record, await self.call("session.get", {"session": session}))
 
     async def session_list(self, *, state: Optional[str] = None, limit: Optional[int] = None,
                            after: Optional[str] = None, all: Optional[bool] = None
                            ) -> SessionList:
-        return await self.call("session.list",
-                               _params(state=state, limit=limit, after=after, all=all))
+        return cast(SessionList, await self.call("session.list",
+                               _params(state=state, limit=limit, after=after, all=all)))
 
     async def session_ack(self, sessions: Iterable[str]) -> int:
         """Acknowledge outcomes: they are not sent again. How many were pending."""
         sessions = list(sessions)
-        n = (await self.call("session.ack", {"sessions": sessions}))["acked"]
+        n = cast(int, (await self.call("session.ack", {"sessions": sessions}))["acked"])
         self._outcomes_seen.difference_update(sessions)
         return n
 
     async def session_outcomes(self) -> list[Outcome]:
-        return (await self.call("session.outcomes"))["outcomes"]
+        return cast(list[Outcome], (await self.call("session.outcomes"))["outcomes"])
 
     async def subscribe(self, *, session: Optional[str] = None, user: Optional[str] = None,
                         all: bool = False, presence: Optional[str] = None,
@@ -561,27 +563,27 @@ class Client:
         if sub is None:
             raise RpcError({"code": -32602, "message": "invalid params: no such subscription"})
         try:
-            return await self.call("unsubscribe", {"subscription": sub["id"]})
+            return cast(bool, await self.call("unsubscribe", {"subscription": sub["id"]}))
         except RpcError as e:
             if e.code == -32602:  # made on a connection since gone: nothing to remove
                 return True
             raise
 
     async def presence_get(self, user: str) -> Presence:
-        return await self.call("presence.get", {"user": user})
+        return cast(Presence, await self.call("presence.get", {"user": user}))
 
-    async def admin_stats(self) -> dict:
-        return await self.call("admin.stats")
+    async def admin_stats(self) -> JSON:
+        return cast(JSON, await self.call("admin.stats"))
 
     async def admin_connections(self, *, limit: Optional[int] = None,
-                                after: Optional[int] = None, user: Optional[str] = None) -> dict:
-        return await self.call("admin.connections", _params(limit=limit, after=after, user=user))
+                                after: Optional[int] = None, user: Optional[str] = None) -> JSON:
+        return cast(JSON, await self.call("admin.connections", _params(limit=limit, after=after, user=user)))
 
     async def admin_kick(self, *, connection: Optional[int] = None,
                          user: Optional[str] = None) -> int:
-        return (await self.call("admin.kick",
-                                _params(connection=connection, user=user)))["kicked"]
+        return cast(int, (await self.call("admin.kick",
+                                          _params(connection=connection, user=user)))["kicked"])
 
 
-def _params(**kw: Any) -> dict:
+def _params(**kw: Any) -> JSON:
     return {k: v for k, v in kw.items() if v is not None}
