@@ -223,7 +223,7 @@ clients_finish(void)
 }
 
 struct client *
-client_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr, bool tls)
+client_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr, enum conn_kind kind)
 {
 	struct client *c = calloc(1, sizeof *c);
 
@@ -234,7 +234,7 @@ client_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr, 
 		evutil_closesocket(fd);
 		return NULL;
 	}
-	c->conn = conn_create(fd, sa, tls, &client_ops, c);
+	c->conn = conn_create(fd, sa, kind, &client_ops, c);
 	if (c->conn == NULL) {
 		timerq_cancel(cl.deadlines, &c->deadline);
 		addr_disconnect(addr);

@@ -82,12 +82,12 @@ int clients_init(struct event_base *base, client_line_fn on_line, client_gone_fn
 void clients_finish(void);
 
 /*
- * Take over an accepted socket (TLS when tls) and the reference to its
- * address (from addr_connect()). NULL on failure: the socket is closed,
- * addr released.
+ * Take over an accepted socket of a kind (TCP, TLS, WebSocket: conn.h) and
+ * the reference to its address (from addr_connect()). NULL on failure: the
+ * socket is closed, addr released.
  */
 struct client *client_create(evutil_socket_t fd, const struct sockaddr *sa, struct addr *addr,
-			     bool tls);
+			     enum conn_kind kind);
 
 /* The live client after c in id order (NULL: the first), or NULL. */
 struct client *clients_next(const struct client *c);

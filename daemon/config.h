@@ -31,6 +31,13 @@ struct config {
 	bool listen_default; /* listen holds only the default (none was given) */
 	char **listen_tls;   /* "HOST:PORT" strings, for TLS */
 	size_t nlisten_tls;
+	char **listen_ws; /* "HOST:PORT" strings, for WebSocket */
+	size_t nlisten_ws;
+	char **listen_wss; /* "HOST:PORT" strings, for WebSocket inside TLS */
+	size_t nlisten_wss;
+	char **ws_origins; /* the browser origins a WebSocket handshake may come from */
+	size_t nws_origins;
+	int64_t ws_ping_ms;       /* WebSocket keepalive: a ping this often (0: none) */
 	char *tls_cert, *tls_key; /* PEM files for TLS listeners */
 	char *tls_client_ca;      /* CAs for client certificates (mutual TLS), or NULL */
 	bool insecure;            /* allow --auth none on a non-loopback address */

@@ -42,6 +42,7 @@
 #include "stats.h"
 #include "tls.h"
 #include "util.h"
+#include "ws.h"
 
 /* Stop reading requests while this much output waits; resume below LOW. */
 #define OUT_HIGH (1024 * 1024)
@@ -84,6 +85,7 @@ static struct conn_list pending = TAILQ_HEAD_INITIALIZER(pending); /* output to 
 static struct conn_list fenced = TAILQ_HEAD_INITIALIZER(fenced);   /* output held */
 static bool fence_up;                                              /* output queued now is held */
 static struct event *reaper;
+static struct event *ws_pinger;     /* WebSocket keepalive, every --ws-ping */
 static struct timerq *flush_timers; /* how long a closing connection may take to flush */
 static size_t nlive;
 static uint64_t next_id = 1;
@@ -420,6 +422,7 @@ conn_free(struct conn *c)
 	if (c->fenced)
 		TAILQ_REMOVE(&fenced, c, fence_entry);
 	timerq_cancel(flush_timers, &c->flush_by);
+	ws_free(c->ws);
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev); /* closes the socket */
 	} else {
@@ -492,14 +495,25 @@ conn_close(struct conn *c, const char *reason)
 	conn_reap(c);
 }
 
-/* Close once the output is sent, or timeout_ms from now, whichever comes first. */
-void
-conn_close_flush_within(struct conn *c, const char *reason, int64_t timeout_ms)
+/* Whether a WebSocket's close frame is still to be sent. */
+static bool
+conn_ws_owes_close(const struct conn *c)
+{
+	return c->ws != NULL && ws_open(c->ws) && !ws_closing(c->ws);
+}
+
+/*
+ * Close once the output is sent (and, for a WebSocket, a close frame with
+ * code), or timeout_ms from now, whichever comes first.
+ */
+static void
+conn_close_flush_code(struct conn *c, const char *reason, int64_t timeout_ms, uint16_t code)
 {
 	if (c->state == CONN_CLOSING)
 		return;
+	c->ws_code = code;
 	conn_begin_close(c, reason);
-	if (conn_unsent(c) == 0) {
+	if (conn_unsent(c) == 0 && !conn_ws_owes_close(c)) {
 		conn_reap(c);
 		return;
 	}
@@ -514,9 +528,15 @@ conn_close_flush_within(struct conn *c, const char *reason, int64_t timeout_ms)
 }
 
 void
+conn_close_flush_within(struct conn *c, const char *reason, int64_t timeout_ms)
+{
+	conn_close_flush_code(c, reason, timeout_ms, WS_NORMAL);
+}
+
+void
 conn_close_flush(struct conn *c, const char *reason)
 {
-	conn_close_flush_within(c, reason, FLUSH_TIMEOUT_SEC * 1000);
+	conn_close_flush_code(c, reason, FLUSH_TIMEOUT_SEC * 1000, WS_POLICY);
 }
 
 /*
@@ -898,13 +918,20 @@ conn_out_emptied(struct conn *c)
 	c->seg_head = 0;
 }
 
-/* TLS output drained (or moved on): finish a flush, or resume reading. */
+/* TLS or WebSocket output drained (or moved on): finish a flush, or resume reading. */
 static void
 conn_tls_drained(struct conn *c)
 {
-	size_t left = evbuffer_get_length(bufferevent_get_output(c->bev));
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t left = evbuffer_get_length(out);
 
 	conn_receipts_taken(c);
+	if (c->flushing && c->unsent == 0 && conn_ws_owes_close(c)) {
+		/* The last line is out: the close frame follows it. */
+		if (ws_close(c->ws, c->ws_code, out) != 0)
+			conn_close(c, "out of memory");
+		return; /* drained again once that is sent */
+	}
 	if (c->flushing && left == 0 && c->unsent == 0) {
 		conn_close(c, "flushed");
 		return;
@@ -916,15 +943,28 @@ conn_tls_drained(struct conn *c)
 	}
 }
 
-/* TLS: hand the pass's output to the bufferevent, which encrypts and sends it. */
+/*
+ * TLS and WebSocket: hand the pass's output to the bufferevent, which sends
+ * it (encrypted for TLS); a WebSocket's lines go as text frames, once its
+ * handshake is done (a closing one that never completed it sends none).
+ */
 static void
 conn_write_tls(struct conn *c)
 {
+	if (c->ws != NULL && !ws_open(c->ws)) {
+		if (c->flushing && c->unsent > 0)
+			out_truncate(c, 0);
+		else if (c->unsent > 0)
+			return; /* sent once the handshake is done */
+	}
 	if (c->unsent > 0) {
 		while (c->nsegs > 0) {
 			const struct out_seg *s = seg_at(c, 0);
 
-			if (bufferevent_write(c->bev, seg_data(c, s), s->len) != 0) {
+			if (c->ws != NULL
+				    ? ws_lines(c->ws, seg_data(c, s), s->len,
+					       bufferevent_get_output(c->bev)) != 0
+				    : bufferevent_write(c->bev, seg_data(c, s), s->len) != 0) {
 				out_truncate(c, 0);
 				conn_close(c, "out of memory");
 				return;
@@ -936,6 +976,37 @@ conn_write_tls(struct conn *c)
 	conn_tls_drained(c);
 }
 
+/* A WebSocket's message, as a line (ws.h): handled as if read. */
+static void
+conn_ws_line(void *arg, const char *line, size_t len)
+{
+	conn_received(arg, line, len);
+}
+
+/* Bytes of a WebSocket: the handshake, then frames, whose messages come up as lines. */
+static void
+conn_ws_received(struct conn *c, const char *data, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	bool was_open = ws_open(c->ws);
+	const char *why = NULL;
+	enum ws_result r = ws_input(c->ws, data, len, *c->max_line, out, &why);
+
+	if (r == WS_CLOSE_NOW) {
+		conn_close(c, why);
+		return;
+	}
+	if (r == WS_CLOSE_AFTER_FLUSH) {
+		if (!ws_open(c->ws))
+			log_info("conn %llu %s: WebSocket handshake refused: %s",
+				 (unsigned long long)c->id, c->peer, why);
+		conn_close_flush_code(c, why, FLUSH_TIMEOUT_SEC * 1000, WS_POLICY);
+		return;
+	}
+	if (!was_open && ws_open(c->ws) && c->unsent > 0)
+		conn_mark_pending(c); /* lines queued meanwhile may go now */
+}
+
 static void
 conn_tls_on_read(struct bufferevent *bev, void *arg)
 {
@@ -945,7 +1016,10 @@ conn_tls_on_read(struct bufferevent *bev, void *arg)
 
 	while (conn_live(c) && evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
 		size_t n = v.iov_len;
-		conn_received(c, v.iov_base, n);
+		if (c->ws != NULL)
+			conn_ws_received(c, v.iov_base, n);
+		else
+			conn_received(c, v.iov_base, n);
 		evbuffer_drain(in, n);
 	}
 }
@@ -1075,9 +1149,10 @@ conns_flush(void)
 }
 
 struct conn *
-conn_create(evutil_socket_t fd, const struct sockaddr *sa, bool tls, const struct conn_ops *ops,
-	    void *arg)
+conn_create(evutil_socket_t fd, const struct sockaddr *sa, enum conn_kind kind,
+	    const struct conn_ops *ops, void *arg)
 {
+	bool tls = kind == CONN_TLS || kind == CONN_WSS;
 	struct conn *c = calloc(1, sizeof *c);
 	int one = 1;
 
@@ -1096,12 +1171,26 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, bool tls, const struc
 	sockaddr_format(sa, c->peer, sizeof c->peer);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	evutil_make_socket_nonblocking(fd);
-	if (tls) {
-		c->bev = tls_accept(base, fd); /* owns fd, even on failure */
+	c->tls = tls;
+	c->ws_code = WS_POLICY;
+	if (kind == CONN_WS || kind == CONN_WSS) {
+		c->ws = ws_create(conn_ws_line, c);
+		if (c->ws == NULL) {
+			evutil_closesocket(fd);
+			free(c);
+			return NULL;
+		}
+	}
+	if (kind != CONN_TCP) {
+		/* Owns fd, even on failure. */
+		c->bev = tls ? tls_accept(base, fd)
+			     : bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 		if (c->bev == NULL || bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) {
-			log_warn("conn %s: cannot set up TLS: %s", c->peer, tls_error());
+			log_warn("conn %s: cannot set up %s: %s", c->peer,
+				 tls ? "TLS" : "WebSocket", tls ? tls_error() : "out of memory");
 			if (c->bev != NULL)
 				bufferevent_free(c->bev);
+			ws_free(c->ws);
 			free(c);
 			return NULL;
 		}
@@ -1123,8 +1212,8 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, bool tls, const struc
 	c->id = next_id++;
 	TAILQ_INSERT_TAIL(&live, c, all);
 	nlive++;
-	log_debug("conn %llu %s: accepted%s", (unsigned long long)c->id, c->peer,
-		  c->bev != NULL ? " (TLS)" : "");
+	log_debug("conn %llu %s: accepted%s%s", (unsigned long long)c->id, c->peer,
+		  tls ? " (TLS)" : "", c->ws != NULL ? " (WebSocket)" : "");
 	return c;
 }
 
@@ -1149,13 +1238,40 @@ conn_on_flush_timeout(struct timer_entry *e, int64_t now, void *arg)
 	conn_close(c, "timed out flushing output");
 }
 
+/* Ping every open WebSocket; close those silent since the previous ping. */
+static void
+conns_on_ws_ping(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c, *next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (c = TAILQ_FIRST(&live); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, all);
+		if (c->ws != NULL && ws_open(c->ws) &&
+		    !ws_ping(c->ws, bufferevent_get_output(c->bev)))
+			conn_close(c, "WebSocket peer silent since the last ping");
+	}
+}
+
 int
 conns_init(struct event_base *b)
 {
+	struct timeval every = {(time_t)(config.ws_ping_ms / 1000),
+				(suseconds_t)(config.ws_ping_ms % 1000 * 1000)};
+
 	base = b;
 	reaper = event_new(base, -1, 0, conns_on_reap, NULL);
 	flush_timers = timerq_create(base, conn_on_flush_timeout, NULL);
-	return reaper != NULL && flush_timers != NULL ? 0 : -1;
+	if (reaper == NULL || flush_timers == NULL)
+		return -1;
+	if (config.ws_ping_ms > 0) {
+		ws_pinger = event_new(base, -1, EV_PERSIST, conns_on_ws_ping, NULL);
+		if (ws_pinger == NULL || event_add(ws_pinger, &every) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 void
@@ -1194,6 +1310,9 @@ conns_finish(void)
 	if (reaper != NULL)
 		event_free(reaper);
 	reaper = NULL;
+	if (ws_pinger != NULL)
+		event_free(ws_pinger);
+	ws_pinger = NULL;
 	timerq_destroy(flush_timers);
 	flush_timers = NULL;
 	draining_input = false;

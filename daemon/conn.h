@@ -35,6 +35,7 @@ struct bufferevent;
 struct event;
 struct event_base;
 struct msgbuf;
+struct ws;
 
 /*
  * One piece of unsent output: shared lines (a run of one block's bytes), or
@@ -81,6 +82,14 @@ struct conn_receipt {
 	TAILQ_ENTRY(conn_receipt) entry;
 };
 
+/* What a connection speaks under the lines: set when it is accepted. */
+enum conn_kind {
+	CONN_TCP = 0, /* lines on the socket */
+	CONN_TLS,     /* lines inside TLS */
+	CONN_WS,      /* WebSocket (ws.h): one text frame per line */
+	CONN_WSS,     /* WebSocket inside TLS */
+};
+
 enum conn_state {
 	CONN_OPEN = 0, /* reading and writing */
 	CONN_CLOSING,  /* being torn down; no more input, no new output */
@@ -91,10 +100,13 @@ struct conn {
 	enum conn_state state;
 	evutil_socket_t fd;
 	struct event *rev, *wev; /* read always; write only while the socket is full */
-	struct bufferevent *bev; /* TLS connections: an OpenSSL bufferevent, no rev/wev */
-	char peer[64];           /* "ADDR:PORT" */
-	const char *who;         /* for logs, set from above ("user alice"); borrowed, or NULL */
-	int64_t since;           /* when accepted (Unix ms) */
+	struct bufferevent *bev; /* TLS and WebSocket connections: a bufferevent, no rev/wev */
+	struct ws *ws;           /* WebSocket connections: the framing (ws.h), else NULL */
+	bool tls;
+	uint16_t ws_code; /* WebSocket: the close code its close frame will carry */
+	char peer[64];    /* "ADDR:PORT" */
+	const char *who;  /* for logs, set from above ("user alice"); borrowed, or NULL */
+	int64_t since;    /* when accepted (Unix ms) */
 
 	const struct conn_ops *ops;
 	void *arg;
@@ -146,12 +158,13 @@ size_t conns_count(void);
 bool conns_gone(void);
 
 /*
- * Take over an accepted socket: TCP, or with tls a TLS server whose
- * handshake starts now. Lines go to ops (borrowed, must outlive the
- * connection) with arg. NULL on failure: the socket is closed, and ops is
- * never called.
+ * Take over an accepted socket of the given kind: TCP, a TLS server whose
+ * handshake starts now, or a WebSocket server (in TLS with CONN_WSS) whose
+ * opening handshake is read first. Lines go to ops (borrowed, must outlive
+ * the connection) with arg. NULL on failure: the socket is closed, and ops
+ * is never called.
  */
-struct conn *conn_create(evutil_socket_t fd, const struct sockaddr *sa, bool tls,
+struct conn *conn_create(evutil_socket_t fd, const struct sockaddr *sa, enum conn_kind kind,
 			 const struct conn_ops *ops, void *arg);
 
 /*
@@ -223,6 +236,9 @@ void conns_drain_input(void);
  * the current callback returns, never inside it. conn_close() drops unsent
  * output; conn_close_flush() first sends it, for at most 5 s from the call
  * however slowly the client reads (conn_close_flush_within(): timeout_ms).
+ * A WebSocket is then sent a close frame after its output: code 1000 from
+ * conn_close_flush_within() (the daemon drains), 1008 from
+ * conn_close_flush() and a slow consumer's cut-off (policy).
  */
 void conn_close(struct conn *c, const char *reason);
 void conn_close_flush(struct conn *c, const char *reason);

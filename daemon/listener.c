@@ -33,18 +33,22 @@ struct listener {
 	struct event *resume; /* re-enables accepting after a back-off */
 	char name[80];
 	int64_t last_warn; /* when fd exhaustion was last logged */
-	bool tls;
+	enum conn_kind kind;
 	char *unlink_path; /* a Unix socket this process bound: removed at exit */
 };
 
 static struct listener **listeners;
 static size_t nlisteners;
 
-/* Refuse a connection over a limit with one error line, then close it. */
+/*
+ * Refuse a connection over a limit with one error line, then close it. A
+ * WebSocket's handshake is answered 503 with the line as its body.
+ */
 static void
-listener_refuse(evutil_socket_t fd, const char *what, const char *limit, size_t value)
+listener_refuse(evutil_socket_t fd, enum conn_kind kind, const char *what, const char *limit,
+		size_t value)
 {
-	char message[128], line[256];
+	char message[128], line[256], http[400];
 	json_t *msg;
 	size_t n;
 
@@ -54,8 +58,19 @@ listener_refuse(evutil_socket_t fd, const char *what, const char *limit, size_t 
 	n = msg != NULL ? rv_msg_encode_into(msg, line, sizeof line) : 0;
 	json_decref(msg);
 	stats_error(RV_ERR_LIMIT);
-	if (n > 0 && n <= sizeof line && send(fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+	if (n > 0 && n <= sizeof line && kind == CONN_WS) {
+		int h = snprintf(
+			http, sizeof http,
+			"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+			"Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
+			n, (int)n, line);
+		if (h > 0 && (size_t)h < sizeof http &&
+		    send(fd, http, (size_t)h, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			log_debug("refusing connection: %s", strerror(errno));
+	} else if (n > 0 && n <= sizeof line &&
+		   send(fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		log_debug("refusing connection: %s", strerror(errno));
+	}
 	evutil_closesocket(fd);
 }
 
@@ -75,7 +90,7 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 	if (conns_count() >= config.max_connections) {
 		stats.refused_connections++;
 		log_warn("connection refused: %zu connections (max-connections)", conns_count());
-		listener_refuse(fd, "too many connections", "max_connections",
+		listener_refuse(fd, l->kind, "too many connections", "max_connections",
 				config.max_connections);
 		return;
 	}
@@ -85,7 +100,7 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 		log_warn("connection refused: %zu connections from that address "
 			 "(max-connections-per-address)",
 			 config.max_conns_per_address);
-		listener_refuse(fd, "too many connections from this address",
+		listener_refuse(fd, l->kind, "too many connections from this address",
 				"max_connections_per_address", config.max_conns_per_address);
 		return;
 	}
@@ -95,7 +110,7 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 		return;
 	}
 	stats.connections_accepted++;
-	if (client_create(fd, sa, a, l->tls) == NULL)
+	if (client_create(fd, sa, a, l->kind) == NULL)
 		log_error("cannot set up a new connection: out of memory");
 }
 
@@ -173,7 +188,8 @@ listener_check_exposure(const char *spec, const struct sockaddr *sa)
 
 /* Keep a listener for lev (NULL: creating it failed, errno says why). 0, or -1. */
 static int
-listener_add(struct event_base *base, struct evconnlistener *lev, const char *spec, bool tls)
+listener_add(struct event_base *base, struct evconnlistener *lev, const char *spec,
+	     enum conn_kind kind)
 {
 	struct listener *l, **grown;
 	struct sockaddr_storage ss;
@@ -195,13 +211,17 @@ listener_add(struct event_base *base, struct evconnlistener *lev, const char *sp
 		return -1;
 	}
 	l->lev = lev;
-	l->tls = tls;
+	l->kind = kind;
 	evconnlistener_set_cb(l->lev, listener_on_accept, l);
 	evconnlistener_set_error_cb(l->lev, listener_on_error);
 	if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&ss, &sslen) == 0)
 		sockaddr_format((struct sockaddr *)&ss, l->name, sizeof l->name);
 	listeners[nlisteners++] = l;
-	log_info("listening on %s%s", l->name, tls ? " (TLS)" : "");
+	log_info("listening on %s%s", l->name,
+		 kind == CONN_TLS   ? " (TLS)"
+		 : kind == CONN_WS  ? " (WebSocket)"
+		 : kind == CONN_WSS ? " (WebSocket, TLS)"
+				    : "");
 	return 0;
 }
 
@@ -231,7 +251,7 @@ listener_bind_unix(struct event_base *base, const char *spec, const char *path)
 	lev = evconnlistener_new_bind(base, listener_on_accept, NULL,
 				      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 511,
 				      (struct sockaddr *)&sun, (int)sizeof sun);
-	if (listener_add(base, lev, spec, false) != 0)
+	if (listener_add(base, lev, spec, CONN_TCP) != 0)
 		return -1;
 	listeners[nlisteners - 1]->unlink_path = strdup(path);
 	return 0;
@@ -242,13 +262,13 @@ listener_bind_unix(struct event_base *base, const char *spec, const char *path)
  * default's ::1) that the system cannot have, IPv6 being off, is skipped.
  */
 static int
-listener_bind(struct event_base *base, const char *spec, bool tls, bool optional)
+listener_bind(struct event_base *base, const char *spec, enum conn_kind kind, bool optional)
 {
 	struct addrinfo hints = {0}, *res, *ai;
 	char *host, *port;
 	int rc, bound = 0;
 
-	if (strncmp(spec, "unix:", 5) == 0)
+	if (kind == CONN_TCP && strncmp(spec, "unix:", 5) == 0)
 		return listener_bind_unix(base, spec, spec + 5);
 	if (rv_parse_hostport(spec, &host, &port, RV_DEFAULT_PORT_STR) != 0) {
 		log_error("--listen %s: expected HOST:PORT", spec);
@@ -281,7 +301,7 @@ listener_bind(struct event_base *base, const char *spec, bool tls, bool optional
 			freeaddrinfo(res);
 			return 0;
 		}
-		if (listener_add(base, lev, spec, tls) != 0)
+		if (listener_add(base, lev, spec, kind) != 0)
 			continue;
 		bound++;
 	}
@@ -289,7 +309,10 @@ listener_bind(struct event_base *base, const char *spec, bool tls, bool optional
 	return bound > 0 ? 0 : -1;
 }
 
-/* Listen on the sockets systemd passed (socket activation); "tls" names TLS ones. */
+/*
+ * Listen on the sockets systemd passed (socket activation); FileDescriptorName
+ * "tls" names TLS ones, "ws" WebSocket ones, "wss" WebSocket inside TLS.
+ */
 static int
 listeners_adopt(struct event_base *base)
 {
@@ -302,7 +325,13 @@ listeners_adopt(struct event_base *base)
 	for (int i = 0; i < n; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sslen = sizeof ss;
-		bool tls = names != NULL && names[i] != NULL && strcmp(names[i], "tls") == 0;
+		const char *name = names != NULL ? names[i] : NULL;
+		enum conn_kind kind = name == NULL               ? CONN_TCP
+				      : strcmp(name, "tls") == 0 ? CONN_TLS
+				      : strcmp(name, "ws") == 0  ? CONN_WS
+				      : strcmp(name, "wss") == 0 ? CONN_WSS
+								 : CONN_TCP;
+		bool tls = kind == CONN_TLS || kind == CONN_WSS;
 		char spec[128];
 		struct evconnlistener *lev;
 
@@ -324,7 +353,7 @@ listeners_adopt(struct event_base *base)
 					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fds[i]);
 		if (lev == NULL)
 			close(fds[i]);
-		if (listener_add(base, lev, spec, tls) != 0)
+		if (listener_add(base, lev, spec, kind) != 0)
 			rc = -1;
 	}
 	activation_free(fds, names, n);
@@ -344,12 +373,20 @@ listeners_init(struct event_base *base)
 		if (adopted > 0 && config.listen_default)
 			break;
 		/* The default's second address, ::1, is optional. */
-		if (listener_bind(base, config.listen[i], false, config.listen_default && i > 0) !=
-		    0)
+		if (listener_bind(base, config.listen[i], CONN_TCP,
+				  config.listen_default && i > 0) != 0)
 			return -1;
 	}
 	for (size_t i = 0; i < config.nlisten_tls; i++) {
-		if (listener_bind(base, config.listen_tls[i], true, false) != 0)
+		if (listener_bind(base, config.listen_tls[i], CONN_TLS, false) != 0)
+			return -1;
+	}
+	for (size_t i = 0; i < config.nlisten_ws; i++) {
+		if (listener_bind(base, config.listen_ws[i], CONN_WS, false) != 0)
+			return -1;
+	}
+	for (size_t i = 0; i < config.nlisten_wss; i++) {
+		if (listener_bind(base, config.listen_wss[i], CONN_WSS, false) != 0)
 			return -1;
 	}
 	return 0;

@@ -528,7 +528,8 @@ config_complete(struct loader *ld)
 		cfg->max_ttl_ms = cfg->invite_ttl_ms;
 	if (cfg->store_timeout_ms <= 0)
 		loader_error(ld, "store-timeout must be above 0");
-	if (cfg->nlisten == 0 && cfg->nlisten_tls == 0) {
+	if (cfg->nlisten == 0 && cfg->nlisten_tls == 0 && cfg->nlisten_ws == 0 &&
+	    cfg->nlisten_wss == 0) {
 		int id = opt_find("listen");
 		ld->listed[id] = true;
 		cfg->listen_default = true;

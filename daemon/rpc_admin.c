@@ -134,12 +134,11 @@ static json_t *
 connection_record(const struct client *c, int64_t now)
 {
 	const struct conn *t = c->conn;
-	json_t *r = json_pack("{s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I}", "connection",
-			      (json_int_t)t->id, "peer", t->peer, "state",
-			      c->state == CLIENT_READY ? "ready" : "handshake", "tls",
-			      t->bev != NULL, "since", (json_int_t)t->since, "age_ms",
-			      (json_int_t)(now - t->since), "requests", (json_int_t)c->requests,
-			      "unsent_bytes", (json_int_t)conn_unsent(t));
+	json_t *r = json_pack(
+		"{s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I}", "connection", (json_int_t)t->id, "peer",
+		t->peer, "state", c->state == CLIENT_READY ? "ready" : "handshake", "tls", t->tls,
+		"since", (json_int_t)t->since, "age_ms", (json_int_t)(now - t->since), "requests",
+		(json_int_t)c->requests, "unsent_bytes", (json_int_t)conn_unsent(t));
 
 	if (r == NULL)
 		return NULL;

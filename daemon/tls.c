@@ -89,7 +89,8 @@ tls_init(void)
 {
 	struct tls_context *c;
 
-	if (config.nlisten_tls == 0 && config.tls_cert == NULL && config.tls_key == NULL)
+	if (config.nlisten_tls == 0 && config.nlisten_wss == 0 && config.tls_cert == NULL &&
+	    config.tls_key == NULL)
 		return 0; /* (systemd may pass a TLS socket: a certificate alone loads) */
 	c = tls_context_load(&config);
 	if (c == NULL)

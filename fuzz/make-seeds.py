@@ -6,8 +6,9 @@ golden transcript's client lines, in fuzz_rpc's chunked input format
 ([control byte][chunk], see fuzz_rpc.c).
 token: tokens and header/claims pairs in fuzz_token's modes (see
 fuzz_token.c), signed with its key.
+ws: handshakes and masked frames in fuzz_ws's modes (see fuzz_ws.c).
 
-Usage: fuzz/make-seeds.py DIR [rpc|token]
+Usage: fuzz/make-seeds.py DIR [rpc|token|ws]
 """
 import json
 import os
@@ -60,11 +61,53 @@ def token_seeds(out):
                 n += 1
 
 
+def ws_frame(opcode, payload, fin=True, key=b"\x01\x02\x03\x04"):
+    """A client's frame: masked."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def ws_seeds(out):
+    hello = b'{"jsonrpc":"2.0","method":"hello","params":{"user":"alice"},"id":1}'
+    handshake = (b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    frames = {
+        "text": ws_frame(1, hello),
+        "fragments": ws_frame(1, hello[:9], False) + ws_frame(9, b"hi") +
+        ws_frame(0, hello[9:], True),
+        "ping-close": ws_frame(9, b"x") + ws_frame(10, b"") + ws_frame(8, b"\x03\xe8bye"),
+        "long": ws_frame(1, b'{"pad":"' + b"x" * 300 + b'"}'),
+        "binary": ws_frame(2, b"\x00"),
+    }
+    seeds = {"handshake": b"\x00" + handshake + frames["text"],
+             "refused": b"\x00" + handshake.replace(b"13", b"8"),
+             "origin": b"\x00" + handshake.replace(b"\r\n\r\n",
+                                                    b"\r\nOrigin: https://evil.example\r\n\r\n")}
+    for name, f in frames.items():
+        seeds["one-" + name] = b"\x01" + f
+        seeds["cut-" + name] = b"\x02" + b"".join(bytes([7]) + f[i:i + 8]
+                                                  for i in range(0, len(f), 8))
+    for name, data in seeds.items():
+        with open(os.path.join(out, "ws-" + name), "wb") as f:
+            f.write(data)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     if len(sys.argv) > 2 and sys.argv[2] == "token":
         token_seeds(out)
+        return
+    if len(sys.argv) > 2 and sys.argv[2] == "ws":
+        ws_seeds(out)
         return
     hello = [(0, b'{"jsonrpc":"2.0","method":"hello","params":{"user":"alice"},"id":1}\n')]
     # The vendored copy, and the shared one beside the checkout where there is one.

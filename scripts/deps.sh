@@ -15,7 +15,7 @@ set -euo pipefail
 # annotations (mypy --strict).
 packages=(gcc libc6-dev binutils meson ninja-build pkg-config dpkg-dev python3 openssl
           libevent-dev libjansson-dev uthash-dev libjwt-dev libssl-dev
-          libsqlite3-dev libsystemd-dev libinih-dev libhiredis-dev scdoc systemd
+          libsqlite3-dev libsystemd-dev libinih-dev libhiredis-dev libwslay-dev scdoc systemd
           clang-format spin redis-server python3-jsonschema
           python3-venv nodejs mypy)
 

@@ -77,6 +77,10 @@ class Daemon:
             time.sleep(0.02)
         m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(TLS\)", self.read_log())
         self.tls_port = int(m.group(1)) if m else None
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(WebSocket\)", self.read_log())
+        self.ws_port = int(m.group(1)) if m else None
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(WebSocket, TLS\)", self.read_log())
+        self.wss_port = int(m.group(1)) if m else None
         if self.port is None:
             self.proc.kill()
             self.proc.wait()

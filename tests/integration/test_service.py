@@ -18,7 +18,9 @@ from rvtest import (DAEMON, Client, Daemon, DaemonTest, SANITIZER_MARKS, lifecyc
 
 # A valid value for every setting; test_every_option_is_a_key checks none is missing.
 VALUES = {
-    "listen": "127.0.0.1:0", "listen-tls": "127.0.0.1:0", "tls-cert": "/nonexistent.pem",
+    "listen": "127.0.0.1:0", "listen-tls": "127.0.0.1:0", "listen-ws": "127.0.0.1:0",
+    "listen-wss": "127.0.0.1:0", "ws-origin": "https://app.example", "ws-ping": "10",
+    "tls-cert": "/nonexistent.pem",
     "tls-key": "/nonexistent.key", "tls-client-ca": "/nonexistent-ca.pem", "insecure": "no",
     "auth": "none", "jwt-key": None, "jwt-audience": "rv", "jwt-issuer": "https://auth.example",
     "jwt-leeway": "1.5", "observer": "olga", "admin": "root", "store": "memory",
@@ -64,7 +66,8 @@ class ConfigFile(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("/nonexistent.pem", p.stderr)
         # Without the TLS settings the rest is valid.
-        self.write("\n".join(l for l in lines if not l.startswith(("listen-tls", "tls-"))) + "\n")
+        self.write("\n".join(l for l in lines
+                              if not l.startswith(("listen-tls", "listen-wss", "tls-"))) + "\n")
         p = run("--config", self.path, "--check-config")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("configuration OK (%s)" % self.path, p.stdout)
