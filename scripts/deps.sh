@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what building and testing rendezvous needs, from Debian 12's packages,
 # if any of it is missing. Needs root (or sudo) only when something is missing.
+#   scripts/deps.sh [--tests]
 set -euo pipefail
 
 # dpkg-dev: meson asks its dpkg-architecture for Debian's library directory
@@ -18,6 +19,13 @@ packages=(gcc libc6-dev binutils meson ninja-build pkg-config dpkg-dev python3 o
           libsqlite3-dev libsystemd-dev libinih-dev libhiredis-dev libwslay-dev scdoc systemd
           clang-format spin redis-server python3-jsonschema
           python3-venv nodejs mypy)
+
+# --tests: also what only the tests use and a daemon does not need: Chromium,
+# for the web example's test (tests/integration/test_web_example.py), kept
+# out of run-daemon.sh's install for its size.
+if [ "${1:-}" = "--tests" ]; then
+    packages+=(chromium)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -16,7 +16,7 @@ if [ "${1:-}" = "--sanitize" ]; then
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
 
-scripts/deps.sh
+scripts/deps.sh --tests
 [ -f "$dir/build.ninja" ] || meson setup "$dir" "${setup[@]}" >/dev/null
 ninja -C "$dir"
 

@@ -31,13 +31,13 @@ class Closed(Exception):
 
 class WsClient:
     def __init__(self, port, origin=None, tls=None, timeout=10, headers=None, version="13",
-                 key=None):
+                 key=None, path="/"):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if tls is not None:
             self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.buf = b""
         key = key or base64.b64encode(os.urandom(16)).decode()
-        lines = ["GET / HTTP/1.1", "Host: localhost", "Upgrade: websocket",
+        lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % port, "Upgrade: websocket",
                  "Connection: keep-alive, Upgrade", "Sec-WebSocket-Key: " + key,
                  "Sec-WebSocket-Version: " + version]
         if origin is not None:
