@@ -34,8 +34,7 @@ async def main(address):
         break
     record = await alice.session_terminate(s, code=0)
     print("session", s, record["state"])
-    await alice.close()
-    await bob.close()
+    await asyncio.gather(alice.close(), bob.close())
 
 
 asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:7420"))
