@@ -348,6 +348,22 @@ class DaemonTest(unittest.TestCase):
         return cm.exception.error
 
 
+def make_certs(directory):
+    """Test certificates in directory: ca.pem (a CA, with ca.key), other.pem (another CA),
+    and server.pem with server.key, signed by ca, for localhost and 127.0.0.1 (P-256)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    for ca in ("ca", "other"):
+        openssl("req", "-x509", *ec, "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
+                "-subj", "/CN=test " + ca)
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(directory, "san"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san")
+
+
 class Redis:
     """One redis-server on 127.0.0.1 with a port of its own, working in a fresh
     directory; stop() stops it by pid and removes the directory."""

@@ -6,11 +6,10 @@ import json
 import os
 import signal
 import ssl
-import subprocess
 import socket
 import tempfile
 
-from rvtest import SCHEMA, DaemonTest, main
+from rvtest import SCHEMA, DaemonTest, main, make_certs
 from wsclient import BINARY, CLOSE, CONT, PING, PONG, TEXT, Closed, Refused, WsClient
 
 ORIGIN = "https://app.example"
@@ -198,17 +197,7 @@ class SecureWebSocket(DaemonTest):
         d = tempfile.TemporaryDirectory(prefix="rv-wss-")
         self.addCleanup(d.cleanup)
 
-        def openssl(*args):
-            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d.name)
-        ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
-        openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-                "-subj", "/CN=test ca")
-        openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj",
-                "/CN=localhost")
-        with open(os.path.join(d.name, "san"), "w") as f:
-            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san")
+        make_certs(d.name)
         self.ctx = ssl.create_default_context(cafile=os.path.join(d.name, "ca.pem"))
         self.daemon_args = ("--listen-wss", "127.0.0.1:0", "--tls-cert",
                             os.path.join(d.name, "server.pem"), "--tls-key",

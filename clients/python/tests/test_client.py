@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -178,18 +177,7 @@ class Tls(unittest.IsolatedAsyncioTestCase):
         self.addCleanup(d.cleanup)
         self.dir = d.name
 
-        def openssl(*args):
-            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.dir)
-        ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
-        for ca in ("ca", "other"):
-            openssl("req", "-x509", *ec, "-keyout", ca + ".key", "-out", ca + ".pem", "-days",
-                    "2", "-subj", "/CN=test " + ca)
-        openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj",
-                "/CN=localhost")
-        with open(os.path.join(self.dir, "san"), "w") as f:
-            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san")
+        rvtest.make_certs(self.dir)
         self.daemon = rvtest.Daemon("--listen-tls", "127.0.0.1:0", "--tls-cert",
                                     os.path.join(self.dir, "server.pem"), "--tls-key",
                                     os.path.join(self.dir, "server.key"))
