@@ -196,7 +196,6 @@ class SecureWebSocket(DaemonTest):
     def setUp(self):
         d = tempfile.TemporaryDirectory(prefix="rv-wss-")
         self.addCleanup(d.cleanup)
-
         make_certs(d.name)
         self.ctx = ssl.create_default_context(cafile=os.path.join(d.name, "ca.pem"))
         self.daemon_args = ("--listen-wss", "127.0.0.1:0", "--tls-cert",
