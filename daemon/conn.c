@@ -1182,9 +1182,11 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, enum conn_kind kind,
 		}
 	}
 	if (kind != CONN_TCP) {
-		/* Owns fd, even on failure. */
+		/* tls_accept() owns fd, even on failure; a bufferevent once it is made. */
 		c->bev = tls ? tls_accept(base, fd)
 			     : bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL && !tls)
+			evutil_closesocket(fd);
 		if (c->bev == NULL || bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) {
 			log_warn("conn %s: cannot set up %s: %s", c->peer,
 				 tls ? "TLS" : "WebSocket", tls ? tls_error() : "out of memory");
