@@ -214,6 +214,8 @@ class SecureWebSocket(DaemonTest):
             while True:
                 c.recv()
         self.assertEqual(cm.exception.code, 1000)
+        # Wait for it to exit: stopping it again now would be a second signal.
+        self.assertEqual(self.daemon.proc.wait(30), 0)
 
 
 if __name__ == "__main__":
