@@ -91,6 +91,8 @@ struct bench {
 	/* state */
 	double t0, t_measure, t_end;
 	bool measuring, stopping;
+	/* The server's write_bytes (/proc/PID/io) when measuring began and ended; -1: unknown. */
+	long long io_start, io_end;
 	long long done_requests, done_events_sent, inflight;
 	long long lifecycles;
 	struct samples lat;
@@ -295,6 +297,28 @@ server_stop(struct bench *b)
 	running_server = 0;
 	if (b->state_dir[0] != '\0')
 		nftw(b->state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * Bytes the server has caused to be written to storage so far (write_bytes in
+ * /proc/PID/io: its files, WAL and fsyncs included, whichever thread wrote
+ * them); -1 if the kernel does not say.
+ */
+static long long
+server_write_bytes(const struct bench *b)
+{
+	char path[64], line[128];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/io", (int)b->server);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "write_bytes: %lld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
 }
 
 /* Resident memory of the server, bytes. */
@@ -825,8 +849,11 @@ on_stop_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!b->measuring && now_s() >= b->t_measure) {
 		b->measuring = true;
+		b->io_start = server_write_bytes(b);
 		return;
 	}
+	if (b->measuring && b->io_end < 0 && now_s() >= b->t_end)
+		b->io_end = server_write_bytes(b);
 }
 
 struct result {
@@ -876,6 +903,12 @@ run_lifecycle(struct bench *b, struct result *r)
 	r->extra[2] = percentile(&b->lat, 0.5) * 1e6;
 	r->extra[3] = percentile(&b->lat, 0.99) * 1e6;
 	r->extra[4] = percentile(&b->lat, 0.999) * 1e6;
+	/* Bytes written to storage per transition in the measured window; -1: unknown. */
+	if (b->io_end < 0) /* the run ended before a tick saw t_end */
+		b->io_end = server_write_bytes(b);
+	r->extra[5] = b->io_start >= 0 && b->io_end >= b->io_start && b->done_events_sent > 0
+			      ? (double)(b->io_end - b->io_start) / (double)b->done_events_sent
+			      : -1;
 	r->complete = subscribers_check(b, -1);
 	for (int i = 0; i < b->pairs; i++) {
 		conn_free(inviters[i]);
@@ -1092,16 +1125,17 @@ print_result(enum backend be, const struct result *r)
 {
 	if (opt_json) {
 		printf("{\"scenario\":\"%s\",\"server\":\"%s\",\"params\":\"%s\",\"value\":%.1f,"
-		       "\"unit\":\"%s\",\"extra\":[%.1f,%.1f,%.1f,%.1f,%.1f],\"complete\":%s}\n",
+		       "\"unit\":\"%s\",\"extra\":[%.1f,%.1f,%.1f,%.1f,%.1f,%.1f],\"complete\":%s}"
+		       "\n",
 		       r->scenario, backend_names[be], r->params, r->value, r->unit, r->extra[0],
-		       r->extra[1], r->extra[2], r->extra[3], r->extra[4],
+		       r->extra[1], r->extra[2], r->extra[3], r->extra[4], r->extra[5],
 		       r->complete ? "true" : "false");
 	} else if (strcmp(r->scenario, "lifecycle") == 0) {
 		printf("%-11s %-11s %-22s %10.0f %s (requests %.0f/s, lifecycles %.0f/s, p50 %.0f "
 		       "us, "
-		       "p99 %.0f us, p999 %.0f us)%s\n",
+		       "p99 %.0f us, p999 %.0f us, %.0f B written per transition)%s\n",
 		       r->scenario, backend_names[be], r->params, r->value, r->unit, r->extra[0],
-		       r->extra[1], r->extra[2], r->extra[3], r->extra[4],
+		       r->extra[1], r->extra[2], r->extra[3], r->extra[4], r->extra[5],
 		       r->complete ? "" : " INCOMPLETE");
 	} else if (strcmp(r->scenario, "fanout") == 0) {
 		printf("%-11s %-11s %-22s %10.0f %s (events %.0f/s, %.0f delivered, %s)\n",
@@ -1132,6 +1166,7 @@ run_one(const struct bench *tmpl, const char *scenario, struct result *r)
 	    (b.base = event_base_new_with_config(cfg)) == NULL)
 		die("cannot create an event base", NULL);
 	event_config_free(cfg);
+	b.io_start = b.io_end = -1;
 	server_start(&b);
 	if (strcmp(scenario, "lifecycle") == 0)
 		run_lifecycle(&b, r);

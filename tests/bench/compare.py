@@ -129,6 +129,13 @@ def main():
             notes.append("p50/p99/p999 us: ours %s, Redis %s" % (
                 "/".join("%.0f" % statistics.median(v[i] for v in e) for i in (2, 3, 4)),
                 "/".join("%.0f" % statistics.median(v[i] for v in f) for i in (2, 3, 4))))
+            # Bytes written to storage per transition (/proc/PID/io write_bytes).
+            if "durability" in " ".join(args):
+                we = statistics.median(v[5] for v in e)
+                wf = statistics.median(v[5] for v in f)
+                if we >= 0 and wf >= 0:
+                    notes.append("disk B/transition: ours %.0f, Redis %.0f (%.1fx)" % (
+                        we, wf, we / wf if wf else float("nan")))
         if scenario == "latency":
             e = [x["extra"] for x in res["rendezvousd"]]
             f = [x["extra"] for x in res["redis"]]
