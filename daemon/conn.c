@@ -83,7 +83,9 @@ static struct conn_list draining = TAILQ_HEAD_INITIALIZER(draining);
 static struct conn_list closing = TAILQ_HEAD_INITIALIZER(closing);
 static struct conn_list pending = TAILQ_HEAD_INITIALIZER(pending); /* output to flush */
 static struct conn_list fenced = TAILQ_HEAD_INITIALIZER(fenced);   /* output held */
-static bool fence_up;                                              /* output queued now is held */
+/* WebSocket connections not closing: the keepalive's, so that it walks no other. */
+static struct conn_list websockets = TAILQ_HEAD_INITIALIZER(websockets);
+static bool fence_up; /* output queued now is held */
 static struct event *reaper;
 static struct event *ws_pinger;     /* WebSocket keepalive, every --ws-ping */
 static struct timerq *flush_timers; /* how long a closing connection may take to flush */
@@ -459,6 +461,8 @@ conn_begin_close(struct conn *c, const char *reason)
 	conn_set_state(c, CONN_CLOSING);
 	TAILQ_REMOVE(&live, c, all);
 	nlive--;
+	if (c->ws != NULL)
+		TAILQ_REMOVE(&websockets, c, ws_entry);
 	log_info("conn %llu %s%s%s closed: %s", (unsigned long long)c->id, c->peer,
 		 c->who != NULL ? " " : "", c->who != NULL ? c->who : "", reason);
 	conn_reading(c, false);
@@ -1214,6 +1218,8 @@ conn_create(evutil_socket_t fd, const struct sockaddr *sa, enum conn_kind kind,
 	c->id = next_id++;
 	TAILQ_INSERT_TAIL(&live, c, all);
 	nlive++;
+	if (c->ws != NULL)
+		TAILQ_INSERT_TAIL(&websockets, c, ws_entry);
 	log_debug("conn %llu %s: accepted%s%s", (unsigned long long)c->id, c->peer,
 		  tls ? " (TLS)" : "", c->ws != NULL ? " (WebSocket)" : "");
 	return c;
@@ -1249,10 +1255,9 @@ conns_on_ws_ping(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	for (c = TAILQ_FIRST(&live); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, all);
-		if (c->ws != NULL && ws_open(c->ws) &&
-		    !ws_ping(c->ws, bufferevent_get_output(c->bev)))
+	for (c = TAILQ_FIRST(&websockets); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, ws_entry);
+		if (ws_open(c->ws) && !ws_ping(c->ws, bufferevent_get_output(c->bev)))
 			conn_close(c, "WebSocket peer silent since the last ping");
 	}
 }

@@ -138,6 +138,7 @@ struct conn {
 	TAILQ_ENTRY(conn) all;           /* the live, draining or closing list */
 	TAILQ_ENTRY(conn) pending_entry; /* connections with output to flush */
 	TAILQ_ENTRY(conn) fence_entry;   /* connections given output behind the fence */
+	TAILQ_ENTRY(conn) ws_entry;      /* open WebSocket connections (keepalive) */
 };
 
 int conns_init(struct event_base *base);
