@@ -49,6 +49,7 @@ listener_refuse(evutil_socket_t fd, enum conn_kind kind, const char *what, const
 		size_t value)
 {
 	char message[128], line[256], http[400];
+	const char *out;
 	json_t *msg;
 	size_t n;
 
@@ -58,19 +59,18 @@ listener_refuse(evutil_socket_t fd, enum conn_kind kind, const char *what, const
 	n = msg != NULL ? rv_msg_encode_into(msg, line, sizeof line) : 0;
 	json_decref(msg);
 	stats_error(RV_ERR_LIMIT);
-	if (n > 0 && n <= sizeof line && kind == CONN_WS) {
+	out = n > 0 && n <= sizeof line ? line : NULL;
+	if (out != NULL && kind == CONN_WS) {
 		int h = snprintf(
 			http, sizeof http,
 			"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
 			"Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
 			n, (int)n, line);
-		if (h > 0 && (size_t)h < sizeof http &&
-		    send(fd, http, (size_t)h, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			log_debug("refusing connection: %s", strerror(errno));
-	} else if (n > 0 && n <= sizeof line &&
-		   send(fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		log_debug("refusing connection: %s", strerror(errno));
+		out = h > 0 && (size_t)h < sizeof http ? http : NULL;
+		n = out != NULL ? (size_t)h : 0;
 	}
+	if (out != NULL && send(fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("refusing connection: %s", strerror(errno));
 	evutil_closesocket(fd);
 }
 

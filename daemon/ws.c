@@ -135,8 +135,8 @@ ws_frame(struct ws *ws, uint8_t opcode, const void *data, size_t len, struct evb
 	do {
 		ssize_t n = wslay_frame_send(ws->fc, &io);
 
-		if (n < 0)
-			return -1;
+		if (n < 0 || (n == 0 && io.data_length > 0))
+			return -1; /* (the callback takes everything: no progress is an error) */
 		io.data += n;
 		io.data_length -= (size_t)n;
 	} while (io.data_length > 0);
