@@ -20,8 +20,11 @@
 
 #include <sqlite3.h>
 
+#include "journal.h"
 #include "log.h"
 #include "store.h"
+#include "store_batch.h"
+#include "store_codec.h"
 
 /* 'RDVZ' in the file header: marks a rendezvous store. */
 #define APPLICATION_ID 0x5244565a
@@ -92,6 +95,8 @@ static const char *const migrations[] = {
 	"  dropped INTEGER NOT NULL DEFAULT 0,"
 	"  PRIMARY KEY (user, device, session)"
 	") WITHOUT ROWID;",
+	/* 6: the journal (issue 17): the number of the last frame folded into the tables. */
+	"INSERT INTO meta VALUES ('journal', 0);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -121,6 +126,8 @@ enum stmt {
 	ST_PUT_OUTCOME,
 	ST_DELETE_OUTCOME,
 	ST_LOAD_OUTCOMES,
+	ST_GET_JOURNAL,
+	ST_SET_JOURNAL,
 	ST_COUNT,
 };
 
@@ -159,41 +166,62 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"DELETE FROM outcomes WHERE user = ?1 AND device = ?2 AND session = ?3",
 	[ST_LOAD_OUTCOMES] = "SELECT user, device, session, time, params, dropped FROM outcomes "
 			     "ORDER BY time",
+	[ST_GET_JOURNAL] = "SELECT value FROM meta WHERE key = 'journal'",
+	[ST_SET_JOURNAL] = "UPDATE meta SET value = ?1 WHERE key = 'journal'",
 };
 
 static bool log_configured;
 
-/* Wake the checkpointer each time the WAL grows by this many frames (16 MiB). */
-#define CKPT_FRAMES 4000
-/* It checkpoints up to this many times in a row while more than CKPT_LEFT frames are left. */
-#define CKPT_ROUNDS 4
-#define CKPT_LEFT 64
-/* Have it flush the WAL each time it grows by this many (1 MiB). */
-#define FLUSH_FRAMES 256
-/* Past this many (256 MiB), start the WAL again once the checkpointer has caught up. */
-#define CKPT_RESTART 64000
-/* Past this many (1 GiB), start it again whatever that costs the loop. */
-#define CKPT_CAP 256000
+/* Past this size the journal starts a new segment, and the applier folds the old one in. */
+#define SEGMENT_BYTES (64u << 20)
+/* With --durability normal, the applier flushes the journal each time it grows by this much. */
+#define FLUSH_BYTES (1u << 20)
+/* After a failed fold, the applier tries again this much later (ms). */
+#define FOLD_RETRY_MS 1000
 
+/* A finished segment waiting to be folded into the tables. */
+struct pending {
+	char *path;
+	struct pending *next;
+};
+
+/*
+ * Two copies of what is stored: the tables, and the journal of what
+ * changed since they were last brought up to date. The loop appends each
+ * transaction to the journal as one frame (journal.h, store_codec.h) and
+ * never writes the tables; the applier thread folds each finished segment
+ * into them (store_batch.h) in one SQLite transaction, and then removes it.
+ */
 struct sq {
-	sqlite3 *db; /* the loop's connection */
+	sqlite3 *db;  /* the loop's at start-up, then the applier's */
+	sqlite3 *rdb; /* the loop's reads once the applier runs (reloading after a failure) */
+	sqlite3_stmt *rst[ST_COUNT]; /* the reads, on rdb */
 	char *path;
 	int lock_fd; /* flock()ed for as long as the store is open, or -1 */
 	sqlite3_stmt *st[ST_COUNT];
+	enum store_durability durability;
 
-	/* The checkpointer: its thread, its connection, and what it is asked. */
-	sqlite3 *ckpt_db;
-	pthread_t ckpt_thread;
-	bool ckpt_started;
+	/* The loop's: the journal, the transaction being encoded, when to ask for a flush. */
+	struct journal *jnl;
+	struct codec_buf txn;
+	uint64_t flush_asked; /* the journal's size when a flush was last asked for */
+	/* What the unfolded journal does to sessions, for reloads; rebuilt when stale. */
+	struct batch *overlay;
+	struct journal_file *overlay_files;
+	size_t noverlay;
+	uint64_t overlay_next, overlay_gen;
+
+	/* The applier: its thread, what it is asked, and what it did. */
+	pthread_t thread;
+	bool started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	bool ckpt_wanted, flush_wanted, ckpt_stop;
-	bool ckpt_idle;  /* a checkpoint finished, and none was asked for since */
-	int wal_frames;  /* frames in the WAL after the last commit (loop thread) */
-	int ckpt_asked;  /* frames in the WAL when a checkpoint was last asked for */
-	int flush_asked; /* ... and a flush */
+	pthread_mutex_t fold_mu; /* held while a segment is folded in and removed */
+	struct pending *queue, **queue_tail;
+	char *flush_path; /* flush this segment */
+	bool stop;
+	uint64_t folded;                   /* segments folded in so far */
 	bool check_only, had_wal, had_shm; /* --check-store, and what was there before */
-	bool flush; /* flush between checkpoints (not when every commit is fsync()ed) */
 };
 
 /* SQLite's own diagnostics (the errno behind an I/O error, WAL recovery). */
@@ -285,118 +313,25 @@ sq_remove(const char *path, const char *suffix)
 	unlink(name);
 }
 
-/*
- * The checkpointer thread: copy the WAL into the database whenever asked,
- * and in between flush what was appended to the WAL, so that the loop's
- * own checkpoints (sq_commit) find little left to flush.
- */
-static void *
-sq_checkpointer(void *arg)
-{
-	struct sq *q = arg;
-	char *wal = NULL;
-	int wal_fd = -1;
-
-	if (asprintf(&wal, "%s-wal", q->path) < 0)
-		wal = NULL;
-	pthread_mutex_lock(&q->mu);
-	for (;;) {
-		bool ckpt, flush;
-		int rc;
-
-		while (!q->ckpt_wanted && !q->flush_wanted && !q->ckpt_stop)
-			pthread_cond_wait(&q->cv, &q->mu);
-		if (q->ckpt_stop)
-			break;
-		ckpt = q->ckpt_wanted;
-		flush = q->flush_wanted;
-		q->ckpt_wanted = q->flush_wanted = false;
-		q->ckpt_idle = false;
-		pthread_mutex_unlock(&q->mu);
-		if (ckpt) {
-			/*
-			 * PASSIVE: never blocks the loop's commits, which go on
-			 * meanwhile. Again while they left much behind, so that
-			 * the loop's restart of the WAL (sq_commit) finds little.
-			 */
-			int log = 0, done = 0;
-			for (int i = 0; i < CKPT_ROUNDS; i++) {
-				rc = sqlite3_wal_checkpoint_v2(
-					q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-				if (rc != SQLITE_OK) {
-					if (rc != SQLITE_BUSY)
-						log_warn("store %s: checkpoint: %s", q->path,
-							 sqlite3_errmsg(q->ckpt_db));
-					break;
-				}
-				if (log - done < CKPT_LEFT)
-					break;
-			}
-		} else if (flush && wal != NULL) {
-			if (wal_fd < 0)
-				wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
-			if (wal_fd >= 0 && fdatasync(wal_fd) != 0)
-				log_warn("store %s: fdatasync: %s", wal, strerror(errno));
-		}
-		pthread_mutex_lock(&q->mu);
-		q->ckpt_idle = ckpt && !q->ckpt_wanted;
-	}
-	pthread_mutex_unlock(&q->mu);
-	if (wal_fd >= 0)
-		close(wal_fd);
-	free(wal);
-	return NULL;
-}
-
-/*
- * After each commit (loop thread): ask for a checkpoint each time the WAL
- * has grown by CKPT_FRAMES since the last request, for a flush each time it
- * has grown by FLUSH_FRAMES.
- */
-static int
-sq_on_wal(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	struct sq *q = arg;
-	bool ckpt, flush;
-
-	(void)db;
-	(void)name;
-	q->wal_frames = frames;
-	if (frames < q->ckpt_asked || frames < q->flush_asked)
-		q->ckpt_asked = q->flush_asked = 0; /* the WAL started again */
-	ckpt = frames - q->ckpt_asked >= CKPT_FRAMES;
-	flush = q->flush && frames - q->flush_asked >= FLUSH_FRAMES;
-	if (!ckpt && !flush)
-		return SQLITE_OK;
-	if (ckpt)
-		q->ckpt_asked = frames;
-	if (flush)
-		q->flush_asked = frames;
-	pthread_mutex_lock(&q->mu);
-	q->ckpt_wanted |= ckpt;
-	q->flush_wanted |= flush;
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
-	return SQLITE_OK;
-}
+static void sq_stop_applier(struct sq *q);
+static void sq_overlay_free(struct sq *q);
 
 static void
 sq_close(void *h)
 {
 	struct sq *q = h;
 
-	if (q->ckpt_started) {
-		pthread_mutex_lock(&q->mu);
-		q->ckpt_stop = true;
-		pthread_cond_signal(&q->cv);
-		pthread_mutex_unlock(&q->mu);
-		pthread_join(q->ckpt_thread, NULL);
-	}
+	sq_stop_applier(q);
+	sq_overlay_free(q);
+	codec_buf_free(&q->txn);
 	pthread_mutex_destroy(&q->mu);
+	pthread_mutex_destroy(&q->fold_mu);
 	pthread_cond_destroy(&q->cv);
-	sqlite3_close(q->ckpt_db);
-	for (int i = 0; i < ST_COUNT; i++)
+	for (int i = 0; i < ST_COUNT; i++) {
 		sqlite3_finalize(q->st[i]);
+		sqlite3_finalize(q->rst[i]);
+	}
+	sqlite3_close(q->rdb);
 	/* Closing checkpoints the WAL into the database and removes it. */
 	if (sqlite3_close(q->db) != SQLITE_OK)
 		sq_error(q, "close");
@@ -437,31 +372,15 @@ sq_lock(struct sq *q, bool check_only)
 	return 0;
 }
 
-/* Start the checkpointer on a connection of its own; 0 or -1. */
-static int
-sq_start_checkpointer(struct sq *q, enum store_durability d)
+/* A read statement: the loop's own connection's once the applier has the other. */
+static sqlite3_stmt *
+rd(struct sq *q, enum stmt i)
 {
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-
-	if (sqlite3_open_v2(q->path, &q->ckpt_db, flags, NULL) != SQLITE_OK ||
-	    sqlite3_exec(q->ckpt_db,
-			 d == STORE_STRICT ? "PRAGMA synchronous = FULL"
-					   : "PRAGMA synchronous = NORMAL",
-			 NULL, NULL, NULL) != SQLITE_OK) {
-		log_error("store %s: cannot open a connection for checkpoints: %s", q->path,
-			  sqlite3_errmsg(q->ckpt_db));
-		return -1;
-	}
-	if (pthread_create(&q->ckpt_thread, NULL, sq_checkpointer, q) != 0) {
-		log_error("store %s: cannot start the checkpoint thread", q->path);
-		return -1;
-	}
-	q->ckpt_started = true;
-	q->flush = d != STORE_STRICT;
-	/* Replaces SQLite's automatic checkpoints on the loop's connection. */
-	sqlite3_wal_hook(q->db, sq_on_wal, q);
-	return 0;
+	return q->rdb != NULL ? q->rst[i] : q->st[i];
 }
+
+static int sq_recover_journal(struct sq *q);
+static int sq_start_applier(struct sq *q);
 
 /*
  * Bring an empty file to the current schema, an older one up to date;
@@ -535,7 +454,10 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 		return NULL;
 	}
 	q->lock_fd = -1;
+	q->durability = d;
+	q->queue_tail = &q->queue;
 	pthread_mutex_init(&q->mu, NULL);
+	pthread_mutex_init(&q->fold_mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
 	if (check_only && stat(path, &sb) != 0) {
 		log_error("store %s: %s", path, strerror(errno));
@@ -569,8 +491,13 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 	/* The header is checked before anything is written: a foreign file is never touched. */
 	if (sq_schema(q, check_only) != 0)
 		goto fail;
-	if (asprintf(&sql, "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;",
-		     d == STORE_STRICT ? "FULL" : "NORMAL") < 0)
+	/*
+	 * The tables are written only when a journal segment is folded in,
+	 * which must be on disk before the segment goes: FULL whatever the
+	 * durability (it is the journal that makes a reply wait, or not).
+	 */
+	if (asprintf(&sql, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+			   "PRAGMA cache_size = -32768;") < 0)
 		goto fail;
 	if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
 		sq_error(q, "cannot switch to WAL mode");
@@ -601,7 +528,7 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 			goto fail;
 		}
 	}
-	if (!check_only && sq_start_checkpointer(q, d) != 0)
+	if (!check_only && (sq_recover_journal(q) != 0 || sq_start_applier(q) != 0))
 		goto fail;
 	return q;
 fail:
@@ -613,7 +540,7 @@ static int
 sq_last_event(void *h, uint64_t *id)
 {
 	struct sq *q = h;
-	sqlite3_stmt *s = q->st[ST_GET_LAST_EVENT];
+	sqlite3_stmt *s = rd(q, ST_GET_LAST_EVENT);
 	int rc = sqlite3_step(s);
 
 	if (rc == SQLITE_ROW)
@@ -718,19 +645,10 @@ sq_load_sessions(void *h, store_session_fn fn, void *arg)
 }
 
 static int
-sq_get_session(void *h, uint64_t seq, store_session_fn fn, void *arg)
-{
-	struct sq *q = h;
-
-	sqlite3_bind_int64(q->st[ST_GET_SESSION], 1, (sqlite3_int64)seq);
-	return sq_sessions(q, q->st[ST_GET_SESSION], fn, arg);
-}
-
-static int
 sq_load_events(void *h, uint64_t after, store_event_fn fn, void *arg)
 {
 	struct sq *q = h;
-	sqlite3_stmt *s = q->st[ST_LOAD_EVENTS];
+	sqlite3_stmt *s = rd(q, ST_LOAD_EVENTS);
 	struct store_event ev;
 	int rc;
 
@@ -753,6 +671,8 @@ sq_load_events(void *h, uint64_t after, store_event_fn fn, void *arg)
 			return -1;
 		}
 		memcpy(ev.sid, sqlite3_column_blob(s, 2), SESSION_ID_BYTES);
+		if (q->overlay != NULL && ev.id < batch_below(q->overlay))
+			continue; /* trimmed by the journal */
 		if (fn(&ev, arg) != 0) {
 			sqlite3_reset(s);
 			return -1;
@@ -762,12 +682,6 @@ sq_load_events(void *h, uint64_t after, store_event_fn fn, void *arg)
 		sq_error(q, "read events");
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static int
-sq_begin(void *h)
-{
-	return sq_run(h, ST_BEGIN);
 }
 
 static void
@@ -941,7 +855,7 @@ static int
 sq_load_outcomes(void *h, store_outcome_fn fn, void *arg)
 {
 	struct sq *q = h;
-	sqlite3_stmt *s = q->st[ST_LOAD_OUTCOMES];
+	sqlite3_stmt *s = rd(q, ST_LOAD_OUTCOMES);
 	int rc;
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -960,6 +874,8 @@ sq_load_outcomes(void *h, store_outcome_fn fn, void *arg)
 			sqlite3_reset(s);
 			return -1;
 		}
+		if (q->overlay != NULL && batch_outcome_touched(q->overlay, &o))
+			continue; /* the journal has its newer state */
 		if (fn(&o, arg) != 0) {
 			sqlite3_reset(s);
 			return -1;
@@ -984,43 +900,6 @@ sq_trim_events(void *h, uint64_t below)
 	return sq_run(q, ST_TRIM_EVENTS);
 }
 
-static int
-sq_commit(void *h, uint64_t last_event)
-{
-	struct sq *q = h;
-	bool ckpt_idle;
-	int rc;
-
-	/* The events table holds last_event (trims keep the counter in meta). */
-	(void)last_event;
-	if (sq_run(q, ST_COMMIT) != 0)
-		return -1;
-	if (q->wal_frames < CKPT_RESTART)
-		return 0;
-	pthread_mutex_lock(&q->mu);
-	ckpt_idle = q->ckpt_idle;
-	pthread_mutex_unlock(&q->mu);
-	if (!ckpt_idle && q->wal_frames < CKPT_CAP)
-		return 0;
-	/*
-	 * A passive checkpoint never finds the WAL without new frames under a
-	 * steady load, and the WAL only starts again from its beginning once
-	 * all of it is in the database. So the loop finishes the job: cheaply
-	 * right after the thread's checkpoint (little is left to copy and to
-	 * flush), or, past the cap, whatever it costs.
-	 */
-	rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-	if (rc == SQLITE_OK) {
-		q->wal_frames = q->ckpt_asked = q->flush_asked = 0;
-		pthread_mutex_lock(&q->mu);
-		q->ckpt_idle = false;
-		pthread_mutex_unlock(&q->mu);
-	} else if (rc != SQLITE_BUSY) {
-		sq_error(q, "checkpoint");
-	}
-	return 0;
-}
-
 static void
 sq_rollback(void *h)
 {
@@ -1029,6 +908,558 @@ sq_rollback(void *h)
 	/* SQLite may have rolled back already after an I/O error or a full disk. */
 	if (!sqlite3_get_autocommit(q->db))
 		sq_run(q, ST_ROLLBACK);
+}
+
+/* What batch_apply() writes the tables with (the applier's connection). */
+static const struct store_backend sql_writes = {
+	.name = "sqlite tables",
+	.put_session = sq_put_session,
+	.delete_session = sq_delete_session,
+	.add_event = sq_add_event,
+	.trim_events = sq_trim_events,
+	.put_key = sq_put_key,
+	.trim_keys = sq_trim_keys,
+	.put_outcome = sq_put_outcome,
+	.delete_outcome = sq_delete_outcome,
+};
+
+/* ---- folding the journal into the tables ---- */
+
+/* Segments read into one batch: the frames after 'folded', with no gap. */
+struct fold {
+	struct batch *b;
+	uint64_t folded; /* the tables hold every frame up to this one */
+	uint64_t next;   /* the number the next frame must carry (0: any) */
+	bool gap;        /* the first frame after 'folded' is missing */
+};
+
+static int
+fold_frame(uint64_t seq, const uint8_t *payload, size_t len, void *arg)
+{
+	struct fold *f = arg;
+
+	if (seq <= f->folded)
+		return 0; /* folded in before; its segment was not removed yet */
+	if (batch_frames(f->b) == 0 && seq != f->folded + 1) {
+		f->gap = true;
+		return -1;
+	}
+	return batch_add(f->b, seq, payload, len);
+}
+
+/* The number of the last frame the tables hold; 0 or -1. */
+static int
+sq_folded(struct sq *q, sqlite3_stmt *s, uint64_t *out)
+{
+	int rc = sqlite3_step(s);
+
+	*out = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	sq_error(q, "read the journal's position");
+	return -1;
+}
+
+/*
+ * Read segments (n of them, in order) into f->b, from f->next on. tail:
+ * the last one may end in a torn frame (a crash while appending), which
+ * is dropped with a warning; anywhere else, a frame that does not check is
+ * damage. 0 or -1 after logging.
+ */
+static int
+sq_read_segments(struct sq *q, struct journal_segment *segs, size_t n, struct journal_file *files,
+		 struct fold *f, bool tail)
+{
+	for (size_t i = 0; i < n; i++) {
+		long long whole;
+
+		if (journal_load(segs[i].path, &files[i]) != 0)
+			return -1;
+		whole = journal_scan(&files[i], &f->next, fold_frame, f);
+		if (f->gap) {
+			log_error("store %s: journal frame %llu is missing (%s starts later); the "
+				  "store is damaged",
+				  q->path, (unsigned long long)f->folded + 1, segs[i].path);
+			return -1;
+		}
+		if (whole < 0)
+			return -1;
+		if ((size_t)whole == files[i].len)
+			continue;
+		if (!tail || i + 1 < n) {
+			log_error("store %s: journal %s is damaged at byte %lld of %zu", q->path,
+				  segs[i].path, whole, files[i].len);
+			return -1;
+		}
+		log_warn("store %s: journal %s ends in %zu bytes of a change that was never "
+			 "whole (the daemon stopped while writing it); dropped",
+			 q->path, segs[i].path, files[i].len - (size_t)whole);
+	}
+	return 0;
+}
+
+/* Write a batch into the tables in one transaction (the applier's connection); 0 or -1. */
+static int
+sq_apply(struct sq *q, const struct batch *b)
+{
+	if (batch_frames(b) == 0)
+		return 0;
+	if (sq_run(q, ST_BEGIN) != 0)
+		return -1;
+	sqlite3_bind_int64(q->st[ST_SET_JOURNAL], 1, (sqlite3_int64)batch_last(b));
+	if (batch_apply(b, &sql_writes, q) != 0 || sq_run(q, ST_SET_JOURNAL) != 0 ||
+	    sq_run(q, ST_COMMIT) != 0) {
+		sq_rollback(q);
+		return -1;
+	}
+	/* The WAL back into the database file while nobody reads: it stays small. */
+	if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
+	    SQLITE_OK)
+		log_info("store %s: checkpoint deferred: %s", q->path, sqlite3_errmsg(q->db));
+	return 0;
+}
+
+/*
+ * Fold segments into the tables and remove them; *last gets the number of
+ * the last whole frame (0: none). 0 or -1 (nothing removed).
+ */
+static int
+sq_fold(struct sq *q, struct journal_segment *segs, size_t n, bool tail, uint64_t *last)
+{
+	struct journal_file *files = calloc(n ? n : 1, sizeof *files);
+	struct fold f = {.b = batch_new()};
+	int rc = -1;
+
+	*last = 0;
+	if (files == NULL || f.b == NULL) {
+		log_error("store %s: out of memory reading the journal", q->path);
+		goto done;
+	}
+	if (sq_folded(q, q->st[ST_GET_JOURNAL], &f.folded) != 0 ||
+	    sq_read_segments(q, segs, n, files, &f, tail) != 0 || sq_apply(q, f.b) != 0)
+		goto done;
+	*last = f.next > 0 ? f.next - 1 : f.folded;
+	if (*last < f.folded)
+		*last = f.folded;
+	for (size_t i = 0; i < n; i++)
+		unlink(segs[i].path);
+	rc = 0;
+done:
+	for (size_t i = 0; files != NULL && i < n; i++)
+		journal_file_free(&files[i]);
+	free(files);
+	batch_free(f.b);
+	return rc;
+}
+
+/* At start-up: fold whatever the journal holds, then start a new one. */
+static int
+sq_recover_journal(struct sq *q)
+{
+	struct journal_segment *segs;
+	size_t n;
+	uint64_t last;
+	int rc;
+
+	if (journal_list(q->path, &segs, &n) != 0)
+		return -1;
+	rc = sq_fold(q, segs, n, true, &last);
+	if (rc == 0 && n > 0)
+		log_info("store %s: journal folded in (%zu segments, up to change %llu)", q->path,
+			 n, (unsigned long long)last);
+	journal_segments_free(segs, n);
+	if (rc != 0) {
+		log_error("store %s: cannot bring the tables up to date from the journal", q->path);
+		return -1;
+	}
+	q->jnl = journal_open(q->path, last + 1);
+	return q->jnl != NULL ? 0 : -1;
+}
+
+/* The applier thread: folds finished segments in, flushes the current one. */
+static void *
+sq_applier(void *arg)
+{
+	struct sq *q = arg;
+	char *synced = NULL;
+	int sync_fd = -1;
+	bool retry = false;
+
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		struct pending *p;
+		char *flush;
+		int rc = 0;
+
+		while (!q->stop && q->flush_path == NULL && (q->queue == NULL || retry)) {
+			if (retry) {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += FOLD_RETRY_MS / 1000;
+				if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) != 0)
+					retry = false;
+			} else {
+				pthread_cond_wait(&q->cv, &q->mu);
+			}
+		}
+		if (q->stop)
+			break;
+		flush = q->flush_path;
+		q->flush_path = NULL;
+		p = retry ? NULL : q->queue;
+		pthread_mutex_unlock(&q->mu);
+		if (flush != NULL) {
+			if (synced == NULL || strcmp(synced, flush) != 0) {
+				if (sync_fd >= 0)
+					close(sync_fd);
+				sync_fd = open(flush, O_RDONLY | O_CLOEXEC);
+				free(synced);
+				synced = flush;
+			} else {
+				free(flush);
+			}
+			if (sync_fd >= 0 && fdatasync(sync_fd) != 0)
+				log_warn("journal %s: fdatasync: %s", synced, strerror(errno));
+		}
+		if (p != NULL) {
+			struct journal_segment seg = {.path = p->path};
+			uint64_t last;
+
+			pthread_mutex_lock(&q->fold_mu);
+			rc = sq_fold(q, &seg, 1, false, &last);
+			pthread_mutex_unlock(&q->fold_mu);
+			if (rc != 0)
+				log_error(
+					"store %s: cannot fold %s into the tables; it is kept, and "
+					"tried again in %d ms",
+					q->path, p->path, FOLD_RETRY_MS);
+		}
+		pthread_mutex_lock(&q->mu);
+		if (p != NULL && rc == 0) {
+			q->queue = p->next;
+			if (q->queue == NULL)
+				q->queue_tail = &q->queue;
+			free(p->path);
+			free(p);
+			q->folded++;
+		}
+		retry = p != NULL && rc != 0;
+	}
+	pthread_mutex_unlock(&q->mu);
+	if (sync_fd >= 0)
+		close(sync_fd);
+	free(synced);
+	return NULL;
+}
+
+static int
+sq_start_applier(struct sq *q)
+{
+	int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+
+	static const enum stmt reads[] = {ST_GET_SESSION,    ST_LOAD_SESSIONS, ST_LOAD_EVENTS,
+					  ST_GET_LAST_EVENT, ST_LOAD_OUTCOMES, ST_GET_JOURNAL};
+	sqlite3 *rdb;
+
+	if (sqlite3_open_v2(q->path, &rdb, flags, NULL) != SQLITE_OK) {
+		log_error("store %s: cannot open a connection for reads: %s", q->path,
+			  sqlite3_errmsg(rdb));
+		sqlite3_close(rdb);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+		if (sqlite3_prepare_v3(rdb, stmt_sql[reads[i]], -1, SQLITE_PREPARE_PERSISTENT,
+				       &q->rst[reads[i]], NULL) != SQLITE_OK) {
+			log_error("store %s: %s: %s", q->path, stmt_sql[reads[i]],
+				  sqlite3_errmsg(rdb));
+			sqlite3_close(rdb);
+			return -1;
+		}
+	}
+	q->rdb = rdb;
+	if (pthread_create(&q->thread, NULL, sq_applier, q) != 0) {
+		log_error("store %s: cannot start the applier thread", q->path);
+		return -1;
+	}
+	q->started = true;
+	return 0;
+}
+
+/* Stop the applier; then fold in the rest, so that a clean stop leaves the tables alone. */
+static void
+sq_stop_applier(struct sq *q)
+{
+	struct journal_segment *segs;
+	size_t n;
+	uint64_t last;
+
+	if (q->started) {
+		pthread_mutex_lock(&q->mu);
+		q->stop = true;
+		pthread_cond_signal(&q->cv);
+		pthread_mutex_unlock(&q->mu);
+		pthread_join(q->thread, NULL);
+		q->started = false;
+	}
+	while (q->queue != NULL) {
+		struct pending *p = q->queue;
+		q->queue = p->next;
+		free(p->path);
+		free(p);
+	}
+	if (q->jnl == NULL)
+		return;
+	journal_close(q->jnl);
+	q->jnl = NULL;
+	if (journal_list(q->path, &segs, &n) == 0) {
+		if (sq_fold(q, segs, n, true, &last) != 0)
+			log_warn("store %s: the journal is kept; the next start folds it in",
+				 q->path);
+		journal_segments_free(segs, n);
+	}
+}
+
+/* ---- the loop's writes: one journal frame per transaction ---- */
+
+static int
+jn_begin(void *h)
+{
+	struct sq *q = h;
+
+	q->txn.len = 0;
+	q->txn.failed = false;
+	return 0;
+}
+
+/* Whether the encoding so far still fits in memory. */
+static int
+jn_ok(struct sq *q)
+{
+	if (!q->txn.failed)
+		return 0;
+	log_error("store %s: out of memory encoding a change", q->path);
+	return -1;
+}
+
+static int
+jn_put_session(void *h, const struct store_session *r, bool insert)
+{
+	codec_put_session(&((struct sq *)h)->txn, r, insert);
+	return jn_ok(h);
+}
+
+static int
+jn_delete_session(void *h, uint64_t seq)
+{
+	codec_delete_session(&((struct sq *)h)->txn, seq);
+	return jn_ok(h);
+}
+
+static int
+jn_add_event(void *h, const struct store_event *ev)
+{
+	codec_add_event(&((struct sq *)h)->txn, ev);
+	return jn_ok(h);
+}
+
+static int
+jn_trim_events(void *h, uint64_t below)
+{
+	codec_trim_events(&((struct sq *)h)->txn, below);
+	return jn_ok(h);
+}
+
+static int
+jn_put_key(void *h, const struct store_key *k)
+{
+	codec_put_key(&((struct sq *)h)->txn, k);
+	return jn_ok(h);
+}
+
+static int
+jn_trim_keys(void *h, int64_t before)
+{
+	codec_trim_keys(&((struct sq *)h)->txn, before);
+	return jn_ok(h);
+}
+
+static int
+jn_put_outcome(void *h, const struct store_outcome *o)
+{
+	codec_outcome(&((struct sq *)h)->txn, o, false);
+	return jn_ok(h);
+}
+
+static int
+jn_delete_outcome(void *h, const struct store_outcome *o)
+{
+	codec_outcome(&((struct sq *)h)->txn, o, true);
+	return jn_ok(h);
+}
+
+/* Hand the applier a finished segment, or the current one to flush. */
+static void
+sq_ask(struct sq *q, char *closed, char *flush)
+{
+	struct pending *p = NULL;
+
+	if (closed != NULL && (p = calloc(1, sizeof *p)) == NULL) {
+		/* Kept on disk all the same: the next start folds it in. */
+		log_error("store %s: out of memory; %s waits for the next start", q->path, closed);
+		free(closed);
+	} else if (p != NULL) {
+		p->path = closed;
+	}
+	pthread_mutex_lock(&q->mu);
+	if (p != NULL) {
+		*q->queue_tail = p;
+		q->queue_tail = &p->next;
+	}
+	if (flush != NULL) {
+		free(q->flush_path);
+		q->flush_path = flush;
+	}
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static int
+jn_commit(void *h, uint64_t last_event)
+{
+	struct sq *q = h;
+	char *closed = NULL, *flush = NULL;
+
+	(void)last_event; /* the events the frame holds, or its trims, say it */
+	if (q->txn.len == 0)
+		return 0;
+	if (journal_append(q->jnl, q->txn.p, q->txn.len) != 0)
+		return -1;
+	if (q->durability == STORE_STRICT && journal_sync(q->jnl) != 0) {
+		/* Perhaps not on disk: the change fails, and must not come back at a restart. */
+		journal_unappend(q->jnl);
+		return -1;
+	}
+	if (journal_size(q->jnl) >= SEGMENT_BYTES) {
+		if (journal_rotate(q->jnl, &closed) != 0)
+			log_warn("store %s: the journal cannot start a new segment yet", q->path);
+		q->flush_asked = 0;
+	} else if (q->durability != STORE_STRICT &&
+		   journal_size(q->jnl) - q->flush_asked >= FLUSH_BYTES) {
+		q->flush_asked = journal_size(q->jnl);
+		flush = strdup(journal_path(q->jnl));
+	}
+	if (closed != NULL || flush != NULL)
+		sq_ask(q, closed, flush);
+	return 0;
+}
+
+static void
+jn_rollback(void *h)
+{
+	struct sq *q = h;
+
+	q->txn.len = 0;
+	q->txn.failed = false;
+}
+
+/* ---- reading after a failure: the tables, with what the journal did since ---- */
+
+static void
+sq_overlay_free(struct sq *q)
+{
+	batch_free(q->overlay);
+	q->overlay = NULL;
+	for (size_t i = 0; i < q->noverlay; i++)
+		journal_file_free(&q->overlay_files[i]);
+	free(q->overlay_files);
+	q->overlay_files = NULL;
+	q->noverlay = 0;
+}
+
+/* Read every segment not folded in yet (fold_mu held); 0 or -1. */
+static int
+sq_overlay(struct sq *q)
+{
+	struct journal_segment *segs;
+	struct fold f = {0};
+	uint64_t gen;
+	size_t n;
+	int rc = -1;
+
+	pthread_mutex_lock(&q->mu);
+	gen = q->folded;
+	pthread_mutex_unlock(&q->mu);
+	if (q->overlay != NULL && q->overlay_next == journal_next(q->jnl) && q->overlay_gen == gen)
+		return 0;
+	sq_overlay_free(q);
+	if (journal_list(q->path, &segs, &n) != 0)
+		return -1;
+	q->overlay_files = calloc(n ? n : 1, sizeof *q->overlay_files);
+	f.b = q->overlay = batch_new();
+	if (q->overlay_files != NULL && f.b != NULL &&
+	    sq_folded(q, q->rst[ST_GET_JOURNAL], &f.folded) == 0) {
+		q->noverlay = n;
+		rc = sq_read_segments(q, segs, n, q->overlay_files, &f, false);
+		if (rc == 0 && batch_seal(f.b) != 0) {
+			log_error("store %s: out of memory reading the journal", q->path);
+			rc = -1;
+		}
+	}
+	journal_segments_free(segs, n);
+	if (rc != 0) {
+		sq_overlay_free(q);
+		return -1;
+	}
+	q->overlay_next = journal_next(q->jnl);
+	q->overlay_gen = gen;
+	return 0;
+}
+
+struct reload {
+	const struct store_session *update; /* or NULL */
+	store_session_fn fn;
+	void *arg;
+	const struct batch *overlay; /* rd_load_sessions() */
+};
+
+static int
+reload_row(const struct store_session *row, void *arg)
+{
+	struct reload *r = arg;
+	struct store_session whole = *row;
+
+	if (r->update != NULL)
+		codec_apply_update(&whole, r->update);
+	return r->fn(&whole, r->arg);
+}
+
+static int
+sq_get_session(void *h, uint64_t seq, store_session_fn fn, void *arg)
+{
+	struct sq *q = h;
+	struct store_session r;
+	struct reload rl = {NULL, fn, arg, NULL};
+	int rc = -1;
+
+	if (!q->started) {
+		sqlite3_bind_int64(q->st[ST_GET_SESSION], 1, (sqlite3_int64)seq);
+		return sq_sessions(q, q->st[ST_GET_SESSION], fn, arg);
+	}
+	pthread_mutex_lock(&q->fold_mu);
+	if (sq_overlay(q) != 0)
+		goto done;
+	switch (batch_session(q->overlay, seq, &r)) {
+	case BATCH_REMOVED: rc = 0; goto done;
+	case BATCH_WHOLE: rc = fn(&r, arg) == 0 ? 1 : -1; goto done;
+	case BATCH_UPDATED: rl.update = &r; break;
+	case BATCH_UNTOUCHED: break;
+	}
+	sqlite3_bind_int64(q->rst[ST_GET_SESSION], 1, (sqlite3_int64)seq);
+	rc = sq_sessions(q, q->rst[ST_GET_SESSION], reload_row, &rl);
+done:
+	pthread_mutex_unlock(&q->fold_mu);
+	return rc;
 }
 
 struct check_counts {
@@ -1045,6 +1476,42 @@ check_session(const struct store_session *r, void *arg)
 	if (r->event > c->max_event)
 		c->max_event = r->event;
 	return 0;
+}
+
+/* --check-store: read and check the journal; *last_event takes in its events. */
+static int
+sq_check_journal(struct sq *q, FILE *out, uint64_t *last_event)
+{
+	struct journal_segment *segs;
+	struct journal_file *files;
+	struct fold f = {0};
+	size_t n;
+	int rc = -1;
+
+	if (journal_list(q->path, &segs, &n) != 0)
+		return -1;
+	files = calloc(n ? n : 1, sizeof *files);
+	f.b = batch_new();
+	if (files != NULL && f.b != NULL && sq_folded(q, q->st[ST_GET_JOURNAL], &f.folded) == 0)
+		rc = sq_read_segments(q, segs, n, files, &f, true);
+	if (rc == 0) {
+		if (batch_last_event(f.b) > *last_event)
+			*last_event = batch_last_event(f.b);
+		fprintf(out, "store %s: journal: %zu segments, %zu changes not yet in the tables",
+			q->path, n, batch_frames(f.b));
+		if (batch_frames(f.b) > 0)
+			fprintf(out, " (%llu to %llu)", (unsigned long long)f.folded + 1,
+				(unsigned long long)batch_last(f.b));
+		fprintf(out, "\n");
+	} else {
+		fprintf(out, "store %s: journal: DAMAGED (the log says where)\n", q->path);
+	}
+	for (size_t i = 0; files != NULL && i < n; i++)
+		journal_file_free(&files[i]);
+	free(files);
+	batch_free(f.b);
+	journal_segments_free(segs, n);
+	return rc;
 }
 
 static int
@@ -1088,6 +1555,9 @@ sq_check(void *h, FILE *out)
 			(long long)first, (long long)last, (long long)nevents);
 		problems++;
 	}
+	/* What the journal holds beyond the tables: read, checked, never folded in here. */
+	if (sq_check_journal(q, out, &last_event) != 0)
+		problems++;
 	if ((uint64_t)last > last_event || c.max_event > last_event) {
 		fprintf(out, "store %s: an event is newer than the last event id %llu\n", q->path,
 			(unsigned long long)last_event);
@@ -1103,26 +1573,110 @@ sq_check(void *h, FILE *out)
 	return problems ? -1 : 0;
 }
 
+/*
+ * The reads a failed commit makes (its participants reload what they
+ * hold): under fold_mu, through the overlay, once the applier runs.
+ */
+/* A table row through the overlay: gone, updated, or as it is. */
+static int
+overlay_row(const struct store_session *row, void *arg)
+{
+	struct reload *r = arg;
+	struct store_session upd;
+
+	switch (batch_session(r->overlay, row->seq, &upd)) {
+	case BATCH_REMOVED: return 0;
+	case BATCH_UPDATED: r->update = &upd; break;
+	default: r->update = NULL;
+	}
+	return reload_row(row, r);
+}
+
+static int
+rd_load_sessions(void *h, store_session_fn fn, void *arg)
+{
+	struct sq *q = h;
+	struct reload rl = {NULL, fn, arg, NULL};
+	int rc = -1;
+
+	if (!q->started)
+		return sq_load_sessions(q, fn, arg);
+	pthread_mutex_lock(&q->fold_mu);
+	if (sq_overlay(q) == 0) {
+		rl.overlay = q->overlay;
+		if (sq_sessions(q, q->rst[ST_LOAD_SESSIONS], overlay_row, &rl) >= 0)
+			rc = batch_new_sessions(q->overlay, fn, arg);
+	}
+	pthread_mutex_unlock(&q->fold_mu);
+	return rc;
+}
+
+static int
+rd_last_event(void *h, uint64_t *id)
+{
+	struct sq *q = h;
+	int rc;
+
+	if (!q->started)
+		return sq_last_event(q, id);
+	pthread_mutex_lock(&q->fold_mu);
+	rc = sq_overlay(q) == 0 ? sq_last_event(q, id) : -1;
+	if (rc == 0 && batch_last_event(q->overlay) > *id)
+		*id = batch_last_event(q->overlay);
+	pthread_mutex_unlock(&q->fold_mu);
+	return rc;
+}
+
+static int
+rd_load_events(void *h, uint64_t after, store_event_fn fn, void *arg)
+{
+	struct sq *q = h;
+	int rc = -1;
+
+	if (!q->started)
+		return sq_load_events(q, after, fn, arg);
+	pthread_mutex_lock(&q->fold_mu);
+	if (sq_overlay(q) == 0 && sq_load_events(q, after, fn, arg) == 0)
+		rc = batch_events(q->overlay, after, fn, arg);
+	pthread_mutex_unlock(&q->fold_mu);
+	return rc;
+}
+
+static int
+rd_load_outcomes(void *h, store_outcome_fn fn, void *arg)
+{
+	struct sq *q = h;
+	int rc = -1;
+
+	if (!q->started)
+		return sq_load_outcomes(q, fn, arg);
+	pthread_mutex_lock(&q->fold_mu);
+	if (sq_overlay(q) == 0 && sq_load_outcomes(q, fn, arg) == 0)
+		rc = batch_outcomes(q->overlay, fn, arg);
+	pthread_mutex_unlock(&q->fold_mu);
+	return rc;
+}
+
 const struct store_backend store_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
 	.close = sq_close,
-	.last_event = sq_last_event,
-	.load_sessions = sq_load_sessions,
-	.load_events = sq_load_events,
+	.last_event = rd_last_event,
+	.load_sessions = rd_load_sessions,
+	.load_events = rd_load_events,
 	.get_session = sq_get_session,
-	.begin = sq_begin,
-	.put_session = sq_put_session,
-	.delete_session = sq_delete_session,
-	.add_event = sq_add_event,
-	.trim_events = sq_trim_events,
+	.begin = jn_begin,
+	.put_session = jn_put_session,
+	.delete_session = jn_delete_session,
+	.add_event = jn_add_event,
+	.trim_events = jn_trim_events,
 	.load_keys = sq_load_keys,
-	.put_key = sq_put_key,
-	.trim_keys = sq_trim_keys,
-	.load_outcomes = sq_load_outcomes,
-	.put_outcome = sq_put_outcome,
-	.delete_outcome = sq_delete_outcome,
-	.commit = sq_commit,
-	.rollback = sq_rollback,
+	.put_key = jn_put_key,
+	.trim_keys = jn_trim_keys,
+	.load_outcomes = rd_load_outcomes,
+	.put_outcome = jn_put_outcome,
+	.delete_outcome = jn_delete_outcome,
+	.commit = jn_commit,
+	.rollback = jn_rollback,
 	.check = sq_check,
 };

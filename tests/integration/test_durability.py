@@ -418,53 +418,75 @@ class Refusals(StoreTest):
         self.assertEqual(code, 1, out)
 
 
-class TornWal(StoreTest):
-    def test_wal_cut_at_many_offsets(self):
-        """The WAL as a kill during a write would leave it: every commit whole or absent."""
+class TornJournal(StoreTest):
+    def journal(self, state_dir):
+        """The journal's segments in state_dir, in order."""
+        return sorted(n for n in os.listdir(state_dir) if n.startswith("rendezvous.db-jnl-"))
+
+    def test_journal_cut_at_many_offsets(self):
+        """The journal as a kill during a write would leave it: every commit whole or absent."""
         d = self.start()
         a, b = self.client(d, "alice"), self.client(d, "bob")
-        wal = self.db + "-wal"
-        commits = [(0, 0)]  # (WAL size after the commit, last event id)
+        [name] = self.journal(self.dir)
+        jnl = os.path.join(self.dir, name)
+        commits = [(0, 0)]  # (journal size after the commit, last event id)
         for i in range(12):
             s = a.call("session.create", {"invitee": "bob", "data": {"i": i, "pad": "y" * 500}})
-            commits.append((os.path.getsize(wal), s["event"]))
+            commits.append((os.path.getsize(jnl), s["event"]))
             s = a.call("session.invite", {"session": s["session"]})
-            commits.append((os.path.getsize(wal), s["event"]))
+            commits.append((os.path.getsize(jnl), s["event"]))
             b.call("session.decline", {"session": s["session"]})
-            commits.append((os.path.getsize(wal), s["event"] + 1))
+            commits.append((os.path.getsize(jnl), s["event"] + 1))
         self.stop(d, signal.SIGKILL)
-        full = file_bytes(wal)
-        db = file_bytes(self.db)
+        full = file_bytes(jnl)
+        tables = {n: file_bytes(os.path.join(self.dir, n))
+                  for n in os.listdir(self.dir) if n in ("rendezvous.db", "rendezvous.db-wal")}
         self.assertEqual(len(full), commits[-1][0])
-        offsets = {0, 16, 32, len(full)}
+        sizes = [size for size, _ in commits]
+        self.assertEqual(sizes, sorted(set(sizes)), "a commit wrote nothing to the journal")
+        offsets = {0, 1, 15, 16, 17, len(full)}
         rng = random.Random(2)
         for size, _ in commits[1:]:
-            for delta in (-4097, -4096, -24, -1, 0, 1, 24, 4096):
+            for delta in (-300, -17, -16, -1, 0, 1, 16, 17):
                 offsets.add(min(max(size + delta, 0), len(full)))
             offsets.add(rng.randrange(len(full)))
         copy = os.path.join(self.dir, "copy")
-        os.mkdir(copy)
+
+        def lay_out(off):
+            shutil.rmtree(copy, ignore_errors=True)
+            os.mkdir(copy)
+            for n, data in tables.items():
+                with open(os.path.join(copy, n), "wb") as f:
+                    f.write(data)
+            with open(os.path.join(copy, name), "wb") as f:
+                f.write(full[:off])
+
         checked = 0
         for off in sorted(offsets):
-            with open(os.path.join(copy, "rendezvous.db"), "wb") as f:
-                f.write(db)
-            with open(os.path.join(copy, "rendezvous.db-wal"), "wb") as f:
-                f.write(full[:off])
+            lay_out(off)
+            before = sorted(os.listdir(copy))
             # Every commit that is whole in what is left, and nothing after it.
-            want = max(ev for size, ev in commits if size <= max(off, 32))
+            want = max(ev for size, ev in commits if size <= off)
             code, out = check_store(copy)
             self.assertEqual(code, 0, "offset %d: %s" % (off, out))
             self.assertIn("last event %d: ok" % want, out, "offset %d" % off)
-            self.assertEqual(os.path.getsize(os.path.join(copy, "rendezvous.db-wal")), off,
-                             "the check changed the WAL")
-            self.assertEqual(sorted(os.listdir(copy)), ["rendezvous.db", "rendezvous.db-wal"])
+            self.assertEqual(os.path.getsize(os.path.join(copy, name)), off,
+                             "the check changed the journal")
+            self.assertEqual(sorted(os.listdir(copy)), before)
             checked += 1
-        # The daemon itself starts on a torn copy and serves what it holds.
+        # A damaged frame that is not the last is damage, not a torn tail: refused.
+        lay_out(len(full))
+        with open(os.path.join(copy, name), "r+b") as f:
+            f.seek(commits[3][0] + 20)
+            f.write(b"\xff\xff")
+        with open(os.path.join(copy, name[:-16] + "%016x" % 1000), "wb") as f:
+            f.write(b"")
+        code, out = start_fails(copy)
+        self.assertEqual(code, 1, out)
+        self.assertIn("damaged", out)
+        # The daemon itself starts on a torn copy, serves what it holds, and folds it in.
         off = commits[5][0] + 100
-        with open(os.path.join(copy, "rendezvous.db"), "wb") as f:
-            f.write(db)
-        with open(os.path.join(copy, "rendezvous.db-wal"), "wb") as f:
-            f.write(full[:off])
+        lay_out(off)
         d = Daemon(*self.args, state_dir=copy)
         self.daemons.append(d)
         o = self.client(d, "olga")
@@ -472,6 +494,8 @@ class TornWal(StoreTest):
         self.assertEqual(r["last_event"], commits[5][1])
         self.assertEqual([o.event()["event"] for _ in range(r["last_event"])],
                          list(range(1, r["last_event"] + 1)))
+        self.assertIn("never whole", d.wait_log("dropped").string)
+        self.assertNotIn(name, os.listdir(copy), "the journal was not folded in")
         self.assertGreater(checked, 50)
 
 
