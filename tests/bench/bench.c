@@ -253,16 +253,17 @@ server_start(struct bench *b)
 			      "--durability", durable ? opt_durability : "normal", (char *)NULL);
 		} else {
 			/*
-			 * appendfsync no: the AOF is written before replies leave
-			 * (survives a crash of the process); always: and fsync()ed.
+			 * appendfsync everysec: the AOF is written before replies
+			 * leave (survives a crash of the process) and flushed once a
+			 * second, as rendezvousd's normal; always: fsync()ed first.
 			 */
 			execlp(opt_redis, opt_redis, "--port", port, "--bind", "127.0.0.1",
 			       "--save", "", "--appendonly", durable ? "yes" : "no",
 			       "--appendfsync",
-			       strcmp(opt_durability, "strict") == 0 ? "always" : "no", "--dir",
-			       durable ? b->state_dir : ".", "--maxclients", "100000", "--loglevel",
-			       "warning", "--client-output-buffer-limit", "pubsub 0 0 0",
-			       (char *)NULL);
+			       strcmp(opt_durability, "strict") == 0 ? "always" : "everysec",
+			       "--dir", durable ? b->state_dir : ".", "--maxclients", "100000",
+			       "--loglevel", "warning", "--client-output-buffer-limit",
+			       "pubsub 0 0 0", (char *)NULL);
 		}
 		_exit(127);
 	}
@@ -1209,8 +1210,8 @@ usage(void)
 	       "                         memory: nothing kept (rendezvousd --store memory,\n"
 	       "                         Redis without persistence); normal: rendezvousd's\n"
 	       "                         SQLite store against Redis's AOF with appendfsync\n"
-	       "                         no; strict: --durability strict against appendfsync\n"
-	       "                         always [memory]\n"
+	       "                         everysec; strict: --durability strict against\n"
+	       "                         appendfsync always [memory]\n"
 	       "  --store URL            rendezvousd on a shared store: --store URL (a Redis\n"
 	       "                         the caller runs; with --durability memory)\n"
 	       "  --json                 one JSON object per result\n"
