@@ -174,6 +174,8 @@ static bool log_configured;
 
 /* Past this size the journal starts a new segment, and the applier folds the old one in. */
 #define SEGMENT_BYTES (64u << 20)
+/* The tests' way to see many segments folded: RV_TEST_SEGMENT_BYTES in the environment. */
+#define SEGMENT_ENV "RV_TEST_SEGMENT_BYTES"
 /* With --durability normal, the applier flushes the journal each time it grows by this much. */
 #define FLUSH_BYTES (1u << 20)
 /* After a failed fold, the applier tries again this much later (ms). */
@@ -204,7 +206,8 @@ struct sq {
 	/* The loop's: the journal, the transaction being encoded, when to ask for a flush. */
 	struct journal *jnl;
 	struct codec_buf txn;
-	uint64_t flush_asked; /* the journal's size when a flush was last asked for */
+	uint64_t segment_bytes; /* start a new segment past this size */
+	uint64_t flush_asked;   /* the journal's size when a flush was last asked for */
 	/* What the unfolded journal does to sessions, for reloads; rebuilt when stale. */
 	struct batch *overlay;
 	struct journal_file *overlay_files;
@@ -456,6 +459,9 @@ sq_open(const char *path, enum store_durability d, bool check_only)
 	q->lock_fd = -1;
 	q->durability = d;
 	q->queue_tail = &q->queue;
+	q->segment_bytes = SEGMENT_BYTES;
+	if (getenv(SEGMENT_ENV) != NULL && atoll(getenv(SEGMENT_ENV)) > 0)
+		q->segment_bytes = (uint64_t)atoll(getenv(SEGMENT_ENV));
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_mutex_init(&q->fold_mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
@@ -1340,7 +1346,7 @@ jn_commit(void *h, uint64_t last_event)
 		journal_unappend(q->jnl);
 		return -1;
 	}
-	if (journal_size(q->jnl) >= SEGMENT_BYTES) {
+	if (journal_size(q->jnl) >= q->segment_bytes) {
 		if (journal_rotate(q->jnl, &closed) != 0)
 			log_warn("store %s: the journal cannot start a new segment yet", q->path);
 		q->flush_asked = 0;

@@ -499,6 +499,44 @@ class TornJournal(StoreTest):
         self.assertGreater(checked, 50)
 
 
+class Segments(StoreTest):
+    def test_segments_are_folded_in(self):
+        """Small segments (a test setting): each is folded into the tables and removed,
+        while the daemon runs; a kill at any moment loses nothing acknowledged."""
+        env = {**os.environ, "RV_TEST_SEGMENT_BYTES": "2048"}
+        acked, last = {}, 0
+        for round in range(3):
+            d = Daemon(*self.args, state_dir=self.dir, env=env)
+            self.daemons.append(d)
+            a, b = self.client(d, "alice"), self.client(d, "bob")
+            for i in range(60):
+                s = a.call("session.create", {"invitee": "bob", "data": {"r": round, "i": i}})
+                acked[s["session"]] = "RSS_READY"
+                if i % 3 == 0:
+                    a.call("session.invite", {"session": s["session"]})
+                    b.call("session.decline", {"session": s["session"]})
+                    acked[s["session"]] = "RSS_DECLINED"
+                last = max(last, s["event"] + (2 if i % 3 == 0 else 0))
+            # The applier keeps up: finished segments go, one or two are left.
+            deadline = time.monotonic() + TIMEOUT
+            while len([n for n in os.listdir(self.dir) if "-jnl-" in n]) > 2:
+                self.assertLess(time.monotonic(), deadline, "segments were never folded in")
+                time.sleep(0.05)
+            self.stop(d, signal.SIGKILL)
+        d = self.start()
+        o = self.client(d, "olga")
+        r = o.call("subscribe", {"all": True, "since": 0})
+        self.assertEqual(r["last_event"], last)
+        self.assertEqual([o.event()["event"] for _ in range(last)], list(range(1, last + 1)))
+        a = self.client(d, "alice")
+        listed = a.call("session.list", {"limit": 1000})["sessions"]
+        self.assertEqual({s["session"]: s["state"] for s in listed},
+                         {k: v for k, v in acked.items()})
+        log = self.stop(d)
+        self.assertNotIn("error", log)
+        self.assertEqual(sorted(os.listdir(self.dir)), ["rendezvous.db"])
+
+
 class DiskFull(StoreTest):
     args = ("--observer", "olga", "--metrics", "127.0.0.1:0")
 
