@@ -792,7 +792,7 @@ static int
 sq_load_keys(void *h, store_key_fn fn, void *arg)
 {
 	struct sq *q = h;
-	sqlite3_stmt *s = q->st[ST_LOAD_KEYS];
+	sqlite3_stmt *s = rd(q, ST_LOAD_KEYS);
 	struct store_key k;
 	int rc;
 
@@ -1165,7 +1165,8 @@ sq_start_applier(struct sq *q)
 	int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 
 	static const enum stmt reads[] = {ST_GET_SESSION,    ST_LOAD_SESSIONS, ST_LOAD_EVENTS,
-					  ST_GET_LAST_EVENT, ST_LOAD_OUTCOMES, ST_GET_JOURNAL};
+					  ST_GET_LAST_EVENT, ST_LOAD_OUTCOMES, ST_LOAD_KEYS,
+					  ST_GET_JOURNAL};
 	sqlite3 *rdb;
 
 	if (sqlite3_open_v2(q->path, &rdb, flags, NULL) != SQLITE_OK) {
@@ -1341,6 +1342,9 @@ jn_commit(void *h, uint64_t last_event)
 		return 0;
 	if (journal_append(q->jnl, q->txn.p, q->txn.len) != 0)
 		return -1;
+	/* A reload's view of the journal is stale now; let go of what it maps. */
+	if (q->overlay != NULL)
+		sq_overlay_free(q);
 	if (q->durability == STORE_STRICT && journal_sync(q->jnl) != 0) {
 		/* Perhaps not on disk: the change fails, and must not come back at a restart. */
 		journal_unappend(q->jnl);
