@@ -139,7 +139,8 @@ journal_list(const char *base, struct journal_segment **out, size_t *n)
 			goto done;
 		segs[len++].first = first;
 	}
-	qsort(segs, len, sizeof *segs, segment_cmp);
+	if (len > 1)
+		qsort(segs, len, sizeof *segs, segment_cmp);
 	*out = segs;
 	*n = len;
 	segs = NULL;
