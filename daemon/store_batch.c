@@ -228,10 +228,21 @@ apply_session(const struct bsession *s, const struct store_backend *be, void *h)
 	return be->put_session(h, &ins.u.session, true);
 }
 
+static int
+bsession_cmp(const void *x, const void *y)
+{
+	uint64_t a = (*(const struct bsession *const *)x)->seq;
+	uint64_t b = (*(const struct bsession *const *)y)->seq;
+
+	return a < b ? -1 : a > b;
+}
+
 int
 batch_apply(const struct batch *b, const struct store_backend *be, void *h)
 {
+	const struct bsession **order;
 	struct codec_rec r;
+	size_t n = 0;
 
 	if (b->below > 0 && be->trim_events(h, b->below) != 0)
 		return -1;
@@ -248,15 +259,30 @@ batch_apply(const struct batch *b, const struct store_backend *be, void *h)
 		if (rc != 0)
 			return -1;
 	}
-	for (size_t i = 0; i < b->cap; i++)
+	/* In seq order: the table's key, so rows go in (or are found) page after page. */
+	order = calloc(b->used ? b->used : 1, sizeof *order);
+	for (size_t i = 0; order != NULL && i < b->cap; i++)
+		if (b->map[i].seq != 0)
+			order[n++] = &b->map[i];
+	if (order != NULL)
+		qsort(order, n, sizeof *order, bsession_cmp);
+	for (size_t i = 0; order != NULL && i < n; i++)
+		if (apply_session(order[i], be, h) != 0)
+			goto fail;
+	/* Out of memory for the order: the map's order does the same, slower. */
+	for (size_t i = 0; order == NULL && i < b->cap; i++)
 		if (b->map[i].seq != 0 && apply_session(&b->map[i], be, h) != 0)
 			return -1;
+	free(order);
 	for (size_t i = 0; i < b->nevents; i++) {
 		decode(b->events[i], &r);
 		if (r.u.event.id >= b->below && be->add_event(h, &r.u.event) != 0)
 			return -1;
 	}
 	return 0;
+fail:
+	free(order);
+	return -1;
 }
 
 enum batch_session_state

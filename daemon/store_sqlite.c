@@ -1068,12 +1068,14 @@ sq_recover_journal(struct sq *q)
 	uint64_t last;
 	int rc;
 
+	int64_t t = now_ms();
+
 	if (journal_list(q->path, &segs, &n) != 0)
 		return -1;
 	rc = sq_fold(q, segs, n, true, &last);
 	if (rc == 0 && n > 0)
-		log_info("store %s: journal folded in (%zu segments, up to change %llu)", q->path,
-			 n, (unsigned long long)last);
+		log_info("store %s: journal folded in (%zu segments, up to change %llu) in %lld ms",
+			 q->path, n, (unsigned long long)last, (long long)(now_ms() - t));
 	journal_segments_free(segs, n);
 	if (rc != 0) {
 		log_error("store %s: cannot bring the tables up to date from the journal", q->path);
