@@ -7,8 +7,10 @@ golden transcript's client lines, in fuzz_rpc's chunked input format
 token: tokens and header/claims pairs in fuzz_token's modes (see
 fuzz_token.c), signed with its key.
 ws: handshakes and masked frames in fuzz_ws's modes (see fuzz_ws.c).
+journal: payloads and segment files in fuzz_journal's modes, encoded as
+daemon/store_codec.c and daemon/journal.c write them.
 
-Usage: fuzz/make-seeds.py DIR [rpc|token|ws]
+Usage: fuzz/make-seeds.py DIR [rpc|token|ws|journal]
 """
 import json
 import os
@@ -100,6 +102,71 @@ def ws_seeds(out):
             f.write(data)
 
 
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7f) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def zz(v):
+    return varint((v << 1) ^ (v >> 63) if v >= 0 else ((-v) << 1) - 1)
+
+
+def text(s):
+    if s is None:
+        return varint(0)
+    b = s.encode()
+    return varint(len(b) + 1) + b + b"\0"
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xffffffff
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
+    return crc ^ 0xffffffff
+
+
+def journal_seeds(out):
+    sid = bytes(range(16))
+    changes = (varint(3) + varint(1) + varint(0) + varint(0) + zz(1700000000000) + zz(1700000060000)
+               + varint(4) + text("why") + varint(1) + zz(-3) + text('{"a":1}') + text("tablet")
+               + text("bob") + text("tablet") + varint(1) + sid)
+    insert = (varint(1) + varint(7) + sid + text("alice") + text("bob") + zz(1700000000000)
+              + text('{"d":[1]}') + text("phone") + text("call") + changes)
+    update = varint(2) + varint(7) + changes
+    event = (varint(4) + varint(12) + zz(1700000000001) + sid + text("alice") + text("bob")
+             + varint(1) + text('{"jsonrpc":"2.0","method":"session.state_changed"}\n'))
+    key = (varint(6) + text("alice") + text("session.create") + text("k") + bytes(32)
+           + text('{"result":{}}') + zz(5))
+    outcome = varint(8) + text("bob") + text("phone") + varint(1) + sid + zz(9) + text("{}") + zz(0)
+    gone = varint(9) + text("bob") + text("phone") + varint(1) + sid
+    payloads = {
+        "session": insert + update,
+        "gone": insert + varint(3) + varint(7),
+        "events": event + varint(5) + varint(13),
+        "keys": key + varint(7) + zz(-1),
+        "outcomes": outcome + gone + outcome,
+        "all": insert + update + event + key + outcome,
+    }
+    for name, body in payloads.items():
+        with open(os.path.join(out, "payload-" + name), "wb") as f:
+            f.write(b"\0" + body)
+    segment = b""
+    for seq, body in enumerate(payloads.values(), 1):
+        head = seq.to_bytes(8, "little")
+        segment += (len(body).to_bytes(4, "little") + crc32c(body, crc32c(head)).to_bytes(4, "little")
+                    + head + body)
+    with open(os.path.join(out, "segment"), "wb") as f:
+        f.write(b"\1" + segment)
+    with open(os.path.join(out, "segment-torn"), "wb") as f:
+        f.write(b"\1" + segment[:-5])
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -108,6 +175,9 @@ def main():
         return
     if len(sys.argv) > 2 and sys.argv[2] == "ws":
         ws_seeds(out)
+        return
+    if len(sys.argv) > 2 and sys.argv[2] == "journal":
+        journal_seeds(out)
         return
     hello = [(0, b'{"jsonrpc":"2.0","method":"hello","params":{"user":"alice"},"id":1}\n')]
     # The vendored copy, and the shared one beside the checkout where there is one.

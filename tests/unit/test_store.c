@@ -10,6 +10,8 @@
 
 #include "check.h"
 #include "store.h"
+#include "store_batch.h"
+#include "store_codec.h"
 #include "store_record.h"
 
 struct got {
@@ -258,6 +260,103 @@ test_record(void)
 	}
 }
 
+/* The journal's encoding: every field back as written; a batch folds to what is left. */
+static void
+test_codec_and_batch(void)
+{
+	struct store_session s1 = session(1, RSS_READY), s2 = session(2, RSS_READY), r;
+	struct store_event e = event(7);
+	uint8_t sid[SESSION_ID_BYTES] = {9};
+	struct store_key k = {.user = "alice",
+			      .method = "session.create",
+			      .key = "k1",
+			      .reply = "{\"result\":1}",
+			      .time = 42};
+	struct store_outcome o = {.user = "bob",
+				  .device = "phone",
+				  .session = sid,
+				  .time = 5,
+				  .params = "{}",
+				  .dropped = 0};
+	struct codec_buf b = {0};
+	struct codec_rec rec;
+	const uint8_t *p, *end;
+	struct batch *bt;
+
+	s1.inviter_device = "laptop";
+	s1.topic = "call";
+	codec_put_session(&b, &s1, true);
+	s1.m.state = RSS_CANCELLED;
+	s1.reason = "changed mind";
+	s1.has_code = true;
+	s1.code = -3;
+	s1.by_device = "laptop";
+	s1.replaced = true;
+	memset(s1.replaced_by, 0xab, SESSION_ID_BYTES);
+	codec_put_session(&b, &s1, false);
+	codec_put_session(&b, &s2, true);
+	codec_delete_session(&b, 2);
+	codec_add_event(&b, &e);
+	codec_trim_events(&b, 7);
+	codec_put_key(&b, &k);
+	codec_trim_keys(&b, -1);
+	codec_outcome(&b, &o, false);
+	codec_outcome(&b, &o, true);
+	CHECK(!b.failed);
+
+	p = b.p;
+	end = b.p + b.len;
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.op == CODEC_INSERT_SESSION);
+	CHECK(rec.u.session.seq == 1 && strcmp(rec.u.session.inviter, "alice") == 0);
+	CHECK(strcmp(rec.u.session.topic, "call") == 0 && rec.u.session.created == 1001);
+	CHECK(strcmp(rec.u.session.data, "{\"n\":1}") == 0 && rec.u.session.id[15] == 1);
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.op == CODEC_UPDATE_SESSION);
+	CHECK(rec.u.session.m.state == RSS_CANCELLED && rec.u.session.code == -3);
+	CHECK(strcmp(rec.u.session.reason, "changed mind") == 0 && rec.u.session.replaced);
+	CHECK(rec.u.session.replaced_by[15] == 0xab && rec.u.session.inviter == NULL);
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.op == CODEC_INSERT_SESSION);
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.op == CODEC_DELETE_SESSION && rec.u.seq == 2);
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.op == CODEC_EVENT && rec.u.event.id == 7);
+	CHECK(rec.u.event.len == e.len && memcmp(rec.u.event.line, e.line, e.len) == 0);
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.u.below == 7);
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.op == CODEC_KEY);
+	CHECK(strcmp(rec.u.key.reply, k.reply) == 0 && rec.u.key.time == 42);
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.op == CODEC_TRIM_KEYS && rec.u.before == -1);
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.op == CODEC_PUT_OUTCOME);
+	CHECK(rec.u.outcome.session != NULL && rec.u.outcome.session[0] == 9);
+	CHECK(codec_next(&p, end, &rec) == 1 && rec.op == CODEC_DELETE_OUTCOME);
+	CHECK(codec_next(&p, end, &rec) == 0);
+	/* Cut anywhere inside an operation: refused, never read past the end. */
+	for (size_t cut = 1; cut < b.len; cut++) {
+		int rc;
+		p = b.p;
+		end = b.p + cut;
+		while ((rc = codec_next(&p, end, &rec)) == 1)
+			;
+		CHECK(rc == 0 || rc == -1);
+		CHECK(p <= end);
+	}
+
+	/* Folded: session 1 whole with its update, session 2 gone, event 7 kept. */
+	bt = batch_new();
+	CHECK(bt != NULL && batch_add(bt, 1, b.p, b.len) == 0 && batch_seal(bt) == 0);
+	CHECK(batch_session(bt, 1, &r) == BATCH_WHOLE && r.m.state == RSS_CANCELLED);
+	CHECK(strcmp(r.inviter_device, "laptop") == 0 && r.created == 1001);
+	CHECK(batch_session(bt, 2, &r) == BATCH_REMOVED);
+	CHECK(batch_session(bt, 3, &r) == BATCH_UNTOUCHED);
+	CHECK(batch_last(bt) == 1 && batch_last_event(bt) == 7 && batch_below(bt) == 7);
+	CHECK(batch_outcome_touched(bt, &o));
+	o.device = "laptop";
+	CHECK(!batch_outcome_touched(bt, &o));
+	batch_free(bt);
+	/* Bytes that are not operations. */
+	bt = batch_new();
+	b.p[0] = 0x7f;
+	CHECK(bt != NULL && batch_add(bt, 1, b.p, b.len) == -1);
+	batch_free(bt);
+	codec_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -267,6 +366,7 @@ main(void)
 		return 1;
 	snprintf(path, sizeof path, "%s/test.db", dir);
 	test_backend(&store_sqlite, path);
+	test_codec_and_batch();
 	test_record();
 	unlink(path);
 	rmdir(dir);
