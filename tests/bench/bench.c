@@ -9,6 +9,7 @@
  *   latency      open-loop transitions at a fixed rate, S subscribers
  *   sessions     M live sessions: server memory per session
  *   connections  N idle connections: server memory per connection
+ *   recovery     M sessions, SIGKILL, start again on the files: time to answer
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -36,8 +38,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-enum backend { B_RV, B_REDIS };
-static const char *const backend_names[] = {"rendezvousd", "redis"};
+/* B_LIMIT: rendezvous-limit (limit.c), the bare-epoll fan-out limit; fanout only. */
+enum backend { B_RV, B_REDIS, B_LIMIT };
+static const char *const backend_names[] = {"rendezvousd", "redis", "limit"};
 
 /* One message from a server, reduced to what the scenarios need. */
 enum msg_kind { M_REPLY, M_ERROR, M_EVENT, M_OTHER };
@@ -83,6 +86,8 @@ struct bench {
 	pid_t server;
 	int port;
 	char state_dir[64]; /* the server's files, when durable */
+	bool reuse_dir;     /* recovery: start again on the files left */
+	double started_at;  /* when the server was started */
 	char sha[41];       /* redis: the script */
 	/* options */
 	int pairs, subscribers, depth, rate;
@@ -106,6 +111,7 @@ struct bench {
 
 static const char *opt_daemon = "build/daemon/rendezvousd";
 static const char *opt_redis = "redis-server";
+static const char *opt_limit = "build/tests/bench/rendezvous-limit";
 static const char *opt_durability = "memory";
 static const char *opt_store; /* --store URL: rendezvousd on a shared store (Redis) */
 static pid_t running_server;  /* the server started and not stopped yet, or 0 */
@@ -217,8 +223,9 @@ server_start(struct bench *b)
 	b->port = free_port();
 	snprintf(port, sizeof port, "%d", b->port);
 	snprintf(maxconn, sizeof maxconn, "%d", 1000000);
-	b->state_dir[0] = '\0';
-	if (strcmp(opt_durability, "memory") != 0) {
+	if (!b->reuse_dir)
+		b->state_dir[0] = '\0';
+	if (strcmp(opt_durability, "memory") != 0 && !b->reuse_dir) {
 		/* On disk (not a tmpfs /tmp), so that fsync means something. */
 		snprintf(b->state_dir, sizeof b->state_dir, "/var/tmp/rendezvous-bench-XXXXXX");
 		if (mkdtemp(b->state_dir) == NULL)
@@ -251,6 +258,8 @@ server_start(struct bench *b)
 			      : opt_store != NULL ? opt_store
 						  : "memory",
 			      "--durability", durable ? opt_durability : "normal", (char *)NULL);
+		} else if (b->backend == B_LIMIT) {
+			execl(opt_limit, opt_limit, port, (char *)NULL);
 		} else {
 			/*
 			 * appendfsync everysec: the AOF is written before replies
@@ -268,7 +277,8 @@ server_start(struct bench *b)
 		_exit(127);
 	}
 	b->server = running_server = pid;
-	for (int i = 0; i < 500; i++) {
+	b->started_at = now_s();
+	for (int i = 0; b->reuse_dir || i < 500; i++) {
 		int fd = connect_port(b->port);
 		if (fd >= 0) {
 			close(fd);
@@ -276,7 +286,9 @@ server_start(struct bench *b)
 		}
 		usleep(10000);
 	}
-	die("the server did not start: ", b->backend == B_RV ? opt_daemon : opt_redis);
+	die("the server did not start: ", b->backend == B_RV      ? opt_daemon
+					  : b->backend == B_LIMIT ? opt_limit
+								  : opt_redis);
 }
 
 static int
@@ -486,7 +498,7 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 	if (n <= 0)
 		die("a server connection was lost (cut off as a slow consumer?)", NULL);
 	have = c->part_len + (size_t)n;
-	used = c->b->backend == B_RV ? rv_read(c, buf, have) : redis_read(c, buf, have);
+	used = c->b->backend != B_REDIS ? rv_read(c, buf, have) : redis_read(c, buf, have);
 	flush_all();
 	c->part_len = have - used;
 	if (c->part_len > 0) {
@@ -672,7 +684,7 @@ setup_conns(struct bench *b, struct bconn **cs, int n, const char *user_prefix)
 		dispatch(b);
 		conn_free(c);
 	}
-	if (b->backend == B_REDIS || n == 0)
+	if (b->backend != B_RV || n == 0)
 		return;
 	b->inflight = n;
 	for (int i = 0; i < n; i++) {
@@ -737,6 +749,8 @@ subscribers_start(struct bench *b)
 	for (int i = 0; i < b->subscribers; i++) {
 		if (b->backend == B_RV)
 			rv_call(b->subs[i], "subscribe", "{\"all\":true}");
+		else if (b->backend == B_LIMIT)
+			sendf(b->subs[i], "sub\n");
 		else
 			sendf(b->subs[i], "*2\r\n$9\r\nSUBSCRIBE\r\n$9\r\nrv:events\r\n");
 	}
@@ -973,7 +987,13 @@ run_fanout(struct bench *b, struct result *r)
 	d = conn_new(b, driver_cb, 0);
 	setup_conns(b, &d, 1, "drv");
 	b->t0 = t = now_s();
-	for (int i = 0; i < b->depth && b->sent_seq < b->events; i++)
+	if (b->backend == B_LIMIT) {
+		/* The limit server writes every event itself: one request for all. */
+		b->sent_seq = b->events;
+		sendf(d, "go %ld\n", b->events);
+		flush_all();
+	}
+	for (int i = 0; b->backend != B_LIMIT && i < b->depth && b->sent_seq < b->events; i++)
 		driver_send(d);
 	dispatch(b);
 	t = now_s() - t;
@@ -1079,6 +1099,76 @@ run_sessions(struct bench *b, struct result *r)
 	conn_free(d);
 }
 
+/* The bytes of every file in the server's directory. */
+static long long dir_bytes;
+
+static int
+add_size(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (flag == FTW_F)
+		dir_bytes += sb->st_size;
+	return 0;
+}
+
+/* Whether one request on a new connection gets a proper answer (not Redis's -LOADING). */
+static bool
+server_answers(struct bench *b)
+{
+	static const char rv[] = "{\"jsonrpc\":\"2.0\",\"method\":\"hello\",\"params\":{\"user\":"
+				 "\"probe\"},\"id\":1}\n";
+	static const char redis[] = "*1\r\n$4\r\nPING\r\n";
+	char buf[512];
+	int fd = connect_port(b->port);
+	ssize_t n;
+	bool ok = false;
+
+	if (fd < 0)
+		return false;
+	if (b->backend == B_RV)
+		ok = write(fd, rv, sizeof rv - 1) == (ssize_t)sizeof rv - 1;
+	else
+		ok = write(fd, redis, sizeof redis - 1) == (ssize_t)sizeof redis - 1;
+	n = ok ? read(fd, buf, sizeof buf - 1) : -1;
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return b->backend == B_RV ? strstr(buf, "\"result\"") != NULL
+				  : strncmp(buf, "+PONG", 5) == 0;
+}
+
+/*
+ * recovery: M sessions created, the server killed (SIGKILL), and started
+ * again on the files it left: seconds until it answers a request.
+ */
+static void
+run_recovery(struct bench *b, struct result *r)
+{
+	int status;
+	double t;
+
+	if (b->state_dir[0] == '\0')
+		die("recovery needs --durability normal or strict", NULL);
+	run_sessions(b, r);
+	kill(b->server, SIGKILL);
+	waitpid(b->server, &status, 0);
+	dir_bytes = 0;
+	nftw(b->state_dir, add_size, 16, FTW_PHYS);
+	b->reuse_dir = true;
+	server_start(b);
+	while (!server_answers(b))
+		usleep(5000);
+	t = now_s() - b->started_at;
+	r->scenario = "recovery";
+	snprintf(r->params, sizeof r->params, "sessions=%ld", b->sessions);
+	r->value = t * 1e6;
+	r->unit = "us to recover";
+	r->extra[0] = (double)dir_bytes;
+	r->extra[1] = (double)server_rss(b);
+}
+
 static void
 idle_cb(struct bconn *c, const struct msg *m)
 {
@@ -1142,6 +1232,13 @@ print_result(enum backend be, const struct result *r)
 		printf("%-11s %-11s %-22s %10.0f %s (events %.0f/s, %.0f delivered, %s)\n",
 		       r->scenario, backend_names[be], r->params, r->value, r->unit, r->extra[0],
 		       r->extra[1], r->complete ? "complete and in order" : "INCOMPLETE");
+	} else if (strcmp(r->scenario, "recovery") == 0) {
+		printf("%-11s %-11s %-22s %10.2f s to answer after SIGKILL (files %.1f MiB, RSS "
+		       "%.1f "
+		       "MiB)%s\n",
+		       r->scenario, backend_names[be], r->params, r->value / 1e6,
+		       r->extra[0] / 1048576.0, r->extra[1] / 1048576.0,
+		       r->complete ? "" : " INCOMPLETE");
 	} else if (strcmp(r->scenario, "latency") == 0) {
 		printf("%-11s %-11s %-22s %10.0f %s (p50 %.0f us, p999 %.0f us, sent %.0f/s, %s)\n",
 		       r->scenario, backend_names[be], r->params, r->value, r->unit, r->extra[0],
@@ -1177,6 +1274,8 @@ run_one(const struct bench *tmpl, const char *scenario, struct result *r)
 		run_latency(&b, r);
 	else if (strcmp(scenario, "sessions") == 0)
 		run_sessions(&b, r);
+	else if (strcmp(scenario, "recovery") == 0)
+		run_recovery(&b, r);
 	else if (strcmp(scenario, "connections") == 0)
 		run_connections(&b, r);
 	else
@@ -1191,11 +1290,15 @@ usage(void)
 {
 	printf("Usage: rendezvous-bench [OPTIONS] SCENARIO\n"
 	       "Measure rendezvousd (or Redis doing the same work) on this machine.\n"
-	       "Scenarios: lifecycle fanout latency sessions connections\n"
+	       "Scenarios: lifecycle fanout latency sessions connections recovery\n"
 	       "\n"
-	       "  --server rendezvousd|redis  what to measure [rendezvousd]\n"
+	       "  --server rendezvousd|redis|limit  what to measure [rendezvousd]; limit:\n"
+	       "                         rendezvous-limit, the bare-epoll fan-out limit\n"
+	       "                         (fanout only)\n"
 	       "  --daemon PATH          rendezvousd binary [build/daemon/rendezvousd]\n"
 	       "  --redis PATH           redis-server binary [redis-server]\n"
+	       "  --limit PATH           rendezvous-limit binary\n"
+	       "                         [build/tests/bench/rendezvous-limit]\n"
 	       "  --pairs N              lifecycle: client pairs [50]\n"
 	       "  --subs N               subscribers on every event [lifecycle 0, fanout 100,\n"
 	       "                         latency 10]\n"
@@ -1204,7 +1307,7 @@ usage(void)
 	       "  --rate N               latency: transitions per second [10000]\n"
 	       "  --duration S           lifecycle/latency: measured seconds [5]\n"
 	       "  --warmup S             lifecycle/latency: unmeasured seconds first [1]\n"
-	       "  --sessions N           sessions: live sessions to create [1000000]\n"
+	       "  --sessions N           sessions, recovery: live sessions to create [1000000]\n"
 	       "  --connections N        connections: idle connections [fd limit - 500]\n"
 	       "  --durability memory|normal|strict\n"
 	       "                         memory: nothing kept (rendezvousd --store memory,\n"
@@ -1227,6 +1330,7 @@ main(int argc, char **argv)
 		{"server", required_argument, NULL, 'S'},
 		{"daemon", required_argument, NULL, 'D'},
 		{"redis", required_argument, NULL, 'R'},
+		{"limit", required_argument, NULL, 'L'},
 		{"pairs", required_argument, NULL, 'p'},
 		{"subs", required_argument, NULL, 's'},
 		{"depth", required_argument, NULL, 'd'},
@@ -1259,10 +1363,13 @@ main(int argc, char **argv)
 		case 'S':
 			if (strcmp(optarg, "redis") == 0)
 				b.backend = B_REDIS;
+			else if (strcmp(optarg, "limit") == 0)
+				b.backend = B_LIMIT;
 			else if (strcmp(optarg, "rendezvousd") != 0)
-				die("--server takes rendezvousd or redis, not ", optarg);
+				die("--server takes rendezvousd, redis or limit, not ", optarg);
 			break;
 		case 'D': opt_daemon = optarg; break;
+		case 'L': opt_limit = optarg; break;
 		case 'R': opt_redis = optarg; break;
 		case 'p': b.pairs = atoi(optarg); break;
 		case 's': b.subscribers = atoi(optarg); break;
