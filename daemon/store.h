@@ -108,11 +108,7 @@ struct store_backend {
 	/* last_event: the newest event id, for a backend that keeps it apart. */
 	int (*commit)(void *h, uint64_t last_event);
 	void (*rollback)(void *h);
-	/*
-	 * Idempotency keys: every one (any order; at start-up only: the keys
-	 * written since are not read back), one more, and those older than
-	 * before.
-	 */
+	/* Idempotency keys: every one (any order), one more, and those older than before. */
 	int (*load_keys)(void *h, store_key_fn fn, void *arg);
 	int (*put_key)(void *h, const struct store_key *k);
 	int (*trim_keys)(void *h, int64_t before);

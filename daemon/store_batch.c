@@ -27,6 +27,12 @@ struct okey {
 	size_t at; /* index in other[] */
 };
 
+/* An idempotency key's name, and where its write is (batch_seal). */
+struct ikey {
+	const char *user, *method, *key;
+	size_t at; /* index in other[] */
+};
+
 struct batch {
 	struct bsession *map; /* open addressing, a power of two */
 	size_t cap, used;
@@ -35,7 +41,11 @@ struct batch {
 	uint64_t below;     /* the highest trim of events (0: none) */
 	struct okey *okeys; /* batch_seal(): the last operation on each outcome, sorted */
 	size_t nokeys;
-	uint64_t last_event;
+	struct ikey *ikeys; /* batch_seal(): the last write of each idempotency key, sorted */
+	size_t nikeys;
+	bool keys_trimmed;
+	int64_t keys_before; /* the highest trim of keys */
+	uint64_t first_event, last_event;
 	size_t frames;
 	uint64_t last;
 };
@@ -55,6 +65,7 @@ batch_free(struct batch *b)
 	free(b->events);
 	free(b->other);
 	free(b->okeys);
+	free(b->ikeys);
 	free(b);
 }
 
@@ -158,6 +169,8 @@ batch_add(struct batch *b, uint64_t seq, const uint8_t *payload, size_t len)
 			break;
 		case CODEC_EVENT:
 			err = push(&b->events, &b->nevents, &b->evcap, at);
+			if (b->first_event == 0 || r.u.event.id < b->first_event)
+				b->first_event = r.u.event.id;
 			if (r.u.event.id > b->last_event)
 				b->last_event = r.u.event.id;
 			break;
@@ -195,6 +208,12 @@ uint64_t
 batch_last(const struct batch *b)
 {
 	return b->last;
+}
+
+uint64_t
+batch_first_event(const struct batch *b)
+{
+	return b->first_event;
 }
 
 uint64_t
@@ -366,21 +385,58 @@ okey_of(struct okey *k, const struct store_outcome *o, size_t at)
 	k->at = at;
 }
 
+static int
+ikey_cmp(const void *x, const void *y)
+{
+	const struct ikey *a = x, *b = y;
+	int c = strcmp(a->user, b->user);
+
+	if (c == 0)
+		c = strcmp(a->method, b->method);
+	if (c == 0)
+		c = strcmp(a->key, b->key);
+	if (c == 0)
+		c = a->at < b->at ? -1 : a->at > b->at;
+	return c;
+}
+
+static bool
+ikey_same(const struct ikey *a, const struct ikey *b)
+{
+	return strcmp(a->user, b->user) == 0 && strcmp(a->method, b->method) == 0 &&
+	       strcmp(a->key, b->key) == 0;
+}
+
 int
 batch_seal(struct batch *b)
 {
 	struct codec_rec r;
-	size_t n = 0, kept = 0;
+	size_t n = 0, kept = 0, nk = 0;
 
 	free(b->okeys);
+	free(b->ikeys);
 	b->okeys = calloc(b->nother ? b->nother : 1, sizeof *b->okeys);
-	if (b->okeys == NULL)
+	b->ikeys = calloc(b->nother ? b->nother : 1, sizeof *b->ikeys);
+	if (b->okeys == NULL || b->ikeys == NULL)
 		return -1;
 	for (size_t i = 0; i < b->nother; i++) {
 		decode(b->other[i], &r);
-		if (r.op == CODEC_PUT_OUTCOME || r.op == CODEC_DELETE_OUTCOME)
+		if (r.op == CODEC_PUT_OUTCOME || r.op == CODEC_DELETE_OUTCOME) {
 			okey_of(&b->okeys[n++], &r.u.outcome, i);
+		} else if (r.op == CODEC_KEY) {
+			b->ikeys[nk++] =
+				(struct ikey){r.u.key.user, r.u.key.method, r.u.key.key, i};
+		} else if (r.op == CODEC_TRIM_KEYS &&
+			   (!b->keys_trimmed || r.u.before > b->keys_before)) {
+			b->keys_trimmed = true;
+			b->keys_before = r.u.before;
+		}
 	}
+	qsort(b->ikeys, nk, sizeof *b->ikeys, ikey_cmp);
+	b->nikeys = 0;
+	for (size_t i = 0; i < nk; i++)
+		if (i + 1 == nk || !ikey_same(&b->ikeys[i], &b->ikeys[i + 1]))
+			b->ikeys[b->nikeys++] = b->ikeys[i];
 	qsort(b->okeys, n, sizeof *b->okeys, okey_cmp);
 	/* The last operation on each outcome is what the batch leaves. */
 	for (size_t i = 0; i < n; i++)
@@ -459,4 +515,46 @@ batch_new_sessions(const struct batch *b, store_session_fn fn, void *arg)
 	}
 	free(seqs);
 	return rc;
+}
+
+bool
+batch_key_touched(const struct batch *b, const struct store_key *k)
+{
+	struct ikey want = {k->user, k->method, k->key, 0};
+	size_t lo = 0, hi = b->nikeys;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		struct ikey m = b->ikeys[mid];
+		int c;
+
+		m.at = 0;
+		c = ikey_cmp(&want, &m);
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+bool
+batch_key_trimmed(const struct batch *b, const struct store_key *k)
+{
+	return b->keys_trimmed && k->time < b->keys_before;
+}
+
+int
+batch_keys(const struct batch *b, store_key_fn fn, void *arg)
+{
+	struct codec_rec r;
+
+	for (size_t i = 0; i < b->nikeys; i++) {
+		decode(b->other[b->ikeys[i].at], &r);
+		if (!batch_key_trimmed(b, &r.u.key) && fn(&r.u.key, arg) != 0)
+			return -1;
+	}
+	return 0;
 }

@@ -29,6 +29,8 @@ int batch_add(struct batch *b, uint64_t seq, const uint8_t *payload, size_t len)
 /* The frames taken in: how many, and the number of the last (0: none). */
 size_t batch_frames(const struct batch *b);
 uint64_t batch_last(const struct batch *b);
+/* The oldest event the batch adds (0: none). */
+uint64_t batch_first_event(const struct batch *b);
 /* The newest event id the batch writes or trims past (0: none). */
 uint64_t batch_last_event(const struct batch *b);
 
@@ -52,6 +54,15 @@ int batch_events(const struct batch *b, uint64_t after, store_event_fn fn, void 
 int batch_seal(struct batch *b);
 bool batch_outcome_touched(const struct batch *b, const struct store_outcome *o);
 int batch_outcomes(const struct batch *b, store_outcome_fn fn, void *arg);
+
+/*
+ * Idempotency keys, the same way (after batch_seal): whether the batch
+ * writes one again, the keys it leaves (none older than its highest trim),
+ * and whether a key of the tables is older than that trim.
+ */
+bool batch_key_touched(const struct batch *b, const struct store_key *k);
+bool batch_key_trimmed(const struct batch *b, const struct store_key *k);
+int batch_keys(const struct batch *b, store_key_fn fn, void *arg);
 
 enum batch_session_state {
 	BATCH_UNTOUCHED, /* the batch does not change the session */

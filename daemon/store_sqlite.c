@@ -12,8 +12,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -178,6 +180,13 @@ static bool log_configured;
 #define SEGMENT_ENV "RV_TEST_SEGMENT_BYTES"
 /* With --durability normal, the applier flushes the journal each time it grows by this much. */
 #define FLUSH_BYTES (1u << 20)
+/* ...and at most this long (ms) after an append, as Redis's appendfsync everysec. */
+#define FLUSH_MS 1000
+/*
+ * While fewer than this many finished segments wait, the applier runs only
+ * when nothing else wants the core (SCHED_IDLE); beyond, as any thread.
+ */
+#define FOLD_BACKLOG 2
 /* After a failed fold, the applier tries again this much later (ms). */
 #define FOLD_RETRY_MS 1000
 
@@ -212,7 +221,7 @@ struct sq {
 	struct batch *overlay;
 	struct journal_file *overlay_files;
 	size_t noverlay;
-	uint64_t overlay_next, overlay_gen;
+	uint64_t overlay_next; /* the journal's next frame when it was read */
 
 	/* The applier: its thread, what it is asked, and what it did. */
 	pthread_t thread;
@@ -221,9 +230,13 @@ struct sq {
 	pthread_cond_t cv;
 	pthread_mutex_t fold_mu; /* held while a segment is folded in and removed */
 	struct pending *queue, **queue_tail;
-	char *flush_path; /* flush this segment */
+	char *flush_path;          /* flush this segment */
+	char *current;             /* the segment being appended to */
+	_Atomic uint64_t appended; /* bytes appended under normal durability (loop: adds) */
 	bool stop;
-	uint64_t folded;                   /* segments folded in so far */
+	uint64_t folded;    /* segments folded in so far */
+	int applier_policy; /* the applier's scheduling policy now (its own) */
+	size_t inherited;   /* segments a start found, first in the queue, not folded yet */
 	bool check_only, had_wal, had_shm; /* --check-store, and what was there before */
 };
 
@@ -327,6 +340,8 @@ sq_close(void *h)
 	sq_stop_applier(q);
 	sq_overlay_free(q);
 	codec_buf_free(&q->txn);
+	free(q->flush_path);
+	free(q->current);
 	pthread_mutex_destroy(&q->mu);
 	pthread_mutex_destroy(&q->fold_mu);
 	pthread_cond_destroy(&q->cv);
@@ -677,8 +692,10 @@ sq_load_events(void *h, uint64_t after, store_event_fn fn, void *arg)
 			return -1;
 		}
 		memcpy(ev.sid, sqlite3_column_blob(s, 2), SESSION_ID_BYTES);
-		if (q->overlay != NULL && ev.id < batch_below(q->overlay))
-			continue; /* trimmed by the journal */
+		if (q->overlay != NULL &&
+		    (ev.id < batch_below(q->overlay) || (batch_first_event(q->overlay) != 0 &&
+							 ev.id >= batch_first_event(q->overlay))))
+			continue; /* trimmed by the journal, or folded in since: it has them */
 		if (fn(&ev, arg) != 0) {
 			sqlite3_reset(s);
 			return -1;
@@ -810,6 +827,9 @@ sq_load_keys(void *h, store_key_fn fn, void *arg)
 			return -1;
 		}
 		memcpy(k.params, sqlite3_column_blob(s, 3), sizeof k.params);
+		if (q->overlay != NULL &&
+		    (batch_key_touched(q->overlay, &k) || batch_key_trimmed(q->overlay, &k)))
+			continue; /* written again, or trimmed, since */
 		if (fn(&k, arg) != 0) {
 			sqlite3_reset(s);
 			return -1;
@@ -934,9 +954,10 @@ static const struct store_backend sql_writes = {
 /* Segments read into one batch: the frames after 'folded', with no gap. */
 struct fold {
 	struct batch *b;
-	uint64_t folded; /* the tables hold every frame up to this one */
-	uint64_t next;   /* the number the next frame must carry (0: any) */
-	bool gap;        /* the first frame after 'folded' is missing */
+	uint64_t folded;        /* the tables hold every frame up to this one */
+	uint64_t next;          /* the number the next frame must carry (0: any) */
+	uint64_t next_unfolded; /* count_frame(): after the last frame the tables lack */
+	bool gap;               /* the first frame after 'folded' is missing */
 };
 
 static int
@@ -1059,30 +1080,127 @@ done:
 	return rc;
 }
 
-/* At start-up: fold whatever the journal holds, then start a new one. */
+/* Counting frames (sq_recover_journal): the first unfolded one must follow the tables. */
+static int
+count_frame(uint64_t seq, const uint8_t *payload, size_t len, void *arg)
+{
+	struct fold *f = arg;
+
+	(void)payload;
+	(void)len;
+	if (seq <= f->folded)
+		return 0;
+	if (f->gap || (f->next_unfolded == 0 && seq != f->folded + 1)) {
+		f->gap = true;
+		return -1;
+	}
+	f->next_unfolded = seq + 1;
+	return 0;
+}
+
+/*
+ * At start-up: check the journal, cut off a torn last frame, and hand its
+ * segments to the applier, which folds them in once the daemon runs; until
+ * then reads see them through the overlay, as after a failed commit. So a
+ * start costs reading the journal, not writing it into the tables first.
+ * Then start a new segment.
+ */
 static int
 sq_recover_journal(struct sq *q)
 {
 	struct journal_segment *segs;
-	size_t n;
+	struct fold f = {0};
 	uint64_t last;
-	int rc;
-
-	int64_t t = now_ms();
+	size_t n, queued = 0;
+	int rc = -1;
 
 	if (journal_list(q->path, &segs, &n) != 0)
 		return -1;
-	rc = sq_fold(q, segs, n, true, &last);
-	if (rc == 0 && n > 0)
-		log_info("store %s: journal folded in (%zu segments, up to change %llu) in %lld ms",
-			 q->path, n, (unsigned long long)last, (long long)(now_ms() - t));
-	journal_segments_free(segs, n);
-	if (rc != 0) {
-		log_error("store %s: cannot bring the tables up to date from the journal", q->path);
-		return -1;
+	if (sq_folded(q, q->st[ST_GET_JOURNAL], &f.folded) != 0)
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		struct journal_file file;
+		uint64_t before = f.next_unfolded;
+		long long whole;
+		size_t len;
+
+		if (journal_load(segs[i].path, &file) != 0)
+			goto done;
+		whole = journal_scan(&file, &f.next, count_frame, &f);
+		len = file.len;
+		journal_file_free(&file);
+		if (f.gap) {
+			log_error("store %s: journal frame %llu is missing (%s starts later); the "
+				  "store is damaged",
+				  q->path, (unsigned long long)f.folded + 1, segs[i].path);
+			goto done;
+		}
+		if (whole < 0 || (size_t)whole < len) {
+			if (i + 1 < n || whole < 0) {
+				log_error("store %s: journal %s is damaged at byte %lld of %zu",
+					  q->path, segs[i].path, whole, len);
+				goto done;
+			}
+			log_warn("store %s: journal %s ends in %zu bytes of a change that was "
+				 "never whole (the daemon stopped while writing it); cut off",
+				 q->path, segs[i].path, len - (size_t)whole);
+			if (truncate(segs[i].path, (off_t)whole) != 0) {
+				log_error("store %s: cannot cut %s short: %s", q->path,
+					  segs[i].path, strerror(errno));
+				goto done;
+			}
+		}
+		if (f.next_unfolded == before) {
+			/* Nothing the tables lack (folded, or empty): not needed. */
+			unlink(segs[i].path);
+			continue;
+		}
+		struct pending *p = calloc(1, sizeof *p);
+		if (p == NULL) {
+			log_error("store %s: out of memory", q->path);
+			goto done;
+		}
+		p->path = segs[i].path;
+		segs[i].path = NULL;
+		*q->queue_tail = p;
+		q->queue_tail = &p->next;
+		queued++;
 	}
+	last = f.next > 0 ? f.next - 1 : 0;
+	if (last < f.folded)
+		last = f.folded;
+	q->inherited = queued;
+	if (queued > 0)
+		log_info("store %s: %zu journal segments to fold in (changes %llu to %llu)",
+			 q->path, queued, (unsigned long long)f.folded + 1,
+			 (unsigned long long)last);
 	q->jnl = journal_open(q->path, last + 1);
-	return q->jnl != NULL ? 0 : -1;
+	rc = q->jnl != NULL ? 0 : -1;
+done:
+	journal_segments_free(segs, n);
+	return rc;
+}
+
+/*
+ * A fold runs below the loop: on a shared core it waits for the replies
+ * rather than the other way round. SCHED_IDLE, because a nice value is not
+ * enough: a woken loop still waited for the end of the fold's time slice
+ * (lifecycle p99 3.8-5.2 ms with folds, 1.3-1.9 ms without, nice 10 or
+ * not). urgent (the backlog grows): an ordinary thread again, so that a
+ * loop that never rests cannot starve the folds for ever.
+ */
+static void
+sq_applier_priority(struct sq *q, bool urgent)
+{
+	struct sched_param sp = {0};
+	int policy = urgent ? SCHED_OTHER : SCHED_IDLE, rc;
+
+	if (q->applier_policy == policy)
+		return;
+	rc = pthread_setschedparam(pthread_self(), policy, &sp);
+	if (rc != 0)
+		log_info("store %s: the applier keeps its priority: %s", q->path, strerror(rc));
+	q->applier_policy = policy;
 }
 
 /* The applier thread: folds finished segments in, flushes the current one. */
@@ -1093,31 +1211,49 @@ sq_applier(void *arg)
 	char *synced = NULL;
 	int sync_fd = -1;
 	bool retry = false;
+	uint64_t flushed = 0; /* q->appended at the last flush */
+	size_t backlog = 0;   /* finished segments waiting */
 
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
 		struct pending *p;
-		char *flush;
+		char *flush = NULL;
 		int rc = 0;
 
 		while (!q->stop && q->flush_path == NULL && (q->queue == NULL || retry)) {
-			if (retry) {
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_sec += FOLD_RETRY_MS / 1000;
-				if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) != 0)
-					retry = false;
-			} else {
-				pthread_cond_wait(&q->cv, &q->mu);
+			struct timespec ts;
+			uint64_t a;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += FLUSH_MS / 1000; /* also FOLD_RETRY_MS */
+			if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) != ETIMEDOUT)
+				continue;
+			retry = false;
+			/* Nothing flushed what was appended in the last second: now. */
+			a = atomic_load_explicit(&q->appended, memory_order_relaxed);
+			if (a != flushed && q->current != NULL) {
+				flush = strdup(q->current);
+				break;
 			}
 		}
-		if (q->stop)
+		if (q->stop) {
+			free(flush);
 			break;
-		flush = q->flush_path;
-		q->flush_path = NULL;
+		}
+		if (q->flush_path != NULL) {
+			free(flush);
+			flush = q->flush_path;
+			q->flush_path = NULL;
+		}
 		p = retry ? NULL : q->queue;
+		/* Only this run's backlog is urgent: what a start found waits for idle moments. */
+		backlog = 0;
+		for (struct pending *w = q->queue; w != NULL; w = w->next)
+			backlog++;
+		backlog -= q->inherited < backlog ? q->inherited : backlog;
 		pthread_mutex_unlock(&q->mu);
 		if (flush != NULL) {
+			flushed = atomic_load_explicit(&q->appended, memory_order_relaxed);
 			if (synced == NULL || strcmp(synced, flush) != 0) {
 				if (sync_fd >= 0)
 					close(sync_fd);
@@ -1134,6 +1270,7 @@ sq_applier(void *arg)
 			struct journal_segment seg = {.path = p->path};
 			uint64_t last;
 
+			sq_applier_priority(q, backlog > FOLD_BACKLOG);
 			pthread_mutex_lock(&q->fold_mu);
 			rc = sq_fold(q, &seg, 1, false, &last);
 			pthread_mutex_unlock(&q->fold_mu);
@@ -1151,6 +1288,8 @@ sq_applier(void *arg)
 			free(p->path);
 			free(p);
 			q->folded++;
+			if (q->inherited > 0)
+				q->inherited--;
 		}
 		retry = p != NULL && rc != 0;
 	}
@@ -1187,6 +1326,10 @@ sq_start_applier(struct sq *q)
 		}
 	}
 	q->rdb = rdb;
+	if ((q->current = strdup(journal_path(q->jnl))) == NULL) {
+		log_error("store %s: out of memory", q->path);
+		return -1;
+	}
 	if (pthread_create(&q->thread, NULL, sq_applier, q) != 0) {
 		log_error("store %s: cannot start the applier thread", q->path);
 		return -1;
@@ -1309,7 +1452,7 @@ jn_delete_outcome(void *h, const struct store_outcome *o)
 
 /* Hand the applier a finished segment, or the current one to flush. */
 static void
-sq_ask(struct sq *q, char *closed, char *flush)
+sq_ask(struct sq *q, char *closed, char *flush, char *current)
 {
 	struct pending *p = NULL;
 
@@ -1329,6 +1472,10 @@ sq_ask(struct sq *q, char *closed, char *flush)
 		free(q->flush_path);
 		q->flush_path = flush;
 	}
+	if (current != NULL) {
+		free(q->current);
+		q->current = current;
+	}
 	pthread_cond_signal(&q->cv);
 	pthread_mutex_unlock(&q->mu);
 }
@@ -1337,7 +1484,7 @@ static int
 jn_commit(void *h, uint64_t last_event)
 {
 	struct sq *q = h;
-	char *closed = NULL, *flush = NULL;
+	char *closed = NULL, *flush = NULL, *current = NULL;
 
 	(void)last_event; /* the events the frame holds, or its trims, say it */
 	if (q->txn.len == 0)
@@ -1352,17 +1499,21 @@ jn_commit(void *h, uint64_t last_event)
 		journal_unappend(q->jnl);
 		return -1;
 	}
+	if (q->durability != STORE_STRICT)
+		atomic_fetch_add_explicit(&q->appended, q->txn.len, memory_order_relaxed);
 	if (journal_size(q->jnl) >= q->segment_bytes) {
 		if (journal_rotate(q->jnl, &closed) != 0)
 			log_warn("store %s: the journal cannot start a new segment yet", q->path);
+		else
+			current = strdup(journal_path(q->jnl));
 		q->flush_asked = 0;
 	} else if (q->durability != STORE_STRICT &&
 		   journal_size(q->jnl) - q->flush_asked >= FLUSH_BYTES) {
 		q->flush_asked = journal_size(q->jnl);
 		flush = strdup(journal_path(q->jnl));
 	}
-	if (closed != NULL || flush != NULL)
-		sq_ask(q, closed, flush);
+	if (closed != NULL || flush != NULL || current != NULL)
+		sq_ask(q, closed, flush, current);
 	return 0;
 }
 
@@ -1389,24 +1540,29 @@ sq_overlay_free(struct sq *q)
 	q->noverlay = 0;
 }
 
-/* Read every segment not folded in yet (fold_mu held); 0 or -1. */
+/* Read every segment not folded in yet, unless what was read is still good; 0 or -1. */
 static int
 sq_overlay(struct sq *q)
 {
 	struct journal_segment *segs;
 	struct fold f = {0};
-	uint64_t gen;
 	size_t n;
 	int rc = -1;
 
-	pthread_mutex_lock(&q->mu);
-	gen = q->folded;
-	pthread_mutex_unlock(&q->mu);
-	if (q->overlay != NULL && q->overlay_next == journal_next(q->jnl) && q->overlay_gen == gen)
+	/*
+	 * Still good after a fold: what the applier folds in is what the
+	 * overlay holds too, and the merge (tables, then the overlay on top)
+	 * comes out the same either way. Only an append makes it stale.
+	 */
+	if (q->overlay != NULL && q->overlay_next == journal_next(q->jnl))
 		return 0;
 	sq_overlay_free(q);
-	if (journal_list(q->path, &segs, &n) != 0)
+	/* No segment is folded and removed while they are read. */
+	pthread_mutex_lock(&q->fold_mu);
+	if (journal_list(q->path, &segs, &n) != 0) {
+		pthread_mutex_unlock(&q->fold_mu);
 		return -1;
+	}
 	q->overlay_files = calloc(n ? n : 1, sizeof *q->overlay_files);
 	f.b = q->overlay = batch_new();
 	if (q->overlay_files != NULL && f.b != NULL &&
@@ -1418,13 +1574,13 @@ sq_overlay(struct sq *q)
 			rc = -1;
 		}
 	}
+	pthread_mutex_unlock(&q->fold_mu);
 	journal_segments_free(segs, n);
 	if (rc != 0) {
 		sq_overlay_free(q);
 		return -1;
 	}
 	q->overlay_next = journal_next(q->jnl);
-	q->overlay_gen = gen;
 	return 0;
 }
 
@@ -1458,7 +1614,6 @@ sq_get_session(void *h, uint64_t seq, store_session_fn fn, void *arg)
 		sqlite3_bind_int64(q->st[ST_GET_SESSION], 1, (sqlite3_int64)seq);
 		return sq_sessions(q, q->st[ST_GET_SESSION], fn, arg);
 	}
-	pthread_mutex_lock(&q->fold_mu);
 	if (sq_overlay(q) != 0)
 		goto done;
 	switch (batch_session(q->overlay, seq, &r)) {
@@ -1470,7 +1625,6 @@ sq_get_session(void *h, uint64_t seq, store_session_fn fn, void *arg)
 	sqlite3_bind_int64(q->rst[ST_GET_SESSION], 1, (sqlite3_int64)seq);
 	rc = sq_sessions(q, q->rst[ST_GET_SESSION], reload_row, &rl);
 done:
-	pthread_mutex_unlock(&q->fold_mu);
 	return rc;
 }
 
@@ -1586,10 +1740,12 @@ sq_check(void *h, FILE *out)
 }
 
 /*
- * The reads a failed commit makes (its participants reload what they
- * hold): under fold_mu, through the overlay, once the applier runs.
+ * The reads once the applier runs (at start-up, and when a failed commit's
+ * participants reload what they hold): the tables, then the overlay on top.
  */
-/* A table row through the overlay: gone, updated, or as it is. */
+
+/* A table row through the overlay: gone, updated, replaced (the overlay has it whole), or as it is.
+ */
 static int
 overlay_row(const struct store_session *row, void *arg)
 {
@@ -1597,7 +1753,8 @@ overlay_row(const struct store_session *row, void *arg)
 	struct store_session upd;
 
 	switch (batch_session(r->overlay, row->seq, &upd)) {
-	case BATCH_REMOVED: return 0;
+	case BATCH_REMOVED:
+	case BATCH_WHOLE: return 0; /* BATCH_WHOLE: folded in since; batch_new_sessions() has it */
 	case BATCH_UPDATED: r->update = &upd; break;
 	default: r->update = NULL;
 	}
@@ -1613,13 +1770,11 @@ rd_load_sessions(void *h, store_session_fn fn, void *arg)
 
 	if (!q->started)
 		return sq_load_sessions(q, fn, arg);
-	pthread_mutex_lock(&q->fold_mu);
 	if (sq_overlay(q) == 0) {
 		rl.overlay = q->overlay;
 		if (sq_sessions(q, q->rst[ST_LOAD_SESSIONS], overlay_row, &rl) >= 0)
 			rc = batch_new_sessions(q->overlay, fn, arg);
 	}
-	pthread_mutex_unlock(&q->fold_mu);
 	return rc;
 }
 
@@ -1631,11 +1786,9 @@ rd_last_event(void *h, uint64_t *id)
 
 	if (!q->started)
 		return sq_last_event(q, id);
-	pthread_mutex_lock(&q->fold_mu);
 	rc = sq_overlay(q) == 0 ? sq_last_event(q, id) : -1;
 	if (rc == 0 && batch_last_event(q->overlay) > *id)
 		*id = batch_last_event(q->overlay);
-	pthread_mutex_unlock(&q->fold_mu);
 	return rc;
 }
 
@@ -1647,10 +1800,21 @@ rd_load_events(void *h, uint64_t after, store_event_fn fn, void *arg)
 
 	if (!q->started)
 		return sq_load_events(q, after, fn, arg);
-	pthread_mutex_lock(&q->fold_mu);
 	if (sq_overlay(q) == 0 && sq_load_events(q, after, fn, arg) == 0)
 		rc = batch_events(q->overlay, after, fn, arg);
-	pthread_mutex_unlock(&q->fold_mu);
+	return rc;
+}
+
+static int
+rd_load_keys(void *h, store_key_fn fn, void *arg)
+{
+	struct sq *q = h;
+	int rc = -1;
+
+	if (!q->started)
+		return sq_load_keys(q, fn, arg);
+	if (sq_overlay(q) == 0 && sq_load_keys(q, fn, arg) == 0)
+		rc = batch_keys(q->overlay, fn, arg);
 	return rc;
 }
 
@@ -1662,10 +1826,8 @@ rd_load_outcomes(void *h, store_outcome_fn fn, void *arg)
 
 	if (!q->started)
 		return sq_load_outcomes(q, fn, arg);
-	pthread_mutex_lock(&q->fold_mu);
 	if (sq_overlay(q) == 0 && sq_load_outcomes(q, fn, arg) == 0)
 		rc = batch_outcomes(q->overlay, fn, arg);
-	pthread_mutex_unlock(&q->fold_mu);
 	return rc;
 }
 
@@ -1682,7 +1844,7 @@ const struct store_backend store_sqlite = {
 	.delete_session = jn_delete_session,
 	.add_event = jn_add_event,
 	.trim_events = jn_trim_events,
-	.load_keys = sq_load_keys,
+	.load_keys = rd_load_keys,
 	.put_key = jn_put_key,
 	.trim_keys = jn_trim_keys,
 	.load_outcomes = rd_load_outcomes,

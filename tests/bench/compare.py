@@ -59,12 +59,12 @@ def run(bench, daemon, server, scenario, args):
 
 
 def fmt(v, unit):
+    if unit.startswith("us to recover"):
+        return f"{v / 1e6:,.2f} s"
     if unit.startswith("us"):
         return f"{v:,.0f} us"
     if unit.startswith("bytes"):
         return f"{v:,.0f} B"
-    if unit.startswith("us to recover"):
-        return f"{v / 1e6:,.2f} s"
     return f"{v:,.0f}/s"
 
 
