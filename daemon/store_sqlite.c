@@ -205,7 +205,7 @@ struct pending {
  */
 struct sq {
 	sqlite3 *db;  /* the loop's at start-up, then the applier's */
-	sqlite3 *rdb; /* the loop's reads once the applier runs (reloading after a failure) */
+	sqlite3 *rdb; /* the loop's reads once the applier runs (start-up, reloads) */
 	sqlite3_stmt *rst[ST_COUNT]; /* the reads, on rdb */
 	char *path;
 	int lock_fd; /* flock()ed for as long as the store is open, or -1 */
@@ -217,7 +217,7 @@ struct sq {
 	struct codec_buf txn;
 	uint64_t segment_bytes; /* start a new segment past this size */
 	uint64_t flush_asked;   /* the journal's size when a flush was last asked for */
-	/* What the unfolded journal does to sessions, for reloads; rebuilt when stale. */
+	/* The overlay: what the unfolded journal changes, put on the tables by reads. */
 	struct batch *overlay;
 	struct journal_file *overlay_files;
 	size_t noverlay;
@@ -234,7 +234,6 @@ struct sq {
 	char *current;             /* the segment being appended to */
 	_Atomic uint64_t appended; /* bytes appended under normal durability (loop: adds) */
 	bool stop;
-	uint64_t folded;    /* segments folded in so far */
 	int applier_policy; /* the applier's scheduling policy now (its own) */
 	size_t inherited;   /* segments a start found, first in the queue, not folded yet */
 	bool check_only, had_wal, had_shm; /* --check-store, and what was there before */
@@ -1287,7 +1286,6 @@ sq_applier(void *arg)
 				q->queue_tail = &q->queue;
 			free(p->path);
 			free(p);
-			q->folded++;
 			if (q->inherited > 0)
 				q->inherited--;
 		}
