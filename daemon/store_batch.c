@@ -346,8 +346,9 @@ batch_events(const struct batch *b, uint64_t after, store_event_fn fn, void *arg
 	return 0;
 }
 
+/* By name only (bsearch); okey_cmp: then by place, so that the last write sorts last. */
 static int
-okey_cmp(const void *x, const void *y)
+okey_name_cmp(const void *x, const void *y)
 {
 	const struct okey *a = x, *b = y;
 	int c = strcmp(a->user, b->user);
@@ -358,18 +359,16 @@ okey_cmp(const void *x, const void *y)
 		c = (int)a->has_session - (int)b->has_session;
 	if (c == 0 && a->has_session)
 		c = memcmp(a->session, b->session, SESSION_ID_BYTES);
-	if (c == 0)
-		c = a->at < b->at ? -1 : a->at > b->at;
 	return c;
 }
 
-/* Whether two keys name the same outcome. */
-static bool
-okey_same(const struct okey *a, const struct okey *b)
+static int
+okey_cmp(const void *x, const void *y)
 {
-	return strcmp(a->user, b->user) == 0 && strcmp(a->device, b->device) == 0 &&
-	       a->has_session == b->has_session &&
-	       (!a->has_session || memcmp(a->session, b->session, SESSION_ID_BYTES) == 0);
+	const struct okey *a = x, *b = y;
+	int c = okey_name_cmp(a, b);
+
+	return c != 0 ? c : a->at < b->at ? -1 : a->at > b->at;
 }
 
 static void
@@ -385,26 +384,25 @@ okey_of(struct okey *k, const struct store_outcome *o, size_t at)
 	k->at = at;
 }
 
+/* As okey_name_cmp and okey_cmp, for idempotency keys. */
 static int
-ikey_cmp(const void *x, const void *y)
+ikey_name_cmp(const void *x, const void *y)
 {
 	const struct ikey *a = x, *b = y;
 	int c = strcmp(a->user, b->user);
 
 	if (c == 0)
 		c = strcmp(a->method, b->method);
-	if (c == 0)
-		c = strcmp(a->key, b->key);
-	if (c == 0)
-		c = a->at < b->at ? -1 : a->at > b->at;
-	return c;
+	return c != 0 ? c : strcmp(a->key, b->key);
 }
 
-static bool
-ikey_same(const struct ikey *a, const struct ikey *b)
+static int
+ikey_cmp(const void *x, const void *y)
 {
-	return strcmp(a->user, b->user) == 0 && strcmp(a->method, b->method) == 0 &&
-	       strcmp(a->key, b->key) == 0;
+	const struct ikey *a = x, *b = y;
+	int c = ikey_name_cmp(a, b);
+
+	return c != 0 ? c : a->at < b->at ? -1 : a->at > b->at;
 }
 
 int
@@ -435,12 +433,12 @@ batch_seal(struct batch *b)
 	qsort(b->ikeys, nk, sizeof *b->ikeys, ikey_cmp);
 	b->nikeys = 0;
 	for (size_t i = 0; i < nk; i++)
-		if (i + 1 == nk || !ikey_same(&b->ikeys[i], &b->ikeys[i + 1]))
+		if (i + 1 == nk || ikey_name_cmp(&b->ikeys[i], &b->ikeys[i + 1]) != 0)
 			b->ikeys[b->nikeys++] = b->ikeys[i];
 	qsort(b->okeys, n, sizeof *b->okeys, okey_cmp);
 	/* The last operation on each outcome is what the batch leaves. */
 	for (size_t i = 0; i < n; i++)
-		if (i + 1 == n || !okey_same(&b->okeys[i], &b->okeys[i + 1]))
+		if (i + 1 == n || okey_name_cmp(&b->okeys[i], &b->okeys[i + 1]) != 0)
 			b->okeys[kept++] = b->okeys[i];
 	b->nokeys = kept;
 	return 0;
@@ -449,25 +447,11 @@ batch_seal(struct batch *b)
 bool
 batch_outcome_touched(const struct batch *b, const struct store_outcome *o)
 {
-	size_t lo = 0, hi = b->nokeys;
 	struct okey k;
 
 	okey_of(&k, o, 0);
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		struct okey m = b->okeys[mid];
-		int c;
-
-		m.at = 0;
-		c = okey_cmp(&k, &m);
-		if (c == 0)
-			return true;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return false;
+	return b->nokeys > 0 &&
+	       bsearch(&k, b->okeys, b->nokeys, sizeof *b->okeys, okey_name_cmp) != NULL;
 }
 
 int
@@ -521,23 +505,9 @@ bool
 batch_key_touched(const struct batch *b, const struct store_key *k)
 {
 	struct ikey want = {k->user, k->method, k->key, 0};
-	size_t lo = 0, hi = b->nikeys;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		struct ikey m = b->ikeys[mid];
-		int c;
-
-		m.at = 0;
-		c = ikey_cmp(&want, &m);
-		if (c == 0)
-			return true;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return false;
+	return b->nikeys > 0 &&
+	       bsearch(&want, b->ikeys, b->nikeys, sizeof *b->ikeys, ikey_name_cmp) != NULL;
 }
 
 bool
