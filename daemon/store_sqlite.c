@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1192,9 +1193,17 @@ static void
 sq_applier_priority(struct sq *q, bool urgent)
 {
 	struct sched_param sp = {0};
+	struct rlimit rl;
 	int policy = urgent ? SCHED_OTHER : SCHED_IDLE, rc;
 
 	if (q->applier_policy == policy)
+		return;
+	/*
+	 * Leaving SCHED_IDLE takes CAP_SYS_NICE or an RLIMIT_NICE that allows
+	 * nice 0 (the unit sets LimitNICE=20); without either, never enter it.
+	 */
+	if (policy == SCHED_IDLE && geteuid() != 0 &&
+	    (getrlimit(RLIMIT_NICE, &rl) != 0 || rl.rlim_cur < 20))
 		return;
 	rc = pthread_setschedparam(pthread_self(), policy, &sp);
 	if (rc != 0)
