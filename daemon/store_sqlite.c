@@ -1298,7 +1298,9 @@ sq_applier(void *arg)
 			if (q->inherited > 0)
 				q->inherited--;
 		}
-		retry = p != NULL && rc != 0;
+		/* A flush in the pause after a failed fold does not end the pause. */
+		if (p != NULL)
+			retry = rc != 0;
 	}
 	pthread_mutex_unlock(&q->mu);
 	if (sync_fd >= 0)
