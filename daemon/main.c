@@ -194,6 +194,7 @@ recover(void)
 		log_warn("node-name and redis-password-file are for a Redis store: ignored");
 	if (core_recover() != 0)
 		fatal("cannot recover from the store %s; exiting", store_describe());
+	store_recovered();
 	if (store_durable())
 		log_info("store %s: %zu sessions recovered, last event %llu, in %lld ms",
 			 store_describe(), sessions_count(), (unsigned long long)hub_last_event(),

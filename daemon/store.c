@@ -248,6 +248,13 @@ store_commit(void)
 	return rc;
 }
 
+void
+store_recovered(void)
+{
+	if (st.be != NULL && st.be->recovered != NULL)
+		st.be->recovered(st.h);
+}
+
 int
 store_check(FILE *out)
 {

@@ -118,6 +118,8 @@ struct store_backend {
 	int (*delete_outcome)(void *h, const struct store_outcome *o);
 	/* Verify the whole store offline; print a summary to out. */
 	int (*check)(void *h, FILE *out);
+	/* Recovery read everything: let go of what only it needed. May be NULL. */
+	void (*recovered)(void *h);
 };
 
 /*
@@ -160,6 +162,8 @@ int store_commit(void);
  * commit.c: the store reaches its coordinator only through this).
  */
 void store_on_begin(void (*fn)(void *arg), void *arg);
+/* The daemon has read what it recovers (main.c, once, after the loads). */
+void store_recovered(void);
 /* --check-store: verify and summarise; 0 if sound. */
 int store_check(FILE *out);
 

@@ -1840,6 +1840,17 @@ rd_load_outcomes(void *h, store_outcome_fn fn, void *arg)
 	return rc;
 }
 
+/*
+ * The overlay a start read the journal into can be large (a million
+ * sessions: their index, and the segments mapped): gone now, not at the
+ * first commit, which an idle daemon may not make for hours.
+ */
+static void
+sq_recovered(void *h)
+{
+	sq_overlay_free(h);
+}
+
 const struct store_backend store_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1862,4 +1873,5 @@ const struct store_backend store_sqlite = {
 	.commit = jn_commit,
 	.rollback = jn_rollback,
 	.check = sq_check,
+	.recovered = sq_recovered,
 };
