@@ -1,12 +1,11 @@
 /*
- * The SQLite backend: one database file in WAL mode, locked (flock) so that
- * no second daemon can share it, a versioned schema with migrations, and
- * prepared statements for the writes of every transition.
- *
- * Checkpoints (copying the WAL into the database, with an fsync of each)
- * run on a thread of their own with its own connection, so that the event
- * loop never waits for them; only if the WAL passes CKPT_CAP frames does
- * the loop checkpoint itself, to bound the file.
+ * The SQLite backend: a journal (journal.h) that every commit appends one
+ * frame to, and one database file in WAL mode that the applier thread
+ * folds finished journal segments into; locked (flock) so that no second
+ * daemon can share it, with a versioned schema, migrations, and prepared
+ * statements for the writes a fold makes. The loop never writes the
+ * database; it reads it, with the unfolded journal on top (the overlay),
+ * at start-up and after a failed commit.
  */
 #include <errno.h>
 #include <fcntl.h>
