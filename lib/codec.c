@@ -5,6 +5,7 @@
 
 #include <event2/buffer.h>
 
+#include "jsonparse.h"
 #include "rendezvous.h"
 
 enum rv_msg_kind
@@ -59,7 +60,7 @@ rv_msg_classify(json_t *msg, struct rv_msg *out)
 json_t *
 rv_msg_decode(const char *line, size_t len, json_error_t *err)
 {
-	return json_loadb(line, len, JSON_DECODE_ANY, err);
+	return jsonparse_loadb(line, len, err);
 }
 
 size_t
