@@ -9,8 +9,10 @@ fuzz_token.c), signed with its key.
 ws: handshakes and masked frames in fuzz_ws's modes (see fuzz_ws.c).
 journal: payloads and segment files in fuzz_journal's modes, encoded as
 daemon/store_codec.c and daemon/journal.c write them.
+json: every JSON test-suite file and every golden transcript line as it is
+(fuzz_json.c compares lib/jsonparse.c with jansson on it).
 
-Usage: fuzz/make-seeds.py DIR [rpc|token|ws|journal]
+Usage: fuzz/make-seeds.py DIR [rpc|token|ws|journal|json]
 """
 import json
 import os
@@ -167,6 +169,25 @@ def journal_seeds(out):
         f.write(b"\1" + segment[:-5])
 
 
+def json_seeds(out, files):
+    """The JSON test suite's files and the golden transcripts' lines, as they are."""
+    for name, path in sorted(files.items()):
+        with open(path, "rb") as f, open(os.path.join(out, "suite-" + name), "wb") as o:
+            o.write(f.read())
+    examples = os.path.join(ROOT, "proto", "examples")
+    n = 0
+    for name in sorted(os.listdir(examples)):
+        if not name.endswith(".txt"):
+            continue
+        with open(os.path.join(examples, name), "rb") as f:
+            for raw in f:
+                m = re.match(rb"^\w+[<>] (.*)$", raw.rstrip(b"\n"))
+                if m:
+                    with open(os.path.join(out, "golden-%d" % n), "wb") as o:
+                        o.write(m.group(1))
+                    n += 1
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -179,6 +200,7 @@ def main():
     if len(sys.argv) > 2 and sys.argv[2] == "journal":
         journal_seeds(out)
         return
+    json_only = len(sys.argv) > 2 and sys.argv[2] == "json"
     hello = [(0, b'{"jsonrpc":"2.0","method":"hello","params":{"user":"alice"},"id":1}\n')]
     # The vendored copy, and the shared one beside the checkout where there is one.
     suites = [os.path.join(ROOT, "tests", "corpus", "json-test-suite", "test_parsing"),
@@ -188,6 +210,9 @@ def main():
         if os.path.isdir(suite):
             for name in os.listdir(suite):
                 files.setdefault(name, os.path.join(suite, name))
+    if json_only:
+        json_seeds(out, files)
+        return
     for name, path in sorted(files.items()):
         with open(path, "rb") as f:
             body = f.read().replace(b"\n", b" ")

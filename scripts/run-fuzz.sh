@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fuzz with libFuzzer under ASan+UBSan (clang from Debian).
-#   scripts/run-fuzz.sh [--target rpc|token|ws|journal] [SECONDS] [libFuzzer options...]
+#   scripts/run-fuzz.sh [--target rpc|token|ws|journal|json] [SECONDS] [libFuzzer options...]
 # Targets: rpc (default) feeds framing + JSON-RPC dispatch (fuzz/fuzz_rpc.c),
 # seeded with the JSON test suite and the golden transcripts; token feeds JWT
 # verification (fuzz/fuzz_token.c); ws the WebSocket handshake and frames
 # (fuzz/fuzz_ws.c); journal reading the store's journal back at start-up
-# (fuzz/fuzz_journal.c). Default 60 s, one process; to run long
+# (fuzz/fuzz_journal.c); json the fast JSON reader against jansson's
+# (fuzz/fuzz_json.c). Default 60 s, one process; to run long
 # on two cores: scripts/run-fuzz.sh 14400 -jobs=2 -workers=2
 # The corpus grows in build-fuzz/corpus-TARGET/ (kept between runs); a crash
 # is written to build-fuzz/artifacts/ and makes this script exit non-zero.
@@ -17,7 +18,7 @@ if [ "${1:-}" = "--target" ]; then
     target="$2"
     shift 2
 fi
-case "$target" in rpc|token|ws|journal) ;; *) echo "run-fuzz: unknown target '$target'" >&2; exit 2 ;; esac
+case "$target" in rpc|token|ws|journal|json) ;; *) echo "run-fuzz: unknown target '$target'" >&2; exit 2 ;; esac
 seconds="${1:-60}"
 shift || true
 
