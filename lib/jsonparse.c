@@ -263,6 +263,20 @@ read_literal(struct reader *r, const char *word, size_t len, json_t *value)
 	return value;
 }
 
+/*
+ * Past r->p if it is c (and the space after it); whether it was. Opening,
+ * separating and closing containers.
+ */
+static bool
+take(struct reader *r, char c)
+{
+	if (r->p >= r->end || *r->p != (unsigned char)c)
+		return false;
+	r->p++;
+	skip_space(r);
+	return true;
+}
+
 static json_t *
 read_object(struct reader *r)
 {
@@ -270,12 +284,9 @@ read_object(struct reader *r)
 
 	if (object == NULL)
 		return NULL;
-	r->p++;
-	skip_space(r);
-	if (r->p < r->end && *r->p == '}') {
-		r->p++;
+	take(r, '{');
+	if (take(r, '}'))
 		return object;
-	}
 	for (;;) {
 		char stack[STACK_STRING], *heap;
 		const char *key;
@@ -287,12 +298,10 @@ read_object(struct reader *r)
 		    read_string(r, stack, &key, &klen, &heap) != 0)
 			break;
 		skip_space(r);
-		if (r->p >= r->end || *r->p != ':') {
+		if (!take(r, ':')) {
 			free(heap);
 			break;
 		}
-		r->p++;
-		skip_space(r);
 		value = read_value(r);
 		/* The value is stolen, also when this fails. */
 		failed = value == NULL ||
@@ -301,15 +310,10 @@ read_object(struct reader *r)
 		if (failed)
 			break;
 		skip_space(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			skip_space(r);
+		if (take(r, ','))
 			continue;
-		}
-		if (r->p < r->end && *r->p == '}') {
-			r->p++;
+		if (take(r, '}'))
 			return object;
-		}
 		break;
 	}
 	json_decref(object);
@@ -323,27 +327,19 @@ read_array(struct reader *r)
 
 	if (array == NULL)
 		return NULL;
-	r->p++;
-	skip_space(r);
-	if (r->p < r->end && *r->p == ']') {
-		r->p++;
+	take(r, '[');
+	if (take(r, ']'))
 		return array;
-	}
 	for (;;) {
 		json_t *elem = read_value(r);
 
 		if (elem == NULL || json_array_append_new(array, elem) != 0)
 			break;
 		skip_space(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			skip_space(r);
+		if (take(r, ','))
 			continue;
-		}
-		if (r->p < r->end && *r->p == ']') {
-			r->p++;
+		if (take(r, ']'))
 			return array;
-		}
 		break;
 	}
 	json_decref(array);
