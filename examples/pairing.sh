@@ -5,15 +5,21 @@
 #     PATH=build/cli:$PATH examples/pairing.sh [HOST:PORT]
 set -euo pipefail
 export RENDEZVOUS_CONNECT=${1:-127.0.0.1:7420}
-alice() { rendezvousctl --user alice --device laptop "$@"; }
-bob() { rendezvousctl --user bob --device phone "$@"; }
+ALICE=(rendezvousctl --user alice --device laptop)
+BOB=(rendezvousctl --user bob --device phone)
+alice() { "${ALICE[@]}" "$@"; }
+bob() { "${BOB[@]}" "$@"; }
 
 # Each command is a connection of its own: a watch keeps each party connected
-# (and shows what it receives) while the commands run.
+# (and shows what it receives) while the commands run. The watches run as
+# plain commands, not through the functions, so that the jobs are the
+# rendezvousctl processes themselves and the trap's kill stops them (a
+# function in the background is a subshell: killing it would leave its
+# rendezvousctl running, reconnecting forever).
 out=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$out"' EXIT
-alice watch --user alice >"$out/alice" 2>&1 &
-bob watch --user bob >"$out/bob" 2>&1 &
+"${ALICE[@]}" watch --user alice >"$out/alice" 2>&1 &
+"${BOB[@]}" watch --user bob >"$out/bob" 2>&1 &
 until [ -s "$out/alice" ] && [ -s "$out/bob" ]; do sleep 0.05; done   # subscribed
 
 S=$(alice create bob --topic "screen sharing" | awk '$1 == "session" {print $2}')

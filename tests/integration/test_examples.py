@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from rvtest import CTL, SOURCE_ROOT, DaemonTest, main
+from rvtest import CTL, SOURCE_ROOT, DaemonTest, main, wait_for
 
 EXAMPLES = os.path.join(SOURCE_ROOT, "examples")
 # Node.js is installed by scripts/deps.sh (Debian package nodejs): not found fails.
@@ -14,11 +14,18 @@ NODE = shutil.which("node") or shutil.which("nodejs") or "node"
 
 
 class Examples(DaemonTest):
+    daemon_args = ("--admin", "root")
+
     def run_example(self, argv, env):
         r = subprocess.run(argv + ["127.0.0.1:%d" % self.daemon.port], cwd=SOURCE_ROOT,
                            env={**os.environ, **env}, capture_output=True, text=True,
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # It leaves nothing behind: every connection it opened closes once it exits.
+        root = self.client("root")
+        wait_for(lambda: all(c.get("user") == "root"
+                             for c in root.call("admin.connections")["connections"]),
+                 "the example's connections to close")
         return r.stdout
 
     def test_python(self):
